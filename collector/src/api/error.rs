@@ -1,0 +1,67 @@
+//! Errors of the query API, mapped to a status once: Jaeger's envelope
+//! `{"data":null,"errors":[{"code":N,"msg":"..."}]}` with the same HTTP status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::query::QueryError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::BadRequest(message) => ApiError::bad_request(message),
+            QueryError::NotFound(message) => ApiError::not_found(message),
+            QueryError::Internal(message) => ApiError::internal(message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = if self.status.is_server_error() {
+            tracing::error!(error = %self.message, "query failed");
+            "internal error; see the collector's log".to_string()
+        } else {
+            self.message
+        };
+        let body = json!({
+            "data": null,
+            "total": 0,
+            "limit": 0,
+            "offset": 0,
+            "errors": [{ "code": self.status.as_u16(), "msg": message }],
+        });
+        (self.status, Json(body)).into_response()
+    }
+}

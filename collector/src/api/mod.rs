@@ -1,0 +1,118 @@
+//! The HTTP API on the UI port: Jaeger's v1 JSON API (`/api/...`), Jaeger's api_v3
+//! (`/api/v3/...`), the logs API, `/health` and `/metrics`. Handlers extract their
+//! parameters, call one query function on the blocking pool, and render.
+
+mod error;
+mod logs;
+mod traces;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub use error::ApiError;
+
+use crate::metrics::Metrics;
+use crate::model::Clock;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ApiState {
+    /// Runs a query on the blocking pool (tantivy searches are synchronous).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, crate::query::QueryError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| ApiError::internal(format!("query worker failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_unix_nanos()
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/services", get(traces::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(traces::service_operations),
+        )
+        .route("/api/operations", get(traces::operations))
+        .route("/api/traces", get(traces::search))
+        .route("/api/traces/{trace_id}", get(traces::trace))
+        .route("/api/dependencies", get(traces::dependencies))
+        .route("/api/logs", get(logs::search))
+        .route("/api/v3/services", get(traces::v3_services))
+        .route("/api/v3/operations", get(traces::v3_operations))
+        .route("/api/v3/traces", get(traces::v3_search))
+        .route("/api/v3/traces/{trace_id}", get(traces::v3_trace))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe_latency,
+        ))
+        .with_state(state)
+}
+
+async fn observe_latency(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if let Some(route) = route.filter(|r| r.starts_with("/api")) {
+        state.metrics.observe_query(&route, started.elapsed());
+    }
+    response
+}
+
+async fn health(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    let (spans_bytes, logs_bytes) = state.store.disk_usage();
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "spans": { "splits": state.store.spans.splits().len(), "bytes": spans_bytes },
+        "logs": { "splits": state.store.logs.splits().len(), "bytes": logs_bytes },
+    }))
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}

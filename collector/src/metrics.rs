@@ -1,0 +1,243 @@
+//! The collector's own metrics, rendered in the Prometheus text format at `/metrics`.
+//!
+//! Plain atomics: no registry, no labels beyond the signal and the route, so the
+//! hot path pays one relaxed add per batch.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Which kind of telemetry a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Signal {
+    Spans,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// Counters of one signal.
+#[derive(Debug, Default)]
+pub struct SignalMetrics {
+    pub received: AtomicU64,
+    pub rejected: AtomicU64,
+    pub refused_overload: AtomicU64,
+    pub indexed: AtomicU64,
+    pub queued: AtomicU64,
+    pub commit_seconds: Histogram,
+}
+
+/// A latency histogram with fixed buckets, in seconds.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// All of the collector's metrics; shared as `Arc<Metrics>`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub spans: SignalMetrics,
+    pub logs: SignalMetrics,
+    pub wal_bytes: AtomicU64,
+    pub wal_fsyncs: AtomicU64,
+    pub wal_fsync_seconds: Histogram,
+    /// Query latency per API route, keyed by the route's pattern.
+    queries: Mutex<Vec<(String, Histogram)>>,
+}
+
+impl Metrics {
+    pub fn signal(&self, signal: Signal) -> &SignalMetrics {
+        match signal {
+            Signal::Spans => &self.spans,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    pub fn observe_query(&self, route: &str, elapsed: Duration) {
+        let Ok(mut queries) = self.queries.lock() else {
+            return;
+        };
+        match queries.iter().find(|(name, _)| name == route) {
+            Some((_, histogram)) => histogram.observe(elapsed),
+            None => {
+                let histogram = Histogram::default();
+                histogram.observe(elapsed);
+                queries.push((route.to_string(), histogram));
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters: [(&str, &str, fn(&SignalMetrics) -> &AtomicU64); 4] = [
+            (
+                "hopline_records_received_total",
+                "records received over OTLP",
+                |m| &m.received,
+            ),
+            (
+                "hopline_records_rejected_total",
+                "records rejected as invalid (partial success)",
+                |m| &m.rejected,
+            ),
+            (
+                "hopline_records_refused_overload_total",
+                "records refused because the ingest queue was full",
+                |m| &m.refused_overload,
+            ),
+            (
+                "hopline_records_indexed_total",
+                "records added to the index",
+                |m| &m.indexed,
+            ),
+        ];
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for signal in Signal::ALL {
+                let value = get(self.signal(signal)).load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{signal=\"{}\"}} {value}", signal.as_str());
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hopline_ingest_queue_depth records acknowledged but not yet indexed\n# TYPE hopline_ingest_queue_depth gauge"
+        );
+        for signal in Signal::ALL {
+            let value = self.signal(signal).queued.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "hopline_ingest_queue_depth{{signal=\"{}\"}} {value}",
+                signal.as_str()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hopline_index_commit_seconds time to commit an index\n# TYPE hopline_index_commit_seconds histogram"
+        );
+        for signal in Signal::ALL {
+            self.signal(signal).commit_seconds.render(
+                &mut out,
+                "hopline_index_commit_seconds",
+                &format!("signal=\"{}\"", signal.as_str()),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hopline_wal_bytes_total bytes appended to the write-ahead log\n# TYPE hopline_wal_bytes_total counter\nhopline_wal_bytes_total {}",
+            self.wal_bytes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hopline_wal_fsyncs_total group-commit fsyncs of the write-ahead log\n# TYPE hopline_wal_fsyncs_total counter\nhopline_wal_fsyncs_total {}",
+            self.wal_fsyncs.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hopline_wal_fsync_seconds time of one group-commit fsync\n# TYPE hopline_wal_fsync_seconds histogram"
+        );
+        self.wal_fsync_seconds
+            .render(&mut out, "hopline_wal_fsync_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP hopline_query_seconds query API latency by route\n# TYPE hopline_query_seconds histogram"
+        );
+        if let Ok(queries) = self.queries.lock() {
+            for (route, histogram) in queries.iter() {
+                histogram.render(
+                    &mut out,
+                    "hopline_query_seconds",
+                    &format!("route=\"{route}\""),
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms_in_prometheus_text() {
+        let metrics = Metrics::default();
+        metrics.spans.received.fetch_add(7, Ordering::Relaxed);
+        metrics.observe_query("/api/traces", Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(
+            text.contains("hopline_records_received_total{signal=\"spans\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopline_query_seconds_bucket{route=\"/api/traces\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopline_query_seconds_bucket{route=\"/api/traces\",le=\"0.0025\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("hopline_wal_fsync_seconds_count 0"), "{text}");
+    }
+}

@@ -1,0 +1,130 @@
+//! OTLP receivers (OTLP 1.x): gRPC `TraceService`/`LogsService` and HTTP
+//! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not.
+//!
+//! Both transports decode into the same prost messages and call the same two
+//! functions, [`export_traces`] and [`export_logs`]; errors map to an HTTP status
+//! and a gRPC status in one place ([`OtlpError`]).
+
+pub mod convert;
+pub mod grpc;
+pub mod http;
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::ingest::{ExportOutcome, IngestError, Ingester};
+
+/// What a receiver tells a client that it could not take a request.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    #[error("{0}")]
+    Decode(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after: Duration,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<IngestError> for OtlpError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Overloaded { retry_after, .. } => OtlpError::Overloaded {
+                message: error.to_string(),
+                retry_after,
+            },
+            IngestError::Unavailable(message) => OtlpError::Unavailable(message),
+            IngestError::Encode(message) => OtlpError::Internal(message),
+        }
+    }
+}
+
+impl OtlpError {
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            OtlpError::Decode(_) => StatusCode::BAD_REQUEST,
+            OtlpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            OtlpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OtlpError::Overloaded { .. } | OtlpError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            OtlpError::NotFound(_) => StatusCode::NOT_FOUND,
+            OtlpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            OtlpError::Decode(_) | OtlpError::UnsupportedMediaType(_) => {
+                tonic::Code::InvalidArgument
+            }
+            OtlpError::TooLarge(_) => tonic::Code::ResourceExhausted,
+            OtlpError::Overloaded { .. } | OtlpError::Unavailable(_) => tonic::Code::Unavailable,
+            OtlpError::NotFound(_) => tonic::Code::Unimplemented,
+            OtlpError::Internal(_) => tonic::Code::Internal,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            OtlpError::Overloaded { retry_after, .. } => Some(*retry_after),
+            OtlpError::Unavailable(_) => Some(crate::ingest::RETRY_AFTER),
+            _ => None,
+        }
+    }
+
+    pub fn into_status(self) -> tonic::Status {
+        if matches!(self, OtlpError::Internal(_)) {
+            tracing::error!(error = %self, "export failed");
+        }
+        tonic::Status::new(self.grpc_code(), self.to_string())
+    }
+}
+
+/// Converts, makes durable and queues the spans of one request.
+pub async fn export_traces(
+    ingester: &Ingester,
+    request: ExportTraceServiceRequest,
+) -> Result<ExportOutcome, OtlpError> {
+    let prepared = run_blocking({
+        let ingester = ingester.clone();
+        move || ingester.prepare_traces(request)
+    })
+    .await??;
+    Ok(ingester.submit(prepared).await?)
+}
+
+/// Converts, makes durable and queues the log records of one request.
+pub async fn export_logs(
+    ingester: &Ingester,
+    request: ExportLogsServiceRequest,
+) -> Result<ExportOutcome, OtlpError> {
+    let prepared = run_blocking({
+        let ingester = ingester.clone();
+        move || ingester.prepare_logs(request)
+    })
+    .await??;
+    Ok(ingester.submit(prepared).await?)
+}
+
+/// Runs CPU-bound work (decoding, converting) off the async runtime.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, OtlpError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| OtlpError::Internal(format!("worker failed: {e}")))
+}

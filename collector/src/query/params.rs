@@ -1,0 +1,514 @@
+//! Query-string parameters of the query API -> store filters. Every endpoint names
+//! the parameters it takes; anything else is refused with the list, so a typo
+//! (`serivce=`) is a clear 400 rather than a silently ignored filter.
+
+use std::time::Duration;
+
+use super::{logql, QueryError};
+use crate::config::parse_duration;
+use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
+use crate::store::search::{LogFilter, TraceFilter};
+
+pub const DEFAULT_TRACE_LIMIT: usize = 20;
+pub const MAX_TRACE_LIMIT: usize = 1500;
+pub const DEFAULT_LOG_LIMIT: usize = 100;
+pub const MAX_LOG_LIMIT: usize = 5000;
+/// Search window when neither `start` nor `lookback` is given.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// Raw `key=value` pairs of a query string, checked against the accepted names.
+pub struct Params<'a> {
+    pairs: &'a [(String, String)],
+}
+
+impl<'a> Params<'a> {
+    pub fn new(pairs: &'a [(String, String)], accepted: &[&str]) -> Result<Self, QueryError> {
+        for (key, _) in pairs {
+            if !accepted.contains(&key.as_str()) {
+                return Err(QueryError::BadRequest(format!(
+                    "unknown query parameter '{key}' (accepted: {})",
+                    accepted.join(", ")
+                )));
+            }
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The last non-empty value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> impl Iterator<Item = &'a str> + '_ {
+        let key = key.to_string();
+        self.pairs
+            .iter()
+            .filter(move |(k, v)| *k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn u64(&self, key: &str) -> Result<Option<u64>, QueryError> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| bad(key, v, "expected a non-negative integer"))
+            })
+            .transpose()
+    }
+
+    pub fn duration(&self, key: &str) -> Result<Option<Duration>, QueryError> {
+        self.get(key)
+            .map(|v| parse_duration(v).map_err(|e| bad(key, v, &e)))
+            .transpose()
+    }
+
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, QueryError> {
+        match self.u64("limit")? {
+            None | Some(0) => Ok(default),
+            Some(n) => Ok((n as usize).min(max)),
+        }
+    }
+}
+
+fn bad(key: &str, value: &str, why: &str) -> QueryError {
+    QueryError::BadRequest(format!("invalid {key} '{value}': {why}"))
+}
+
+pub fn parse_trace_id(text: &str) -> Result<TraceId, QueryError> {
+    TraceId::from_hex(text)
+        .map_err(|e| QueryError::BadRequest(format!("malformed trace id '{text}': {e}")))
+}
+
+fn parse_span_id(text: &str) -> Result<SpanId, QueryError> {
+    SpanId::from_hex(text)
+        .map_err(|e| QueryError::BadRequest(format!("malformed span id '{text}': {e}")))
+}
+
+/// `[start, end]` in ns from `start`/`end` in µs and `lookback` (`1h`, or Jaeger
+/// UI's `custom`).
+fn time_window(params: &Params<'_>, now_nanos: u64) -> Result<(u64, u64), QueryError> {
+    let end = params
+        .u64("end")?
+        .map_or(now_nanos, |us| us.saturating_mul(1000));
+    let start = match params.u64("start")? {
+        Some(us) => us.saturating_mul(1000),
+        None => {
+            let lookback = match params.get("lookback") {
+                Some("custom") | None => DEFAULT_LOOKBACK,
+                Some(text) => parse_duration(text).map_err(|e| bad("lookback", text, &e))?,
+            };
+            end.saturating_sub(lookback.as_nanos() as u64)
+        }
+    };
+    if start > end {
+        return Err(QueryError::BadRequest(format!(
+            "start ({}µs) is after end ({}µs)",
+            start / 1000,
+            end / 1000
+        )));
+    }
+    Ok((start, end))
+}
+
+pub const TRACE_SEARCH_PARAMS: &[&str] = &[
+    "service",
+    "operation",
+    "tags",
+    "tag",
+    "start",
+    "end",
+    "lookback",
+    "minDuration",
+    "maxDuration",
+    "limit",
+    "spanKind",
+    "traceID",
+    "prettyPrint",
+    "raw",
+    "uiFind",
+];
+
+/// What `/api/traces` asks for: explicit trace ids, or a search.
+#[derive(Debug, PartialEq)]
+pub enum TraceSearch {
+    Ids(Vec<TraceId>),
+    Filter(TraceFilter),
+}
+
+/// `/api/traces?service=&operation=&tags=&tag=&start=&end=&lookback=&minDuration=&maxDuration=&limit=`
+pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceSearch, QueryError> {
+    let params = Params::new(pairs, TRACE_SEARCH_PARAMS)?;
+    let ids: Vec<TraceId> = params
+        .all("traceID")
+        .map(parse_trace_id)
+        .collect::<Result<_, _>>()?;
+    if !ids.is_empty() {
+        return Ok(TraceSearch::Ids(ids));
+    }
+    let service = params
+        .get("service")
+        .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
+    let (start_min, start_max) = time_window(&params, now_nanos)?;
+    let mut tags = Vec::new();
+    if let Some(json) = params.get("tags") {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| {
+                bad(
+                    "tags",
+                    json,
+                    &format!(
+                        "expected a JSON object such as {{\"http.status_code\":\"500\"}}: {e}"
+                    ),
+                )
+            })?;
+        for (key, value) in object {
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            tags.push((key, value));
+        }
+    }
+    for tag in params.all("tag") {
+        let (key, value) = tag
+            .split_once(':')
+            .ok_or_else(|| bad("tag", tag, "expected key:value"))?;
+        tags.push((key.to_string(), value.to_string()));
+    }
+    let span_kind = params
+        .get("spanKind")
+        .map(|kind| {
+            SpanKind::from_jaeger(kind).ok_or_else(|| {
+                bad(
+                    "spanKind",
+                    kind,
+                    "expected server, client, producer, consumer or internal",
+                )
+            })
+        })
+        .transpose()?;
+    let filter = TraceFilter {
+        service: Some(service.to_string()),
+        operation: params
+            .get("operation")
+            .filter(|op| *op != "all")
+            .map(str::to_string),
+        span_kind,
+        tags,
+        start_min,
+        start_max,
+        duration_min: params.duration("minDuration")?.map(|d| d.as_nanos() as u64),
+        duration_max: params.duration("maxDuration")?.map(|d| d.as_nanos() as u64),
+        limit: params.limit(DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT)?,
+    };
+    if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
+        if min > max {
+            return Err(QueryError::BadRequest(
+                "minDuration is greater than maxDuration".into(),
+            ));
+        }
+    }
+    Ok(TraceSearch::Filter(filter))
+}
+
+pub const V3_SEARCH_PARAMS: &[&str] = &[
+    "query.service_name",
+    "query.operation_name",
+    "query.attributes",
+    "query.start_time_min",
+    "query.start_time_max",
+    "query.duration_min",
+    "query.duration_max",
+    "query.num_traces",
+    "query.search_depth",
+    "query.raw_traces",
+];
+
+/// `/api/v3/traces?query.service_name=&query.start_time_min=RFC3339&...`
+pub fn v3_trace_search(
+    pairs: &[(String, String)],
+    now_nanos: u64,
+) -> Result<TraceFilter, QueryError> {
+    let params = Params::new(pairs, V3_SEARCH_PARAMS)?;
+    let service = params.get("query.service_name").ok_or_else(|| {
+        QueryError::BadRequest("parameter 'query.service_name' is required".into())
+    })?;
+    let time = |key: &str| -> Result<Option<u64>, QueryError> {
+        params
+            .get(key)
+            .map(|v| parse_rfc3339(v).map_err(|e| bad(key, v, &e)))
+            .transpose()
+    };
+    let start_max = time("query.start_time_max")?.unwrap_or(now_nanos);
+    let start_min = time("query.start_time_min")?
+        .unwrap_or_else(|| start_max.saturating_sub(DEFAULT_LOOKBACK.as_nanos() as u64));
+    let mut tags = Vec::new();
+    if let Some(json) = params.get("query.attributes") {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| {
+                bad(
+                    "query.attributes",
+                    json,
+                    &format!("expected a JSON object: {e}"),
+                )
+            })?;
+        for (key, value) in object {
+            tags.push((
+                key,
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string),
+            ));
+        }
+    }
+    let limit = match params
+        .u64("query.search_depth")?
+        .or(params.u64("query.num_traces")?)
+    {
+        None | Some(0) => DEFAULT_TRACE_LIMIT,
+        Some(n) => (n as usize).min(MAX_TRACE_LIMIT),
+    };
+    Ok(TraceFilter {
+        service: Some(service.to_string()),
+        operation: params.get("query.operation_name").map(str::to_string),
+        span_kind: None,
+        tags,
+        start_min,
+        start_max,
+        duration_min: params
+            .duration("query.duration_min")?
+            .map(|d| d.as_nanos() as u64),
+        duration_max: params
+            .duration("query.duration_max")?
+            .map(|d| d.as_nanos() as u64),
+        limit,
+    })
+}
+
+pub const LOG_SEARCH_PARAMS: &[&str] = &[
+    "query",
+    "service",
+    "traceID",
+    "spanID",
+    "minSeverity",
+    "start",
+    "end",
+    "lookback",
+    "limit",
+];
+
+/// `/api/logs?query=&service=&traceID=&spanID=&minSeverity=&start=&end=&limit=`
+pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilter, QueryError> {
+    let params = Params::new(pairs, LOG_SEARCH_PARAMS)?;
+    let expr = match params.get("query") {
+        Some(query) => logql::parse(query).map_err(|e| QueryError::BadRequest(e.to_string()))?,
+        None => None,
+    };
+    let min_severity = params
+        .get("minSeverity")
+        .map(|text| {
+            text.parse::<i32>()
+                .ok()
+                .filter(|n| (0..=24).contains(n))
+                .or_else(|| severity_number_of(text))
+                .ok_or_else(|| {
+                    bad(
+                        "minSeverity",
+                        text,
+                        "expected 1-24 or trace, debug, info, warn, error, fatal",
+                    )
+                })
+        })
+        .transpose()?;
+    let (start, end) = time_window(&params, now_nanos)?;
+    Ok(LogFilter {
+        expr,
+        service: params.get("service").map(str::to_string),
+        trace_id: params.get("traceID").map(parse_trace_id).transpose()?,
+        span_id: params.get("spanID").map(parse_span_id).transpose()?,
+        min_severity,
+        start,
+        end,
+        limit: params.limit(DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT)?,
+    })
+}
+
+/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00.5Z`, `...+02:00`) to ns since the epoch.
+pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
+    let err = || "expected an RFC 3339 time such as 2024-05-01T12:00:00Z".to_string();
+    let bytes = text.as_bytes();
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
+        return Err(err());
+    }
+    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        text.get(range)
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(err)
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(err());
+    }
+    let mut rest = &text[19..];
+    let mut nanos: i64 = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(err());
+        }
+        let padded: String = fraction[..digits]
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        nanos = padded.parse().map_err(|_| err())?;
+        rest = &fraction[digits..];
+    }
+    let offset_seconds = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            let hours: i64 = rest[1..3].parse().map_err(|_| err())?;
+            let minutes: i64 = rest[4..6].parse().map_err(|_| err())?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return Err(err()),
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    if seconds < 0 {
+        return Err("times before 1970 are not supported".into());
+    }
+    Ok(seconds as u64 * 1_000_000_000 + nanos as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+        query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const NOW: u64 = 1_700_000_000_000_000_000;
+
+    #[test]
+    fn trace_search_reads_jaeger_ui_parameters() {
+        let query = pairs(&[
+            ("service", "gateway"),
+            ("operation", "GET /api/orders"),
+            (
+                "tags",
+                r#"{"http.response.status_code":"500","error":true}"#,
+            ),
+            ("tag", "region:eu"),
+            ("minDuration", "150ms"),
+            ("maxDuration", "1.5s"),
+            ("lookback", "1h"),
+            ("limit", "5"),
+        ]);
+        let TraceSearch::Filter(filter) = trace_search(&query, NOW).expect("valid") else {
+            panic!("filter")
+        };
+        assert_eq!(filter.service.as_deref(), Some("gateway"));
+        assert_eq!(
+            filter.tags,
+            vec![
+                ("http.response.status_code".into(), "500".into()),
+                ("error".into(), "true".into()),
+                ("region".into(), "eu".into()),
+            ]
+        );
+        assert_eq!(filter.duration_min, Some(150_000_000));
+        assert_eq!(filter.duration_max, Some(1_500_000_000));
+        assert_eq!(filter.start_max - filter.start_min, 3600 * 1_000_000_000);
+        assert_eq!(filter.limit, 5);
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (
+                &[("service", "a"), ("serivce", "b")],
+                "unknown query parameter 'serivce'",
+            ),
+            (&[("operation", "x")], "'service' is required"),
+            (
+                &[("service", "a"), ("minDuration", "fast")],
+                "invalid minDuration 'fast'",
+            ),
+            (&[("service", "a"), ("tags", "{oops")], "invalid tags"),
+            (
+                &[("service", "a"), ("start", "20"), ("end", "10")],
+                "is after end",
+            ),
+            (&[("traceID", "xyz")], "malformed trace id 'xyz'"),
+        ];
+        for (query, message) in cases {
+            let error = trace_search(&pairs(query), NOW)
+                .expect_err(message)
+                .to_string();
+            assert!(error.contains(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn log_search_takes_severity_names_or_numbers() {
+        let filter = log_search(
+            &pairs(&[("minSeverity", "warn"), ("query", "timeout")]),
+            NOW,
+        )
+        .expect("valid");
+        assert_eq!(filter.min_severity, Some(13));
+        assert!(filter.expr.is_some());
+        let filter = log_search(&pairs(&[("minSeverity", "17")]), NOW).expect("valid");
+        assert_eq!(filter.min_severity, Some(17));
+        let error = log_search(&pairs(&[("query", "(oops")]), NOW)
+            .expect_err("malformed")
+            .to_string();
+        assert!(error.contains("column 6"), "{error}");
+    }
+
+    #[test]
+    fn rfc3339_times_parse_with_fractions_and_offsets() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.5Z"),
+            Ok(1_700_000_000_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-15T00:13:20+02:00"),
+            Ok(1_700_000_000_000_000_000)
+        );
+        assert!(parse_rfc3339("yesterday").is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! Storage: two tantivy indexes on local disk, spans and logs, each a set of
+//! time-bounded splits (see [`split`]). One writer thread per index owns its
+//! `IndexWriter` and is fed by the write-ahead log in log order ([`writer`]);
+//! searches run on the blocking pool against committed splits ([`search`]).
+
+pub mod schema;
+pub mod search;
+pub mod split;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tracing::info;
+
+use crate::metrics::Signal;
+use crate::model::{LogRecord, Span};
+use schema::{LogSchema, SpanSchema};
+use split::Split;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("index error: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot open index: {0}")]
+    OpenDirectory(#[from] tantivy::directory::error::OpenDirectoryError),
+    #[error("cannot read index: {0}")]
+    OpenRead(#[from] tantivy::directory::error::OpenReadError),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("the index writer has stopped")]
+    WriterStopped,
+}
+
+/// Records of one signal, as they travel from the log to an index writer.
+#[derive(Debug)]
+pub enum Records {
+    Spans(Vec<Span>),
+    Logs(Vec<LogRecord>),
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        match self {
+            Records::Spans(spans) => spans.len(),
+            Records::Logs(logs) => logs.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn signal(&self) -> Signal {
+        match self {
+            Records::Spans(_) => Signal::Spans,
+            Records::Logs(_) => Signal::Logs,
+        }
+    }
+
+    /// The write-ahead-log payload of these records.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        match self {
+            Records::Spans(spans) => postcard::to_stdvec(spans),
+            Records::Logs(logs) => postcard::to_stdvec(logs),
+        }
+    }
+
+    pub fn decode(signal: Signal, payload: &[u8]) -> Result<Records, postcard::Error> {
+        Ok(match signal {
+            Signal::Spans => Records::Spans(postcard::from_bytes(payload)?),
+            Signal::Logs => Records::Logs(postcard::from_bytes(payload)?),
+        })
+    }
+}
+
+/// One index (spans or logs): its directory and its splits.
+#[derive(Debug)]
+pub struct SignalIndex {
+    pub signal: Signal,
+    root: PathBuf,
+    splits: RwLock<Vec<Arc<Split>>>,
+    next_seq: AtomicU64,
+}
+
+impl SignalIndex {
+    fn open(signal: Signal, root: PathBuf) -> Result<SignalIndex, StoreError> {
+        std::fs::create_dir_all(&root)?;
+        let mut splits = Vec::new();
+        for dir in split::list_split_dirs(&root)? {
+            if let Some(split) = Split::open(&dir)? {
+                splits.push(Arc::new(split));
+            }
+        }
+        let docs: u64 = splits.iter().map(|s| s.meta().num_docs).sum();
+        info!(
+            index = signal.as_str(),
+            splits = splits.len(),
+            docs,
+            "opened index"
+        );
+        Ok(SignalIndex {
+            signal,
+            root,
+            splits: RwLock::new(splits),
+            next_seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The splits as they are now; searches work on such a snapshot.
+    pub fn splits(&self) -> Vec<Arc<Split>> {
+        self.splits
+            .read()
+            .map(|splits| splits.clone())
+            .unwrap_or_default()
+    }
+
+    /// The highest log sequence number committed in any split.
+    pub fn committed_lsn(&self) -> u64 {
+        self.splits()
+            .iter()
+            .map(|split| split.meta().lsn)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn add_split(&self, split: Arc<Split>) {
+        if let Ok(mut splits) = self.splits.write() {
+            splits.push(split);
+        }
+    }
+
+    fn remove_split(&self, id: &str) {
+        if let Ok(mut splits) = self.splits.write() {
+            splits.retain(|split| split.id != id);
+        }
+    }
+
+    fn create_split(&self, schema: tantivy::schema::Schema, now: u64) -> Result<Split, StoreError> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        Split::create(&self.root, schema, now, seq)
+    }
+
+    /// Drops every sealed split whose newest record is older than `cutoff` (ns since
+    /// the epoch). Returns the ids of the dropped splits.
+    pub fn enforce_retention(&self, cutoff: u64) -> Result<Vec<String>, StoreError> {
+        let expired: Vec<Arc<Split>> = self
+            .splits()
+            .into_iter()
+            .filter(|split| split.is_sealed() && split.meta().max_time < cutoff)
+            .collect();
+        let mut dropped = Vec::new();
+        for split in expired {
+            self.remove_split(&split.id);
+            // Searches holding the split keep their mmaps; the files go with the last one.
+            std::fs::remove_dir_all(&split.dir)?;
+            info!(index = self.signal.as_str(), split = %split.id, docs = split.meta().num_docs, "dropped split past retention");
+            dropped.push(split.id.clone());
+        }
+        Ok(dropped)
+    }
+}
+
+/// Both indexes, and their schemas.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub spans: Arc<SignalIndex>,
+    pub logs: Arc<SignalIndex>,
+    pub span_schema: Arc<SpanSchema>,
+    pub log_schema: Arc<LogSchema>,
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            spans: Arc::new(SignalIndex::open(Signal::Spans, data_dir.join("spans"))?),
+            logs: Arc::new(SignalIndex::open(Signal::Logs, data_dir.join("logs"))?),
+            span_schema: Arc::new(SpanSchema::new()),
+            log_schema: Arc::new(LogSchema::new()),
+        })
+    }
+
+    pub fn index(&self, signal: Signal) -> &Arc<SignalIndex> {
+        match signal {
+            Signal::Spans => &self.spans,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    /// Disk use of each index, in bytes.
+    pub fn disk_usage(&self) -> (u64, u64) {
+        (dir_size(&self.spans.root), dir_size(&self.logs.root))
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_size(&entry.path()),
+            Ok(_) => entry.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}

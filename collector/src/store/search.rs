@@ -1,0 +1,585 @@
+//! Searches over committed splits. Everything here is synchronous and CPU- or
+//! I/O-bound: callers run it on the blocking pool.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+use tantivy::{
+    DocAddress, DocId, Order, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+};
+
+use super::schema::{operation_term, tag_term, LogSchema, SpanSchema};
+use super::split::Split;
+use super::{SignalIndex, StoreError};
+use crate::model::{LogRecord, Span, SpanId, SpanKind, TraceId};
+
+/// Which spans select a trace: every given criterion must hold for one span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceFilter {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub span_kind: Option<SpanKind>,
+    pub tags: Vec<(String, String)>,
+    /// Span start range, ns since the epoch, inclusive.
+    pub start_min: u64,
+    pub start_max: u64,
+    pub duration_min: Option<u64>,
+    pub duration_max: Option<u64>,
+    pub limit: usize,
+}
+
+/// A parsed log query: what `query=` says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogExpr {
+    /// A word or `field:value`: one term (or, for body text that tokenises into
+    /// several words, those words in sequence).
+    Term {
+        field: LogField,
+        text: String,
+    },
+    /// `"several words"` or `field:"several words"`.
+    Phrase {
+        field: LogField,
+        text: String,
+    },
+    And(Vec<LogExpr>),
+    Or(Vec<LogExpr>),
+    Not(Box<LogExpr>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogField {
+    Body,
+    Service,
+    Severity,
+    TraceId,
+    SpanId,
+    Attribute(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    pub expr: Option<LogExpr>,
+    pub service: Option<String>,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub min_severity: Option<i32>,
+    /// Time range, ns since the epoch, inclusive.
+    pub start: u64,
+    pub end: u64,
+    pub limit: usize,
+}
+
+/// A call between two services in the service map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyLink {
+    pub parent: String,
+    pub child: String,
+    pub call_count: u64,
+}
+
+fn u64_range(field: Field, min: Option<u64>, max: Option<u64>) -> Box<dyn Query> {
+    let bound = |value: Option<u64>| match value {
+        Some(v) => Bound::Included(Term::from_field_u64(field, v)),
+        None => Bound::Unbounded,
+    };
+    Box::new(RangeQuery::new(bound(min), bound(max)))
+}
+
+fn text_term(field: Field, text: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, text),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn bytes_term(field: Field, bytes: &[u8]) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_bytes(field, bytes),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn all_of(clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    if clauses.is_empty() {
+        return Box::new(AllQuery);
+    }
+    Box::new(BooleanQuery::new(
+        clauses.into_iter().map(|q| (Occur::Must, q)).collect(),
+    ))
+}
+
+fn stored_payload(
+    searcher: &Searcher,
+    address: DocAddress,
+    field: Field,
+) -> Result<Vec<u8>, StoreError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    doc.get_first(field)
+        .and_then(|value| value.as_bytes().map(<[u8]>::to_vec))
+        .ok_or_else(|| StoreError::Corrupt("document without payload".into()))
+}
+
+impl SignalIndex {
+    /// Every stored span of a trace, deduplicated by span id.
+    pub fn trace(&self, schema: &SpanSchema, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+        let query = TermQuery::new(
+            Term::from_field_bytes(schema.trace_id, &trace_id.0),
+            IndexRecordOption::Basic,
+        );
+        let mut spans = Vec::new();
+        let mut seen = HashSet::new();
+        for split in self.splits() {
+            let searcher = split.reader.searcher();
+            let addresses = searcher.search(&query, &DocSetCollector)?;
+            let mut addresses: Vec<_> = addresses.into_iter().collect();
+            addresses.sort();
+            for address in addresses {
+                let payload = stored_payload(&searcher, address, schema.payload)?;
+                let span: Span = postcard::from_bytes(&payload)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if seen.insert(span.span_id) {
+                    spans.push(span);
+                }
+            }
+        }
+        spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
+        Ok(spans)
+    }
+
+    /// Ids of the traces with a span matching `filter`, newest first (by the start of
+    /// their newest matching span), at most `filter.limit`.
+    pub fn find_traces(
+        &self,
+        schema: &SpanSchema,
+        filter: &TraceFilter,
+    ) -> Result<Vec<TraceId>, StoreError> {
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        if let Some(service) = &filter.service {
+            clauses.push(text_term(schema.service, service));
+        }
+        if let Some(operation) = &filter.operation {
+            clauses.push(text_term(schema.name, operation));
+        }
+        if let Some(kind) = filter.span_kind {
+            clauses.push(text_term(
+                schema.tags,
+                &tag_term("span.kind", kind.as_jaeger()),
+            ));
+        }
+        for (key, value) in &filter.tags {
+            clauses.push(text_term(schema.tags, &tag_term(key, value)));
+        }
+        clauses.push(u64_range(
+            schema.start,
+            Some(filter.start_min),
+            Some(filter.start_max),
+        ));
+        if filter.duration_min.is_some() || filter.duration_max.is_some() {
+            clauses.push(u64_range(
+                schema.duration,
+                filter.duration_min,
+                filter.duration_max,
+            ));
+        }
+        let query = all_of(clauses);
+        let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
+        for split in self.splits() {
+            if !split.meta().overlaps(filter.start_min, filter.start_max) {
+                continue;
+            }
+            let found = split
+                .reader
+                .searcher()
+                .search(&query, &TraceStartCollector)?;
+            for (trace, start) in found {
+                let entry = newest.entry(trace).or_insert(start);
+                *entry = (*entry).max(start);
+            }
+        }
+        let mut traces: Vec<_> = newest.into_iter().collect();
+        traces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        traces.truncate(filter.limit);
+        Ok(traces
+            .into_iter()
+            .map(|((hi, lo), _)| TraceId::from_halves(hi, lo))
+            .collect())
+    }
+
+    /// Every service name.
+    pub fn services(&self, field: Field) -> Result<BTreeSet<String>, StoreError> {
+        let mut services = BTreeSet::new();
+        for split in self.splits() {
+            for_each_term(&split, field, |term| {
+                services.insert(term.to_string());
+            })?;
+        }
+        Ok(services)
+    }
+
+    /// The span names of a service, with their kinds.
+    pub fn operations(
+        &self,
+        schema: &SpanSchema,
+        service: &str,
+    ) -> Result<BTreeSet<(String, String)>, StoreError> {
+        let prefix = format!("{service}\0");
+        let mut operations = BTreeSet::new();
+        for split in self.splits() {
+            for_each_term(&split, schema.operation, |term| {
+                if let Some(rest) = term.strip_prefix(&prefix) {
+                    if let Some((kind, name)) = rest.split_once('\0') {
+                        operations.insert((name.to_string(), kind.to_string()));
+                    }
+                }
+            })?;
+        }
+        debug_assert!(operation_term("a", "b", "c").starts_with("a\0"));
+        Ok(operations)
+    }
+
+    /// Calls between services among the spans that started in `[start, end]`: a
+    /// span whose parent belongs to another service is one call parent -> child.
+    pub fn dependencies(
+        &self,
+        schema: &SpanSchema,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<DependencyLink>, StoreError> {
+        let query = u64_range(schema.start, Some(start), Some(end));
+        let mut services: Vec<String> = Vec::new();
+        let mut service_ids: HashMap<String, u32> = HashMap::new();
+        let mut span_service: HashMap<(u64, u64, u64), u32> = HashMap::new();
+        let mut children: Vec<(u64, u64, u64, u32)> = Vec::new();
+        for split in self.splits() {
+            if !split.meta().overlaps(start, end) {
+                continue;
+            }
+            let rows = split.reader.searcher().search(&query, &SpanEdgeCollector)?;
+            for row in rows {
+                let id = *service_ids.entry(row.service.clone()).or_insert_with(|| {
+                    services.push(row.service.clone());
+                    (services.len() - 1) as u32
+                });
+                span_service.insert((row.trace.0, row.trace.1, row.span_id), id);
+                if row.parent_id != 0 {
+                    children.push((row.trace.0, row.trace.1, row.parent_id, id));
+                }
+            }
+        }
+        let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
+        for (hi, lo, parent, child) in children {
+            if let Some(&parent_service) = span_service.get(&(hi, lo, parent)) {
+                if parent_service != child {
+                    *counts.entry((parent_service, child)).or_default() += 1;
+                }
+            }
+        }
+        let mut links: Vec<DependencyLink> = counts
+            .into_iter()
+            .map(|((parent, child), call_count)| DependencyLink {
+                parent: services[parent as usize].clone(),
+                child: services[child as usize].clone(),
+                call_count,
+            })
+            .collect();
+        links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+        Ok(links)
+    }
+
+    /// Log records matching `filter`, newest first, and how many matched in all.
+    pub fn search_logs(
+        &self,
+        schema: &LogSchema,
+        filter: &LogFilter,
+    ) -> Result<(Vec<LogRecord>, u64), StoreError> {
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        if let Some(expr) = &filter.expr {
+            let mut analyzer = body_analyzer();
+            clauses.push(log_expr_query(expr, schema, &mut analyzer));
+        }
+        if let Some(service) = &filter.service {
+            clauses.push(text_term(schema.service, service));
+        }
+        if let Some(trace_id) = filter.trace_id {
+            clauses.push(bytes_term(schema.trace_id, &trace_id.0));
+        }
+        if let Some(span_id) = filter.span_id {
+            clauses.push(bytes_term(schema.span_id, &span_id.0));
+        }
+        if let Some(min) = filter.min_severity {
+            clauses.push(u64_range(schema.severity, Some(min.max(0) as u64), None));
+        }
+        clauses.push(u64_range(schema.time, Some(filter.start), Some(filter.end)));
+        let query = all_of(clauses);
+        let collector = (
+            TopDocs::with_limit(filter.limit.max(1)).order_by_u64_field("time", Order::Desc),
+            Count,
+        );
+        let mut hits: Vec<(u64, Arc<Split>, DocAddress)> = Vec::new();
+        let mut total = 0u64;
+        for split in self.splits() {
+            if !split.meta().overlaps(filter.start, filter.end) {
+                continue;
+            }
+            let (top, count) = split.reader.searcher().search(&query, &collector)?;
+            total += count as u64;
+            hits.extend(
+                top.into_iter()
+                    .map(|(time, address)| (time.unwrap_or(0), Arc::clone(&split), address)),
+            );
+        }
+        hits.sort_by(|a, b| b.0.cmp(&a.0));
+        hits.truncate(filter.limit);
+        let mut records = Vec::with_capacity(hits.len());
+        for (_, split, address) in hits {
+            let payload = stored_payload(&split.reader.searcher(), address, schema.payload)?;
+            records.push(
+                postcard::from_bytes(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok((records, total))
+    }
+}
+
+fn for_each_term(
+    split: &Split,
+    field: Field,
+    mut each: impl FnMut(&str),
+) -> Result<(), StoreError> {
+    let searcher = split.reader.searcher();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field)?;
+        let mut stream = inverted.terms().stream()?;
+        while stream.advance() {
+            if let Ok(term) = std::str::from_utf8(stream.key()) {
+                each(term);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The analyzer the `body` field was indexed with.
+fn body_analyzer() -> TextAnalyzer {
+    TokenizerManager::default()
+        .get("default")
+        .unwrap_or_default()
+}
+
+fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut stream = analyzer.token_stream(text);
+    let mut tokens = Vec::new();
+    while let Some(token) = stream.next() {
+        tokens.push(token.text.clone());
+    }
+    tokens
+}
+
+fn body_query(field: Field, analyzer: &mut TextAnalyzer, text: &str) -> Box<dyn Query> {
+    let terms: Vec<Term> = analyze(analyzer, text)
+        .iter()
+        .map(|t| Term::from_field_text(field, t))
+        .collect();
+    match terms.len() {
+        0 => Box::new(EmptyQuery),
+        1 => Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic)),
+        _ => Box::new(PhraseQuery::new(terms)),
+    }
+}
+
+fn log_expr_query(
+    expr: &LogExpr,
+    schema: &LogSchema,
+    analyzer: &mut TextAnalyzer,
+) -> Box<dyn Query> {
+    match expr {
+        LogExpr::Term { field, text } | LogExpr::Phrase { field, text } => match field {
+            LogField::Body => body_query(schema.body, analyzer, text),
+            LogField::Service => text_term(schema.service, text),
+            LogField::Severity => text_term(schema.level, &text.to_ascii_lowercase()),
+            LogField::Attribute(key) => text_term(schema.attributes, &tag_term(key, text)),
+            LogField::TraceId => match TraceId::from_hex(text) {
+                Ok(id) => bytes_term(schema.trace_id, &id.0),
+                Err(_) => Box::new(EmptyQuery),
+            },
+            LogField::SpanId => match SpanId::from_hex(text) {
+                Ok(id) => bytes_term(schema.span_id, &id.0),
+                Err(_) => Box::new(EmptyQuery),
+            },
+        },
+        LogExpr::And(parts) => Box::new(BooleanQuery::new(
+            parts
+                .iter()
+                .map(|part| (Occur::Must, log_expr_query(part, schema, analyzer)))
+                .collect(),
+        )),
+        LogExpr::Or(parts) => Box::new(BooleanQuery::new(
+            parts
+                .iter()
+                .map(|part| (Occur::Should, log_expr_query(part, schema, analyzer)))
+                .collect(),
+        )),
+        LogExpr::Not(inner) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+            (Occur::MustNot, log_expr_query(inner, schema, analyzer)),
+        ])),
+    }
+}
+
+/// Collects `(trace id halves) -> newest start` of the matching spans from columns.
+struct TraceStartCollector;
+
+struct TraceStartSegment {
+    hi: Column<u64>,
+    lo: Column<u64>,
+    start: Column<u64>,
+    found: HashMap<(u64, u64), u64>,
+}
+
+impl Collector for TraceStartCollector {
+    type Fruit = HashMap<(u64, u64), u64>;
+    type Child = TraceStartSegment;
+
+    fn for_segment(
+        &self,
+        _ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<TraceStartSegment> {
+        let fast = segment.fast_fields();
+        Ok(TraceStartSegment {
+            hi: fast.u64("trace_hi")?,
+            lo: fast.u64("trace_lo")?,
+            start: fast.u64("start")?,
+            found: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashMap<(u64, u64), u64>>) -> tantivy::Result<Self::Fruit> {
+        let mut merged: HashMap<(u64, u64), u64> = HashMap::new();
+        for fruit in fruits {
+            for (trace, start) in fruit {
+                let entry = merged.entry(trace).or_insert(start);
+                *entry = (*entry).max(start);
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for TraceStartSegment {
+    type Fruit = HashMap<(u64, u64), u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let (Some(hi), Some(lo)) = (self.hi.first(doc), self.lo.first(doc)) else {
+            return;
+        };
+        let start = self.start.first(doc).unwrap_or(0);
+        let entry = self.found.entry((hi, lo)).or_insert(start);
+        *entry = (*entry).max(start);
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.found
+    }
+}
+
+/// One span's place in the call graph, read from columns.
+struct EdgeRow {
+    trace: (u64, u64),
+    span_id: u64,
+    parent_id: u64,
+    service: String,
+}
+
+struct SpanEdgeCollector;
+
+struct SpanEdgeSegment {
+    hi: Column<u64>,
+    lo: Column<u64>,
+    span: Column<u64>,
+    parent: Column<u64>,
+    service: Option<StrColumn>,
+    rows: Vec<(u64, u64, u64, u64, u64)>,
+}
+
+impl Collector for SpanEdgeCollector {
+    type Fruit = Vec<EdgeRow>;
+    type Child = SpanEdgeSegment;
+
+    fn for_segment(
+        &self,
+        _ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<SpanEdgeSegment> {
+        let fast = segment.fast_fields();
+        Ok(SpanEdgeSegment {
+            hi: fast.u64("trace_hi")?,
+            lo: fast.u64("trace_lo")?,
+            span: fast.u64("span_id")?,
+            parent: fast.u64("parent_id")?,
+            service: fast.str("service")?,
+            rows: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<EdgeRow>>) -> tantivy::Result<Vec<EdgeRow>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SpanEdgeSegment {
+    type Fruit = Vec<EdgeRow>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(service) = &self.service else { return };
+        let Some(ord) = service.term_ords(doc).next() else {
+            return;
+        };
+        let (Some(hi), Some(lo), Some(span)) =
+            (self.hi.first(doc), self.lo.first(doc), self.span.first(doc))
+        else {
+            return;
+        };
+        let parent = self.parent.first(doc).unwrap_or(0);
+        self.rows.push((hi, lo, span, parent, ord));
+    }
+
+    fn harvest(self) -> Vec<EdgeRow> {
+        let Some(service) = self.service else {
+            return Vec::new();
+        };
+        let mut names: HashMap<u64, String> = HashMap::new();
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for (hi, lo, span_id, parent_id, ord) in self.rows {
+            let name = names.entry(ord).or_insert_with(|| {
+                let mut name = String::new();
+                let _ = service.ord_to_str(ord, &mut name);
+                name
+            });
+            rows.push(EdgeRow {
+                trace: (hi, lo),
+                span_id,
+                parent_id,
+                service: name.clone(),
+            });
+        }
+        rows
+    }
+}

@@ -1,0 +1,165 @@
+//! Splits: the unit of retention. Each index is a directory of splits, each split its
+//! own tantivy index covering a bounded stretch of wall-clock time. The active split
+//! takes writes; once it is older than the split duration it is sealed (immutable)
+//! and a new one starts. Retention drops whole sealed splits whose newest record is
+//! older than the window. Every commit stores the split's metadata, including the
+//! write-ahead-log position it covers, atomically in tantivy's commit payload.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use tantivy::schema::Schema;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
+
+use super::StoreError;
+
+/// What a split's last commit covers. Kept in the commit payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitMeta {
+    /// Highest write-ahead-log sequence number whose records are committed here.
+    pub lsn: u64,
+    /// Oldest and newest record timestamps (ns since the epoch).
+    pub min_time: u64,
+    pub max_time: u64,
+    pub num_docs: u64,
+    /// When the split was opened (ns since the epoch, by the store's clock).
+    pub created: u64,
+}
+
+impl SplitMeta {
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.num_docs > 0 && self.min_time <= end && self.max_time >= start
+    }
+
+    pub fn extend(&mut self, time: u64) {
+        if self.num_docs == 0 || time < self.min_time {
+            self.min_time = time;
+        }
+        self.max_time = self.max_time.max(time);
+        self.num_docs += 1;
+    }
+}
+
+pub struct Split {
+    pub id: String,
+    pub dir: PathBuf,
+    pub index: Index,
+    pub reader: IndexReader,
+    /// Metadata of what is committed (and so visible to searches).
+    pub meta: RwLock<SplitMeta>,
+    pub sealed: AtomicBool,
+}
+
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("id", &self.id)
+            .field("meta", &self.meta())
+            .finish()
+    }
+}
+
+impl Split {
+    pub fn meta(&self) -> SplitMeta {
+        self.meta.read().map(|meta| *meta).unwrap_or_default()
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// Creates a new, empty split directory under `root`.
+    pub fn create(
+        root: &Path,
+        schema: Schema,
+        created: u64,
+        seq: u64,
+    ) -> Result<Split, StoreError> {
+        let id = format!("split-{created:020}-{seq:04}");
+        let dir = root.join(&id);
+        fs::create_dir_all(&dir)?;
+        let settings = IndexSettings {
+            docstore_compression: Compressor::Zstd(ZstdCompressor {
+                compression_level: Some(3),
+            }),
+            // Small blocks: fetching the ~10 spans of one trace decompresses ~10 blocks.
+            docstore_blocksize: 16 * 1024,
+            ..IndexSettings::default()
+        };
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings)
+            .create_in_dir(&dir)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Split {
+            id,
+            dir,
+            index,
+            reader,
+            meta: RwLock::new(SplitMeta {
+                created,
+                ..SplitMeta::default()
+            }),
+            sealed: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens an existing split read-only (sealed). `None` for a split that never
+    /// committed anything: its directory is removed.
+    pub fn open(dir: &Path) -> Result<Option<Split>, StoreError> {
+        let id = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let index = Index::open_in_dir(dir)?;
+        let payload = index.load_metas()?.payload;
+        let meta = match payload.as_deref().map(serde_json::from_str::<SplitMeta>) {
+            Some(Ok(meta)) => meta,
+            Some(Err(e)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "split {id}: unreadable commit payload: {e}"
+                )))
+            }
+            None => {
+                drop(index);
+                fs::remove_dir_all(dir)?;
+                return Ok(None);
+            }
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Some(Split {
+            id,
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            meta: RwLock::new(meta),
+            sealed: AtomicBool::new(true),
+        }))
+    }
+}
+
+/// Lists the split directories under `root`, oldest first.
+pub fn list_split_dirs(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for entry in fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.file_type()?.is_dir() && name.to_string_lossy().starts_with("split-") {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
