@@ -1,0 +1,236 @@
+//! Shared helpers: start a collector on port 0, build OTLP requests, call the API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hopline::config::Config;
+use hopline::model::Clock;
+use hopline::Hopline;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use serde_json::Value;
+
+pub struct TestServer {
+    pub hopline: Hopline,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_tests(dir.path());
+        adjust(&mut config);
+        let hopline = Hopline::start(config).await.expect("start");
+        TestServer {
+            hopline,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hopline = Hopline::start_with_clock(Config::for_tests(dir.path()), clock)
+            .await
+            .expect("start");
+        TestServer {
+            hopline,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn otlp_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.hopline.otlp_http_addr)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.hopline.http_addr)
+    }
+
+    pub async fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.otlp_url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_protobuf(&self, path: &str, message: &impl Message) -> reqwest::Response {
+        self.post(path, "application/x-protobuf", message.encode_to_vec())
+            .await
+    }
+
+    /// GET on the API port: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.api_url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.expect("json body");
+        (status, body)
+    }
+
+    pub async fn flush(&self) {
+        self.hopline.flush().await.expect("flush");
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+}
+
+pub fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn int_kv(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A span of `service` in trace `trace`, starting `start` ns since the epoch.
+pub fn span(
+    trace: [u8; 16],
+    id: u8,
+    parent: Option<u8>,
+    name: &str,
+    start: u64,
+    duration: u64,
+) -> Span {
+    Span {
+        trace_id: trace.to_vec(),
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + duration,
+        attributes: vec![
+            string_kv("http.request.method", "GET"),
+            int_kv("http.response.status_code", 200),
+        ],
+        ..Default::default()
+    }
+}
+
+pub fn traces_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+pub fn log_record(trace: Option<[u8; 16]>, time: u64, severity: i32, body: &str) -> LogRecord {
+    LogRecord {
+        time_unix_nano: time,
+        severity_number: severity,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body.into())),
+        }),
+        trace_id: trace.map(|t| t.to_vec()).unwrap_or_default(),
+        span_id: trace.map(|_| vec![1; 8]).unwrap_or_default(),
+        attributes: vec![string_kv("component", "test")],
+        ..Default::default()
+    }
+}
+
+pub fn logs_request(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![string_kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Span ids (hex) of a Jaeger trace, with their parents.
+pub fn span_parents(trace: &Value) -> Vec<(String, Option<String>)> {
+    let mut spans: Vec<(String, Option<String>)> = trace["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|span| {
+            let parent = span["references"]
+                .as_array()
+                .and_then(|refs| refs.iter().find(|r| r["refType"] == "CHILD_OF"))
+                .map(|r| r["spanID"].as_str().expect("id").to_string());
+            (span["spanID"].as_str().expect("id").to_string(), parent)
+        })
+        .collect();
+    spans.sort();
+    spans
+}
+
+pub fn tag<'a>(tags: &'a Value, key: &str) -> &'a Value {
+    tags.as_array()
+        .and_then(|tags| tags.iter().find(|t| t["key"] == key))
+        .unwrap_or_else(|| panic!("no tag {key} in {tags}"))
+}

@@ -1,0 +1,11 @@
+//! Collector integration tests: real servers on loopback ports, real OTLP clients,
+//! real tantivy indexes on disk in temporary directories.
+
+#![allow(unreachable_pub)]
+
+mod bad_input;
+mod common;
+mod crash;
+mod otel_sdk;
+mod otlp_json;
+mod retention;

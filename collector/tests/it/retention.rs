@@ -1,0 +1,69 @@
+//! Retention: splits whose newest record is older than the window go, newer ones
+//! stay. Time is injected, so nothing sleeps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hopline::model::Clock;
+
+use crate::common::*;
+
+struct FakeClock(AtomicU64);
+
+impl Clock for FakeClock {
+    fn now_unix_nanos(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const DAY: u64 = 86_400 * 1_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_splits_are_dropped_whole_and_recent_ones_kept() {
+    let start = 1_735_689_600 * 1_000_000_000; // 2025-01-01
+    let clock = Arc::new(FakeClock(AtomicU64::new(start)));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (old, new) = ([1u8; 16], [2u8; 16]);
+
+    for (trace, time) in [(old, start - DAY), (new, start + 9 * DAY)] {
+        clock.0.store(time + 1000, Ordering::SeqCst);
+        let spans = traces_request("svc", vec![span(trace, 1, None, "op", time, 1000)]);
+        assert_eq!(
+            server.post_protobuf("/v1/traces", &spans).await.status(),
+            200
+        );
+        let logs = logs_request("svc", vec![log_record(Some(trace), time, 9, "hello")]);
+        assert_eq!(server.post_protobuf("/v1/logs", &logs).await.status(), 200);
+        server.hopline.seal().await.expect("seal");
+    }
+    let store = &server.hopline.store;
+    assert_eq!(store.spans.splits().len(), 2);
+    assert_eq!(store.logs.splits().len(), 2);
+
+    // Now is day 9; a 7-day window keeps the new split and drops the old one.
+    let cutoff = start + 9 * DAY - 7 * DAY;
+    let dropped_spans = store.spans.enforce_retention(cutoff).expect("retention");
+    let dropped_logs = store.logs.enforce_retention(cutoff).expect("retention");
+    assert_eq!(dropped_spans.len(), 1);
+    assert_eq!(dropped_logs.len(), 1);
+    assert!(!server
+        .dir
+        .path()
+        .join("index/spans")
+        .join(&dropped_spans[0])
+        .exists());
+
+    let (status, _) = server.get(&format!("/api/traces/{}", hex(&old))).await;
+    assert_eq!(status, 404);
+    let (status, _) = server.get(&format!("/api/traces/{}", hex(&new))).await;
+    assert_eq!(status, 200);
+    let (_, body) = server
+        .get(&format!("/api/logs?traceID={}&start=0", hex(&old)))
+        .await;
+    assert_eq!(body["total"], 0);
+    let (_, body) = server
+        .get(&format!("/api/logs?traceID={}&start=0", hex(&new)))
+        .await;
+    assert_eq!(body["total"], 1);
+    server.hopline.shutdown().await;
+}
