@@ -18,7 +18,7 @@ pub const DEFAULT_RETENTION: &str = "7d";
 pub const DEFAULT_COMMIT_INTERVAL: &str = "1s";
 pub const DEFAULT_MAX_REQUEST_SIZE: &str = "16MiB";
 pub const DEFAULT_SPLIT_DURATION: &str = "1h";
-pub const DEFAULT_QUEUE_CAPACITY: u64 = 262_144;
+pub const DEFAULT_QUEUE_CAPACITY: u64 = 65_536;
 
 /// Hopline: OpenTelemetry traces and logs in, one request followed across every hop.
 #[derive(Debug, Parser)]
