@@ -77,7 +77,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HOPLINE_SPLIT_DURATION", value_name = "DURATION")]
     pub split_duration: Option<String>,
     /// Records accepted but not yet indexed, per signal, before receivers answer
-    /// 503/Unavailable [default: 262144]
+    /// 503/Unavailable [default: 65536]
     #[arg(long, env = "HOPLINE_QUEUE_CAPACITY", value_name = "RECORDS")]
     pub queue_capacity: Option<u64>,
 }
