@@ -443,8 +443,9 @@ mod tests {
         assert_eq!(
             filter.tags,
             vec![
-                ("http.response.status_code".into(), "500".into()),
+                // A JSON object's keys come in sorted order.
                 ("error".into(), "true".into()),
+                ("http.response.status_code".into(), "500".into()),
                 ("region".into(), "eu".into()),
             ]
         );
