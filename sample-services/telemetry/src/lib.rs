@@ -1,0 +1,202 @@
+//! OpenTelemetry for Hopline's sample services: one call sets up traces and logs over
+//! OTLP, and small helpers carry W3C trace context over HTTP, gRPC and AMQP.
+//!
+//! - [`init`] reads the standard `OTEL_*` variables, installs a `tracing` subscriber
+//!   whose spans become OpenTelemetry spans and whose events become OTLP log records
+//!   (carrying the trace and span id of the span they happen in), and returns a guard
+//!   whose [`TelemetryGuard::shutdown`] flushes both.
+//! - [`http`]: an axum middleware that continues an incoming `traceparent` in a server
+//!   span, and [`http::inject`] for outgoing requests.
+//! - [`grpc`]: a tonic client interceptor and the server-side extraction.
+//! - [`amqp`]: trace context in AMQP message headers, both ways, and the queue topology.
+//! - [`db`]: a service's own SQLite database, every statement in a `db.*` client span.
+//! - [`env_or`]: configuration from the environment with documented defaults.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context as _};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+
+pub mod amqp;
+pub mod db;
+pub mod grpc;
+pub mod http;
+
+/// Where telemetry goes when `OTEL_EXPORTER_OTLP_ENDPOINT` is not set: Hopline's
+/// OTLP/HTTP port on this machine.
+pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
+
+/// Flushes and stops the exporters; call it before the process exits.
+pub struct TelemetryGuard {
+    tracer_provider: SdkTracerProvider,
+    logger_provider: SdkLoggerProvider,
+}
+
+impl TelemetryGuard {
+    pub fn shutdown(self) {
+        if let Err(e) = self.tracer_provider.shutdown() {
+            eprintln!("telemetry: flushing spans failed: {e}");
+        }
+        if let Err(e) = self.logger_provider.shutdown() {
+            eprintln!("telemetry: flushing logs failed: {e}");
+        }
+    }
+}
+
+/// Sets up traces and logs export for a service. `service_name` is used unless
+/// `OTEL_SERVICE_NAME` says otherwise; `version` becomes `service.version`.
+pub fn init(service_name: &str, version: &str) -> anyhow::Result<TelemetryGuard> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let service_name = env
+        .get("OTEL_SERVICE_NAME")
+        .cloned()
+        .unwrap_or_else(|| service_name.to_string());
+    let endpoint = env
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    let endpoint = endpoint.trim_end_matches('/').to_string();
+    match env.get("OTEL_EXPORTER_OTLP_PROTOCOL").map(String::as_str) {
+        None | Some("http/protobuf") => {}
+        Some(other) => {
+            bail!("OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported here: use http/protobuf")
+        }
+    }
+    let host = hostname();
+    let resource = Resource::builder_empty()
+        .with_service_name(service_name.clone())
+        .with_attributes([
+            KeyValue::new("service.version", version.to_string()),
+            KeyValue::new(
+                "service.instance.id",
+                format!("{host}-{}", std::process::id()),
+            ),
+            KeyValue::new("host.name", host),
+        ])
+        .build();
+
+    let span_exporter = SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{endpoint}/v1/traces"))
+        .build()
+        .context("cannot build the OTLP span exporter")?;
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_batch_exporter(span_exporter)
+        .build();
+    let log_exporter = LogExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{endpoint}/v1/logs"))
+        .build()
+        .context("cannot build the OTLP log exporter")?;
+    let logger_provider = SdkLoggerProvider::builder()
+        .with_resource(resource)
+        .with_batch_exporter(log_exporter)
+        .build();
+
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    let tracer = tracer_provider.tracer(service_name.clone());
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // What is exported: our own crates' spans and events, not the HTTP and AMQP
+    // clients' internals (which would also report on the export itself).
+    let export_filter = EnvFilter::new("info,h2=off,hyper=off,hyper_util=off,reqwest=off,tonic=off,tower=off,lapin=warn,amq_protocol=warn");
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        )
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                // Semantic-convention attributes only: no source locations, threads or timings.
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_filter(export_filter.clone()),
+        )
+        .with(OpenTelemetryTracingBridge::new(&logger_provider).with_filter(export_filter))
+        .try_init()
+        .context("cannot install the tracing subscriber")?;
+    tracing::info!(service = %service_name, %endpoint, "exporting traces and logs over OTLP/HTTP");
+    Ok(TelemetryGuard {
+        tracer_provider,
+        logger_provider,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The OpenTelemetry context of the current `tracing` span.
+pub fn current_context() -> Context {
+    tracing::Span::current().context()
+}
+
+/// Injects the current span's `traceparent`/`tracestate` through `injector`.
+pub fn inject_current(injector: &mut dyn Injector) {
+    TraceContextPropagator::new().inject_context(&current_context(), injector);
+}
+
+/// Reads a remote parent from `traceparent`/`tracestate`.
+pub fn extract(extractor: &dyn Extractor) -> Context {
+    TraceContextPropagator::new().extract(extractor)
+}
+
+/// Marks the current span as failed, with a description (`otel.status_code=ERROR`).
+pub fn mark_error(span: &tracing::Span, description: impl Into<String>) {
+    span.set_status(opentelemetry::trace::Status::error(description.into()));
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio_ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    ctrl_c.await;
+}
+
+async fn tokio_ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A setting from the environment, or its default.
+pub fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
