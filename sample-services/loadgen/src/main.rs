@@ -194,12 +194,12 @@ async fn main() -> anyhow::Result<()> {
         args.slow_ratio * 100.0,
         args.failing_email_ratio * 100.0,
     );
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let mut n = 0u64;
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => break,
+            _ = &mut stop => break,
             _ = progress.tick() => {
                 let line = stats.lock().map(|s| s.line()).unwrap_or_default();
                 println!("loadgen: {:>5.0}s {line}", started.elapsed().as_secs_f64());
@@ -264,4 +264,19 @@ async fn main() -> anyhow::Result<()> {
         stats.orders.len()
     );
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop sending and print the summary.
+async fn stop_signal() {
+    #[cfg(unix)]
+    if let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

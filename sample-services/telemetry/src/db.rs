@@ -25,6 +25,10 @@ impl Db {
             Connection::open(path)
         }
         .with_context(|| format!("cannot open database {url}"))?;
+        // WAL and a busy timeout: replicas of a service may share one database file.
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+            .context("cannot configure the database")?;
         connection
             .execute_batch(schema)
             .context("cannot create the schema")?;

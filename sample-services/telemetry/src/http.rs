@@ -61,9 +61,16 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         url.path = %request.uri().path(),
         url.scheme = "http",
         http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     let parent = super::extract(&HeaderExtractor(request.headers()));
     let _ = span.set_parent(parent);
+    // The trace id in the span's fields, so the service's own log lines show it too.
+    let trace_id = {
+        use opentelemetry::trace::TraceContextExt;
+        span.context().span().span_context().trace_id()
+    };
+    span.record("trace_id", tracing::field::display(trace_id));
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.response.status_code", i64::from(status.as_u16()));

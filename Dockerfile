@@ -1,0 +1,23 @@
+# One image for the collector and every sample service: they share a workspace and a
+# build, and the entry point picks the binary (`hopline`, `gateway`, `user-service`,
+# `order-service`, `email-service`, `loadgen`).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked \
+        -p hopline -p gateway -p user-service -p order-service -p email-service -p loadgen \
+    && mkdir /out \
+    && cp target/release/hopline target/release/gateway target/release/user-service \
+          target/release/order-service target/release/email-service target/release/loadgen /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --create-home --home-dir /data hopline \
+    && mkdir -p /data/hopline /data/orders && chown -R hopline /data
+COPY --from=build /out/ /usr/local/bin/
+USER hopline
+WORKDIR /data
+ENTRYPOINT []
+CMD ["hopline", "--data-dir", "/data/hopline"]
