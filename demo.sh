@@ -4,7 +4,8 @@
 # UI's address; Ctrl-C stops everything, flushing what was acknowledged.
 #
 # RabbitMQ: AMQP_URL if set; else the broker already answering on 127.0.0.1:5672;
-# else `rabbitmq-server` if it is installed (started here, stopped on exit).
+# else `rabbitmq-server` if it is installed (started here, stopped on exit); else
+# email-service's embedded in-process queue (AMQP_URL=embedded).
 # Ports: collector 4317/4318/16686, gateway 8080, user 3000 (gRPC 50051), order 3001,
 # email 3002. Data and logs go to ./demo-data.
 set -euo pipefail
@@ -56,8 +57,8 @@ elif command -v rabbitmq-server >/dev/null 2>&1; then
     for _ in $(seq 1 150); do port_open 5672 && break; sleep 0.2; done
     export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
 else
-    echo "demo: no RabbitMQ: set AMQP_URL, or install it (apt-get install rabbitmq-server), then run me again" >&2
-    exit 1
+    export AMQP_URL=embedded
+    echo "demo: queue: no RabbitMQ here, using email-service's embedded in-process queue (same trace headers)"
 fi
 
 export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318"

@@ -153,6 +153,7 @@ pub struct Stack {
     pub user: String,
     pub email: String,
     pub queue: String,
+    pub embedded_queue: bool,
     pub services: Vec<Service>,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -161,6 +162,8 @@ pub struct Stack {
 pub struct StackOptions {
     pub breaker_threshold: u32,
     pub breaker_open_seconds: f64,
+    /// Without RabbitMQ: order-service publishes to email-service's embedded queue.
+    pub embedded_queue: bool,
 }
 
 impl Default for StackOptions {
@@ -168,6 +171,7 @@ impl Default for StackOptions {
         Self {
             breaker_threshold: 5,
             breaker_open_seconds: 10.0,
+            embedded_queue: false,
         }
     }
 }
@@ -196,7 +200,18 @@ impl Stack {
         let common = |extra: Vec<(&str, String)>| -> Vec<(String, String)> {
             let mut env = vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.clone()),
-                ("AMQP_URL".to_string(), amqp_url()),
+                (
+                    "AMQP_URL".to_string(),
+                    if options.embedded_queue {
+                        "embedded".to_string()
+                    } else {
+                        amqp_url()
+                    },
+                ),
+                (
+                    "EMAIL_SERVICE_URL".to_string(),
+                    format!("http://127.0.0.1:{email_http}"),
+                ),
                 ("ORDER_QUEUE".to_string(), queue.clone()),
             ];
             env.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
@@ -260,6 +275,7 @@ impl Stack {
             user: format!("http://127.0.0.1:{user_http}"),
             email: format!("http://127.0.0.1:{email_http}"),
             queue,
+            embedded_queue: options.embedded_queue,
             services,
             dir,
             http: reqwest::Client::new(),
@@ -313,6 +329,9 @@ impl Stack {
         }
         if let Some(hopline) = self.hopline.take() {
             hopline.shutdown().await;
+        }
+        if self.embedded_queue {
+            return;
         }
         // Leave no queues behind in the shared RabbitMQ.
         if let Ok(connection) =

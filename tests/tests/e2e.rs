@@ -202,6 +202,7 @@ async fn the_breaker_opens_while_user_service_is_down_and_closes_when_it_returns
     let mut stack = Stack::start(StackOptions {
         breaker_threshold: 3,
         breaker_open_seconds: 1.0,
+        ..StackOptions::default()
     })
     .await;
     let user_id = create_user(&stack).await;
@@ -309,5 +310,63 @@ async fn a_poison_message_is_dead_lettered_not_redelivered_forever() {
         .services
         .iter()
         .any(|s| s.log().contains("poison message")));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rabbitmq_the_embedded_queue_carries_the_trace_to_email_service() {
+    let stack = Stack::start(StackOptions {
+        embedded_queue: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let user_id = create_user(&stack).await;
+    let trace_id = "6cf92f3577b34da6a3ce929d0e0e4736";
+    let response = stack
+        .http
+        .post(format!("{}/api/orders", stack.gateway))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({ "userId": user_id, "items": [{ "sku": "FAIL-EMAIL", "quantity": 1, "price": 3.0 }] }))
+        .send()
+        .await
+        .expect("create order");
+    assert_eq!(response.status(), 201);
+
+    let spans = trace(&stack, trace_id, 10).await;
+    let publish = find(&spans, "order-service", "producer", "publish").expect("publish span");
+    let consume = find(&spans, "email-service", "consumer", "process").expect("consume span");
+    assert_eq!(
+        consume.parent.as_deref(),
+        Some(publish.id.as_str()),
+        "the consumer continues the producer"
+    );
+    assert!(
+        consume.tags.to_string().contains("in-process"),
+        "{:?}",
+        consume.tags
+    );
+    assert!(
+        consume.error,
+        "a failing e-mail marks the consumer span: {consume:?}"
+    );
+    let (_, health) = stack.get_json(&format!("{}/health", stack.email)).await;
+    assert_eq!(health["queue"], "embedded");
+    assert_eq!(health["failed"], 1);
+
+    // A poison message on the embedded queue is dead-lettered too.
+    let response = stack
+        .http
+        .post(format!("{}/queue/{}", stack.email, stack.queue))
+        .body("not an order")
+        .send()
+        .await
+        .expect("enqueue");
+    assert_eq!(response.status(), 202);
+    let dead = eventually(Duration::from_secs(10), || async {
+        let (_, health) = stack.get_json(&format!("{}/health", stack.email)).await;
+        (health["deadLettered"] == 1).then_some(())
+    })
+    .await;
+    assert!(dead.is_some());
     stack.shutdown().await;
 }

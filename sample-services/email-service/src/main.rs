@@ -5,6 +5,10 @@
 //! lists what was sent; `GET /health` on `HTTP_ADDR` (default `0.0.0.0:3002`) reports
 //! the broker connection and counters.
 //!
+//! With `AMQP_URL=embedded` (a machine without RabbitMQ) it hosts an embedded
+//! in-process queue instead, fed by order-service over `POST /queue/{ORDER_QUEUE}`
+//! with the same trace headers.
+//!
 //! A message that is not an order (a poison message) is rejected without requeue:
 //! RabbitMQ dead-letters it to `{ORDER_QUEUE}.dead`, with a log line, instead of
 //! redelivering it forever. An order with a `FAIL-EMAIL` item fails to send (an error
@@ -77,37 +81,65 @@ struct AppState {
     counters: Arc<Counters>,
     connected: Arc<RwLock<bool>>,
     queue: String,
+    /// The embedded queue's sender, when there is no RabbitMQ.
+    embedded: Option<tokio::sync::mpsc::Sender<QueuedMessage>>,
+    dead_letters: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
-/// Handles one delivery in a consumer span that continues the producer's trace.
-async fn handle(state: AppState, delivery: Delivery) {
+/// Handles one message in a consumer span that continues the producer's trace.
+/// `Err` means poison: the caller dead-letters it.
+async fn handle(
+    state: &AppState,
+    system: &'static str,
+    parent: opentelemetry::Context,
+    message_id: Option<&str>,
+    payload: &[u8],
+) -> Result<(), Poison> {
     let span = tracing::info_span!(
         "process",
         otel.name = %format!("{} process", state.queue),
         otel.kind = "consumer",
-        messaging.system = "rabbitmq",
+        messaging.system = system,
         messaging.operation.type = "process",
         messaging.destination.name = %state.queue,
         messaging.message.id = tracing::field::Empty,
     );
-    let _ = span.set_parent(telemetry::amqp::extract(
-        delivery.properties.headers().as_ref(),
-    ));
-    if let Some(id) = delivery.properties.message_id() {
-        span.record("messaging.message.id", id.as_str());
+    let _ = span.set_parent(parent);
+    if let Some(id) = message_id {
+        span.record("messaging.message.id", id);
     }
     state.counters.consumed.fetch_add(1, Ordering::Relaxed);
-    let outcome = process(&state, &delivery.data)
-        .instrument(span.clone())
-        .await;
+    let outcome = process(state, payload).instrument(span.clone()).await;
+    if let Err(Poison(reason)) = &outcome {
+        span.in_scope(|| {
+            warn!(reason = %reason, bytes = payload.len(), "poison message: dead-lettering it instead of redelivering")
+        });
+        telemetry::mark_error(&span, format!("poison message: {reason}"));
+        state.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+    outcome
+}
+
+/// Handles a RabbitMQ delivery: ack when handled, reject without requeue (so the
+/// broker dead-letters it) when poison.
+async fn handle_delivery(state: AppState, delivery: Delivery) {
+    let parent = telemetry::amqp::extract(delivery.properties.headers().as_ref());
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_string());
+    let outcome = handle(
+        &state,
+        "rabbitmq",
+        parent,
+        message_id.as_deref(),
+        &delivery.data,
+    )
+    .await;
     let acked = match outcome {
         Ok(()) => delivery.ack(BasicAckOptions::default()).await,
-        Err(Poison(reason)) => {
-            span.in_scope(|| {
-                warn!(reason = %reason, bytes = delivery.data.len(), "poison message: dead-lettering it instead of redelivering")
-            });
-            telemetry::mark_error(&span, format!("poison message: {reason}"));
-            state.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        Err(_) => {
             delivery
                 .nack(BasicNackOptions {
                     requeue: false,
@@ -118,6 +150,84 @@ async fn handle(state: AppState, delivery: Delivery) {
     };
     if let Err(e) = acked {
         warn!(error = %e, "cannot acknowledge message");
+    }
+}
+
+/// A message of the embedded queue: the producer's trace headers and the payload.
+struct QueuedMessage {
+    headers: Vec<(String, String)>,
+    payload: Vec<u8>,
+}
+
+/// The embedded in-process queue, for machines without RabbitMQ (`AMQP_URL=embedded`):
+/// order-service enqueues with `POST /queue/{ORDER_QUEUE}` (202 once queued), the
+/// message keeps its `traceparent`/`tracestate`/`message-id` headers, and one consumer
+/// task handles messages in order. Poison messages go to an in-memory dead-letter list.
+async fn consume_embedded(
+    state: AppState,
+    mut messages: tokio::sync::mpsc::Receiver<QueuedMessage>,
+) {
+    *state.connected.write().await = true;
+    info!(queue = %state.queue, "consuming from the embedded in-process queue (no RabbitMQ)");
+    while let Some(message) = messages.recv().await {
+        let parent = telemetry::extract_pairs(&message.headers);
+        let message_id = message
+            .headers
+            .iter()
+            .find(|(k, _)| k == "message-id")
+            .map(|(_, v)| v.clone());
+        if handle(
+            &state,
+            "in-process",
+            parent,
+            message_id.as_deref(),
+            &message.payload,
+        )
+        .await
+        .is_err()
+        {
+            if let Ok(mut dead) = state.dead_letters.lock() {
+                dead.push(message.payload);
+            }
+        }
+    }
+}
+
+async fn enqueue(
+    State(state): State<AppState>,
+    axum::extract::Path(queue): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(tx) = &state.embedded else {
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": "the embedded queue is off: this email-service consumes from RabbitMQ" }))).into_response();
+    };
+    if queue != state.queue {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no queue '{queue}' (this one is '{}')", state.queue) })),
+        )
+            .into_response();
+    }
+    let headers = ["traceparent", "tracestate", "message-id"]
+        .into_iter()
+        .filter_map(|name| {
+            Some((
+                name.to_string(),
+                headers.get(name)?.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    match tx.try_send(QueuedMessage {
+        headers,
+        payload: body.to_vec(),
+    }) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "queued": true }))).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "the embedded queue is full" })),
+        )
+            .into_response(),
     }
 }
 
@@ -197,7 +307,7 @@ async fn consume_once(state: &AppState, url: &str) -> anyhow::Result<()> {
         let state = handler_state.clone();
         async move {
             match delivery {
-                Ok(Some(delivery)) => handle(state, delivery).await,
+                Ok(Some(delivery)) => handle_delivery(state, delivery).await,
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "consumer error"),
             }
@@ -237,7 +347,8 @@ async fn health(State(state): State<AppState>) -> Response {
     let c = &state.counters;
     let body = json!({
         "status": if connected && database { "ok" } else { "degraded" },
-        "rabbitmq": if connected { "connected" } else { "disconnected" },
+        "queue": if state.embedded.is_some() { "embedded" } else { "rabbitmq" },
+        "rabbitmq": if state.embedded.is_some() { "unused" } else if connected { "connected" } else { "disconnected" },
         "database": if database { "ok" } else { "unavailable" },
         "consumed": c.consumed.load(Ordering::Relaxed),
         "sent": c.sent.load(Ordering::Relaxed),
@@ -271,17 +382,28 @@ async fn run() -> anyhow::Result<()> {
     let database_url = env_or("DATABASE_URL", "sqlite:email-service.db");
     let amqp_url = env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
     let queue = env_or("ORDER_QUEUE", "order.created");
+    let embedded = amqp_url == "embedded";
+    let (embedded_tx, embedded_rx) = tokio::sync::mpsc::channel(10_000);
     let state = AppState {
         db: Db::open(&database_url, SCHEMA)?,
         counters: Arc::default(),
         connected: Arc::new(RwLock::new(false)),
         queue: queue.clone(),
+        embedded: embedded.then_some(embedded_tx),
+        dead_letters: Arc::default(),
     };
-    let consumer = tokio::spawn(consume(state.clone(), amqp_url));
+    let consumer = if embedded {
+        tokio::spawn(consume_embedded(state.clone(), embedded_rx))
+    } else {
+        tokio::spawn(consume(state.clone(), amqp_url))
+    };
     let app = Router::new()
         .route("/emails", get(list_emails))
         .route("/health", get(health))
         .layer(axum::middleware::from_fn(telemetry::http::trace_requests))
+        // The queue's own endpoint is transport, not a traced operation: the consumer
+        // span continues the producer's trace from the message's headers.
+        .merge(Router::new().route("/queue/{queue}", axum::routing::post(enqueue)))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&http_addr).await?;
     info!(http = %listener.local_addr()?, %queue, database = %database_url, "email-service listening");

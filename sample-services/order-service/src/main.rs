@@ -6,6 +6,9 @@
 //! default `amqp://guest:guest@127.0.0.1:5672/%2f`; queue `ORDER_QUEUE`, default
 //! `order.created`) with the trace context in the message headers.
 //!
+//! With `AMQP_URL=embedded` it publishes to email-service's embedded in-process
+//! queue instead (`EMAIL_SERVICE_URL`), with the same trace headers.
+//!
 //! Items whose SKU starts with `SLOW` take the slow path (a 750 ms shipping quote):
 //! the load generator uses it so that the UI has slow traces to find.
 
@@ -68,11 +71,14 @@ struct AppState {
     queue: Arc<Queue>,
 }
 
-/// The RabbitMQ channel, (re)connected in the background.
+/// Where `order.created` goes: RabbitMQ (its channel, (re)connected in the
+/// background), or, with `AMQP_URL=embedded`, email-service's embedded in-process
+/// queue over HTTP (`EMAIL_SERVICE_URL`, default `http://127.0.0.1:3002`).
 struct Queue {
     url: String,
     name: String,
     channel: RwLock<Option<Channel>>,
+    embedded: Option<(String, reqwest::Client)>,
 }
 
 impl Queue {
@@ -89,6 +95,9 @@ impl Queue {
     }
 
     async fn keep_connected(self: Arc<Self>) {
+        if self.embedded.is_some() {
+            return;
+        }
         loop {
             let connected = matches!(&*self.channel.read().await, Some(channel) if channel.status().connected());
             if !connected {
@@ -101,7 +110,8 @@ impl Queue {
     }
 
     async fn is_connected(&self) -> bool {
-        matches!(&*self.channel.read().await, Some(channel) if channel.status().connected())
+        self.embedded.is_some()
+            || matches!(&*self.channel.read().await, Some(channel) if channel.status().connected())
     }
 
     /// Publishes `order.created` in a producer span, waiting for the broker's confirm.
@@ -116,6 +126,9 @@ impl Queue {
             messaging.message.id = %order.id,
         );
         async {
+            if let Some((email_url, client)) = &self.embedded {
+                return self.publish_embedded(email_url, client, order).await;
+            }
             let channel = self
                 .channel
                 .read()
@@ -149,6 +162,35 @@ impl Queue {
         .instrument(span.clone())
         .await
         .inspect_err(|e: &anyhow::Error| telemetry::mark_error(&span, e.to_string()))
+    }
+}
+
+impl Queue {
+    /// Publishes to the embedded queue, with the producer span's trace headers.
+    async fn publish_embedded(
+        &self,
+        email_url: &str,
+        client: &reqwest::Client,
+        order: &Order,
+    ) -> anyhow::Result<()> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        telemetry::http::inject(&mut headers);
+        headers.insert("message-id", reqwest::header::HeaderValue::from(order.id));
+        let response = client
+            .post(format!("{email_url}/queue/{}", self.name))
+            .headers(headers)
+            .json(order)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?;
+        if response.status() != reqwest::StatusCode::ACCEPTED {
+            anyhow::bail!(
+                "the embedded queue refused the message: HTTP {}",
+                response.status()
+            );
+        }
+        info!(order.id = order.id, "published order.created");
+        Ok(())
     }
 }
 
@@ -416,10 +458,20 @@ async fn run() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(5))
         .connect_lazy();
     let users = UserServiceClient::with_interceptor(channel, telemetry::grpc::InjectContext);
+    let embedded = (amqp_url == "embedded").then(|| {
+        (
+            env_or("EMAIL_SERVICE_URL", "http://127.0.0.1:3002"),
+            reqwest::Client::new(),
+        )
+    });
+    if let Some((email_url, _)) = &embedded {
+        info!(%email_url, "no RabbitMQ: publishing to email-service's embedded in-process queue");
+    }
     let queue = Arc::new(Queue {
         url: amqp_url,
         name: queue_name.clone(),
         channel: RwLock::new(None),
+        embedded,
     });
     tokio::spawn(Arc::clone(&queue).keep_connected());
 

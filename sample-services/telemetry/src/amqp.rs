@@ -2,7 +2,7 @@
 //! producer's trace.
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::Injector;
 use opentelemetry::Context;
 
 struct TableInjector<'a>(&'a mut FieldTable);
@@ -13,21 +13,6 @@ impl Injector for TableInjector<'_> {
             ShortString::from(key.to_string()),
             AMQPValue::LongString(value.into()),
         );
-    }
-}
-
-struct TableExtractor(Vec<(String, String)>);
-
-impl Extractor for TableExtractor {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _)| k.as_str()).collect()
     }
 }
 
@@ -49,7 +34,7 @@ pub fn extract(headers: Option<&FieldTable>) -> Context {
             pairs.push((key.as_str().to_string(), text));
         }
     }
-    super::extract(&TableExtractor(pairs))
+    super::extract_pairs(&pairs)
 }
 
 /// Declares `queue` (durable) and its dead-letter queue `{queue}.dead`: a message

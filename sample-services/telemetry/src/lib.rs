@@ -166,6 +166,26 @@ pub fn extract(extractor: &dyn Extractor) -> Context {
     TraceContextPropagator::new().extract(extractor)
 }
 
+struct PairsExtractor<'a>(&'a [(String, String)]);
+
+impl Extractor for PairsExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+/// Reads a remote parent from `(name, value)` pairs, such as a queued message's headers.
+pub fn extract_pairs(pairs: &[(String, String)]) -> Context {
+    extract(&PairsExtractor(pairs))
+}
+
 /// Marks the current span as failed, with a description (`otel.status_code=ERROR`).
 pub fn mark_error(span: &tracing::Span, description: impl Into<String>) {
     span.set_status(opentelemetry::trace::Status::error(description.into()));
