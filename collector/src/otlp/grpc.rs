@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -18,12 +18,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use super::{export_logs, export_traces};
+use super::OtlpSignal;
 use crate::ingest::Ingester;
 
 pub const METRICS_UNSUPPORTED: &str =
@@ -64,16 +64,10 @@ impl TraceService for OtlpGrpc {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let outcome = export_traces(&self.ingester, request.into_inner())
+        let outcome = ExportTraceServiceRequest::export(&self.ingester, request.into_inner())
             .await
             .map_err(|e| e.into_status())?;
-        let partial_success = (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: outcome.rejected as i64,
-            error_message: outcome.error_message,
-        });
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success,
-        }))
+        Ok(Response::new(ExportTraceServiceRequest::response(outcome)))
     }
 }
 
@@ -83,14 +77,10 @@ impl LogsService for OtlpGrpc {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let outcome = export_logs(&self.ingester, request.into_inner())
+        let outcome = ExportLogsServiceRequest::export(&self.ingester, request.into_inner())
             .await
             .map_err(|e| e.into_status())?;
-        let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: outcome.rejected as i64,
-            error_message: outcome.error_message,
-        });
-        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
+        Ok(Response::new(ExportLogsServiceRequest::response(outcome)))
     }
 }
 

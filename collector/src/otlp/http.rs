@@ -11,17 +11,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use super::grpc::METRICS_UNSUPPORTED;
-use super::{export_logs, export_traces, run_blocking, OtlpError};
-use crate::ingest::{ExportOutcome, Ingester};
+use super::{run_blocking, OtlpError, OtlpSignal};
+use crate::ingest::Ingester;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -35,8 +31,8 @@ struct HttpState {
 /// The OTLP/HTTP router.
 pub fn router(ingester: Ingester, max_request_size: usize) -> Router {
     Router::new()
-        .route("/v1/traces", post(traces))
-        .route("/v1/logs", post(logs))
+        .route("/v1/traces", post(export::<ExportTraceServiceRequest>))
+        .route("/v1/logs", post(export::<ExportLogsServiceRequest>))
         .route("/v1/metrics", post(metrics))
         .layer(DefaultBodyLimit::disable())
         .with_state(HttpState {
@@ -197,62 +193,26 @@ fn success<T: Message + serde::Serialize>(response: T, encoding: Encoding) -> Re
         .into_response()
 }
 
-async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+/// `POST /v1/traces` and `/v1/logs`: one handler, typed by the signal.
+async fn export<S: OtlpSignal>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let encoding = match request_encoding(&headers) {
         Ok(encoding) => encoding,
         Err(error) => return error_response(error, Encoding::Json),
     };
-    match export_traces_body(&state, &headers, body, encoding).await {
-        Ok(outcome) => {
-            let partial_success = (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: outcome.rejected as i64,
-                error_message: outcome.error_message,
-            });
-            success(ExportTraceServiceResponse { partial_success }, encoding)
-        }
+    let result = async {
+        let bytes = read_body(&headers, body, state.max_request_size).await?;
+        let request: S = run_blocking(move || decode(&bytes, encoding, S::REQUEST_NAME)).await??;
+        S::export(&state.ingester, request).await
+    }
+    .await;
+    match result {
+        Ok(outcome) => success(S::response(outcome), encoding),
         Err(error) => error_response(error, encoding),
     }
-}
-
-async fn export_traces_body(
-    state: &HttpState,
-    headers: &HeaderMap,
-    body: Body,
-    encoding: Encoding,
-) -> Result<ExportOutcome, OtlpError> {
-    let bytes = read_body(headers, body, state.max_request_size).await?;
-    let request: ExportTraceServiceRequest =
-        run_blocking(move || decode(&bytes, encoding, "ExportTraceServiceRequest")).await??;
-    export_traces(&state.ingester, request).await
-}
-
-async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    let encoding = match request_encoding(&headers) {
-        Ok(encoding) => encoding,
-        Err(error) => return error_response(error, Encoding::Json),
-    };
-    match export_logs_body(&state, &headers, body, encoding).await {
-        Ok(outcome) => {
-            let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: outcome.rejected as i64,
-                error_message: outcome.error_message,
-            });
-            success(ExportLogsServiceResponse { partial_success }, encoding)
-        }
-        Err(error) => error_response(error, encoding),
-    }
-}
-
-async fn export_logs_body(
-    state: &HttpState,
-    headers: &HeaderMap,
-    body: Body,
-    encoding: Encoding,
-) -> Result<ExportOutcome, OtlpError> {
-    let bytes = read_body(headers, body, state.max_request_size).await?;
-    let request: ExportLogsServiceRequest =
-        run_blocking(move || decode(&bytes, encoding, "ExportLogsServiceRequest")).await??;
-    export_logs(&state.ingester, request).await
 }
 
 async fn metrics(headers: HeaderMap) -> Response {

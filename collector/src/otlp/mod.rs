@@ -1,9 +1,10 @@
 //! OTLP receivers (OTLP 1.x): gRPC `TraceService`/`LogsService` and HTTP
 //! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not.
 //!
-//! Both transports decode into the same prost messages and call the same two
-//! functions, [`export_traces`] and [`export_logs`]; errors map to an HTTP status
-//! and a gRPC status in one place ([`OtlpError`]).
+//! Both transports decode into the same prost messages and go through the same
+//! [`OtlpSignal::export`] (one implementation per signal) and
+//! [`OtlpSignal::response`]; errors map to an HTTP status and a gRPC status in one
+//! place ([`OtlpError`]).
 
 pub mod convert;
 pub mod grpc;
@@ -11,8 +12,12 @@ pub mod http;
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
 use crate::ingest::{ExportOutcome, IngestError, Ingester};
 
@@ -94,30 +99,65 @@ impl OtlpError {
     }
 }
 
-/// Converts, makes durable and queues the spans of one request.
-pub async fn export_traces(
-    ingester: &Ingester,
-    request: ExportTraceServiceRequest,
-) -> Result<ExportOutcome, OtlpError> {
-    let prepared = run_blocking({
-        let ingester = ingester.clone();
-        move || ingester.prepare_traces(request)
-    })
-    .await??;
-    Ok(ingester.submit(prepared).await?)
+/// What differs between traces and logs, for both transports: the request's name,
+/// how it is ingested, and the response that reports rejected records.
+pub trait OtlpSignal:
+    prost::Message + Default + serde::de::DeserializeOwned + Send + 'static
+{
+    const REQUEST_NAME: &'static str;
+    type Response: prost::Message + serde::Serialize;
+
+    /// Converts, makes durable and queues the records of one request.
+    fn export(
+        ingester: &Ingester,
+        request: Self,
+    ) -> impl std::future::Future<Output = Result<ExportOutcome, OtlpError>> + Send;
+
+    fn response(outcome: ExportOutcome) -> Self::Response;
 }
 
-/// Converts, makes durable and queues the log records of one request.
-pub async fn export_logs(
-    ingester: &Ingester,
-    request: ExportLogsServiceRequest,
-) -> Result<ExportOutcome, OtlpError> {
-    let prepared = run_blocking({
-        let ingester = ingester.clone();
-        move || ingester.prepare_logs(request)
-    })
-    .await??;
-    Ok(ingester.submit(prepared).await?)
+impl OtlpSignal for ExportTraceServiceRequest {
+    const REQUEST_NAME: &'static str = "ExportTraceServiceRequest";
+    type Response = ExportTraceServiceResponse;
+
+    async fn export(ingester: &Ingester, request: Self) -> Result<ExportOutcome, OtlpError> {
+        let prepared = run_blocking({
+            let ingester = ingester.clone();
+            move || ingester.prepare_traces(request)
+        })
+        .await??;
+        Ok(ingester.submit(prepared).await?)
+    }
+
+    fn response(outcome: ExportOutcome) -> Self::Response {
+        let partial_success = (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: outcome.rejected as i64,
+            error_message: outcome.error_message,
+        });
+        ExportTraceServiceResponse { partial_success }
+    }
+}
+
+impl OtlpSignal for ExportLogsServiceRequest {
+    const REQUEST_NAME: &'static str = "ExportLogsServiceRequest";
+    type Response = ExportLogsServiceResponse;
+
+    async fn export(ingester: &Ingester, request: Self) -> Result<ExportOutcome, OtlpError> {
+        let prepared = run_blocking({
+            let ingester = ingester.clone();
+            move || ingester.prepare_logs(request)
+        })
+        .await??;
+        Ok(ingester.submit(prepared).await?)
+    }
+
+    fn response(outcome: ExportOutcome) -> Self::Response {
+        let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: outcome.rejected as i64,
+            error_message: outcome.error_message,
+        });
+        ExportLogsServiceResponse { partial_success }
+    }
 }
 
 /// Runs CPU-bound work (decoding, converting) off the async runtime.

@@ -346,13 +346,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let guard = telemetry::init("gateway", env!("CARGO_PKG_VERSION"))?;
-    let result = run().await;
-    if let Err(e) = &result {
-        tracing::error!("{e:#}");
-    }
-    guard.shutdown();
-    result
+    telemetry::run("gateway", env!("CARGO_PKG_VERSION"), run).await
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -436,13 +436,7 @@ async fn health(State(state): State<AppState>) -> Response {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let guard = telemetry::init("order-service", env!("CARGO_PKG_VERSION"))?;
-    let result = run().await;
-    if let Err(e) = &result {
-        tracing::error!("{e:#}");
-    }
-    guard.shutdown();
-    result
+    telemetry::run("order-service", env!("CARGO_PKG_VERSION"), run).await
 }
 
 async fn run() -> anyhow::Result<()> {

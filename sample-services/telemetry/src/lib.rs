@@ -56,6 +56,25 @@ impl TelemetryGuard {
     }
 }
 
+/// A service's `main`: sets up telemetry, runs `service`, logs its error if it fails,
+/// and flushes spans and logs on the way out.
+pub async fn run<F>(
+    service_name: &str,
+    version: &str,
+    service: impl FnOnce() -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let guard = init(service_name, version)?;
+    let result = service().await;
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+    }
+    guard.shutdown();
+    result
+}
+
 /// Sets up traces and logs export for a service. `service_name` is used unless
 /// `OTEL_SERVICE_NAME` says otherwise; `version` becomes `service.version`.
 pub fn init(service_name: &str, version: &str) -> anyhow::Result<TelemetryGuard> {

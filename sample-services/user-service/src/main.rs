@@ -220,13 +220,7 @@ impl UserService for Grpc {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let guard = telemetry::init("user-service", env!("CARGO_PKG_VERSION"))?;
-    let result = run().await;
-    if let Err(e) = &result {
-        tracing::error!("{e:#}");
-    }
-    guard.shutdown();
-    result
+    telemetry::run("user-service", env!("CARGO_PKG_VERSION"), run).await
 }
 
 async fn run() -> anyhow::Result<()> {
