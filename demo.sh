@@ -45,7 +45,9 @@ wait_for() { # name url
     exit 1
 }
 
-if [ -n "${AMQP_URL:-}" ]; then
+if [ "${AMQP_URL:-}" = embedded ]; then
+    echo "demo: queue: email-service's embedded in-process queue (AMQP_URL=embedded)"
+elif [ -n "${AMQP_URL:-}" ]; then
     echo "demo: queue: RabbitMQ at $AMQP_URL (from AMQP_URL)"
 elif port_open 5672; then
     export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
