@@ -4,11 +4,12 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked \
+RUN rustup target add wasm32-unknown-unknown && cargo xtask ui && cargo build --release --locked \
         -p hopline -p gateway -p user-service -p order-service -p email-service -p loadgen \
     && mkdir /out \
     && cp target/release/hopline target/release/gateway target/release/user-service \
-          target/release/order-service target/release/email-service target/release/loadgen /out/
+          target/release/order-service target/release/email-service target/release/loadgen /out/ \
+    && cp -r target/site /site
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -17,6 +18,8 @@ RUN apt-get update \
     && useradd --system --create-home --home-dir /data hopline \
     && mkdir -p /data/hopline /data/orders && chown -R hopline /data
 COPY --from=build /out/ /usr/local/bin/
+# The UI bundle where hopline looks by default: `site` beside its binary's directory.
+COPY --from=build /site /usr/local/site
 USER hopline
 WORKDIR /data
 ENTRYPOINT []

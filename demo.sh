@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 echo "demo: building (release; the first build takes a few minutes) ..."
+cargo xtask ui || echo "demo: the UI's wasm bundle did not build; pages are served without interactivity"
 cargo build --release --locked -p hopline -p gateway -p user-service -p order-service -p email-service -p loadgen
 bin="${CARGO_TARGET_DIR:-target}/release"
 data="$PWD/demo-data"

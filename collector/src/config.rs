@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Wall-clock span of one index split before it is sealed [default: 1h]
     #[arg(long, env = "HOPLINE_SPLIT_DURATION", value_name = "DURATION")]
     pub split_duration: Option<String>,
+    /// The web UI's built assets (`cargo xtask ui`) [default: `site` beside the
+    /// binary's directory, i.e. target/site for target/release/hopline]
+    #[arg(long, env = "HOPLINE_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Records accepted but not yet indexed, per signal, before receivers answer
     /// 503/Unavailable [default: 65536]
     #[arg(long, env = "HOPLINE_QUEUE_CAPACITY", value_name = "RECORDS")]
@@ -95,6 +99,7 @@ struct FileConfig {
     max_request_size: Option<String>,
     split_duration: Option<String>,
     queue_capacity: Option<u64>,
+    ui_dir: Option<PathBuf>,
 }
 
 /// Validated settings of a running collector.
@@ -109,6 +114,7 @@ pub struct Config {
     pub max_request_size: usize,
     pub split_duration: Duration,
     pub queue_capacity: u64,
+    pub ui_dir: PathBuf,
 }
 
 impl Config {
@@ -183,6 +189,7 @@ impl Config {
                 .queue_capacity
                 .or(file.queue_capacity)
                 .unwrap_or(DEFAULT_QUEUE_CAPACITY),
+            ui_dir: args.ui_dir.or(file.ui_dir).unwrap_or_else(default_ui_dir),
         };
         config.validate()?;
         Ok(config)
@@ -201,6 +208,7 @@ impl Config {
             max_request_size: 16 << 20,
             split_duration: Duration::from_secs(3600),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            ui_dir: default_ui_dir(),
         }
     }
 
@@ -234,6 +242,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `site` beside the directory of the running binary: `target/site` for
+/// `target/release/hopline`, where `cargo xtask ui` puts the bundle.
+fn default_ui_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.parent()
+                .and_then(Path::parent)
+                .map(|dir| dir.join("site"))
+        })
+        .unwrap_or_else(|| PathBuf::from("target/site"))
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {

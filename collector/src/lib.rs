@@ -170,11 +170,22 @@ impl Hopline {
             shutdown_rx.clone(),
             "OTLP/HTTP",
         ));
+        // The UI's server functions call the query API on this same listener.
+        let loopback = match http_addr.ip() {
+            ip if ip.is_unspecified() => {
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), http_addr.port())
+            }
+            _ => http_addr,
+        };
         let api_router = api::router(api::ApiState {
             store: store.clone(),
             metrics: Arc::clone(&metrics),
             clock: Arc::clone(&clock),
-        });
+        })
+        .merge(api::ui::router(
+            &config.ui_dir,
+            format!("http://{loopback}"),
+        ));
         servers.push(serve_http(
             api_listener,
             api_router,

@@ -5,6 +5,7 @@
 mod error;
 mod logs;
 mod traces;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -50,7 +51,6 @@ impl ApiState {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/services", get(traces::services))
@@ -103,10 +103,6 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
 }
 
 async fn not_found(request: Request) -> ApiError {

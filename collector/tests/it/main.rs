@@ -9,3 +9,4 @@ mod crash;
 mod otel_sdk;
 mod otlp_json;
 mod retention;
+mod ui_browser;

@@ -1,0 +1,145 @@
+//! The web UI in headless Chromium (Debian's package, driven by `ui/e2e/browser.mjs`
+//! with playwright-core): a known three-service trace and its logs are sent over
+//! OTLP, then the browser searches, opens the trace, selects a span, reads the logs
+//! tab, follows a log line to its trace and checks the service map. Screenshots go
+//! to `HOPLINE_SCREENSHOTS` (default `<target>/ui-screenshots`).
+//!
+//! Needs `node`, Chromium (`/usr/bin/chromium` or `CHROMIUM`) and `npm ci` in
+//! `ui/e2e`; without them the test is skipped, unless `HOPLINE_REQUIRE_BROWSER=1`
+//! (CI sets it). With the wasm bundle built (`cargo xtask ui`) it also checks
+//! hydration: keyboard navigation and a clean browser console.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+fn missing_prerequisite() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if !workspace()
+        .join("ui/e2e/node_modules/playwright-core")
+        .exists()
+    {
+        return Some("ui/e2e has no node_modules (cd ui/e2e && npm ci)".into());
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("no node on PATH".into());
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_in_a_real_browser() {
+    if let Some(missing) = missing_prerequisite() {
+        assert!(
+            std::env::var("HOPLINE_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "browser tests required, but {missing}"
+        );
+        eprintln!("skipping the browser test: {missing}");
+        return;
+    }
+    let site = target_dir().join("site");
+    let hydrated = site.join("pkg/hopline_bg.wasm").is_file();
+    let server = TestServer::start_with(|config| config.ui_dir = site.clone()).await;
+
+    let trace = [0x5e; 16];
+    let now = now_nanos() - 5_000_000_000;
+    let ms = 1_000_000;
+    let mut root = span(trace, 1, None, "GET /checkout", now, 120 * ms);
+    root.attributes.push(string_kv("http.route", "/checkout"));
+    let mut orders = span(trace, 2, Some(1), "POST /orders", now + 5 * ms, 100 * ms);
+    orders.attributes.push(string_kv("http.route", "/orders"));
+    let mut charge = span(trace, 3, Some(2), "charge card", now + 10 * ms, 60 * ms);
+    charge.kind = 3;
+    charge
+        .attributes
+        .push(string_kv("payment.provider", "acme-pay"));
+    charge.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        code: 2,
+        message: "card declined".into(),
+    });
+    let mut insert = span(trace, 4, Some(2), "INSERT orders", now + 75 * ms, 20 * ms);
+    insert.kind = 3;
+    for (service, spans) in [
+        ("frontend", vec![root]),
+        ("checkout", vec![orders, insert]),
+        ("payments", vec![charge]),
+    ] {
+        let mut request = traces_request(service, spans);
+        if let Some(resource) = request.resource_spans[0].resource.as_mut() {
+            resource
+                .attributes
+                .push(string_kv("host.name", &format!("{service}-1")));
+        }
+        assert_eq!(
+            server.post_protobuf("/v1/traces", &request).await.status(),
+            200
+        );
+    }
+    let mut declined = log_record(Some(trace), now + 40 * ms, 17, "payment declined by issuer");
+    declined.span_id = vec![3; 8];
+    let mut started = log_record(Some(trace), now + 6 * ms, 9, "checkout started");
+    started.span_id = vec![2; 8];
+    let mut stored = log_record(Some(trace), now + 90 * ms, 9, "order stored");
+    stored.span_id = vec![4; 8];
+    assert_eq!(
+        server
+            .post_protobuf("/v1/logs", &logs_request("payments", vec![declined]))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .post_protobuf("/v1/logs", &logs_request("checkout", vec![started, stored]))
+            .await
+            .status(),
+        200
+    );
+    server.flush().await;
+
+    let shots = std::env::var_os("HOPLINE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("ui-screenshots"));
+    let base = format!("http://{}", server.hopline.http_addr);
+    let output = tokio::process::Command::new("node")
+        .current_dir(workspace().join("ui/e2e"))
+        .arg("browser.mjs")
+        .arg(&base)
+        .arg(hex(&trace))
+        .arg(&shots)
+        .arg(if hydrated { "1" } else { "0" })
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "browser checks failed:\n{stdout}");
+    assert!(
+        stdout.contains(if hydrated {
+            "8 passed, 0 failed"
+        } else {
+            "6 passed, 0 failed"
+        }),
+        "{stdout}"
+    );
+    server.hopline.shutdown().await;
+}

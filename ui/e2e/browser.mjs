@@ -1,0 +1,114 @@
+// Hopline's UI in a real browser (Debian's Chromium, driven by playwright-core; no
+// browser download). The Rust test `ui_browser` starts a collector with a known
+// trace and logs and runs: node browser.mjs <base-url> <trace-id> <screenshot-dir> <hydrated:0|1>
+// Prints "N passed, N failed" and exits non-zero on a failure.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const [base, traceId, shots, hydrated] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+let passed = 0, failed = 0;
+async function check(name, body) {
+  try {
+    await body();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.message}`);
+  }
+}
+function expect(condition, message) { if (!condition) throw new Error(message); }
+const settle = async () => { await page.waitForLoadState('networkidle'); };
+
+await check('search finds the trace and plots it', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  await settle();
+  const links = await page.$$eval('a.trace-link', (as) => as.map((a) => a.getAttribute('href')));
+  expect(links.includes(`/trace/${traceId}`), `no result for ${traceId}: ${links}`);
+  expect(await page.locator('svg.scatter circle').count() >= 1, 'no dot in the scatter plot');
+  expect((await page.textContent('.result')).includes('frontend: GET /checkout'), 'root service and operation missing');
+  await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
+  await page.click(`a.trace-link[href="/trace/${traceId}"]`);
+  await page.waitForURL(`**/trace/${traceId}`);
+});
+
+await check('the trace view shows every span in order and nesting', async () => {
+  await page.goto(`${base}/trace/${traceId}`);
+  await settle();
+  const rows = await page.$$eval('.waterfall .row', (rs) => rs.map((r) => `${r.querySelector('.svc').textContent}:${r.querySelector('.op').textContent}@${r.dataset.depth}`));
+  const expected = ['frontend:GET /checkout@0', 'checkout:POST /orders@1', 'payments:charge card@2', 'checkout:INSERT orders@2'];
+  expect(JSON.stringify(rows) === JSON.stringify(expected), `rows ${JSON.stringify(rows)}`);
+  expect(await page.locator('.row.error').count() === 1, 'the failing span is not marked');
+  expect(await page.locator('.row.critical').count() >= 2, 'no critical path');
+  await page.screenshot({ path: `${shots}/trace.png`, fullPage: true });
+});
+
+await check('clicking a span shows its tags and its logs', async () => {
+  await page.click('.row:has-text("charge card") a.span-link');
+  await page.waitForSelector('#span-details');
+  const details = await page.textContent('#span-details');
+  expect(details.includes('payment.provider') && details.includes('acme-pay'), 'tags missing');
+  expect(details.includes('payment declined by issuer'), 'the span\'s log line is missing');
+  expect(details.includes('host.name'), 'process tags missing');
+  expect(page.url().includes('span='), 'the selection is not in the URL');
+  await page.screenshot({ path: `${shots}/span.png`, fullPage: true });
+});
+
+await check('the logs tab lists the trace\'s logs in time order', async () => {
+  await page.click('#logs-tab');
+  await page.waitForURL('**tab=logs**');
+  const bodies = await page.$$eval('table.logs .body', (cells) => cells.map((c) => c.textContent));
+  expect(bodies.length === 3, `expected 3 logs, got ${bodies.length}`);
+  expect(bodies[0].includes('checkout started'), `first log: ${bodies[0]}`);
+});
+
+await check('log search finds a phrase and its link opens the trace', async () => {
+  await page.goto(`${base}/logs?query=${encodeURIComponent('"declined by issuer"')}&lookback=1h`);
+  await settle();
+  expect((await page.locator('.log-line mark').count()) >= 1, 'the phrase is not highlighted');
+  await page.screenshot({ path: `${shots}/logs.png`, fullPage: true });
+  await page.click('.log-line a.trace-link');
+  await page.waitForURL(`**/trace/${traceId}**`);
+  await page.waitForSelector('#span-details');
+});
+
+await check('the service map shows the calls', async () => {
+  await page.goto(`${base}/dependencies`);
+  await settle();
+  const edges = await page.$$eval('g.edge', (gs) => gs.map((g) => `${g.dataset.parent}->${g.dataset.child}`).sort());
+  expect(JSON.stringify(edges) === JSON.stringify(['checkout->payments', 'frontend->checkout']), `edges ${edges}`);
+  await page.screenshot({ path: `${shots}/service-map.png`, fullPage: true });
+});
+
+if (hydrated === '1') {
+  await check('once hydrated, the keyboard moves through the waterfall', async () => {
+    await page.goto(`${base}/trace/${traceId}`);
+    await settle();
+    await page.waitForTimeout(500);
+    await page.keyboard.press('ArrowDown');
+    await page.waitForURL('**span=**', { timeout: 5000 });
+    await page.keyboard.press('ArrowDown');
+    await page.waitForFunction(() => document.querySelectorAll('.row.selected').length === 1);
+    const selected = await page.textContent('.row.selected .op');
+    expect(selected === 'POST /orders', `selected ${selected}`);
+  });
+  await check('no errors in the browser console', async () => {
+    expect(consoleErrors.length === 0, consoleErrors.join(' | '));
+  });
+}
+
+await browser.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

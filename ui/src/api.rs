@@ -1,0 +1,391 @@
+//! What the pages show, and the server functions that fetch it from the collector's
+//! query API (Jaeger's `/api` and `/api/logs`). The conversions from the API's JSON
+//! are plain functions, so they are tested without a server.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TagView {
+    pub key: String,
+    pub value: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub time_us: u64,
+    pub fields: Vec<TagView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpanView {
+    pub id: String,
+    pub parent: Option<String>,
+    pub service: String,
+    pub name: String,
+    pub kind: String,
+    pub start_us: u64,
+    pub duration_us: u64,
+    pub error: bool,
+    pub tags: Vec<TagView>,
+    pub process: Vec<TagView>,
+    pub events: Vec<EventView>,
+    /// Linked spans: (trace id, span id).
+    pub links: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// ns since the epoch.
+    pub time_ns: u64,
+    pub severity_number: i64,
+    pub severity: String,
+    pub body: String,
+    pub service: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub attributes: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceView {
+    pub id: String,
+    pub spans: Vec<SpanView>,
+    pub logs: Vec<LogLine>,
+}
+
+impl TraceView {
+    pub fn start_us(&self) -> u64 {
+        self.spans.iter().map(|s| s.start_us).min().unwrap_or(0)
+    }
+
+    pub fn duration_us(&self) -> u64 {
+        let end = self
+            .spans
+            .iter()
+            .map(|s| s.start_us + s.duration_us)
+            .max()
+            .unwrap_or(0);
+        end.saturating_sub(self.start_us())
+    }
+
+    pub fn errors(&self) -> usize {
+        self.spans.iter().filter(|s| s.error).count()
+    }
+
+    /// Span counts per service, in order of first appearance.
+    pub fn services(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        let mut spans: Vec<&SpanView> = self.spans.iter().collect();
+        spans.sort_by_key(|s| s.start_us);
+        for span in spans {
+            match counts.iter_mut().find(|(name, _)| *name == span.service) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((span.service.clone(), 1)),
+            }
+        }
+        counts
+    }
+
+    /// The root: the earliest span without a parent in the trace.
+    pub fn root(&self) -> Option<&SpanView> {
+        let ids: std::collections::HashSet<&str> =
+            self.spans.iter().map(|s| s.id.as_str()).collect();
+        self.spans
+            .iter()
+            .filter(|s| s.parent.as_deref().is_none_or(|p| !ids.contains(p)))
+            .min_by_key(|s| s.start_us)
+    }
+}
+
+/// One row of the search results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceSummary {
+    pub id: String,
+    pub root_service: String,
+    pub root_name: String,
+    pub span_count: usize,
+    pub services: Vec<(String, usize)>,
+    pub errors: usize,
+    pub duration_us: u64,
+    pub start_us: u64,
+}
+
+impl TraceSummary {
+    pub fn of(trace: &TraceView) -> Self {
+        let root = trace.root();
+        TraceSummary {
+            id: trace.id.clone(),
+            root_service: root.map(|s| s.service.clone()).unwrap_or_default(),
+            root_name: root.map(|s| s.name.clone()).unwrap_or_default(),
+            span_count: trace.spans.len(),
+            services: trace.services(),
+            errors: trace.errors(),
+            duration_us: trace.duration_us(),
+            start_us: trace.start_us(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub parent: String,
+    pub child: String,
+    pub calls: u64,
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn tag_views(tags: &Value) -> Vec<TagView> {
+    tags.as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|t| TagView {
+                    key: text(&t["key"]),
+                    value: text(&t["value"]),
+                    kind: text(&t["type"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A trace in Jaeger's JSON model -> the trace view.
+pub fn trace_from_jaeger(trace: &Value) -> TraceView {
+    let processes = &trace["processes"];
+    let spans = trace["spans"]
+        .as_array()
+        .map(|spans| {
+            spans
+                .iter()
+                .map(|span| {
+                    let tags = tag_views(&span["tags"]);
+                    let process = &processes[span["processID"].as_str().unwrap_or_default()];
+                    let references = span["references"].as_array().cloned().unwrap_or_default();
+                    SpanView {
+                        id: text(&span["spanID"]),
+                        parent: references
+                            .iter()
+                            .find(|r| r["refType"] == "CHILD_OF")
+                            .map(|r| text(&r["spanID"])),
+                        service: text(&process["serviceName"]),
+                        name: text(&span["operationName"]),
+                        kind: tags
+                            .iter()
+                            .find(|t| t.key == "span.kind")
+                            .map(|t| t.value.clone())
+                            .unwrap_or_default(),
+                        start_us: span["startTime"].as_u64().unwrap_or(0),
+                        duration_us: span["duration"].as_u64().unwrap_or(0),
+                        error: tags.iter().any(|t| t.key == "error" && t.value == "true"),
+                        tags,
+                        process: tag_views(&process["tags"]),
+                        events: span["logs"]
+                            .as_array()
+                            .map(|logs| {
+                                logs.iter()
+                                    .map(|l| EventView {
+                                        time_us: l["timestamp"].as_u64().unwrap_or(0),
+                                        fields: tag_views(&l["fields"]),
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        links: references
+                            .iter()
+                            .filter(|r| r["refType"] == "FOLLOWS_FROM")
+                            .map(|r| (text(&r["traceID"]), text(&r["spanID"])))
+                            .collect(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    TraceView {
+        id: text(&trace["traceID"]),
+        spans,
+        logs: Vec::new(),
+    }
+}
+
+/// `/api/logs`'s answer -> log lines.
+pub fn logs_from_api(body: &Value) -> LogPage {
+    let lines = body["data"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| LogLine {
+                    time_ns: text(&l["timeUnixNano"]).parse().unwrap_or(0),
+                    severity_number: l["severityNumber"].as_i64().unwrap_or(0),
+                    severity: text(&l["severityText"]),
+                    body: text(&l["body"]),
+                    service: text(&l["serviceName"]),
+                    trace_id: l["traceID"].as_str().map(str::to_string),
+                    span_id: l["spanID"].as_str().map(str::to_string),
+                    attributes: l["attributes"]
+                        .as_object()
+                        .map(|a| a.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    LogPage {
+        lines,
+        total: body["total"].as_u64().unwrap_or(0),
+    }
+}
+
+// Server functions live under their own prefix, `/ui-fn`: `/api` is the query API's.
+
+#[server(prefix = "/ui-fn")]
+pub async fn list_services() -> Result<Vec<String>, ServerFnError> {
+    let body = crate::ssr::get("/api/services").await?;
+    Ok(body["data"]
+        .as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default())
+}
+
+#[server(prefix = "/ui-fn")]
+pub async fn list_operations(service: String) -> Result<Vec<String>, ServerFnError> {
+    if service.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = crate::ssr::get(&format!(
+        "/api/services/{}/operations",
+        crate::tags::encode(&service)
+    ))
+    .await?;
+    Ok(body["data"]
+        .as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default())
+}
+
+/// `query` is the query string of `/api/traces`.
+#[server(prefix = "/ui-fn")]
+pub async fn search_traces(query: String) -> Result<Vec<TraceSummary>, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/traces?{query}")).await?;
+    Ok(body["data"]
+        .as_array()
+        .map(|traces| {
+            traces
+                .iter()
+                .map(|t| TraceSummary::of(&trace_from_jaeger(t)))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A trace and its logs; `None` when the collector has no such trace.
+#[server(prefix = "/ui-fn")]
+pub async fn load_trace(id: String) -> Result<Option<TraceView>, ServerFnError> {
+    let Some(body) =
+        crate::ssr::get_optional(&format!("/api/traces/{}", crate::tags::encode(&id))).await?
+    else {
+        return Ok(None);
+    };
+    let mut trace = trace_from_jaeger(&body["data"][0]);
+    let logs = crate::ssr::get(&format!(
+        "/api/logs?traceID={}&start=0&limit=1000",
+        crate::tags::encode(&trace.id)
+    ))
+    .await?;
+    trace.logs = logs_from_api(&logs).lines;
+    trace.logs.sort_by_key(|l| l.time_ns);
+    Ok(Some(trace))
+}
+
+/// `query` is the query string of `/api/logs`.
+#[server(prefix = "/ui-fn")]
+pub async fn search_logs(query: String) -> Result<LogPage, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/logs?{query}")).await?;
+    Ok(logs_from_api(&body))
+}
+
+#[server(prefix = "/ui-fn")]
+pub async fn load_dependencies(lookback_ms: u64) -> Result<Vec<Dependency>, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/dependencies?lookback={lookback_ms}")).await?;
+    Ok(body["data"]
+        .as_array()
+        .map(|links| {
+            links
+                .iter()
+                .map(|l| Dependency {
+                    parent: text(&l["parent"]),
+                    child: text(&l["child"]),
+                    calls: l["callCount"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn jaeger_traces_become_views_with_services_errors_and_roots() {
+        let trace = json!({
+            "traceID": "abc",
+            "processes": {"p1": {"serviceName": "gateway", "tags": [{"key": "host.name", "type": "string", "value": "n1"}]},
+                          "p2": {"serviceName": "orders", "tags": []}},
+            "spans": [
+                {"spanID": "1", "operationName": "GET /", "references": [], "startTime": 100, "duration": 50, "processID": "p1",
+                 "tags": [{"key": "span.kind", "type": "string", "value": "server"}], "logs": []},
+                {"spanID": "2", "operationName": "POST /orders", "references": [{"refType": "CHILD_OF", "traceID": "abc", "spanID": "1"}],
+                 "startTime": 110, "duration": 30, "processID": "p2",
+                 "tags": [{"key": "error", "type": "bool", "value": true}],
+                 "logs": [{"timestamp": 120, "fields": [{"key": "event", "type": "string", "value": "retry"}]}]}
+            ]
+        });
+        let view = trace_from_jaeger(&trace);
+        assert_eq!(view.spans[1].parent.as_deref(), Some("1"));
+        assert!(view.spans[1].error);
+        assert_eq!(view.spans[1].events[0].fields[0].value, "retry");
+        let summary = TraceSummary::of(&view);
+        assert_eq!(summary.root_service, "gateway");
+        assert_eq!(
+            summary.services,
+            vec![("gateway".to_string(), 1), ("orders".to_string(), 1)]
+        );
+        assert_eq!(
+            (summary.errors, summary.duration_us, summary.span_count),
+            (1, 50, 2)
+        );
+    }
+
+    #[test]
+    fn log_lines_keep_ids_and_attributes() {
+        let page = logs_from_api(&json!({"total": 7, "data": [
+            {"timeUnixNano": "1700000000000000000", "severityNumber": 17, "severityText": "ERROR", "body": "boom",
+             "serviceName": "orders", "traceID": "t", "spanID": null, "attributes": {"order.id": 42}}
+        ]}));
+        assert_eq!(page.total, 7);
+        assert_eq!(page.lines[0].time_ns, 1_700_000_000_000_000_000);
+        assert_eq!(
+            page.lines[0].attributes,
+            vec![("order.id".to_string(), "42".to_string())]
+        );
+        assert_eq!(page.lines[0].span_id, None);
+    }
+}

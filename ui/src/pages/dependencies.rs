@@ -1,0 +1,163 @@
+//! `/dependencies?lookback=`: the service map, drawn from `/api/dependencies`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::{service_colour, ErrorBox, NO_DATA_HINT};
+use crate::api::{load_dependencies, Dependency};
+use crate::tags::encode;
+
+/// Columns by call depth (callers left of callees), rows in name order.
+pub(crate) fn place(links: &[Dependency]) -> BTreeMap<String, (usize, usize)> {
+    let nodes: BTreeSet<&str> = links
+        .iter()
+        .flat_map(|l| [l.parent.as_str(), l.child.as_str()])
+        .collect();
+    let mut column: BTreeMap<&str, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+    // Longest path from a source, bounded by the node count (cycles stop there).
+    for _ in 0..nodes.len() {
+        let mut changed = false;
+        for link in links {
+            let next = column[link.parent.as_str()] + 1;
+            if link.parent != link.child && next < nodes.len() && next > column[link.child.as_str()]
+            {
+                column.insert(link.child.as_str(), next);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut rows_used: BTreeMap<usize, usize> = BTreeMap::new();
+    column
+        .into_iter()
+        .map(|(node, col)| {
+            let row = rows_used.entry(col).or_default();
+            *row += 1;
+            (node.to_string(), (col, *row - 1))
+        })
+        .collect()
+}
+
+#[component]
+pub fn DependenciesPage() -> impl IntoView {
+    let query = use_query_map();
+    let lookback = Memo::new(move |_| query.read().get("lookback").unwrap_or_else(|| "1h".into()));
+    let links = Resource::new(
+        move || lookback.get(),
+        |lookback| async move {
+            let ms = crate::pages::lookback_ms(&lookback);
+            load_dependencies(ms).await
+        },
+    );
+    view! {
+        <section class="dependencies">
+            <form method="get" action="/dependencies" class="filters">
+                <label>"Window"
+                    <select name="lookback">
+                        {["15m", "1h", "6h", "24h", "7d"].into_iter().map(|v| {
+                            let selected = move || lookback.get() == v;
+                            view! { <option value=v selected=selected>{v}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit">"Show"</button>
+            </form>
+            <Suspense fallback=|| view! { <p class="loading">"Loading the service map…"</p> }>
+                {move || Suspend::new(async move {
+                    match links.await {
+                        Ok(links) if links.is_empty() => view! { <p class="empty">"No calls between services in this window. "{NO_DATA_HINT}</p> }.into_any(),
+                        Ok(links) => view! { <Graph links=links/> }.into_any(),
+                        Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn Graph(links: Vec<Dependency>) -> impl IntoView {
+    let places = place(&links);
+    let columns = places.values().map(|(c, _)| c + 1).max().unwrap_or(1);
+    let rows = places.values().map(|(_, r)| r + 1).max().unwrap_or(1);
+    let (cw, rh, nw, nh) = (240.0, 90.0, 170.0, 40.0);
+    let (w, h) = (columns as f64 * cw + 40.0, rows as f64 * rh + 40.0);
+    let centre = |node: &str| {
+        let (c, r) = places.get(node).copied().unwrap_or_default();
+        (
+            30.0 + c as f64 * cw + nw / 2.0,
+            30.0 + r as f64 * rh + nh / 2.0,
+        )
+    };
+    view! {
+        <svg class="service-map" viewBox=format!("0 0 {w} {h}") role="img" aria-label="service map">
+            <defs>
+                <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse">
+                    <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"/>
+                </marker>
+            </defs>
+            {links.iter().map(|l| {
+                let (x1, y1) = centre(&l.parent);
+                let (x2, y2) = centre(&l.child);
+                let (x1, x2) = if x2 > x1 { (x1 + nw / 2.0, x2 - nw / 2.0) } else { (x1, x2) };
+                view! {
+                    <g class="edge" data-parent=l.parent.clone() data-child=l.child.clone()>
+                        <line x1=x1 y1=y1 x2=x2 y2=y2 marker-end="url(#arrow)"/>
+                        <text x=(x1 + x2) / 2.0 y=(y1 + y2) / 2.0 - 6.0 class="calls">{format!("{} calls", l.calls)}</text>
+                    </g>
+                }
+            }).collect_view()}
+            {places.iter().map(|(node, (c, r))| {
+                let (x, y) = (30.0 + *c as f64 * cw, 30.0 + *r as f64 * rh);
+                view! {
+                    <a href=format!("/search?service={}", encode(node)) class="node" data-service=node.clone()>
+                        <rect x=x y=y width=nw height=nh rx=8 style=format!("stroke:{}", service_colour(node))/>
+                        <text x=x + nw / 2.0 y=y + nh / 2.0 + 5.0>{node.clone()}</text>
+                    </a>
+                }
+            }).collect_view()}
+        </svg>
+        <table class="edges"><tbody>
+            <tr><th>"Caller"</th><th>"Callee"</th><th>"Calls"</th></tr>
+            {links.into_iter().map(|l| view! { <tr><td>{l.parent}</td><td>{l.child}</td><td>{l.calls}</td></tr> }).collect_view()}
+        </tbody></table>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(parent: &str, child: &str) -> Dependency {
+        Dependency {
+            parent: parent.into(),
+            child: child.into(),
+            calls: 1,
+        }
+    }
+
+    #[test]
+    fn callers_sit_left_of_their_callees() {
+        let places = place(&[
+            link("gateway", "orders"),
+            link("orders", "users"),
+            link("gateway", "users"),
+            link("orders", "email"),
+        ]);
+        assert_eq!(places["gateway"].0, 0);
+        assert_eq!(places["orders"].0, 1);
+        assert_eq!(places["users"].0, 2);
+        assert_eq!(places["email"].0, 2);
+        assert_ne!(places["users"].1, places["email"].1);
+    }
+
+    #[test]
+    fn cycles_do_not_loop_forever() {
+        let places = place(&[link("a", "b"), link("b", "a")]);
+        assert_eq!(places.len(), 2);
+    }
+}

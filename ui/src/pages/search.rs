@@ -1,0 +1,258 @@
+//! `/search?service=&operation=&tags=&minDuration=&maxDuration=&lookback=&limit=&sort=`
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::{service_colour, ErrorBox, NO_DATA_HINT};
+use crate::api::{list_operations, list_services, search_traces, TraceSummary};
+use crate::format::{self, plural};
+use crate::tags::{encode, parse_logfmt, query_string, to_json};
+
+const LOOKBACKS: [(&str, &str); 6] = [
+    ("15m", "Last 15 minutes"),
+    ("1h", "Last hour"),
+    ("6h", "Last 6 hours"),
+    ("24h", "Last 24 hours"),
+    ("2d", "Last 2 days"),
+    ("7d", "Last 7 days"),
+];
+const SORTS: [(&str, &str); 4] = [
+    ("recent", "Most recent"),
+    ("longest", "Longest first"),
+    ("spans", "Most spans"),
+    ("errors", "Most errors"),
+];
+
+#[derive(Clone, Debug, PartialEq)]
+struct Form {
+    service: String,
+    operation: String,
+    tags: String,
+    min_duration: String,
+    max_duration: String,
+    lookback: String,
+    limit: String,
+    sort: String,
+}
+
+impl Form {
+    /// The `/api/traces` query string, or why the form cannot be searched.
+    fn api_query(&self) -> Result<String, String> {
+        let tags = parse_logfmt(&self.tags).map_err(|e| format!("tags: {e}"))?;
+        Ok(query_string(&[
+            ("service", self.service.clone()),
+            ("operation", self.operation.clone()),
+            (
+                "tags",
+                if tags.is_empty() {
+                    String::new()
+                } else {
+                    to_json(&tags)
+                },
+            ),
+            ("minDuration", self.min_duration.clone()),
+            ("maxDuration", self.max_duration.clone()),
+            ("lookback", self.lookback.clone()),
+            ("limit", self.limit.clone()),
+        ]))
+    }
+}
+
+fn sort(traces: &mut [TraceSummary], by: &str) {
+    match by {
+        "longest" => traces.sort_by_key(|t| std::cmp::Reverse(t.duration_us)),
+        "spans" => traces.sort_by_key(|t| std::cmp::Reverse(t.span_count)),
+        "errors" => traces.sort_by_key(|t| std::cmp::Reverse(t.errors)),
+        _ => traces.sort_by_key(|t| std::cmp::Reverse(t.start_us)),
+    }
+}
+
+#[component]
+pub fn SearchPage() -> impl IntoView {
+    let query = use_query_map();
+    let form = Memo::new(move |_| {
+        let q = query.read();
+        let get = |key: &str, default: &str| q.get(key).unwrap_or_else(|| default.to_string());
+        Form {
+            service: get("service", ""),
+            operation: get("operation", ""),
+            tags: get("tags", ""),
+            min_duration: get("minDuration", ""),
+            max_duration: get("maxDuration", ""),
+            lookback: get("lookback", "1h"),
+            limit: get("limit", "20"),
+            sort: get("sort", "recent"),
+        }
+    });
+    let services = Resource::new(|| (), |_| list_services());
+    let operations = Resource::new(move || form.get().service, list_operations);
+    let results = Resource::new(
+        move || form.get(),
+        |form| async move {
+            if form.service.is_empty() {
+                return Ok(None);
+            }
+            match form.api_query() {
+                Ok(query) => search_traces(query)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                Err(message) => Err(message),
+            }
+        },
+    );
+
+    view! {
+        <section class="search">
+            <form class="filters" method="get" action="/search">
+                <Suspense fallback=|| view! { <p>"Loading services…"</p> }>
+                    {move || Suspend::new(async move {
+                        let form = form.get_untracked();
+                        let services = services.await.unwrap_or_default();
+                        let operations = operations.await.unwrap_or_default();
+                        if services.is_empty() {
+                            return view! { <p class="empty">{NO_DATA_HINT}</p> }.into_any();
+                        }
+                        view! {
+                            <label>"Service"
+                                <select name="service" id="service">
+                                    <option value="">"(choose)"</option>
+                                    {services.into_iter().map(|s| {
+                                        let selected = s == form.service;
+                                        view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                            <label>"Operation"
+                                <select name="operation" id="operation">
+                                    <option value="">"all"</option>
+                                    {operations.into_iter().map(|o| {
+                                        let selected = o == form.operation;
+                                        view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                        }.into_any()
+                    })}
+                </Suspense>
+                <label>"Tags"<input name="tags" id="tags" placeholder="http.response.status_code=500 error=true" value=move || form.get().tags/></label>
+                <label>"Min duration"<input name="minDuration" placeholder="150ms" value=move || form.get().min_duration/></label>
+                <label>"Max duration"<input name="maxDuration" placeholder="1.5s" value=move || form.get().max_duration/></label>
+                <label>"Time"
+                    <select name="lookback">
+                        {LOOKBACKS.iter().map(|(value, label)| {
+                            let selected = move || form.get().lookback == *value;
+                            view! { <option value=*value selected=selected>{*label}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label>"Limit"<input name="limit" type="number" min="1" max="1500" value=move || form.get().limit/></label>
+                <input type="hidden" name="sort" value=move || form.get().sort/>
+                <button type="submit" id="find">"Find traces"</button>
+            </form>
+            <Suspense fallback=|| view! { <p class="loading">"Searching…"</p> }>
+                {move || Suspend::new(async move {
+                    let form = form.get_untracked();
+                    match results.await {
+                        Ok(None) => view! { <p class="empty">"Choose a service to find its traces."</p> }.into_any(),
+                        Ok(Some(mut traces)) => {
+                            sort(&mut traces, &form.sort);
+                            view! { <Results traces=traces form=form/> }.into_any()
+                        }
+                        Err(message) => view! { <ErrorBox message=message/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
+    if traces.is_empty() {
+        return view! { <p class="empty">"No traces match. Widen the time range or drop a filter."</p> }.into_any();
+    }
+    let base = query_string(&[
+        ("service", form.service.clone()),
+        ("operation", form.operation.clone()),
+        ("tags", form.tags.clone()),
+        ("minDuration", form.min_duration.clone()),
+        ("maxDuration", form.max_duration.clone()),
+        ("lookback", form.lookback.clone()),
+        ("limit", form.limit.clone()),
+    ]);
+    view! {
+        <Scatter traces=traces.clone()/>
+        <div class="sorts">
+            <span>{plural(traces.len(), "trace")}</span>
+            {SORTS.iter().map(|(key, label)| {
+                let class = if form.sort == *key { "sort active" } else { "sort" };
+                view! { <a class=class href=format!("/search?{base}&sort={key}")>{*label}</a> }
+            }).collect_view()}
+        </div>
+        <ol class="results">
+            {traces.into_iter().map(|t| view! {
+                <li class="result">
+                    <a class="trace-link" href=format!("/trace/{}", t.id)>
+                        <span class="title">{format!("{}: {}", t.root_service, t.root_name)}</span>
+                        <span class="duration">{format::duration(t.duration_us)}</span>
+                    </a>
+                    <div class="meta">
+                        <span>{plural(t.span_count, "span")}</span>
+                        {(t.errors > 0).then(|| view! { <span class="errors">{plural(t.errors, "error")}</span> })}
+                        {t.services.into_iter().map(|(service, n)| view! {
+                            <span class="service-chip" style=format!("border-color:{}", service_colour(&service))>{format!("{service} ({n})")}</span>
+                        }).collect_view()}
+                        <time class="start">{format::timestamp(t.start_us)}</time>
+                    </div>
+                </li>
+            }).collect_view()}
+        </ol>
+    }
+    .into_any()
+}
+
+/// Duration over time; each dot opens its trace.
+#[component]
+fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
+    let (w, h, pad) = (1300.0, 180.0, 56.0);
+    let t0 = traces.iter().map(|t| t.start_us).min().unwrap_or(0);
+    let t1 = traces
+        .iter()
+        .map(|t| t.start_us)
+        .max()
+        .unwrap_or(t0)
+        .max(t0 + 1);
+    let dmax = traces
+        .iter()
+        .map(|t| t.duration_us)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    view! {
+        <svg class="scatter" viewBox=format!("0 0 {w} {h}") role="img" aria-label="trace durations over time">
+            <line x1=pad y1=h - pad x2=w - 5.0 y2=h - pad class="axis"/>
+            <line x1=pad y1=5.0 x2=pad y2=h - pad class="axis"/>
+            <text x=4.0 y=14.0 class="label">{format::duration(dmax)}</text>
+            <text x=4.0 y=h - pad class="label">"0"</text>
+            {traces.into_iter().map(|t| {
+                let x = pad + (t.start_us - t0) as f64 / (t1 - t0) as f64 * (w - pad - 15.0);
+                let y = h - pad - t.duration_us as f64 / dmax as f64 * (h - pad - 10.0);
+                let r = 3.0 + (t.span_count as f64).sqrt().min(8.0);
+                let class = if t.errors > 0 { "dot error" } else { "dot" };
+                view! {
+                    <a href=format!("/trace/{}", t.id)>
+                        <circle cx=x cy=y r=r class=class>
+                            <title>{format!("{}: {} ({})", t.root_service, t.root_name, format::duration(t.duration_us))}</title>
+                        </circle>
+                    </a>
+                }
+            }).collect_view()}
+        </svg>
+    }
+}
+
+#[allow(dead_code)]
+fn link_to_search(service: &str) -> String {
+    format!("/search?service={}", encode(service))
+}

@@ -1,0 +1,197 @@
+//! The trace waterfall: spans in tree order with their depth and their place on the
+//! time axis, and the critical path (what the trace's duration waits on).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::api::SpanView;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Index into the trace's spans.
+    pub span: usize,
+    pub depth: usize,
+    pub children: usize,
+    pub critical: bool,
+    /// Where the bar starts and how wide it is, in percent of the trace's duration.
+    pub offset_pct: f64,
+    pub width_pct: f64,
+}
+
+/// Lays the spans out: depth-first, children by start time. Spans whose parent is not
+/// in the trace (lost or not yet arrived) are shown as roots.
+pub fn layout(spans: &[SpanView]) -> Vec<Row> {
+    let ids: HashMap<&str, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        match span.parent.as_deref().and_then(|p| ids.get(p)) {
+            Some(&parent) if parent != i => children.entry(parent).or_default().push(i),
+            _ => roots.push(i),
+        }
+    }
+    let by_start =
+        |list: &mut Vec<usize>| list.sort_by_key(|&i| (spans[i].start_us, spans[i].id.clone()));
+    by_start(&mut roots);
+    for list in children.values_mut() {
+        by_start(list);
+    }
+    let start = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|s| s.start_us + s.duration_us)
+        .max()
+        .unwrap_or(start);
+    let total = (end - start).max(1) as f64;
+
+    let mut critical = HashSet::new();
+    if let Some(&root) = roots.iter().max_by_key(|&&i| spans[i].duration_us) {
+        mark_critical(root, spans, &children, &mut critical);
+    }
+
+    let mut rows = Vec::with_capacity(spans.len());
+    let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&i| (i, 0)).collect();
+    let mut seen = HashSet::new();
+    while let Some((i, depth)) = stack.pop() {
+        if !seen.insert(i) {
+            continue;
+        }
+        let kids = children.get(&i).map(Vec::as_slice).unwrap_or_default();
+        rows.push(Row {
+            span: i,
+            depth,
+            children: kids.len(),
+            critical: critical.contains(&i),
+            offset_pct: (spans[i].start_us - start) as f64 / total * 100.0,
+            width_pct: (spans[i].duration_us as f64 / total * 100.0).max(0.2),
+        });
+        for &kid in kids.iter().rev() {
+            stack.push((kid, depth + 1));
+        }
+    }
+    rows
+}
+
+/// Jaeger's rule: walking back from a span's end, the child that finishes last is on
+/// the critical path; then the child that finishes before that one started; and so on.
+fn mark_critical(
+    span: usize,
+    spans: &[SpanView],
+    children: &HashMap<usize, Vec<usize>>,
+    critical: &mut HashSet<usize>,
+) {
+    if !critical.insert(span) {
+        return;
+    }
+    let mut kids: Vec<usize> = children.get(&span).cloned().unwrap_or_default();
+    kids.sort_by_key(|&i| std::cmp::Reverse(spans[i].start_us + spans[i].duration_us));
+    let mut frontier = spans[span].start_us + spans[span].duration_us;
+    for kid in kids {
+        let kid_end = spans[kid].start_us + spans[kid].duration_us;
+        if kid_end <= frontier {
+            mark_critical(kid, spans, children, critical);
+            frontier = spans[kid].start_us;
+        }
+    }
+}
+
+/// The rows left visible when the subtrees under `collapsed` span ids are folded.
+pub fn visible<'a>(
+    rows: &'a [Row],
+    spans: &[SpanView],
+    collapsed: &HashSet<String>,
+) -> Vec<&'a Row> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut hide_below: Option<usize> = None;
+    for row in rows {
+        if let Some(depth) = hide_below {
+            if row.depth > depth {
+                continue;
+            }
+            hide_below = None;
+        }
+        if collapsed.contains(&spans[row.span].id) {
+            hide_below = Some(row.depth);
+        }
+        out.push(row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: &str, parent: Option<&str>, start: u64, duration: u64) -> SpanView {
+        SpanView {
+            id: id.into(),
+            parent: parent.map(str::to_string),
+            service: "svc".into(),
+            name: id.into(),
+            start_us: start,
+            duration_us: duration,
+            ..SpanView::default()
+        }
+    }
+
+    #[test]
+    fn rows_come_depth_first_with_children_by_start() {
+        let spans = vec![
+            span("c2", Some("root"), 50, 40),
+            span("root", None, 0, 100),
+            span("c1", Some("root"), 10, 30),
+            span("g1", Some("c1"), 15, 10),
+        ];
+        let order: Vec<(&str, usize)> = layout(&spans)
+            .iter()
+            .map(|r| (spans[r.span].id.as_str(), r.depth))
+            .collect();
+        assert_eq!(order, vec![("root", 0), ("c1", 1), ("g1", 2), ("c2", 1)]);
+        let rows = layout(&spans);
+        assert_eq!(rows[0].width_pct, 100.0);
+        assert_eq!(rows[3].offset_pct, 50.0);
+    }
+
+    #[test]
+    fn the_critical_path_follows_what_finishes_last() {
+        // root [0,100]: a [0,40] then b [45,95] in sequence; c [10,20] overlaps a.
+        let spans = vec![
+            span("root", None, 0, 100),
+            span("a", Some("root"), 0, 40),
+            span("b", Some("root"), 45, 50),
+            span("c", Some("root"), 10, 10),
+        ];
+        let critical: Vec<&str> = layout(&spans)
+            .iter()
+            .filter(|r| r.critical)
+            .map(|r| spans[r.span].id.as_str())
+            .collect();
+        assert_eq!(critical, vec!["root", "a", "b"]);
+    }
+
+    #[test]
+    fn collapsing_hides_a_subtree() {
+        let spans = vec![
+            span("root", None, 0, 100),
+            span("a", Some("root"), 0, 40),
+            span("a1", Some("a"), 1, 10),
+            span("b", Some("root"), 45, 50),
+        ];
+        let rows = layout(&spans);
+        let collapsed: HashSet<String> = ["a".to_string()].into();
+        let shown: Vec<&str> = visible(&rows, &spans, &collapsed)
+            .iter()
+            .map(|r| spans[r.span].id.as_str())
+            .collect();
+        assert_eq!(shown, vec!["root", "a", "b"]);
+    }
+
+    #[test]
+    fn orphans_become_roots() {
+        let spans = vec![span("x", Some("missing"), 5, 5), span("y", None, 0, 20)];
+        assert_eq!(layout(&spans).iter().filter(|r| r.depth == 0).count(), 2);
+    }
+}

@@ -1,0 +1,87 @@
+//! `cargo xtask ui`: builds the UI's wasm bundle into `<target>/site/pkg`, where
+//! `hopline` serves it (`--ui-dir`, default `<target>/site` next to the binary).
+//!
+//! Plain cargo plus the `wasm-bindgen-cli-support` library at the exact version of
+//! the `wasm-bindgen` the bundle links (both pinned in Cargo.lock), so nothing is
+//! downloaded but crates.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("ui") => build_ui(),
+        _ => {
+            eprintln!("usage: cargo xtask ui    build the web UI's wasm bundle");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn build_ui() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    if let Ok(output) = installed {
+        if !String::from_utf8_lossy(&output.stdout).contains("wasm32-unknown-unknown") {
+            eprintln!("xtask: adding the wasm32-unknown-unknown target");
+            let status = Command::new("rustup")
+                .args(["target", "add", "wasm32-unknown-unknown"])
+                .status()?;
+            if !status.success() {
+                bail!("rustup target add wasm32-unknown-unknown failed");
+            }
+        }
+    }
+
+    eprintln!("xtask: building the UI's wasm (profile wasm-release)");
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .env_remove("LEPTOS_OUTPUT_NAME")
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "hopline-ui-wasm",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building the wasm bundle failed");
+    }
+    let wasm = target_dir.join("wasm32-unknown-unknown/wasm-release/hopline_ui_wasm.wasm");
+    let pkg = target_dir.join("site/pkg");
+    std::fs::create_dir_all(&pkg)?;
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm)
+        .out_name("hopline")
+        .web(true)?
+        .typescript(false)
+        .remove_name_section(true)
+        .generate(&pkg)
+        .context("wasm-bindgen failed")?;
+    std::fs::copy(root.join("ui/style/hopline.css"), pkg.join("hopline.css"))
+        .context("cannot copy the stylesheet")?;
+    let size = std::fs::metadata(pkg.join("hopline_bg.wasm"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!(
+        "xtask: UI bundle in {} ({} KiB of wasm)",
+        pkg.display(),
+        size / 1024
+    );
+    Ok(())
+}
