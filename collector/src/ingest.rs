@@ -135,6 +135,21 @@ impl Ingester {
         })
     }
 
+    /// Refuses at once, before any decoding, when `signal`'s queue is nearly full
+    /// (under a sixteenth free): under overload the CPU goes to indexing, not to
+    /// decoding requests that would be refused anyway.
+    pub fn check_capacity(&self, signal: Signal) -> Result<(), IngestError> {
+        let available = self.capacity[slot(signal)].available_permits() as u64;
+        if available * 16 >= u64::from(self.capacity_total) {
+            return Ok(());
+        }
+        Err(IngestError::Overloaded {
+            signal: signal.as_str(),
+            queued: self.metrics.signal(signal).queued.load(Ordering::Relaxed),
+            retry_after: RETRY_AFTER,
+        })
+    }
+
     /// Makes the records durable and queues them for indexing.
     pub async fn submit(&self, prepared: Prepared) -> Result<ExportOutcome, IngestError> {
         let outcome = ExportOutcome {

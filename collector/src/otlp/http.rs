@@ -204,6 +204,7 @@ async fn export<S: OtlpSignal>(
         Err(error) => return error_response(error, Encoding::Json),
     };
     let result = async {
+        state.ingester.check_capacity(S::SIGNAL)?;
         let bytes = read_body(&headers, body, state.max_request_size).await?;
         let request: S = run_blocking(move || decode(&bytes, encoding, S::REQUEST_NAME)).await??;
         S::export(&state.ingester, request).await

@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use crate::ingest::{ExportOutcome, IngestError, Ingester};
+use crate::metrics::Signal;
 
 /// What a receiver tells a client that it could not take a request.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,7 @@ pub trait OtlpSignal:
     prost::Message + Default + serde::de::DeserializeOwned + Send + 'static
 {
     const REQUEST_NAME: &'static str;
+    const SIGNAL: Signal;
     type Response: prost::Message + serde::Serialize;
 
     /// Converts, makes durable and queues the records of one request.
@@ -118,9 +120,11 @@ pub trait OtlpSignal:
 
 impl OtlpSignal for ExportTraceServiceRequest {
     const REQUEST_NAME: &'static str = "ExportTraceServiceRequest";
+    const SIGNAL: Signal = Signal::Spans;
     type Response = ExportTraceServiceResponse;
 
     async fn export(ingester: &Ingester, request: Self) -> Result<ExportOutcome, OtlpError> {
+        ingester.check_capacity(Self::SIGNAL)?;
         let prepared = run_blocking({
             let ingester = ingester.clone();
             move || ingester.prepare_traces(request)
@@ -140,9 +144,11 @@ impl OtlpSignal for ExportTraceServiceRequest {
 
 impl OtlpSignal for ExportLogsServiceRequest {
     const REQUEST_NAME: &'static str = "ExportLogsServiceRequest";
+    const SIGNAL: Signal = Signal::Logs;
     type Response = ExportLogsServiceResponse;
 
     async fn export(ingester: &Ingester, request: Self) -> Result<ExportOutcome, OtlpError> {
+        ingester.check_capacity(Self::SIGNAL)?;
         let prepared = run_blocking({
             let ingester = ingester.clone();
             move || ingester.prepare_logs(request)
