@@ -25,6 +25,41 @@ fn trim(mut number: String) -> String {
     number
 }
 
+/// A timestamp as `<time>`: UTC when rendered on the server, then the browser's local
+/// time with its UTC offset once the page is hydrated.
+#[leptos::component]
+pub fn Time(micros: u64) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    let text = RwSignal::new(timestamp(micros));
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        text.set(local_timestamp(micros));
+    });
+    let iso = timestamp(micros).replace(' ', "T").replace("TUTC", "Z");
+    view! { <time datetime=iso>{move || text.get()}</time> }
+}
+
+/// The browser's local time: `2024-05-01 14:00:00.123 UTC+02:00`.
+#[cfg(feature = "hydrate")]
+fn local_timestamp(micros: u64) -> String {
+    let date = js_sys::Date::new_0();
+    date.set_time((micros / 1000) as f64);
+    let offset = -(date.get_timezone_offset() as i64);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03} UTC{}{:02}:{:02}",
+        date.get_full_year(),
+        date.get_month() + 1,
+        date.get_date(),
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds(),
+        date.get_milliseconds(),
+        if offset < 0 { '-' } else { '+' },
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
+}
+
 /// `1 span`, `3 spans`.
 pub fn plural(n: usize, noun: &str) -> String {
     if n == 1 {

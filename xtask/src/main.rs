@@ -75,13 +75,23 @@ fn build_ui() -> anyhow::Result<()> {
         .context("wasm-bindgen failed")?;
     std::fs::copy(root.join("ui/style/hopline.css"), pkg.join("hopline.css"))
         .context("cannot copy the stylesheet")?;
-    let size = std::fs::metadata(pkg.join("hopline_bg.wasm"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    // Precompressed copies, served to browsers that accept gzip.
+    for file in ["hopline.js", "hopline_bg.wasm", "hopline.css"] {
+        let bytes = std::fs::read(pkg.join(file))?;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, &bytes)?;
+        std::fs::write(pkg.join(format!("{file}.gz")), encoder.finish()?)?;
+    }
+    let kib = |name: &str| {
+        std::fs::metadata(pkg.join(name))
+            .map(|m| m.len() / 1024)
+            .unwrap_or(0)
+    };
     eprintln!(
-        "xtask: UI bundle in {} ({} KiB of wasm)",
+        "xtask: UI bundle in {} ({} KiB of wasm, {} KiB gzip'd)",
         pkg.display(),
-        size / 1024
+        kib("hopline_bg.wasm"),
+        kib("hopline_bg.wasm.gz")
     );
     Ok(())
 }

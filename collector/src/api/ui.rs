@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -49,8 +49,14 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
 }
 
 /// A file of the bundle (or the stylesheet, which is also built into the binary so
-/// that pages look right without a bundle).
-async fn asset(State(pkg): State<PathBuf>, UrlPath(file): UrlPath<String>) -> Response {
+/// that pages look right without a bundle). Served gzip'd when `cargo xtask ui` left a
+/// `.gz` beside it and the browser accepts it; validated by a content-hash ETag, so a
+/// rebuilt bundle is picked up at once and an unchanged one costs a 304.
+async fn asset(
+    State(pkg): State<PathBuf>,
+    UrlPath(file): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
     let content_type = match file.rsplit('.').next() {
         Some("js") => "text/javascript",
         Some("wasm") => "application/wasm",
@@ -60,17 +66,54 @@ async fn asset(State(pkg): State<PathBuf>, UrlPath(file): UrlPath<String>) -> Re
     if file.contains('/') || file.contains("..") {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let bytes = match tokio::fs::read(pkg.join(&file)).await {
-        Ok(bytes) => bytes,
-        Err(_) if file == "hopline.css" => include_bytes!("../../../ui/style/hopline.css").to_vec(),
-        Err(_) => return StatusCode::NOT_FOUND.into_response(),
+    let accepts_gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("gzip"));
+    let (bytes, gzipped) = match (
+        accepts_gzip,
+        tokio::fs::read(pkg.join(format!("{file}.gz"))).await,
+    ) {
+        (true, Ok(bytes)) => (bytes, true),
+        _ => match tokio::fs::read(pkg.join(&file)).await {
+            Ok(bytes) => (bytes, false),
+            Err(_) if file == "hopline.css" => (
+                include_bytes!("../../../ui/style/hopline.css").to_vec(),
+                false,
+            ),
+            Err(_) => return StatusCode::NOT_FOUND.into_response(),
+        },
     };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        bytes,
-    )
-        .into_response()
+    let etag = format!(
+        "\"{:016x}{}\"",
+        fnv1a(&bytes),
+        if gzipped { "-gz" } else { "" }
+    );
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str());
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        bytes.into_response()
+    };
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        out.insert(header::ETAG, value);
+    }
+    if gzipped && !not_modified {
+        out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// FNV-1a, 64 bits: the content hash of an asset's ETag.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -141,5 +141,32 @@ async fn the_ui_in_a_real_browser() {
         }),
         "{stdout}"
     );
+    if hydrated {
+        // The bundle is served gzip'd and validated by its content hash.
+        let url = format!("{base}/pkg/hopline_bg.wasm");
+        let response = server
+            .http
+            .get(&url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("wasm");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/wasm");
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        let etag = response.headers()["etag"]
+            .to_str()
+            .expect("etag")
+            .to_string();
+        let again = server
+            .http
+            .get(&url)
+            .header("accept-encoding", "gzip")
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("wasm");
+        assert_eq!(again.status(), 304);
+    }
     server.hopline.shutdown().await;
 }

@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 use super::trace::severity_class;
 use super::ErrorBox;
 use crate::api::{search_logs, LogLine};
-use crate::format;
+use crate::format::Time;
 use crate::tags::query_string;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -179,7 +179,7 @@ fn LogRow(line: LogLine, terms: Vec<String>) -> impl IntoView {
     });
     view! {
         <li class=format!("log-line sev-{}", severity_class(line.severity_number))>
-            <time>{format::timestamp(line.time_ns / 1000)}</time>
+            <Time micros={line.time_ns / 1000}/>
             <span class="sev">{line.severity.clone()}</span>
             <span class="svc">{line.service.clone()}</span>
             <span class="body">

@@ -5,7 +5,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::{service_colour, ErrorBox, NO_DATA_HINT};
 use crate::api::{list_operations, list_services, search_traces, TraceSummary};
-use crate::format::{self, plural};
+use crate::format::{self, plural, Time};
 use crate::tags::{encode, parse_logfmt, query_string, to_json};
 
 const LOOKBACKS: [(&str, &str); 6] = [
@@ -203,7 +203,7 @@ fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
                         {t.services.into_iter().map(|(service, n)| view! {
                             <span class="service-chip" style=format!("border-color:{}", service_colour(&service))>{format!("{service} ({n})")}</span>
                         }).collect_view()}
-                        <time class="start">{format::timestamp(t.start_us)}</time>
+                        <Time micros=t.start_us/>
                     </div>
                 </li>
             }).collect_view()}

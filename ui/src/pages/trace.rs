@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::{service_colour, ErrorBox};
 use crate::api::{load_trace, LogLine, SpanView, TagView, TraceView};
-use crate::format;
+use crate::format::{self, Time};
 use crate::tags::encode;
 use crate::waterfall::{layout, visible, Row};
 
@@ -171,7 +171,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                 <span>{format!("depth {depth}")}</span>
                 <span>{format!("duration {}", format::duration(summary.duration_us))}</span>
                 <span class={if summary.errors > 0 { "errors" } else { "" }}>{format::plural(summary.errors, "error")}</span>
-                <time>{format::timestamp(summary.start_us)}</time>
+                <Time micros=summary.start_us/>
                 <a href=format!("/logs?traceID={id}&lookback=7d")>"Search its logs"</a>
             </div>
             <div class="services">
@@ -324,7 +324,7 @@ pub(super) fn LogTable(logs: Vec<LogLine>, spans: Vec<SpanView>) -> impl IntoVie
                 let span_link = l.span_id.clone().filter(|s| ids.contains(s)).map(|s| view! { <a href=format!("?span={s}")>"span"</a> });
                 view! {
                     <tr class=format!("log sev-{}", severity_class(l.severity_number))>
-                        <td class="time">{format::timestamp(l.time_ns / 1000)}</td>
+                        <td class="time"><Time micros={l.time_ns / 1000}/></td>
                         <td class="sev">{l.severity.clone()}</td>
                         <td class="svc">{l.service.clone()}</td>
                         <td class="body">{l.body.clone()}</td>
