@@ -89,6 +89,8 @@ await check('the service map shows the calls', async () => {
   await settle();
   const edges = await page.$$eval('g.edge', (gs) => gs.map((g) => `${g.dataset.parent}->${g.dataset.child}`).sort());
   expect(JSON.stringify(edges) === JSON.stringify(['checkout->payments', 'frontend->checkout']), `edges ${edges}`);
+  expect(await page.locator('g.edge.failing[data-child="payments"]').count() === 1, 'the failing call is not marked');
+  expect((await page.textContent('g.edge.failing')).includes('1 call, 1 (100.0%) failed'), 'no error count on the failing edge');
   await page.screenshot({ path: `${shots}/service-map.png`, fullPage: true });
 });
 

@@ -140,6 +140,8 @@ pub struct Dependency {
     pub parent: String,
     pub child: String,
     pub calls: u64,
+    /// Calls whose callee span failed.
+    pub errors: u64,
 }
 
 fn text(value: &Value) -> String {
@@ -331,6 +333,7 @@ pub async fn load_dependencies(lookback_ms: u64) -> Result<Vec<Dependency>, Serv
                     parent: text(&l["parent"]),
                     child: text(&l["child"]),
                     calls: l["callCount"].as_u64().unwrap_or(0),
+                    errors: l["errorCount"].as_u64().unwrap_or(0),
                 })
                 .collect()
         })

@@ -186,7 +186,9 @@ pub(super) async fn dependencies(
         .await?;
     let data: Vec<Value> = links
         .iter()
-        .map(|link| json!({ "parent": link.parent, "child": link.child, "callCount": link.call_count }))
+        .map(|link| {
+            json!({ "parent": link.parent, "child": link.child, "callCount": link.call_count, "errorCount": link.error_count })
+        })
         .collect();
     let total = data.len();
     Ok(Json(jaeger::envelope(json!(data), total)))

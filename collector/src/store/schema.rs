@@ -66,6 +66,8 @@ pub struct SpanSchema {
     pub start: Field,
     /// Duration in ns: `minDuration`/`maxDuration` range filters (column).
     pub duration: Field,
+    /// 1 for an error status: the service map's error counts (column).
+    pub error: Field,
     /// `key=value` of every span and resource attribute, plus `span.kind=...`,
     /// `error=true` and `otel.status_code=...`: Jaeger's tag search.
     pub tags: Field,
@@ -85,6 +87,7 @@ impl SpanSchema {
         let operation = builder.add_text_field("operation", raw_text());
         let start = builder.add_u64_field("start", fast_u64());
         let duration = builder.add_u64_field("duration", fast_u64());
+        let error = builder.add_u64_field("error", fast_u64());
         let tags = builder.add_text_field("tags", raw_text());
         let payload = builder.add_bytes_field("payload", stored_bytes());
         Self {
@@ -99,6 +102,7 @@ impl SpanSchema {
             operation,
             start,
             duration,
+            error,
             tags,
             payload,
         }
@@ -123,6 +127,7 @@ impl SpanSchema {
         );
         doc.add_u64(self.start, span.start_time_unix_nano);
         doc.add_u64(self.duration, span.duration_nanos());
+        doc.add_u64(self.error, u64::from(span.status_code == StatusCode::Error));
         let mut add_tag = |key: &str, value: &str| {
             if key.len() + value.len() < MAX_TAG_TERM_LEN {
                 doc.add_text(self.tags, tag_term(key, value));

@@ -84,6 +84,8 @@ pub struct DependencyLink {
     pub parent: String,
     pub child: String,
     pub call_count: u64,
+    /// Calls whose callee span has an error status.
+    pub error_count: u64,
 }
 
 fn u64_range(field: Field, min: Option<u64>, max: Option<u64>) -> Box<dyn Query> {
@@ -258,7 +260,7 @@ impl SignalIndex {
         let mut services: Vec<String> = Vec::new();
         let mut service_ids: HashMap<String, u32> = HashMap::new();
         let mut span_service: HashMap<(u64, u64, u64), u32> = HashMap::new();
-        let mut children: Vec<(u64, u64, u64, u32)> = Vec::new();
+        let mut children: Vec<(u64, u64, u64, u32, bool)> = Vec::new();
         for split in self.splits() {
             if !split.meta().overlaps(start, end) {
                 continue;
@@ -271,25 +273,30 @@ impl SignalIndex {
                 });
                 span_service.insert((row.trace.0, row.trace.1, row.span_id), id);
                 if row.parent_id != 0 {
-                    children.push((row.trace.0, row.trace.1, row.parent_id, id));
+                    children.push((row.trace.0, row.trace.1, row.parent_id, id, row.error));
                 }
             }
         }
-        let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
-        for (hi, lo, parent, child) in children {
+        let mut counts: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
+        for (hi, lo, parent, child, error) in children {
             if let Some(&parent_service) = span_service.get(&(hi, lo, parent)) {
                 if parent_service != child {
-                    *counts.entry((parent_service, child)).or_default() += 1;
+                    let count = counts.entry((parent_service, child)).or_default();
+                    count.0 += 1;
+                    count.1 += u64::from(error);
                 }
             }
         }
         let mut links: Vec<DependencyLink> = counts
             .into_iter()
-            .map(|((parent, child), call_count)| DependencyLink {
-                parent: services[parent as usize].clone(),
-                child: services[child as usize].clone(),
-                call_count,
-            })
+            .map(
+                |((parent, child), (call_count, error_count))| DependencyLink {
+                    parent: services[parent as usize].clone(),
+                    child: services[child as usize].clone(),
+                    call_count,
+                    error_count,
+                },
+            )
             .collect();
         links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
         Ok(links)
@@ -502,6 +509,7 @@ struct EdgeRow {
     span_id: u64,
     parent_id: u64,
     service: String,
+    error: bool,
 }
 
 struct SpanEdgeCollector;
@@ -511,8 +519,10 @@ struct SpanEdgeSegment {
     lo: Column<u64>,
     span: Column<u64>,
     parent: Column<u64>,
+    /// Absent in splits written before the column existed.
+    error: Option<Column<u64>>,
     service: Option<StrColumn>,
-    rows: Vec<(u64, u64, u64, u64, u64)>,
+    rows: Vec<(u64, u64, u64, u64, u64, bool)>,
 }
 
 impl Collector for SpanEdgeCollector {
@@ -530,6 +540,7 @@ impl Collector for SpanEdgeCollector {
             lo: fast.u64("trace_lo")?,
             span: fast.u64("span_id")?,
             parent: fast.u64("parent_id")?,
+            error: fast.u64("error").ok(),
             service: fast.str("service")?,
             rows: Vec::new(),
         })
@@ -558,7 +569,8 @@ impl SegmentCollector for SpanEdgeSegment {
             return;
         };
         let parent = self.parent.first(doc).unwrap_or(0);
-        self.rows.push((hi, lo, span, parent, ord));
+        let error = self.error.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) == 1;
+        self.rows.push((hi, lo, span, parent, ord, error));
     }
 
     fn harvest(self) -> Vec<EdgeRow> {
@@ -567,7 +579,7 @@ impl SegmentCollector for SpanEdgeSegment {
         };
         let mut names: HashMap<u64, String> = HashMap::new();
         let mut rows = Vec::with_capacity(self.rows.len());
-        for (hi, lo, span_id, parent_id, ord) in self.rows {
+        for (hi, lo, span_id, parent_id, ord, error) in self.rows {
             let name = names.entry(ord).or_insert_with(|| {
                 let mut name = String::new();
                 let _ = service.ord_to_str(ord, &mut name);
@@ -578,6 +590,7 @@ impl SegmentCollector for SpanEdgeSegment {
                 span_id,
                 parent_id,
                 service: name.clone(),
+                error,
             });
         }
         rows

@@ -292,7 +292,7 @@ async fn round_trip(transport: Transport) {
     let (_, body) = server.get("/api/dependencies").await;
     assert_eq!(
         body["data"],
-        serde_json::json!([{"parent": "gateway", "child": "orders", "callCount": 1}])
+        serde_json::json!([{"parent": "gateway", "child": "orders", "callCount": 1, "errorCount": 1}])
     );
     let (status, body) = server
         .get("/api/v3/traces?query.service_name=gateway")

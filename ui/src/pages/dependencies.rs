@@ -79,6 +79,26 @@ pub fn DependenciesPage() -> impl IntoView {
     }
 }
 
+/// `3 (2.5%)`, or `0`.
+pub(crate) fn error_rate(errors: u64, calls: u64) -> String {
+    if errors == 0 {
+        return "0".into();
+    }
+    format!(
+        "{errors} ({:.1}%)",
+        errors as f64 * 100.0 / calls.max(1) as f64
+    )
+}
+
+fn edge_label(link: &Dependency) -> String {
+    let calls = crate::format::plural(link.calls as usize, "call");
+    if link.errors == 0 {
+        calls
+    } else {
+        format!("{calls}, {} failed", error_rate(link.errors, link.calls))
+    }
+}
+
 #[component]
 fn Graph(links: Vec<Dependency>) -> impl IntoView {
     let places = place(&links);
@@ -105,9 +125,9 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
                 let (x2, y2) = centre(&l.child);
                 let (x1, x2) = if x2 > x1 { (x1 + nw / 2.0, x2 - nw / 2.0) } else { (x1, x2) };
                 view! {
-                    <g class="edge" data-parent=l.parent.clone() data-child=l.child.clone()>
+                    <g class={if l.errors > 0 { "edge failing" } else { "edge" }} data-parent=l.parent.clone() data-child=l.child.clone()>
                         <line x1=x1 y1=y1 x2=x2 y2=y2 marker-end="url(#arrow)"/>
-                        <text x=(x1 + x2) / 2.0 y=(y1 + y2) / 2.0 - 6.0 class="calls">{format!("{} calls", l.calls)}</text>
+                        <text x=(x1 + x2) / 2.0 y=(y1 + y2) / 2.0 - 6.0 class="calls">{edge_label(l)}</text>
                     </g>
                 }
             }).collect_view()}
@@ -122,8 +142,8 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
             }).collect_view()}
         </svg>
         <table class="edges"><tbody>
-            <tr><th>"Caller"</th><th>"Callee"</th><th>"Calls"</th></tr>
-            {links.into_iter().map(|l| view! { <tr><td>{l.parent}</td><td>{l.child}</td><td>{l.calls}</td></tr> }).collect_view()}
+            <tr><th>"Caller"</th><th>"Callee"</th><th>"Calls"</th><th>"Errors"</th></tr>
+            {links.into_iter().map(|l| view! { <tr><td>{l.parent}</td><td>{l.child}</td><td>{l.calls}</td><td>{error_rate(l.errors, l.calls)}</td></tr> }).collect_view()}
         </tbody></table>
     }
 }
@@ -137,6 +157,7 @@ mod tests {
             parent: parent.into(),
             child: child.into(),
             calls: 1,
+            errors: 0,
         }
     }
 
@@ -153,6 +174,12 @@ mod tests {
         assert_eq!(places["users"].0, 2);
         assert_eq!(places["email"].0, 2);
         assert_ne!(places["users"].1, places["email"].1);
+    }
+
+    #[test]
+    fn error_rates_read_as_counts_and_shares() {
+        assert_eq!(error_rate(0, 10), "0");
+        assert_eq!(error_rate(1, 8), "1 (12.5%)");
     }
 
     #[test]
