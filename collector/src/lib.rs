@@ -181,6 +181,7 @@ impl Hopline {
             store: store.clone(),
             metrics: Arc::clone(&metrics),
             clock: Arc::clone(&clock),
+            shutdown: shutdown_rx.clone(),
         })
         .merge(api::ui::router(
             &config.ui_dir,

@@ -1,11 +1,11 @@
 // Hopline's UI in a real browser (Debian's Chromium, driven by playwright-core; no
 // browser download). The Rust test `ui_browser` starts a collector with a known
-// trace and logs and runs: node browser.mjs <base-url> <trace-id> <screenshot-dir> <hydrated:0|1>
+// trace and logs and runs: node browser.mjs <base-url> <trace-id> <screenshot-dir> <hydrated:0|1> <otlp-http-url>
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
-const [base, traceId, shots, hydrated] = process.argv.slice(2);
+const [base, traceId, shots, hydrated, otlp] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const browser = await chromium.launch({
@@ -105,6 +105,17 @@ if (hydrated === '1') {
     await page.waitForFunction(() => document.querySelectorAll('.row.selected').length === 1);
     const selected = await page.textContent('.row.selected .op');
     expect(selected === 'POST /orders', `selected ${selected}`);
+  });
+  await check('live tail streams a new matching line', async () => {
+    await page.goto(`${base}/logs?query=${encodeURIComponent('inventory')}&lookback=1h&live=1`);
+    await settle();
+    await page.waitForTimeout(1500);
+    const now = `${Date.now()}000000`;
+    const body = { resourceLogs: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'stock' } }] },
+      scopeLogs: [{ logRecords: [{ timeUnixNano: now, severityNumber: 13, body: { stringValue: 'inventory low for SKU-7' } }] }] }] };
+    const response = await fetch(`${otlp}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(response.status === 200, `OTLP answered ${response.status}`);
+    await page.waitForSelector('#live-lines >> text=inventory low for SKU-7', { timeout: 15000 });
   });
   await check('no errors in the browser console', async () => {
     expect(consoleErrors.length === 0, consoleErrors.join(' | '));

@@ -29,6 +29,8 @@ pub struct ApiState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Becomes true when the server stops: long-lived answers (the log tail) end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ApiState {
@@ -63,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces/{trace_id}", get(traces::trace))
         .route("/api/dependencies", get(traces::dependencies))
         .route("/api/logs", get(logs::search))
+        .route("/api/logs/tail", get(logs::tail))
         .route("/api/v3/services", get(traces::v3_services))
         .route("/api/v3/operations", get(traces::v3_operations))
         .route("/api/v3/traces", get(traces::v3_search))

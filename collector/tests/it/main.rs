@@ -9,4 +9,5 @@ mod crash;
 mod otel_sdk;
 mod otlp_json;
 mod retention;
+mod tail;
 mod ui_browser;

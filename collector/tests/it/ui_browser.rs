@@ -127,6 +127,7 @@ async fn the_ui_in_a_real_browser() {
         .arg(hex(&trace))
         .arg(&shots)
         .arg(if hydrated { "1" } else { "0" })
+        .arg(server.otlp_url(""))
         .output()
         .await
         .expect("run node");
@@ -135,7 +136,7 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "8 passed, 0 failed"
+            "9 passed, 0 failed"
         } else {
             "6 passed, 0 failed"
         }),

@@ -104,7 +104,7 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
     let places = place(&links);
     let columns = places.values().map(|(c, _)| c + 1).max().unwrap_or(1);
     let rows = places.values().map(|(_, r)| r + 1).max().unwrap_or(1);
-    let (cw, rh, nw, nh) = (240.0, 90.0, 170.0, 40.0);
+    let (cw, rh, nw, nh) = (340.0, 90.0, 170.0, 40.0);
     let (w, h) = (columns as f64 * cw + 40.0, rows as f64 * rh + 40.0);
     let centre = |node: &str| {
         let (c, r) = places.get(node).copied().unwrap_or_default();

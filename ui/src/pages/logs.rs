@@ -91,25 +91,24 @@ pub fn LogsPage() -> impl IntoView {
         move || form.get(),
         |form| async move { search_logs(form.api_query()).await },
     );
-    // Live tail: while `live=1`, fetch again every two seconds (in the browser).
-    let tick = RwSignal::new(0u64);
+    // Live tail: while `live=1`, new matching lines stream in over server-sent events
+    // (`/api/logs/tail`), newest on top, above the search's results.
+    let streamed = RwSignal::new(Vec::<LogLine>::new());
     Effect::new(move |_| {
-        if form.get().live {
-            let handle = set_interval_with_handle(
-                move || tick.update(|n| *n += 1),
-                std::time::Duration::from_secs(2),
-            );
-            if let Ok(handle) = handle {
-                on_cleanup(move || handle.clear());
-            }
-        }
+        let form = form.get();
+        streamed.set(Vec::new());
+        #[cfg(feature = "hydrate")]
+        tail::follow(
+            form.live
+                .then(|| format!("/api/logs/tail?{}", form.api_query())),
+            streamed,
+        );
+        #[cfg(not(feature = "hydrate"))]
+        let _ = form;
     });
-    Effect::new(move |previous: Option<u64>| {
-        let now = tick.get();
-        if previous.is_some_and(|p| p != now) {
-            results.refetch();
-        }
-        now
+    on_cleanup(|| {
+        #[cfg(feature = "hydrate")]
+        tail::follow(None, RwSignal::new(Vec::new()));
     });
     let live_href = move || {
         let f = form.get();
@@ -145,6 +144,15 @@ pub fn LogsPage() -> impl IntoView {
                 <button type="submit" id="search-logs">"Search logs"</button>
                 <a class="live" id="live" href=live_href>{move || if form.get().live { "Pause live tail" } else { "Live tail" }}</a>
             </form>
+            {move || {
+                let lines = streamed.get();
+                (!lines.is_empty()).then(|| view! {
+                    <p class="count">{format!("{} new lines streamed", lines.len())}</p>
+                    <ol class="log-lines live" id="live-lines">
+                        {lines.into_iter().map(|line| view! { <LogRow line=line terms=Vec::new()/> }).collect_view()}
+                    </ol>
+                })
+            }}
             <Suspense fallback=|| view! { <p class="loading">"Searching…"</p> }>
                 {move || Suspend::new(async move {
                     let form = form.get_untracked();
@@ -164,6 +172,55 @@ pub fn LogsPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// The browser side of the live tail: one `EventSource` at a time.
+#[cfg(feature = "hydrate")]
+mod tail {
+    use std::cell::RefCell;
+
+    use leptos::prelude::*;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+
+    use crate::api::{logs_from_api, LogLine};
+
+    thread_local! {
+        static SOURCE: RefCell<Option<(web_sys::EventSource, Closure<dyn FnMut(web_sys::MessageEvent)>)>> = const { RefCell::new(None) };
+    }
+
+    /// Follows `url` (closing whatever was followed before), or stops with `None`.
+    pub(super) fn follow(url: Option<String>, lines: RwSignal<Vec<LogLine>>) {
+        SOURCE.with(|source| {
+            if let Some((old, _)) = source.borrow_mut().take() {
+                old.close();
+            }
+            let Some(url) = url else { return };
+            let Ok(events) = web_sys::EventSource::new(&url) else {
+                return;
+            };
+            let on_logs = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                move |event: web_sys::MessageEvent| {
+                    let Some(text) = event.data().as_string() else {
+                        return;
+                    };
+                    let Ok(batch) = serde_json::from_str::<serde_json::Value>(&text) else {
+                        return;
+                    };
+                    let mut fresh = logs_from_api(&serde_json::json!({ "data": batch })).lines;
+                    fresh.reverse();
+                    lines.update(|lines| {
+                        fresh.append(lines);
+                        fresh.truncate(500);
+                        *lines = fresh;
+                    });
+                },
+            );
+            let _ =
+                events.add_event_listener_with_callback("logs", on_logs.as_ref().unchecked_ref());
+            *source.borrow_mut() = Some((events, on_logs));
+        });
     }
 }
 
