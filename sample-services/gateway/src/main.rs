@@ -105,16 +105,7 @@ impl Upstream {
             return Admission::Allowed;
         };
         let (admission, change) = breaker.admit(Instant::now());
-        if let Some((from, to)) = change {
-            span.in_scope(|| {
-                warn!(
-                    upstream = self.name,
-                    from = from.as_str(),
-                    to = to.as_str(),
-                    "circuit breaker state changed"
-                )
-            });
-        }
+        self.log_change(change, span);
         admission
     }
 
@@ -122,7 +113,13 @@ impl Upstream {
         let Ok(mut breaker) = self.breaker.lock() else {
             return;
         };
-        if let Some((from, to)) = breaker.record(success, Instant::now()) {
+        let change = breaker.record(success, Instant::now());
+        self.log_change(change, span);
+    }
+
+    /// A breaker transition: a warning in the request's span (so it shows in its trace).
+    fn log_change(&self, change: Option<(breaker::State, breaker::State)>, span: &tracing::Span) {
+        if let Some((from, to)) = change {
             span.in_scope(|| {
                 warn!(
                     upstream = self.name,
