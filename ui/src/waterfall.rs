@@ -98,6 +98,24 @@ fn mark_critical(
     }
 }
 
+/// Rows shown at once: a trace of 10,000 spans is read a window at a time.
+pub const WINDOW: usize = 1000;
+
+/// The window of `total` visible rows to render: the one holding the selected row,
+/// else the one starting at `from` (rounded down to a window boundary), else the first.
+pub fn window(
+    total: usize,
+    selected: Option<usize>,
+    from: Option<usize>,
+) -> std::ops::Range<usize> {
+    if total <= WINDOW {
+        return 0..total;
+    }
+    let anchor = selected.or(from).unwrap_or(0).min(total - 1);
+    let start = anchor / WINDOW * WINDOW;
+    start..(start + WINDOW).min(total)
+}
+
 /// The rows left visible when the subtrees under `collapsed` span ids are folded.
 pub fn visible<'a>(
     rows: &'a [Row],
@@ -187,6 +205,19 @@ mod tests {
             .map(|r| spans[r.span].id.as_str())
             .collect();
         assert_eq!(shown, vec!["root", "a", "b"]);
+    }
+
+    #[test]
+    fn huge_traces_are_read_a_window_at_a_time() {
+        assert_eq!(window(10, None, None), 0..10);
+        assert_eq!(window(10_000, None, None), 0..1000);
+        assert_eq!(
+            window(10_000, Some(4321), Some(0)),
+            4000..5000,
+            "the selection wins"
+        );
+        assert_eq!(window(10_000, None, Some(9_999)), 9000..10_000);
+        assert_eq!(window(2_500, None, Some(99_999)), 2000..2500);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{service_colour, ErrorBox};
 use crate::api::{load_trace, LogLine, SpanView, TagView, TraceView};
 use crate::format::{self, Time};
 use crate::tags::encode;
-use crate::waterfall::{layout, visible, Row};
+use crate::waterfall::{layout, visible, window, Row, WINDOW};
 
 #[component]
 pub fn TracePage() -> impl IntoView {
@@ -32,6 +32,8 @@ struct State {
     span: Option<String>,
     tab: String,
     collapsed: Vec<String>,
+    /// First row of the window shown, for traces over [`WINDOW`] rows.
+    from: Option<usize>,
 }
 
 impl State {
@@ -45,6 +47,9 @@ impl State {
         }
         if !self.collapsed.is_empty() {
             parts.push(format!("collapsed={}", encode(&self.collapsed.join(","))));
+        }
+        if let (Some(from), None) = (self.from, &self.span) {
+            parts.push(format!("rows={from}"));
         }
         if parts.is_empty() {
             format!("/trace/{id}")
@@ -71,6 +76,7 @@ fn OneTrace(id: String) -> impl IntoView {
                         .collect()
                 })
                 .unwrap_or_default(),
+            from: q.get("rows").and_then(|rows| rows.parse().ok()),
         }
     });
     let trace_id = id.clone();
@@ -200,10 +206,38 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
 fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + use<> {
     let collapsed: HashSet<String> = state.collapsed.iter().cloned().collect();
     let shown = visible(rows, &trace.spans, &collapsed);
+    let selected = state
+        .span
+        .as_ref()
+        .and_then(|s| shown.iter().position(|r| trace.spans[r.span].id == *s));
+    let range = window(shown.len(), selected, state.from);
+    let pager = (shown.len() > WINDOW).then(|| {
+        let page = |from: usize| {
+            State {
+                span: None,
+                from: Some(from),
+                ..state.clone()
+            }
+            .href(&trace.id)
+        };
+        let previous = (range.start > 0)
+            .then(|| view! { <a href=page(range.start - WINDOW)>"← previous rows"</a> });
+        let next =
+            (range.end < shown.len()).then(|| view! { <a href=page(range.end)>"next rows →"</a> });
+        view! {
+            <div class="pager">
+                {previous}
+                <span>{format!("rows {}–{} of {}", range.start + 1, range.end, shown.len())}</span>
+                {next}
+            </div>
+        }
+    });
+    let shown: Vec<&Row> = shown[range].to_vec();
     let total = trace.duration_us();
     let ticks = [0.0, 25.0, 50.0, 75.0, 100.0];
     view! {
         <div class="waterfall" tabindex="0">
+            {pager}
             <div class="ruler">
                 <div class="name-col">"Service and operation"</div>
                 <div class="bar-col">
