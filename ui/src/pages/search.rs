@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 use super::{service_colour, ErrorBox, NO_DATA_HINT};
 use crate::api::{list_operations, list_services, search_traces, TraceSummary};
 use crate::format::{self, plural, Time};
-use crate::tags::{encode, parse_logfmt, query_string, to_json};
+use crate::tags::{parse_logfmt, query_string, to_json};
 
 const LOOKBACKS: [(&str, &str); 6] = [
     ("15m", "Last 15 minutes"),
@@ -250,9 +250,4 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
             }).collect_view()}
         </svg>
     }
-}
-
-#[allow(dead_code)]
-fn link_to_search(service: &str) -> String {
-    format!("/search?service={}", encode(service))
 }

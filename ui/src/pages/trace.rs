@@ -194,7 +194,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
             {move || {
                 let state = state.get();
                 if state.tab == "logs" {
-                    trace.with_value(|t| view! { <TraceLogs logs=t.logs.clone() trace_id=t.id.clone() spans=t.spans.clone()/> }).into_any()
+                    trace.with_value(|t| view! { <TraceLogs logs=t.logs.clone() spans=t.spans.clone()/> }).into_any()
                 } else {
                     trace.with_value(|t| rows.with_value(|rows| waterfall(t, rows, &state))).into_any()
                 }
@@ -340,11 +340,10 @@ fn SpanDetails(span: SpanView, trace: TraceView) -> impl IntoView {
 }
 
 #[component]
-fn TraceLogs(logs: Vec<LogLine>, trace_id: String, spans: Vec<SpanView>) -> impl IntoView {
+fn TraceLogs(logs: Vec<LogLine>, spans: Vec<SpanView>) -> impl IntoView {
     if logs.is_empty() {
         return view! { <p class="empty">"No logs carry this trace's id."</p> }.into_any();
     }
-    let _ = trace_id;
     view! { <LogTable logs=logs spans=spans/> }.into_any()
 }
 
