@@ -1,8 +1,8 @@
 //! The collector's own data model: what every stage after the receiver sees.
 //!
 //! No I/O, no protobuf, no tantivy, no HTTP here. Records are serialised with
-//! `postcard` twice: as write-ahead-log frames and as the stored copy of each
-//! document in the index, so one encoding serves durability and retrieval.
+//! `postcard`: whole in write-ahead-log frames, and without what the columns hold
+//! as the stored copy of each document in the index (`store::schema`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -143,15 +143,25 @@ impl AnyValue {
     /// The value as a person would type it in a tag search: strings as they are,
     /// scalars in their usual text form, arrays and maps as JSON.
     pub fn to_search_text(&self) -> String {
-        match self {
-            AnyValue::Empty => String::new(),
-            AnyValue::Str(s) => s.clone(),
-            AnyValue::Bool(b) => b.to_string(),
-            AnyValue::Int(i) => i.to_string(),
-            AnyValue::Double(d) => d.to_string(),
-            AnyValue::Bytes(b) => hex(b),
-            AnyValue::Array(_) | AnyValue::Map(_) => self.to_json().to_string(),
-        }
+        let mut out = String::new();
+        self.write_search_text(&mut out);
+        out
+    }
+
+    /// Appends [`AnyValue::to_search_text`] to `out`, allocating only for arrays and
+    /// maps: this runs for every attribute of every record indexed.
+    pub fn write_search_text(&self, out: &mut String) {
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = match self {
+            AnyValue::Empty => Ok(()),
+            AnyValue::Str(s) => out.write_str(s),
+            AnyValue::Bool(b) => write!(out, "{b}"),
+            AnyValue::Int(i) => write!(out, "{i}"),
+            AnyValue::Double(d) => write!(out, "{d}"),
+            AnyValue::Bytes(b) => out.write_str(&hex(b)),
+            AnyValue::Array(_) | AnyValue::Map(_) => write!(out, "{}", self.to_json()),
+        };
     }
 
     /// A plain JSON rendering (not OTLP/JSON): `{"k": 1}`, `[1, "a"]`.

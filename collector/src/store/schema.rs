@@ -5,12 +5,23 @@
 //! zstd doc store (`payload`), to rebuild any API answer. Raw-tokenised fields carry
 //! no field norms and no positions: nothing here is scored.
 
+use std::sync::Arc;
 use tantivy::schema::{
     BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
+
+use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
-use crate::model::{AnyValue, KeyValue, LogRecord, Span, StatusCode};
+use crate::model::{
+    AnyValue, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
+    StatusCode, TraceId,
+};
+
+/// The layout of documents and payloads, recorded in every split. Version 1 keeps
+/// ids and timestamps in columns only: they are random bytes that do not compress,
+/// and the stored copy of them cost about 40 bytes per span.
+pub const FORMAT: u32 = 1;
 
 /// Tag terms longer than this are not indexed (a SQL statement, a stack trace):
 /// they would bloat the term dictionary and nobody types them into a tag search.
@@ -108,7 +119,13 @@ impl SpanSchema {
         }
     }
 
-    pub fn document(&self, span: &Span, payload: Vec<u8>) -> TantivyDocument {
+    /// The document of a span: its terms, its columns, and the rest as the payload.
+    pub fn document(
+        &self,
+        span: &Span,
+        scratch: &mut Scratch,
+    ) -> Result<TantivyDocument, postcard::Error> {
+        SpanPayloadRef::encode(span, &mut scratch.payload)?;
         let mut doc = TantivyDocument::default();
         let (hi, lo) = span.trace_id.halves();
         doc.add_bytes(self.trace_id, &span.trace_id.0[..]);
@@ -121,21 +138,20 @@ impl SpanSchema {
         );
         doc.add_text(self.service, &span.service_name);
         doc.add_text(self.name, &span.name);
-        doc.add_text(
-            self.operation,
-            operation_term(&span.service_name, span.kind.as_jaeger(), &span.name),
-        );
+        let term = &mut scratch.term;
+        term.clear();
+        write_operation_term(term, &span.service_name, span.kind.as_jaeger(), &span.name);
+        doc.add_text(self.operation, term.as_str());
         doc.add_u64(self.start, span.start_time_unix_nano);
         doc.add_u64(self.duration, span.duration_nanos());
         doc.add_u64(self.error, u64::from(span.status_code == StatusCode::Error));
+        add_attribute_terms(&mut doc, self.tags, term, &span.attributes);
+        add_attribute_terms(&mut doc, self.tags, term, &span.resource.attributes);
         let mut add_tag = |key: &str, value: &str| {
-            if key.len() + value.len() < MAX_TAG_TERM_LEN {
-                doc.add_text(self.tags, tag_term(key, value));
-            }
+            term.clear();
+            write_tag_term(term, key, |out| out.push_str(value));
+            doc.add_text(self.tags, term.as_str());
         };
-        for kv in span.attributes.iter().chain(&span.resource.attributes) {
-            add_tag(&kv.key, &kv.value.to_search_text());
-        }
         if span.kind.as_jaeger() != "" {
             add_tag("span.kind", span.kind.as_jaeger());
         }
@@ -147,9 +163,114 @@ impl SpanSchema {
             StatusCode::Ok => add_tag("otel.status_code", "OK"),
             StatusCode::Unset => {}
         }
-        doc.add_bytes(self.payload, &payload[..]);
-        doc
+        doc.add_bytes(self.payload, &scratch.payload[..]);
+        Ok(doc)
     }
+
+    /// Rebuilds a span from its payload and its columns.
+    pub fn span(&self, payload: &[u8], columns: SpanColumns) -> Result<Span, postcard::Error> {
+        let stored: SpanPayload = postcard::from_bytes(payload)?;
+        Ok(Span {
+            trace_id: TraceId::from_halves(columns.trace_hi, columns.trace_lo),
+            span_id: SpanId(columns.span_id.to_be_bytes()),
+            parent_span_id: (columns.parent_id != 0)
+                .then(|| SpanId(columns.parent_id.to_be_bytes())),
+            trace_state: stored.trace_state,
+            flags: stored.flags,
+            name: stored.name,
+            kind: stored.kind,
+            start_time_unix_nano: columns.start,
+            end_time_unix_nano: columns.start.saturating_add(columns.duration),
+            attributes: stored.attributes,
+            dropped_attributes_count: stored.dropped_attributes_count,
+            events: stored.events,
+            dropped_events_count: stored.dropped_events_count,
+            links: stored.links,
+            dropped_links_count: stored.dropped_links_count,
+            status_code: stored.status_code,
+            status_message: stored.status_message,
+            service_name: stored.service_name,
+            resource: stored.resource,
+            scope: stored.scope,
+        })
+    }
+}
+
+/// What the columns of a span document hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpanColumns {
+    pub trace_hi: u64,
+    pub trace_lo: u64,
+    pub span_id: u64,
+    /// 0 for a root span.
+    pub parent_id: u64,
+    pub start: u64,
+    pub duration: u64,
+}
+
+/// A span's payload: everything the columns do not hold. [`SpanPayload`] reads it
+/// back; the two must list the same fields in the same order.
+#[derive(Serialize)]
+struct SpanPayloadRef<'a> {
+    trace_state: &'a str,
+    flags: u32,
+    name: &'a str,
+    kind: SpanKind,
+    attributes: &'a [KeyValue],
+    dropped_attributes_count: u32,
+    events: &'a [SpanEvent],
+    dropped_events_count: u32,
+    links: &'a [SpanLink],
+    dropped_links_count: u32,
+    status_code: StatusCode,
+    status_message: &'a str,
+    service_name: &'a str,
+    resource: &'a Resource,
+    scope: &'a Scope,
+}
+
+impl SpanPayloadRef<'_> {
+    fn encode(span: &Span, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+        let payload = SpanPayloadRef {
+            trace_state: &span.trace_state,
+            flags: span.flags,
+            name: &span.name,
+            kind: span.kind,
+            attributes: &span.attributes,
+            dropped_attributes_count: span.dropped_attributes_count,
+            events: &span.events,
+            dropped_events_count: span.dropped_events_count,
+            links: &span.links,
+            dropped_links_count: span.dropped_links_count,
+            status_code: span.status_code,
+            status_message: &span.status_message,
+            service_name: &span.service_name,
+            resource: &span.resource,
+            scope: &span.scope,
+        };
+        out.clear();
+        *out = postcard::to_extend(&payload, std::mem::take(out))?;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct SpanPayload {
+    trace_state: String,
+    flags: u32,
+    name: String,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    dropped_attributes_count: u32,
+    events: Vec<SpanEvent>,
+    dropped_events_count: u32,
+    links: Vec<SpanLink>,
+    dropped_links_count: u32,
+    status_code: StatusCode,
+    status_message: String,
+    service_name: String,
+    resource: Arc<Resource>,
+    scope: Arc<Scope>,
 }
 
 impl Default for SpanSchema {
@@ -158,14 +279,40 @@ impl Default for SpanSchema {
     }
 }
 
+/// Buffers one document lends to the next, so building one allocates little.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    payload: Vec<u8>,
+    term: String,
+}
+
 /// The term of the `operation` field: `service \0 kind \0 name`.
 pub fn operation_term(service: &str, kind: &str, name: &str) -> String {
-    format!("{service}\0{kind}\0{name}")
+    let mut term = String::new();
+    write_operation_term(&mut term, service, kind, name);
+    term
+}
+
+fn write_operation_term(out: &mut String, service: &str, kind: &str, name: &str) {
+    for (i, part) in [service, kind, name].into_iter().enumerate() {
+        if i > 0 {
+            out.push('\0');
+        }
+        out.push_str(part);
+    }
 }
 
 /// The term of a tag: `key=value`.
 pub fn tag_term(key: &str, value: &str) -> String {
-    format!("{key}={value}")
+    let mut term = String::new();
+    write_tag_term(&mut term, key, |out| out.push_str(value));
+    term
+}
+
+fn write_tag_term(out: &mut String, key: &str, value: impl FnOnce(&mut String)) {
+    out.push_str(key);
+    out.push('=');
+    value(out);
 }
 
 /// The log index.
@@ -185,6 +332,8 @@ pub struct LogSchema {
     /// `key=value` of every record and resource attribute: `attributes.KEY:value`.
     pub attributes: Field,
     pub trace_id: Field,
+    /// The span id as a column (0: none): filtering by span always comes with its
+    /// trace, so an index of unique span ids would be dead weight.
     pub span_id: Field,
     pub payload: Field,
 }
@@ -207,7 +356,7 @@ impl LogSchema {
         );
         let attributes = builder.add_text_field("attributes", raw_text());
         let trace_id = builder.add_bytes_field("trace_id", bytes_term());
-        let span_id = builder.add_bytes_field("span_id", bytes_term());
+        let span_id = builder.add_u64_field("span_id", fast_u64());
         let payload = builder.add_bytes_field("payload", stored_bytes());
         Self {
             schema: builder.build(),
@@ -223,7 +372,13 @@ impl LogSchema {
         }
     }
 
-    pub fn document(&self, record: &LogRecord, payload: Vec<u8>) -> TantivyDocument {
+    /// The document of a log record: its terms, its columns, and the rest as the payload.
+    pub fn document(
+        &self,
+        record: &LogRecord,
+        scratch: &mut Scratch,
+    ) -> Result<TantivyDocument, postcard::Error> {
+        LogPayloadRef::encode(record, &mut scratch.payload)?;
         let mut doc = TantivyDocument::default();
         doc.add_u64(self.time, record.time_unix_nano);
         doc.add_u64(self.severity, record.severity_number.max(0) as u64);
@@ -233,17 +388,100 @@ impl LogSchema {
         }
         doc.add_text(self.service, &record.service_name);
         doc.add_text(self.body, record.body_text());
-        add_attribute_terms(&mut doc, self.attributes, &record.attributes);
-        add_attribute_terms(&mut doc, self.attributes, &record.resource.attributes);
+        let term = &mut scratch.term;
+        add_attribute_terms(&mut doc, self.attributes, term, &record.attributes);
+        add_attribute_terms(&mut doc, self.attributes, term, &record.resource.attributes);
         if let Some(trace_id) = record.trace_id {
             doc.add_bytes(self.trace_id, &trace_id.0[..]);
         }
-        if let Some(span_id) = record.span_id {
-            doc.add_bytes(self.span_id, &span_id.0[..]);
-        }
-        doc.add_bytes(self.payload, &payload[..]);
-        doc
+        doc.add_u64(self.span_id, record.span_id.map_or(0, |id| id.as_u64()));
+        doc.add_bytes(self.payload, &scratch.payload[..]);
+        Ok(doc)
     }
+
+    /// Rebuilds a log record from its payload and its columns.
+    pub fn record(
+        &self,
+        payload: &[u8],
+        time: u64,
+        span_id: u64,
+    ) -> Result<LogRecord, postcard::Error> {
+        let stored: LogPayload = postcard::from_bytes(payload)?;
+        Ok(LogRecord {
+            time_unix_nano: time,
+            observed_time_unix_nano: time.saturating_add_signed(stored.observed_after),
+            severity_number: stored.severity_number,
+            severity_text: stored.severity_text,
+            body: stored.body,
+            attributes: stored.attributes,
+            dropped_attributes_count: stored.dropped_attributes_count,
+            flags: stored.flags,
+            trace_id: stored.trace_id,
+            span_id: (span_id != 0).then(|| SpanId(span_id.to_be_bytes())),
+            event_name: stored.event_name,
+            service_name: stored.service_name,
+            resource: stored.resource,
+            scope: stored.scope,
+        })
+    }
+}
+
+/// A log record's payload: everything the columns do not hold, and the observed
+/// time as an offset from the event time (usually a byte). [`LogPayload`] reads it
+/// back; the two must list the same fields in the same order.
+#[derive(Serialize)]
+struct LogPayloadRef<'a> {
+    observed_after: i64,
+    severity_number: i32,
+    severity_text: &'a str,
+    body: &'a AnyValue,
+    attributes: &'a [KeyValue],
+    dropped_attributes_count: u32,
+    flags: u32,
+    trace_id: Option<TraceId>,
+    event_name: &'a str,
+    service_name: &'a str,
+    resource: &'a Resource,
+    scope: &'a Scope,
+}
+
+impl LogPayloadRef<'_> {
+    fn encode(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+        let payload = LogPayloadRef {
+            observed_after: (record.observed_time_unix_nano as i64)
+                .wrapping_sub(record.time_unix_nano as i64),
+            severity_number: record.severity_number,
+            severity_text: &record.severity_text,
+            body: &record.body,
+            attributes: &record.attributes,
+            dropped_attributes_count: record.dropped_attributes_count,
+            flags: record.flags,
+            trace_id: record.trace_id,
+            event_name: &record.event_name,
+            service_name: &record.service_name,
+            resource: &record.resource,
+            scope: &record.scope,
+        };
+        out.clear();
+        *out = postcard::to_extend(&payload, std::mem::take(out))?;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct LogPayload {
+    observed_after: i64,
+    severity_number: i32,
+    severity_text: String,
+    body: AnyValue,
+    attributes: Vec<KeyValue>,
+    dropped_attributes_count: u32,
+    flags: u32,
+    trace_id: Option<TraceId>,
+    event_name: String,
+    service_name: String,
+    resource: Arc<Resource>,
+    scope: Arc<Scope>,
 }
 
 impl Default for LogSchema {
@@ -252,14 +490,165 @@ impl Default for LogSchema {
     }
 }
 
-fn add_attribute_terms(doc: &mut TantivyDocument, field: Field, attributes: &[KeyValue]) {
+/// `key=value` terms of `attributes`, leaving out those too long to be worth it.
+fn add_attribute_terms(
+    doc: &mut TantivyDocument,
+    field: Field,
+    term: &mut String,
+    attributes: &[KeyValue],
+) {
     for kv in attributes {
-        let value = match &kv.value {
-            AnyValue::Str(s) => s.clone(),
-            other => other.to_search_text(),
+        term.clear();
+        write_tag_term(term, &kv.key, |out| kv.value.write_search_text(out));
+        // `key=value` is one longer than key and value together.
+        if term.len() <= MAX_TAG_TERM_LEN {
+            doc.add_text(field, term.as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tantivy::schema::Value;
+
+    use super::*;
+
+    fn resource() -> Arc<Resource> {
+        Arc::new(Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: AnyValue::Str("checkout".into()),
+            }],
+            dropped_attributes_count: 1,
+        })
+    }
+
+    fn scope() -> Arc<Scope> {
+        Arc::new(Scope {
+            name: "tracer".into(),
+            version: "1.0".into(),
+            attributes: Vec::new(),
+        })
+    }
+
+    fn u64_of(doc: &TantivyDocument, field: Field) -> u64 {
+        doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0)
+    }
+
+    fn payload_of(doc: &TantivyDocument, field: Field) -> Vec<u8> {
+        doc.get_first(field)
+            .and_then(|v| v.as_bytes().map(<[u8]>::to_vec))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_span_comes_back_whole_from_payload_and_columns() {
+        let schema = SpanSchema::new();
+        let span = Span {
+            trace_id: TraceId([0xab; 16]),
+            span_id: SpanId([0x12; 8]),
+            parent_span_id: Some(SpanId([0x34; 8])),
+            trace_state: "vendor=1".into(),
+            flags: 1,
+            name: "GET /cart".into(),
+            kind: SpanKind::Server,
+            start_time_unix_nano: 1_750_000_000_123_456_789,
+            end_time_unix_nano: 1_750_000_000_987_654_321,
+            attributes: vec![KeyValue {
+                key: "http.response.status_code".into(),
+                value: AnyValue::Int(503),
+            }],
+            dropped_attributes_count: 2,
+            events: vec![SpanEvent {
+                time_unix_nano: 1_750_000_000_500_000_000,
+                name: "retry".into(),
+                attributes: Vec::new(),
+                dropped_attributes_count: 0,
+            }],
+            dropped_events_count: 3,
+            links: vec![SpanLink {
+                trace_id: TraceId([0xcd; 16]),
+                span_id: SpanId([0x56; 8]),
+                trace_state: String::new(),
+                attributes: Vec::new(),
+                dropped_attributes_count: 0,
+                flags: 0,
+            }],
+            dropped_links_count: 4,
+            status_code: StatusCode::Error,
+            status_message: "upstream unavailable".into(),
+            service_name: "checkout".into(),
+            resource: resource(),
+            scope: scope(),
         };
-        if kv.key.len() + value.len() < MAX_TAG_TERM_LEN {
-            doc.add_text(field, tag_term(&kv.key, &value));
+        let doc = schema
+            .document(&span, &mut Scratch::default())
+            .expect("document");
+        let payload = payload_of(&doc, schema.payload);
+        let columns = SpanColumns {
+            trace_hi: u64_of(&doc, schema.trace_hi),
+            trace_lo: u64_of(&doc, schema.trace_lo),
+            span_id: u64_of(&doc, schema.span_id),
+            parent_id: u64_of(&doc, schema.parent_id),
+            start: u64_of(&doc, schema.start),
+            duration: u64_of(&doc, schema.duration),
+        };
+        assert_eq!(schema.span(&payload, columns).expect("span"), span);
+        // The random bytes live in the columns only.
+        assert!(!payload.windows(8).any(|w| w == [0x12; 8] || w == [0xab; 8]));
+
+        let root = Span {
+            parent_span_id: None,
+            ..span
+        };
+        let doc = schema
+            .document(&root, &mut Scratch::default())
+            .expect("document");
+        assert_eq!(u64_of(&doc, schema.parent_id), 0);
+        let columns = SpanColumns {
+            parent_id: 0,
+            ..columns
+        };
+        let back = schema
+            .span(&payload_of(&doc, schema.payload), columns)
+            .expect("span");
+        assert_eq!(back.parent_span_id, None);
+    }
+
+    #[test]
+    fn a_log_record_comes_back_whole_from_payload_and_columns() {
+        let schema = LogSchema::new();
+        for (span_id, observed) in [
+            (Some(SpanId([0x77; 8])), 1_750_000_000_000_000_100),
+            (None, 0),
+        ] {
+            let record = LogRecord {
+                time_unix_nano: 1_750_000_000_000_000_000,
+                observed_time_unix_nano: observed,
+                severity_number: 17,
+                severity_text: "ERROR".into(),
+                body: AnyValue::Str("payment declined".into()),
+                attributes: Vec::new(),
+                dropped_attributes_count: 0,
+                flags: 1,
+                trace_id: span_id.map(|_| TraceId([0x99; 16])),
+                span_id,
+                event_name: "payment.declined".into(),
+                service_name: "checkout".into(),
+                resource: resource(),
+                scope: scope(),
+            };
+            let doc = schema
+                .document(&record, &mut Scratch::default())
+                .expect("document");
+            let back = schema
+                .record(
+                    &payload_of(&doc, schema.payload),
+                    u64_of(&doc, schema.time),
+                    u64_of(&doc, schema.span_id),
+                )
+                .expect("record");
+            assert_eq!(back, record);
         }
     }
 }

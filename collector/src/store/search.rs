@@ -16,7 +16,7 @@ use tantivy::{
     DocAddress, DocId, Order, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
-use super::schema::{operation_term, tag_term, LogSchema, SpanSchema};
+use super::schema::{operation_term, tag_term, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
 use super::{SignalIndex, StoreError};
 use crate::model::{LogRecord, Span, SpanId, SpanKind, TraceId};
@@ -96,6 +96,10 @@ fn u64_range(field: Field, min: Option<u64>, max: Option<u64>) -> Box<dyn Query>
     Box::new(RangeQuery::new(bound(min), bound(max)))
 }
 
+fn u64_exact(field: Field, value: u64) -> Box<dyn Query> {
+    u64_range(field, Some(value), Some(value))
+}
+
 fn text_term(field: Field, text: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(
         Term::from_field_text(field, text),
@@ -144,9 +148,19 @@ impl SignalIndex {
             let addresses = searcher.search(&query, &DocSetCollector)?;
             let mut addresses: Vec<_> = addresses.into_iter().collect();
             addresses.sort();
+            let mut columns: Option<(SegmentOrdinal, SpanColumnReaders)> = None;
             for address in addresses {
+                let readers = match &columns {
+                    Some((ord, readers)) if *ord == address.segment_ord => readers,
+                    _ => {
+                        let segment = searcher.segment_reader(address.segment_ord);
+                        let readers = SpanColumnReaders::open(segment)?;
+                        &columns.insert((address.segment_ord, readers)).1
+                    }
+                };
                 let payload = stored_payload(&searcher, address, schema.payload)?;
-                let span: Span = postcard::from_bytes(&payload)
+                let span = schema
+                    .span(&payload, readers.get(address.doc_id))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 if seen.insert(span.span_id) {
                     spans.push(span);
@@ -320,7 +334,7 @@ impl SignalIndex {
             clauses.push(bytes_term(schema.trace_id, &trace_id.0));
         }
         if let Some(span_id) = filter.span_id {
-            clauses.push(bytes_term(schema.span_id, &span_id.0));
+            clauses.push(u64_exact(schema.span_id, span_id.as_u64()));
         }
         if let Some(min) = filter.min_severity {
             clauses.push(u64_range(schema.severity, Some(min.max(0) as u64), None));
@@ -347,10 +361,19 @@ impl SignalIndex {
         hits.sort_by(|a, b| b.0.cmp(&a.0));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
-        for (_, split, address) in hits {
-            let payload = stored_payload(&split.reader.searcher(), address, schema.payload)?;
+        for (time, split, address) in hits {
+            let searcher = split.reader.searcher();
+            let payload = stored_payload(&searcher, address, schema.payload)?;
+            let span_id = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64("span_id")?
+                .first(address.doc_id)
+                .unwrap_or(0);
             records.push(
-                postcard::from_bytes(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                schema
+                    .record(&payload, time, span_id)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             );
         }
         Ok((records, total))
@@ -419,7 +442,7 @@ fn log_expr_query(
                 Err(_) => Box::new(EmptyQuery),
             },
             LogField::SpanId => match SpanId::from_hex(text) {
-                Ok(id) => bytes_term(schema.span_id, &id.0),
+                Ok(id) => u64_exact(schema.span_id, id.as_u64()),
                 Err(_) => Box::new(EmptyQuery),
             },
         },
@@ -439,6 +462,41 @@ fn log_expr_query(
             (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
             (Occur::MustNot, log_expr_query(inner, schema, analyzer)),
         ])),
+    }
+}
+
+/// The columns a span document keeps its ids and times in, for one segment.
+struct SpanColumnReaders {
+    hi: Column<u64>,
+    lo: Column<u64>,
+    span: Column<u64>,
+    parent: Column<u64>,
+    start: Column<u64>,
+    duration: Column<u64>,
+}
+
+impl SpanColumnReaders {
+    fn open(segment: &SegmentReader) -> tantivy::Result<SpanColumnReaders> {
+        let fast = segment.fast_fields();
+        Ok(SpanColumnReaders {
+            hi: fast.u64("trace_hi")?,
+            lo: fast.u64("trace_lo")?,
+            span: fast.u64("span_id")?,
+            parent: fast.u64("parent_id")?,
+            start: fast.u64("start")?,
+            duration: fast.u64("duration")?,
+        })
+    }
+
+    fn get(&self, doc: DocId) -> SpanColumns {
+        SpanColumns {
+            trace_hi: self.hi.first(doc).unwrap_or(0),
+            trace_lo: self.lo.first(doc).unwrap_or(0),
+            span_id: self.span.first(doc).unwrap_or(0),
+            parent_id: self.parent.first(doc).unwrap_or(0),
+            start: self.start.first(doc).unwrap_or(0),
+            duration: self.duration.first(doc).unwrap_or(0),
+        }
     }
 }
 

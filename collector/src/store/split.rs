@@ -12,11 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
+use tantivy::indexer::LogMergePolicy;
 use tantivy::schema::Schema;
 use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
-use super::StoreError;
+use super::{schema, StoreError};
+
+/// Memory a split's writer may buffer before tantivy flushes a segment on its own.
+pub const WRITER_MEMORY_BUDGET: usize = 96 << 20;
+
+/// Segments of about the same size merged at once (tantivy's default is 8).
+const MERGE_WIDTH: usize = 12;
 
 /// What a split's last commit covers. Kept in the commit payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +36,9 @@ pub struct SplitMeta {
     pub num_docs: u64,
     /// When the split was opened (ns since the epoch, by the store's clock).
     pub created: u64,
+    /// The document layout ([`schema::FORMAT`]); absent (0) in the first one.
+    #[serde(default)]
+    pub format: u32,
 }
 
 impl SplitMeta {
@@ -73,6 +83,20 @@ impl Split {
         self.sealed.load(Ordering::Acquire)
     }
 
+    /// A writer for this split: one indexing thread (the writer thread building
+    /// documents is the other busy one) and a bounded memory budget.
+    pub fn writer(&self) -> Result<IndexWriter<TantivyDocument>, StoreError> {
+        let writer = self
+            .index
+            .writer_with_num_threads(1, WRITER_MEMORY_BUDGET)?;
+        // A commit a second makes many small segments; merging them in wider steps
+        // rewrites each document fewer times.
+        let mut policy = LogMergePolicy::default();
+        policy.set_min_num_segments(MERGE_WIDTH);
+        writer.set_merge_policy(Box::new(policy));
+        Ok(writer)
+    }
+
     /// Creates a new, empty split directory under `root`.
     pub fn create(
         root: &Path,
@@ -85,10 +109,10 @@ impl Split {
         fs::create_dir_all(&dir)?;
         let settings = IndexSettings {
             docstore_compression: Compressor::Zstd(ZstdCompressor {
-                compression_level: Some(3),
+                compression_level: Some(1),
             }),
             // Small blocks: fetching the ~10 spans of one trace decompresses ~10 blocks.
-            docstore_blocksize: 16 * 1024,
+            docstore_blocksize: 64 * 1024,
             ..IndexSettings::default()
         };
         let index = Index::builder()
@@ -106,6 +130,7 @@ impl Split {
             reader,
             meta: RwLock::new(SplitMeta {
                 created,
+                format: schema::FORMAT,
                 ..SplitMeta::default()
             }),
             sealed: AtomicBool::new(false),
@@ -135,6 +160,15 @@ impl Split {
                 return Ok(None);
             }
         };
+        if meta.format != schema::FORMAT {
+            return Err(StoreError::Corrupt(format!(
+                "split {id} has document format {}, this Hopline reads format {}: \
+                 it was written by another version; move {} away to start afresh",
+                meta.format,
+                schema::FORMAT,
+                dir.parent().unwrap_or(dir).display()
+            )));
+        }
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

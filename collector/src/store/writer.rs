@@ -16,13 +16,12 @@ use tantivy::{IndexWriter, TantivyDocument};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::{debug, error, info, warn};
 
+use super::schema::Scratch;
 use super::split::{Split, SplitMeta};
 use super::{Records, SignalIndex, Store, StoreError};
 use crate::metrics::{Metrics, Signal};
 use crate::model::Clock;
 
-/// Memory the writer may buffer before tantivy flushes a segment on its own.
-const WRITER_MEMORY_BUDGET: usize = 96 << 20;
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -182,28 +181,10 @@ impl WriterTask {
         let last_lsn = self.last_lsn;
         let active = self.active_split()?;
         let count = records.len() as u64;
-        match records {
-            Records::Spans(spans) => {
-                let schema = &store.span_schema;
-                for span in &spans {
-                    let payload = postcard::to_stdvec(span)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    active.writer.add_document(schema.document(span, payload))?;
-                    active.pending.extend(span.start_time_unix_nano);
-                }
-            }
-            Records::Logs(logs) => {
-                let schema = &store.log_schema;
-                for record in &logs {
-                    let payload = postcard::to_stdvec(record)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    active
-                        .writer
-                        .add_document(schema.document(record, payload))?;
-                    active.pending.extend(record.time_unix_nano);
-                }
-            }
-        }
+        let pending = &mut active.pending;
+        index_records(&active.writer, &store, &records, |time| {
+            pending.extend(time)
+        })?;
         active.pending.lsn = last_lsn;
         self.metrics
             .signal(self.index.signal)
@@ -223,9 +204,7 @@ impl WriterTask {
                 self.index
                     .create_split(schema, self.clock.now_unix_nanos())?,
             );
-            let writer = split
-                .index
-                .writer_with_num_threads(1, WRITER_MEMORY_BUDGET)?;
+            let writer = split.writer()?;
             let pending = split.meta();
             debug!(index = self.index.signal.as_str(), split = %split.id, "opened split");
             self.index.add_split(Arc::clone(&split));
@@ -305,4 +284,39 @@ impl WriterTask {
             }
         }
     }
+}
+
+/// Builds the documents of `records` and hands them to `writer`, telling `on_record`
+/// each record's timestamp: the indexing hot path, also what the benchmark's
+/// raw-tantivy baseline runs.
+pub fn index_records(
+    writer: &IndexWriter<TantivyDocument>,
+    store: &Store,
+    records: &Records,
+    mut on_record: impl FnMut(u64),
+) -> Result<(), StoreError> {
+    let mut scratch = Scratch::default();
+    match records {
+        Records::Spans(spans) => {
+            let schema = &store.span_schema;
+            for span in spans {
+                let doc = schema
+                    .document(span, &mut scratch)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                writer.add_document(doc)?;
+                on_record(span.start_time_unix_nano);
+            }
+        }
+        Records::Logs(logs) => {
+            let schema = &store.log_schema;
+            for record in logs {
+                let doc = schema
+                    .document(record, &mut scratch)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                writer.add_document(doc)?;
+                on_record(record.time_unix_nano);
+            }
+        }
+    }
+    Ok(())
 }
