@@ -1,0 +1,230 @@
+//! The `hopline` process under test: started on free loopback ports with a fresh
+//! data directory, watched through `/proc` and `/metrics`, stopped with SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::process;
+use anyhow::{bail, Context};
+use tantivy::{Index, IndexWriter, TantivyDocument};
+
+pub struct Collector {
+    child: Mutex<Child>,
+    pub pid: String,
+    /// Base URL of the query API.
+    pub api: String,
+    /// Base URL of OTLP/HTTP.
+    pub otlp_http: String,
+    /// URL of OTLP/gRPC.
+    pub otlp_grpc: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    /// When the collector was started: the origin of every offset reported.
+    pub origin: Instant,
+    pub http: reqwest::Client,
+}
+
+/// Free loopback ports, found by binding port 0.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+impl Collector {
+    pub async fn start(binary: &Path, dir: &Path) -> anyhow::Result<Collector> {
+        let data_dir = dir.join("data");
+        let log_path = dir.join("hopline.log");
+        let ports = free_ports(3)?;
+        let [grpc, http, api] = [ports[0], ports[1], ports[2]].map(|p| format!("127.0.0.1:{p}"));
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(binary)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--otlp-grpc-addr", &grpc, "--otlp-http-addr", &http])
+            .args(["--http-addr", &api])
+            .env("RUST_LOG", "info,tantivy=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let collector = Collector {
+            pid: child.id().to_string(),
+            child: Mutex::new(child),
+            api: format!("http://{api}"),
+            otlp_http: format!("http://{http}"),
+            otlp_grpc: format!("http://{grpc}"),
+            data_dir,
+            log_path,
+            origin: Instant::now(),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = collector
+                .http
+                .get(format!("{}/health", collector.api))
+                .send()
+                .await;
+            if matches!(&health, Ok(r) if r.status().is_success()) {
+                return Ok(collector);
+            }
+            if let Some(status) = collector.try_wait()? {
+                bail!(
+                    "the collector exited ({status}); see {}",
+                    collector.log_path.display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("the collector did not answer /health within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn try_wait(&self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let mut child = self
+            .child
+            .lock()
+            .map_err(|_| anyhow::anyhow!("child lock poisoned"))?;
+        Ok(child.try_wait()?)
+    }
+
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        process::cpu_time(&self.pid)
+            .with_context(|| format!("cannot read the CPU time of process {}", self.pid))
+    }
+
+    /// Resident and peak resident bytes.
+    pub fn memory(&self) -> anyhow::Result<(u64, u64)> {
+        Ok(process::memory(&self.pid)?)
+    }
+
+    /// Bytes of the span and log indexes.
+    pub fn index_bytes(&self) -> (u64, u64) {
+        index_bytes(&self.data_dir)
+    }
+
+    /// A sample of `/metrics`: `name{signal="..."}`.
+    pub async fn metric(&self, name: &str, signal: &str) -> anyhow::Result<u64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let prefix = format!("{name}{{signal=\"{signal}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|value| value as u64)
+            .with_context(|| format!("/metrics has no {prefix}"))
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns how long that took.
+    pub async fn stop(self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid])
+            .status()
+            .context("cannot run kill")?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.pid);
+        while started.elapsed() < Duration::from_secs(300) {
+            if let Some(status) = self.try_wait()? {
+                anyhow::ensure!(
+                    status.success(),
+                    "the collector exited with {status}; see {}",
+                    self.log_path.display()
+                );
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the collector did not stop within 300 s of SIGTERM")
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Bytes of the span and log indexes under a data directory.
+pub fn index_bytes(data_dir: &Path) -> (u64, u64) {
+    let index = data_dir.join("index");
+    (
+        process::disk_usage(&index.join("spans")),
+        process::disk_usage(&index.join("logs")),
+    )
+}
+
+/// Merges the segments of every split under `data_dir` into one (the collector
+/// must be stopped).
+pub fn merge_all(data_dir: &Path) -> anyhow::Result<()> {
+    for signal in ["spans", "logs"] {
+        let root = data_dir.join("index").join(signal);
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.path().join("meta.json").is_file() {
+                continue;
+            }
+            let index = Index::open_in_dir(entry.path())?;
+            let mut writer: IndexWriter<TantivyDocument> =
+                index.writer_with_num_threads(1, 64 << 20)?;
+            let segments = index.searchable_segment_ids()?;
+            if segments.len() > 1 {
+                writer.merge(&segments).wait()?;
+            }
+            writer.garbage_collect_files().wait()?;
+            writer.wait_merging_threads()?;
+        }
+    }
+    Ok(())
+}
+
+/// Samples the collector's RSS every second.
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(Duration, u64)>>,
+}
+
+impl RssSampler {
+    pub fn start(collector: Arc<Collector>) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut series = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((rss, _)) = collector.memory() {
+                    series.push((collector.origin.elapsed(), rss));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            series
+        });
+        RssSampler { stop, task }
+    }
+
+    pub async fn stop(self) -> Vec<(Duration, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,562 @@
+//! `hopline-bench`: the standard workload against a real `hopline`, measured.
+//!
+//! Starts the `hopline` binary built beside this one on loopback with a fresh data
+//! directory, indexes the same spans with raw tantivy in this process first (the
+//! limit), then loads the collector over OTLP/gRPC and OTLP/HTTP (protobuf, gzip)
+//! from several connections, queries it while it ingests, and prints one Markdown
+//! table. Progress goes to stderr, the table to stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use hopline_bench::collector::{self, Collector};
+use hopline_bench::load::{Phase, PhaseResult, Signal};
+use hopline_bench::queries;
+use hopline_bench::raw::{self, RawResult};
+use hopline_bench::stats::{mib, millis, thousands, Samples};
+use hopline_bench::workload::Workload;
+
+/// The collector's allocator, so the raw-tantivy baseline runs on the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scale {
+    /// 500,000 spans and 500,000 log records: about two minutes.
+    Quick,
+    /// 10 million of each, trace lookups at 1M and 10M spans: about 15 minutes.
+    Full,
+}
+
+/// Measures Hopline on the standard workload: ingest rate and CPU cost beside raw
+/// tantivy, bytes on disk, query latency under ingest, visibility delay and memory.
+#[derive(Debug, Parser)]
+#[command(name = "hopline-bench", version)]
+struct Args {
+    /// How much to send.
+    #[arg(long, value_enum, default_value = "quick")]
+    scale: Scale,
+    /// Spans to send (overrides the scale).
+    #[arg(long)]
+    spans: Option<u64>,
+    /// Log records to send (overrides the scale).
+    #[arg(long)]
+    logs: Option<u64>,
+    /// Records per second to offer per signal; 0 sends as fast as acknowledged.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Concurrent connections per signal, alternately gRPC and HTTP.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Queries of each kind at each checkpoint.
+    #[arg(long, default_value_t = 300)]
+    queries: usize,
+    /// Records of each signal for the raw-tantivy baseline [default: as many as
+    /// sent; 0 skips it].
+    #[arg(long)]
+    raw: Option<u64>,
+    /// Only the raw-tantivy baseline: no collector.
+    #[arg(long)]
+    raw_only: bool,
+    /// The collector binary [default: `hopline` beside this program].
+    #[arg(long)]
+    hopline: Option<PathBuf>,
+    /// Where to put the data directories [default: a temporary directory, removed after].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+struct Plan {
+    span_checkpoints: Vec<u64>,
+    log_checkpoints: Vec<u64>,
+    raw_spans: u64,
+    raw_logs: u64,
+}
+
+impl Plan {
+    fn new(args: &Args) -> Plan {
+        let (spans, logs, span_checkpoints) = match args.scale {
+            Scale::Quick => (500_000, 500_000, vec![]),
+            Scale::Full => (10_000_000, 10_000_000, vec![1_000_000]),
+        };
+        let spans = args.spans.unwrap_or(spans);
+        let logs = args.logs.unwrap_or(logs);
+        let mut span_checkpoints: Vec<u64> = span_checkpoints
+            .into_iter()
+            .filter(|&c| c < spans)
+            .collect();
+        span_checkpoints.push(spans);
+        Plan {
+            span_checkpoints,
+            log_checkpoints: vec![logs],
+            raw_spans: args.raw.unwrap_or(spans),
+            raw_logs: args.raw.unwrap_or(logs),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hopline-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let plan = Plan::new(&args);
+    let binary = match &args.hopline {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("hopline"),
+    };
+    anyhow::ensure!(
+        binary.is_file(),
+        "no collector at {}: build it first (cargo build --release -p hopline -p hopline-bench) or pass --hopline",
+        binary.display()
+    );
+    let temp;
+    let dir = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("hopline-bench-")
+                .tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    // Timestamps start two minutes ago, so everything sent lies in the default windows.
+    let workload = Workload {
+        nonce: now_nanos(),
+        now: now_nanos() - 120_000_000_000,
+    };
+
+    let raw_baseline = |logs: bool, count: u64| -> anyhow::Result<Option<RawResult>> {
+        if count == 0 {
+            return Ok(None);
+        }
+        let what = if logs { "log records" } else { "spans" };
+        eprintln!(
+            "raw tantivy: indexing {} {what} in this process ...",
+            thousands(count)
+        );
+        let raw_dir = dir.join("raw");
+        let result = raw::index(workload, logs, count, &raw_dir)?;
+        std::fs::remove_dir_all(&raw_dir)?;
+        eprintln!(
+            "raw tantivy: {:.0} {what} per CPU-second",
+            result.per_cpu_second()
+        );
+        Ok(Some(result))
+    };
+    let raw = [
+        raw_baseline(false, plan.raw_spans)?,
+        raw_baseline(true, plan.raw_logs)?,
+    ];
+
+    if args.raw_only {
+        for (what, result) in ["spans", "log records"].iter().zip(&raw) {
+            if let Some(raw) = result {
+                println!(
+                    "raw tantivy: {} {what}, {:.0} per CPU-second, {:.0} bytes each",
+                    thousands(raw.records),
+                    raw.per_cpu_second(),
+                    raw.bytes as f64 / raw.records.max(1) as f64
+                );
+            }
+        }
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bench(&args, &plan, workload, &binary, &dir))?;
+    println!("{}", report.markdown(&args, raw));
+    if args.dir.is_none() {
+        eprintln!("removing {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Everything measured against the collector.
+struct Report {
+    spans: PhaseResult,
+    logs: PhaseResult,
+    trace_by_id: Vec<(u64, Samples, u64)>,
+    trace_search: Samples,
+    log_rare: Samples,
+    log_common: Samples,
+    log_filtered: Samples,
+    wrong_answers: u64,
+    /// Spans and logs index bytes: before shutdown, after shutdown, after a final merge.
+    span_bytes: [u64; 3],
+    log_bytes: [u64; 3],
+    peak_rss: u64,
+    rss_series: Vec<(Duration, u64)>,
+}
+
+async fn bench(
+    args: &Args,
+    plan: &Plan,
+    workload: Workload,
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<Report> {
+    let collector = Arc::new(Collector::start(binary, dir).await?);
+    eprintln!(
+        "collector pid {} listening: OTLP/gRPC {}, OTLP/HTTP {}, API {} (log: {})",
+        collector.pid,
+        collector.otlp_grpc,
+        collector.otlp_http,
+        collector.api,
+        collector.log_path.display()
+    );
+    let sampler = collector::RssSampler::start(Arc::clone(&collector));
+    let started = Instant::now();
+    let mut wrong_answers = 0;
+
+    // Spans: trace lookups at each checkpoint, trace search at the last.
+    let mut phase = Phase::start(
+        Arc::clone(&collector),
+        Signal::Spans,
+        workload,
+        args.connections,
+        args.rate,
+    )
+    .await?;
+    let mut trace_by_id = Vec::new();
+    let mut trace_search = Samples::default();
+    for (i, &checkpoint) in plan.span_checkpoints.iter().enumerate() {
+        let last = i + 1 == plan.span_checkpoints.len();
+        phase.wait_acked(checkpoint, last).await?;
+        let searchable = phase.wait_searchable().await?;
+        eprintln!(
+            "spans: {} queries by trace id at {} spans, while ingesting",
+            args.queries,
+            thousands(checkpoint)
+        );
+        let (samples, wrong) =
+            queries::trace_by_id(&collector, workload, searchable, args.queries).await?;
+        wrong_answers += wrong;
+        trace_by_id.push((checkpoint, samples, wrong));
+        if last {
+            eprintln!("spans: {} trace searches, while ingesting", args.queries);
+            trace_search = queries::trace_search(&collector, args.queries).await?;
+        }
+    }
+    let spans = phase.finish().await?;
+
+    // Logs: the three searches at the end, while ingesting.
+    let mut phase = Phase::start(
+        Arc::clone(&collector),
+        Signal::Logs,
+        workload,
+        args.connections,
+        args.rate,
+    )
+    .await?;
+    let mut log_searches = None;
+    for (i, &checkpoint) in plan.log_checkpoints.iter().enumerate() {
+        let last = i + 1 == plan.log_checkpoints.len();
+        phase.wait_acked(checkpoint, last).await?;
+        let searchable = phase.wait_searchable().await?;
+        if last {
+            eprintln!(
+                "logs: {} searches of each kind at {} records, while ingesting",
+                args.queries,
+                thousands(checkpoint)
+            );
+            let found = queries::log_search(&collector, searchable, args.queries).await?;
+            wrong_answers += found.3;
+            log_searches = Some(found);
+        }
+    }
+    let logs = phase.finish().await?;
+    let (log_rare, log_common, log_filtered, _) = log_searches.unwrap_or_default();
+
+    let before_shutdown = collector.index_bytes();
+    let rss_series = sampler.stop().await;
+    let peak_rss = collector.memory().map_or(0, |(_, peak)| peak);
+    eprintln!("stopping the collector (it commits and finishes its merges) ...");
+    let collector = Arc::into_inner(collector)
+        .ok_or_else(|| anyhow::anyhow!("the collector is still in use"))?;
+    let data_dir = collector.data_dir.clone();
+    let stopped_in = collector.stop().await?;
+    eprintln!("collector stopped in {}", millis(stopped_in));
+    let after_shutdown = collector::index_bytes(&data_dir);
+    eprintln!("merging every split into one segment ...");
+    collector::merge_all(&data_dir)?;
+    let merged = collector::index_bytes(&data_dir);
+    eprintln!(
+        "benchmark finished in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Report {
+        spans,
+        logs,
+        trace_by_id,
+        trace_search,
+        log_rare,
+        log_common,
+        log_filtered,
+        wrong_answers,
+        span_bytes: [before_shutdown.0, after_shutdown.0, merged.0],
+        log_bytes: [before_shutdown.1, after_shutdown.1, merged.1],
+        peak_rss,
+        rss_series,
+    })
+}
+
+impl Report {
+    fn markdown(&self, args: &Args, [raw_spans, raw_logs]: [Option<RawResult>; 2]) -> String {
+        let mut rows: Vec<(String, String, &str)> = Vec::new();
+        let mut row = |figure: &str, value: String, target: &'static str| {
+            rows.push((figure.to_string(), value, target));
+        };
+        let spans = &self.spans;
+        let logs = &self.logs;
+        row(
+            "spans acknowledged",
+            format!(
+                "{} in {:.1} s: **{:.0}/s** ({} refused and retried)",
+                thousands(spans.acked),
+                spans.sustained_wall.as_secs_f64(),
+                spans.acked_per_second(),
+                thousands(spans.refused)
+            ),
+            "",
+        );
+        row(
+            "spans indexed (acknowledged to searchable, queue drained)",
+            format!(
+                "{:.0}/s; queue at the end of the load {} records, drained {} later",
+                spans.indexed_per_second(),
+                thousands(spans.queue_at_end),
+                millis(spans.drain)
+            ),
+            "no backlog growing",
+        );
+        row(
+            "spans per CPU-second of `hopline`",
+            format!(
+                "**{:.0}** ({:.1} CPU-s, {:.2} cores busy)",
+                spans.per_cpu_second(),
+                spans.cpu.as_secs_f64(),
+                spans.cores()
+            ),
+            ">= 40,000",
+        );
+        if let Some(raw) = raw_spans {
+            row(
+                "raw tantivy, same documents and schema, spans per CPU-second",
+                format!(
+                    "{:.0} ({} spans, {:.1} CPU-s, {:.1} s)",
+                    raw.per_cpu_second(),
+                    thousands(raw.records),
+                    raw.cpu.as_secs_f64(),
+                    raw.wall.as_secs_f64()
+                ),
+                "",
+            );
+            row(
+                "`hopline` / raw tantivy",
+                format!("**{:.2}**", spans.per_cpu_second() / raw.per_cpu_second()),
+                ">= 0.8",
+            );
+        }
+        row(
+            "logs acknowledged",
+            format!(
+                "{} in {:.1} s: **{:.0}/s** ({} refused and retried)",
+                thousands(logs.acked),
+                logs.sustained_wall.as_secs_f64(),
+                logs.acked_per_second(),
+                thousands(logs.refused)
+            ),
+            "",
+        );
+        row(
+            "logs indexed",
+            format!(
+                "{:.0}/s; queue at the end of the load {} records, drained {} later",
+                logs.indexed_per_second(),
+                thousands(logs.queue_at_end),
+                millis(logs.drain)
+            ),
+            "no backlog growing",
+        );
+        row(
+            "logs per CPU-second of `hopline`",
+            format!(
+                "**{:.0}** ({:.1} CPU-s, {:.2} cores busy)",
+                logs.per_cpu_second(),
+                logs.cpu.as_secs_f64(),
+                logs.cores()
+            ),
+            ">= 50,000",
+        );
+        if let Some(raw) = raw_logs {
+            row(
+                "raw tantivy, same documents and schema, logs per CPU-second",
+                format!(
+                    "{:.0} ({} records, {:.1} CPU-s, {:.1} s); `hopline` / raw: **{:.2}**",
+                    raw.per_cpu_second(),
+                    thousands(raw.records),
+                    raw.cpu.as_secs_f64(),
+                    raw.wall.as_secs_f64(),
+                    logs.per_cpu_second() / raw.per_cpu_second()
+                ),
+                "",
+            );
+        }
+        row(
+            "export latency, spans (512 per request)",
+            spans.export_latency.summary(),
+            "",
+        );
+        row(
+            "export latency, logs (512 per request)",
+            logs.export_latency.summary(),
+            "",
+        );
+        let per = |bytes: u64, count: u64| bytes as f64 / count.max(1) as f64;
+        let stored_spans = spans.acked + spans.probes;
+        let stored_logs = logs.acked + logs.probes;
+        row(
+            "bytes on disk per span: running / after shutdown / after a final merge",
+            format!(
+                "{:.0} / {:.0} / **{:.0}** ({} in all)",
+                per(self.span_bytes[0], stored_spans),
+                per(self.span_bytes[1], stored_spans),
+                per(self.span_bytes[2], stored_spans),
+                mib(self.span_bytes[2])
+            ),
+            "<= 120",
+        );
+        if let Some(raw) = raw_spans {
+            row(
+                "bytes per span, raw tantivy (one commit, merges finished)",
+                format!("{:.0}", per(raw.bytes, raw.records)),
+                "",
+            );
+        }
+        row(
+            "bytes on disk per log record: running / after shutdown / after a final merge",
+            format!(
+                "{:.0} / {:.0} / **{:.0}** ({} in all)",
+                per(self.log_bytes[0], stored_logs),
+                per(self.log_bytes[1], stored_logs),
+                per(self.log_bytes[2], stored_logs),
+                mib(self.log_bytes[2])
+            ),
+            "<= 100",
+        );
+        if let Some(raw) = raw_logs {
+            row(
+                "bytes per log record, raw tantivy (one commit, merges finished)",
+                format!("{:.0}", per(raw.bytes, raw.records)),
+                "",
+            );
+        }
+        for (checkpoint, samples, wrong) in &self.trace_by_id {
+            row(
+                &format!(
+                    "`GET /api/traces/{{id}}` at {} spans, under ingest",
+                    thousands(*checkpoint)
+                ),
+                format!("{} ({wrong} incomplete)", samples.summary()),
+                "p99 <= 20 ms at 10M",
+            );
+        }
+        row(
+            "trace search (`service`, `tags`, `minDuration`, limit 20), under ingest",
+            self.trace_search.summary(),
+            "",
+        );
+        row(
+            "log search, rare term, top 100 + total, under ingest",
+            self.log_rare.summary(),
+            "p99 <= 100 ms at 10M",
+        );
+        row(
+            "log search, common term (10% of records)",
+            self.log_common.summary(),
+            "p99 <= 100 ms at 10M",
+        );
+        row(
+            "log search, service + minSeverity=error + term",
+            self.log_filtered.summary(),
+            "p99 <= 100 ms at 10M",
+        );
+        row(
+            "visibility delay, acknowledged to found by trace id, under span load",
+            spans.visibility.summary(),
+            "p99 <= 1.5 s",
+        );
+        row(
+            "visibility delay, acknowledged to found by log search, under log load",
+            logs.visibility.summary(),
+            "p99 <= 1.5 s",
+        );
+        row(
+            "RSS: peak / steady (median of each load's second half, spans, logs)",
+            format!(
+                "{} / {}, {}",
+                mib(self.peak_rss),
+                mib(steady_rss(&self.rss_series, spans.window)),
+                mib(steady_rss(&self.rss_series, logs.window))
+            ),
+            "<= 1 GiB, flat",
+        );
+        if self.wrong_answers > 0 {
+            row(
+                "wrong answers (incomplete traces, missing log records)",
+                self.wrong_answers.to_string(),
+                "0",
+            );
+        }
+
+        let scale = match args.scale {
+            Scale::Quick => "quick",
+            Scale::Full => "full",
+        };
+        let mut out = format!(
+            "`hopline-bench --scale {scale} --connections {} --rate {}` ({} spans, {} logs)\n\n",
+            args.connections,
+            args.rate,
+            thousands(spans.acked),
+            thousands(logs.acked)
+        );
+        out.push_str("| figure | measured | target |\n| --- | --- | --- |\n");
+        for (figure, value, target) in rows {
+            out.push_str(&format!("| {figure} | {value} | {target} |\n"));
+        }
+        out
+    }
+}
+
+/// The median RSS over the second half of `window` (offsets from the start).
+fn steady_rss(series: &[(Duration, u64)], window: (Duration, Duration)) -> u64 {
+    let middle = window.0 + (window.1.saturating_sub(window.0)) / 2;
+    let mut values: Vec<u64> = series
+        .iter()
+        .filter(|(at, _)| *at >= middle && *at <= window.1)
+        .map(|(_, rss)| *rss)
+        .collect();
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}

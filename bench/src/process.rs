@@ -1,0 +1,70 @@
+//! What `/proc` says about a process: CPU time and memory.
+
+use std::time::Duration;
+
+/// Clock ticks per second of `/proc/*/stat` (USER_HZ; 100 on every Linux port that matters).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU time of process `pid` (or of `"self"`, `"thread-self"`).
+pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> std::io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("unexpected /proc/{pid}/stat: {stat}")))
+    };
+    // utime and stime are fields 14 and 15; fields[0] is field 3.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_secs_f64(total as f64 / TICKS_PER_SECOND))
+}
+
+/// Resident and peak resident memory of process `pid`, in bytes.
+pub fn memory(pid: &str) -> std::io::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    Ok((kib("VmRSS:"), kib("VmHWM:")))
+}
+
+/// Bytes of the files under `path`.
+pub fn disk_usage(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => disk_usage(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let started = cpu_time("self").expect("cpu time");
+        let mut x = 0u64;
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(60) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_time("self").expect("cpu time") > started);
+        let (rss, peak) = memory("self").expect("memory");
+        assert!(rss > 0 && peak >= rss, "rss {rss}, peak {peak}");
+    }
+}
