@@ -345,24 +345,26 @@ impl SignalIndex {
             TopDocs::with_limit(filter.limit.max(1)).order_by_u64_field("time", Order::Desc),
             Count,
         );
-        let mut hits: Vec<(u64, Arc<Split>, DocAddress)> = Vec::new();
+        // A hit's address is only valid in the searcher that found it: the reader
+        // moves on with every commit and merge.
+        let mut hits: Vec<(u64, Arc<Searcher>, DocAddress)> = Vec::new();
         let mut total = 0u64;
         for split in self.splits() {
             if !split.meta().overlaps(filter.start, filter.end) {
                 continue;
             }
-            let (top, count) = split.reader.searcher().search(&query, &collector)?;
+            let searcher = Arc::new(split.reader.searcher());
+            let (top, count) = searcher.search(&query, &collector)?;
             total += count as u64;
             hits.extend(
                 top.into_iter()
-                    .map(|(time, address)| (time.unwrap_or(0), Arc::clone(&split), address)),
+                    .map(|(time, address)| (time.unwrap_or(0), Arc::clone(&searcher), address)),
             );
         }
         hits.sort_by(|a, b| b.0.cmp(&a.0));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
-        for (time, split, address) in hits {
-            let searcher = split.reader.searcher();
+        for (time, searcher, address) in hits {
             let payload = stored_payload(&searcher, address, schema.payload)?;
             let span_id = searcher
                 .segment_reader(address.segment_ord)
