@@ -44,6 +44,23 @@ await check('search finds the trace and plots it', async () => {
   await page.waitForURL(`**/trace/${traceId}`);
 });
 
+await check('an absolute time range finds the trace, and one before it does not', async () => {
+  const micros = (ms) => `${ms}000`;
+  const [start, end] = [micros(Date.now() - 10 * 60_000), micros(Date.now() + 60_000)];
+  await page.goto(`${base}/search?service=frontend&lookback=custom&start=${start}&end=${end}`);
+  await settle();
+  expect(await page.locator(`a.trace-link[href="/trace/${traceId}"]`).count() === 1, 'the trace is missing from its range');
+  expect((await page.inputValue('#from')) !== '', 'the range is not shown in the form');
+  await page.fill('#from', '2020-01-01T00:00');
+  await page.fill('#to', '2020-01-02T00:00');
+  await page.selectOption('select[name="lookback"]', 'custom');
+  await page.click('#find');
+  await page.waitForURL('**from=2020-01-01**');
+  await settle();
+  expect(await page.locator('a.trace-link').count() === 0, 'traces found in 2020');
+  expect((await page.textContent('section.search')).includes('No traces match'), 'no empty state');
+});
+
 await check('the trace view shows every span in order and nesting', async () => {
   await page.goto(`${base}/trace/${traceId}`);
   await settle();
@@ -105,6 +122,15 @@ if (hydrated === '1') {
     await page.waitForFunction(() => document.querySelectorAll('.row.selected').length === 1);
     const selected = await page.textContent('.row.selected .op');
     expect(selected === 'POST /orders', `selected ${selected}`);
+  });
+  await check('choosing a service refreshes the operations before searching', async () => {
+    await page.goto(`${base}/search?service=frontend&lookback=1h`);
+    await settle();
+    await page.waitForTimeout(500);
+    await page.selectOption('#service', 'payments');
+    await page.waitForSelector('#operation option[value="charge card"]', { state: 'attached', timeout: 5000 });
+    const options = await page.$$eval('#operation option', (os) => os.map((o) => o.value));
+    expect(!options.includes('GET /checkout'), `frontend's operations still listed: ${options}`);
   });
   await check('live tail streams a new matching line', async () => {
     await page.goto(`${base}/logs?query=${encodeURIComponent('inventory')}&lookback=1h&live=1`);

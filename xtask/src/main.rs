@@ -73,25 +73,66 @@ fn build_ui() -> anyhow::Result<()> {
         .remove_name_section(true)
         .generate(&pkg)
         .context("wasm-bindgen failed")?;
-    std::fs::copy(root.join("ui/style/hopline.css"), pkg.join("hopline.css"))
-        .context("cannot copy the stylesheet")?;
+    // Content-hashed names: browsers may keep them for good, and every build that
+    // changes a byte gets new names. `manifest.txt` tells `hopline` which they are.
+    for entry in std::fs::read_dir(&pkg)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("hopline-") || name.ends_with(".gz") {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    let js = std::fs::read(pkg.join("hopline.js"))?;
+    let wasm = std::fs::read(pkg.join("hopline_bg.wasm"))?;
+    let css =
+        std::fs::read(root.join("ui/style/hopline.css")).context("cannot read the stylesheet")?;
+    let bundle = format!("hopline-{:016x}", fnv1a(&[&js[..], &wasm[..]]));
+    let stylesheet = format!("hopline-{:016x}.css", fnv1a(&[&css[..]]));
+    std::fs::rename(pkg.join("hopline.js"), pkg.join(format!("{bundle}.js")))?;
+    std::fs::rename(
+        pkg.join("hopline_bg.wasm"),
+        pkg.join(format!("{bundle}_bg.wasm")),
+    )?;
+    std::fs::write(pkg.join(&stylesheet), &css)?;
+    let files = [
+        format!("{bundle}.js"),
+        format!("{bundle}_bg.wasm"),
+        stylesheet.clone(),
+    ];
     // Precompressed copies, served to browsers that accept gzip.
-    for file in ["hopline.js", "hopline_bg.wasm", "hopline.css"] {
+    for file in &files {
         let bytes = std::fs::read(pkg.join(file))?;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut encoder, &bytes)?;
         std::fs::write(pkg.join(format!("{file}.gz")), encoder.finish()?)?;
     }
+    std::fs::write(
+        pkg.join("manifest.txt"),
+        format!("bundle={bundle}\nstylesheet={stylesheet}\n"),
+    )?;
     let kib = |name: &str| {
         std::fs::metadata(pkg.join(name))
             .map(|m| m.len() / 1024)
             .unwrap_or(0)
     };
     eprintln!(
-        "xtask: UI bundle in {} ({} KiB of wasm, {} KiB gzip'd)",
+        "xtask: UI bundle {bundle} in {} ({} KiB of wasm, {} KiB gzip'd)",
         pkg.display(),
-        kib("hopline_bg.wasm"),
-        kib("hopline_bg.wasm.gz")
+        kib(&files[1]),
+        kib(&format!("{}.gz", files[1]))
     );
     Ok(())
+}
+
+/// FNV-1a, 64 bits, over several byte strings in a row.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|part| part.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }

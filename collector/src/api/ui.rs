@@ -16,17 +16,29 @@ use tracing::{info, warn};
 /// (this same server); `ui_dir` holds `pkg/` from `cargo xtask ui`.
 pub fn router(ui_dir: &Path, api_base: String) -> Router {
     let pkg = ui_dir.join("pkg");
-    let hydrate = pkg.join("hopline_bg.wasm").is_file() && pkg.join("hopline.js").is_file();
-    if hydrate {
-        info!(dir = %pkg.display(), "serving the web UI with its wasm bundle");
-    } else {
-        warn!(
+    let bundle = Bundle::find(&pkg);
+    match &bundle {
+        Some(bundle) => {
+            info!(dir = %pkg.display(), bundle = %bundle.name, "serving the web UI with its wasm bundle")
+        }
+        None => warn!(
             dir = %pkg.display(),
             "web UI bundle not found: serving server-rendered pages without interactivity (build it with `cargo xtask ui`)"
-        );
+        ),
     }
+    let hydrate = bundle.is_some();
+    let stylesheet = format!(
+        "/pkg/{}",
+        bundle
+            .as_ref()
+            .map_or(FALLBACK_STYLESHEET, |b| b.stylesheet.as_str())
+    );
     let options = LeptosOptions::builder()
-        .output_name("hopline")
+        .output_name(
+            bundle
+                .as_ref()
+                .map_or_else(|| "hopline".to_string(), |b| b.name.clone()),
+        )
         .site_root(ui_dir.display().to_string())
         .site_pkg_dir("pkg")
         .build();
@@ -38,7 +50,7 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
             move || leptos::prelude::provide_context(hopline_ui::ssr::ApiBase(api_base.clone())),
             {
                 let options = options.clone();
-                move || hopline_ui::shell(options.clone(), hydrate)
+                move || hopline_ui::shell(options.clone(), hydrate, stylesheet.clone())
             },
         )
         .with_state(options);
@@ -48,10 +60,47 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
     pages.merge(assets)
 }
 
+/// The stylesheet built into the binary, for pages served without a bundle.
+const FALLBACK_STYLESHEET: &str = "hopline.css";
+
+/// What `cargo xtask ui` built, from its `manifest.txt`: the content-hashed base
+/// name of the wasm bundle (`<name>.js`, `<name>_bg.wasm`) and of the stylesheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub name: String,
+    pub stylesheet: String,
+}
+
+impl Bundle {
+    /// The bundle in `pkg`, if its manifest and files are all there.
+    pub fn find(pkg: &Path) -> Option<Bundle> {
+        let manifest = std::fs::read_to_string(pkg.join("manifest.txt")).ok()?;
+        let value = |key: &str| {
+            manifest
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(|v| v.trim().to_string())
+        };
+        let bundle = Bundle {
+            name: value("bundle")?,
+            stylesheet: value("stylesheet")?,
+        };
+        let files = [
+            format!("{}.js", bundle.name),
+            format!("{}_bg.wasm", bundle.name),
+            bundle.stylesheet.clone(),
+        ];
+        files
+            .iter()
+            .all(|file| pkg.join(file).is_file())
+            .then_some(bundle)
+    }
+}
+
 /// A file of the bundle (or the stylesheet, which is also built into the binary so
 /// that pages look right without a bundle). Served gzip'd when `cargo xtask ui` left a
-/// `.gz` beside it and the browser accepts it; validated by a content-hash ETag, so a
-/// rebuilt bundle is picked up at once and an unchanged one costs a 304.
+/// `.gz` beside it and the browser accepts it. Content-hashed names (`hopline-<hash>`)
+/// are cached for good; anything else is revalidated by its ETag.
 async fn asset(
     State(pkg): State<PathBuf>,
     UrlPath(file): UrlPath<String>,
@@ -77,7 +126,7 @@ async fn asset(
         (true, Ok(bytes)) => (bytes, true),
         _ => match tokio::fs::read(pkg.join(&file)).await {
             Ok(bytes) => (bytes, false),
-            Err(_) if file == "hopline.css" => (
+            Err(_) if file == FALLBACK_STYLESHEET => (
                 include_bytes!("../../../ui/style/hopline.css").to_vec(),
                 false,
             ),
@@ -100,7 +149,12 @@ async fn asset(
     };
     let out = response.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let cache = if file.starts_with("hopline-") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, value);

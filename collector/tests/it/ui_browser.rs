@@ -57,7 +57,8 @@ async fn the_ui_in_a_real_browser() {
         return;
     }
     let site = target_dir().join("site");
-    let hydrated = site.join("pkg/hopline_bg.wasm").is_file();
+    let bundle = hopline::api::ui::Bundle::find(&site.join("pkg"));
+    let hydrated = bundle.is_some();
     let server = TestServer::start_with(|config| config.ui_dir = site.clone()).await;
 
     let trace = [0x5e; 16];
@@ -136,15 +137,30 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "9 passed, 0 failed"
+            "11 passed, 0 failed"
         } else {
-            "6 passed, 0 failed"
+            "7 passed, 0 failed"
         }),
         "{stdout}"
     );
-    if hydrated {
-        // The bundle is served gzip'd and validated by its content hash.
-        let url = format!("{base}/pkg/hopline_bg.wasm");
+    if let Some(bundle) = bundle {
+        // The bundle has content-hashed names, is served gzip'd and kept for good.
+        let page = server
+            .http
+            .get(format!("{base}/search"))
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page");
+        for name in [
+            format!("/pkg/{}.js", bundle.name),
+            format!("/pkg/{}", bundle.stylesheet),
+        ] {
+            assert!(page.contains(&name), "the page does not load {name}");
+        }
+        let url = format!("{base}/pkg/{}_bg.wasm", bundle.name);
         let response = server
             .http
             .get(&url)
@@ -155,6 +171,10 @@ async fn the_ui_in_a_real_browser() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/wasm");
         assert_eq!(response.headers()["content-encoding"], "gzip");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
         let etag = response.headers()["etag"]
             .to_str()
             .expect("etag")

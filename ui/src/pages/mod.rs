@@ -12,13 +12,15 @@ mod search;
 mod trace;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 /// The HTML document around the app. `hydrate` is false when the wasm bundle is
-/// missing: the pages are then served without scripts, readable as they are.
-pub fn shell(options: LeptosOptions, hydrate: bool) -> impl IntoView {
+/// missing: the pages are then served without scripts, readable as they are. The
+/// bundle's file names come from `options.output_name`, the stylesheet's from
+/// `stylesheet`: both carry a content hash when `cargo xtask ui` built them.
+pub fn shell(options: LeptosOptions, hydrate: bool, stylesheet: String) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -26,6 +28,7 @@ pub fn shell(options: LeptosOptions, hydrate: bool) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="data:,"/>
+                <link rel="stylesheet" id="hopline" href=stylesheet/>
                 {hydrate.then(|| view! { <HydrationScripts options=options.clone()/> })}
                 <MetaTags/>
             </head>
@@ -40,7 +43,6 @@ pub fn shell(options: LeptosOptions, hydrate: bool) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="hopline" href="/pkg/hopline.css"/>
         <Title text="Hopline"/>
         <Router>
             <header class="top">

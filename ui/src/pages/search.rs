@@ -1,4 +1,8 @@
-//! `/search?service=&operation=&tags=&minDuration=&maxDuration=&lookback=&limit=&sort=`
+//! `/search?service=&operation=&tags=&minDuration=&maxDuration=&lookback=&start=&end=&limit=&sort=`
+//!
+//! `lookback=custom` with `start`/`end` (µs, as Jaeger's UI writes them) is an
+//! absolute range; the form sends it as `from`/`to` local times and `tz`, the
+//! browser's offset from UTC in minutes.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -8,13 +12,14 @@ use crate::api::{list_operations, list_services, search_traces, TraceSummary};
 use crate::format::{self, plural, Time};
 use crate::tags::{parse_logfmt, query_string, to_json};
 
-const LOOKBACKS: [(&str, &str); 6] = [
+const LOOKBACKS: [(&str, &str); 7] = [
     ("15m", "Last 15 minutes"),
     ("1h", "Last hour"),
     ("6h", "Last 6 hours"),
     ("24h", "Last 24 hours"),
     ("2d", "Last 2 days"),
     ("7d", "Last 7 days"),
+    ("custom", "Custom range"),
 ];
 const SORTS: [(&str, &str); 4] = [
     ("recent", "Most recent"),
@@ -31,6 +36,9 @@ struct Form {
     min_duration: String,
     max_duration: String,
     lookback: String,
+    /// The custom range, µs since the epoch (empty unless `lookback` is `custom`).
+    start: String,
+    end: String,
     limit: String,
     sort: String,
 }
@@ -53,8 +61,27 @@ impl Form {
             ("minDuration", self.min_duration.clone()),
             ("maxDuration", self.max_duration.clone()),
             ("lookback", self.lookback.clone()),
+            ("start", self.start.clone()),
+            ("end", self.end.clone()),
             ("limit", self.limit.clone()),
         ]))
+    }
+
+    /// `start`/`end` from the URL, or from the form's `from`/`to` local times.
+    fn range(q: &leptos_router::params::ParamsMap) -> (String, String) {
+        let tz = q
+            .get("tz")
+            .and_then(|tz| tz.parse::<i64>().ok())
+            .unwrap_or(0);
+        let pick = |micros: &str, local: &str| {
+            q.get(local)
+                .filter(|text| !text.is_empty())
+                .and_then(|text| format::parse_datetime_local(&text, tz))
+                .map(|us| us.to_string())
+                .or_else(|| q.get(micros))
+                .unwrap_or_default()
+        };
+        (pick("start", "from"), pick("end", "to"))
     }
 }
 
@@ -73,19 +100,39 @@ pub fn SearchPage() -> impl IntoView {
     let form = Memo::new(move |_| {
         let q = query.read();
         let get = |key: &str, default: &str| q.get(key).unwrap_or_else(|| default.to_string());
+        let lookback = get("lookback", "1h");
+        let (start, end) = if lookback == "custom" {
+            Form::range(&q)
+        } else {
+            Default::default()
+        };
         Form {
             service: get("service", ""),
             operation: get("operation", ""),
             tags: get("tags", ""),
             min_duration: get("minDuration", ""),
             max_duration: get("maxDuration", ""),
-            lookback: get("lookback", "1h"),
+            lookback,
+            start,
+            end,
             limit: get("limit", "20"),
             sort: get("sort", "recent"),
         }
     });
     let services = Resource::new(|| (), |_| list_services());
-    let operations = Resource::new(move || form.get().service, list_operations);
+    // The service chosen in the form, before it is submitted: the operation picker follows it.
+    let chosen = RwSignal::new(form.get_untracked().service);
+    Effect::new(move |_| chosen.set(form.get().service));
+    let operations = Resource::new(move || chosen.get(), list_operations);
+    // The browser's zone once hydrated (the server renders UTC).
+    let tz = RwSignal::new(0i64);
+    Effect::new(move |_| tz.set(format::browser_offset_minutes()));
+    let local = move |micros: String| {
+        micros
+            .parse::<u64>()
+            .map(|us| format::datetime_local(us, tz.get()))
+            .unwrap_or_default()
+    };
     let results = Resource::new(
         move || form.get(),
         |form| async move {
@@ -109,13 +156,13 @@ pub fn SearchPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         let form = form.get_untracked();
                         let services = services.await.unwrap_or_default();
-                        let operations = operations.await.unwrap_or_default();
                         if services.is_empty() {
                             return view! { <p class="empty">{NO_DATA_HINT}</p> }.into_any();
                         }
                         view! {
                             <label>"Service"
-                                <select name="service" id="service">
+                                <select name="service" id="service"
+                                    on:change=move |ev| chosen.set(event_target_value(&ev))>
                                     <option value="">"(choose)"</option>
                                     {services.into_iter().map(|s| {
                                         let selected = s == form.service;
@@ -123,18 +170,32 @@ pub fn SearchPage() -> impl IntoView {
                                     }).collect_view()}
                                 </select>
                             </label>
+                        }.into_any()
+                    })}
+                </Suspense>
+                <Transition fallback=|| view! { <label>"Operation"<select name="operation" id="operation"></select></label> }>
+                    {move || Suspend::new(async move {
+                        let form = form.get_untracked();
+                        let operations = operations.await.unwrap_or_default();
+                        // The URL's operation, while the URL's service is the chosen one.
+                        let current = if chosen.get_untracked() == form.service {
+                            form.operation
+                        } else {
+                            String::new()
+                        };
+                        view! {
                             <label>"Operation"
                                 <select name="operation" id="operation">
                                     <option value="">"all"</option>
                                     {operations.into_iter().map(|o| {
-                                        let selected = o == form.operation;
+                                        let selected = o == current;
                                         view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
                                     }).collect_view()}
                                 </select>
                             </label>
-                        }.into_any()
+                        }
                     })}
-                </Suspense>
+                </Transition>
                 <label>"Tags"<input name="tags" id="tags" placeholder="http.response.status_code=500 error=true" value=move || form.get().tags/></label>
                 <label>"Min duration"<input name="minDuration" placeholder="150ms" value=move || form.get().min_duration/></label>
                 <label>"Max duration"<input name="maxDuration" placeholder="1.5s" value=move || form.get().max_duration/></label>
@@ -146,6 +207,13 @@ pub fn SearchPage() -> impl IntoView {
                         }).collect_view()}
                     </select>
                 </label>
+                <label class="range">{move || format!("From ({})", format::zone(tz.get()))}
+                    <input type="datetime-local" name="from" id="from" value=move || local(form.get().start)/>
+                </label>
+                <label class="range">{move || format!("To ({})", format::zone(tz.get()))}
+                    <input type="datetime-local" name="to" id="to" value=move || local(form.get().end)/>
+                </label>
+                <input type="hidden" name="tz" value=move || tz.get().to_string()/>
                 <label>"Limit"<input name="limit" type="number" min="1" max="1500" value=move || form.get().limit/></label>
                 <input type="hidden" name="sort" value=move || form.get().sort/>
                 <button type="submit" id="find">"Find traces"</button>
@@ -179,6 +247,8 @@ fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
         ("minDuration", form.min_duration.clone()),
         ("maxDuration", form.max_duration.clone()),
         ("lookback", form.lookback.clone()),
+        ("start", form.start.clone()),
+        ("end", form.end.clone()),
         ("limit", form.limit.clone()),
     ]);
     view! {
