@@ -103,8 +103,7 @@ impl Collector {
             .with_context(|| format!("cannot read the CPU time of process {}", self.pid))
     }
 
-    /// Resident and peak resident bytes.
-    pub fn memory(&self) -> anyhow::Result<(u64, u64)> {
+    pub fn memory(&self) -> anyhow::Result<process::Memory> {
         Ok(process::memory(&self.pid)?)
     }
 
@@ -200,10 +199,10 @@ pub fn merge_all(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Samples the collector's RSS every second.
+/// Samples the collector's memory every second.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<(Duration, u64)>>,
+    task: tokio::task::JoinHandle<Vec<(Duration, process::Memory)>>,
 }
 
 impl RssSampler {
@@ -213,8 +212,8 @@ impl RssSampler {
         let task = tokio::spawn(async move {
             let mut series = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                if let Ok((rss, _)) = collector.memory() {
-                    series.push((collector.origin.elapsed(), rss));
+                if let Ok(memory) = collector.memory() {
+                    series.push((collector.origin.elapsed(), memory));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -223,7 +222,7 @@ impl RssSampler {
         RssSampler { stop, task }
     }
 
-    pub async fn stop(self) -> Vec<(Duration, u64)> {
+    pub async fn stop(self) -> Vec<(Duration, process::Memory)> {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap_or_default()
     }

@@ -202,15 +202,16 @@ impl Phase {
             .collector
             .metric("hopline_ingest_queue_depth", signal)
             .await?;
-        let (rss, _) = self.collector.memory()?;
+        let memory = self.collector.memory()?;
         eprintln!(
-            "  {signal}: {:>5.0} s  {:>11} acknowledged ({:.0}/s), {} refused, queue {}, RSS {}",
+            "  {signal}: {:>5.0} s  {:>11} acknowledged ({:.0}/s), {} refused, queue {}, RSS {} (anonymous {})",
             self.started.elapsed().as_secs_f64(),
             thousands(acked),
             acked as f64 / self.started.elapsed().as_secs_f64(),
             thousands(self.shared.refused.load(Ordering::Relaxed)),
             thousands(queued),
-            mib(rss)
+            mib(memory.rss),
+            mib(memory.anon)
         );
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hopline_bench::collector::{self, Collector};
 use hopline_bench::load::{Phase, PhaseResult, Signal};
+use hopline_bench::process::Memory;
 use hopline_bench::queries;
 use hopline_bench::raw::{self, RawResult};
 use hopline_bench::stats::{mib, millis, thousands, Samples};
@@ -126,17 +127,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         "no collector at {}: build it first (cargo build --release -p hopline -p hopline-bench) or pass --hopline",
         binary.display()
     );
-    let temp;
+    let mut temp = None;
     let dir = match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
             dir.clone()
         }
         None => {
-            temp = tempfile::Builder::new()
+            let made = tempfile::Builder::new()
                 .prefix("hopline-bench-")
                 .tempdir()?;
-            temp.path().to_path_buf()
+            let path = made.path().to_path_buf();
+            temp = Some(made);
+            path
         }
     };
     // Timestamps start two minutes ago, so everything sent lies in the default windows.
@@ -184,7 +187,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(bench(&args, &plan, workload, &binary, &dir))?;
+    let report = match runtime.block_on(bench(&args, &plan, workload, &binary, &dir)) {
+        Ok(report) => report,
+        Err(e) => {
+            if let Some(temp) = temp.take() {
+                // Kept for a look at the collector's log and data.
+                let kept = temp.keep();
+                eprintln!(
+                    "keeping {} (the collector's log is hopline.log)",
+                    kept.display()
+                );
+            }
+            return Err(e);
+        }
+    };
     println!("{}", report.markdown(&args, raw));
     if args.dir.is_none() {
         eprintln!("removing {}", dir.display());
@@ -206,7 +222,7 @@ struct Report {
     span_bytes: [u64; 3],
     log_bytes: [u64; 3],
     peak_rss: u64,
-    rss_series: Vec<(Duration, u64)>,
+    rss_series: Vec<(Duration, Memory)>,
 }
 
 async fn bench(
@@ -290,7 +306,7 @@ async fn bench(
 
     let before_shutdown = collector.index_bytes();
     let rss_series = sampler.stop().await;
-    let peak_rss = collector.memory().map_or(0, |(_, peak)| peak);
+    let peak_rss = collector.memory().map_or(0, |memory| memory.peak);
     eprintln!("stopping the collector (it commits and finishes its merges) ...");
     let collector = Arc::into_inner(collector)
         .ok_or_else(|| anyhow::anyhow!("the collector is still in use"))?;
@@ -512,15 +528,32 @@ impl Report {
             logs.visibility.summary(),
             "p99 <= 1.5 s",
         );
+        let steady =
+            |window, part: fn(&Memory) -> u64| mib(steady_rss(&self.rss_series, window, part));
         row(
-            "RSS: peak / steady (median of each load's second half, spans, logs)",
+            "RSS: peak / steady during spans, logs (median of each load's second half)",
             format!(
                 "{} / {}, {}",
                 mib(self.peak_rss),
-                mib(steady_rss(&self.rss_series, spans.window)),
-                mib(steady_rss(&self.rss_series, logs.window))
+                steady(spans.window, |m| m.rss),
+                steady(logs.window, |m| m.rss)
             ),
             "<= 1 GiB, flat",
+        );
+        row(
+            "of which anonymous (heap; the rest is mapped index files): max / steady, spans, logs",
+            format!(
+                "{} / {}, {}",
+                mib(self
+                    .rss_series
+                    .iter()
+                    .map(|(_, m)| m.anon)
+                    .max()
+                    .unwrap_or(0)),
+                steady(spans.window, |m| m.anon),
+                steady(logs.window, |m| m.anon)
+            ),
+            "",
         );
         if self.wrong_answers > 0 {
             row(
@@ -549,13 +582,18 @@ impl Report {
     }
 }
 
-/// The median RSS over the second half of `window` (offsets from the start).
-fn steady_rss(series: &[(Duration, u64)], window: (Duration, Duration)) -> u64 {
+/// The median of `part` of the samples in the second half of `window` (offsets
+/// from the collector's start).
+fn steady_rss(
+    series: &[(Duration, Memory)],
+    window: (Duration, Duration),
+    part: fn(&Memory) -> u64,
+) -> u64 {
     let middle = window.0 + (window.1.saturating_sub(window.0)) / 2;
     let mut values: Vec<u64> = series
         .iter()
         .filter(|(at, _)| *at >= middle && *at <= window.1)
-        .map(|(_, rss)| *rss)
+        .map(|(_, memory)| part(memory))
         .collect();
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or(0)

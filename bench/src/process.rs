@@ -22,8 +22,19 @@ pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
     Ok(Duration::from_secs_f64(total as f64 / TICKS_PER_SECOND))
 }
 
-/// Resident and peak resident memory of process `pid`, in bytes.
-pub fn memory(pid: &str) -> std::io::Result<(u64, u64)> {
+/// Memory of a process, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Resident set: heap and stacks, plus the pages of mapped index files in memory.
+    pub rss: u64,
+    /// The highest `rss` so far.
+    pub peak: u64,
+    /// The anonymous part of `rss`: what the process allocated itself.
+    pub anon: u64,
+}
+
+/// What `/proc/{pid}/status` says of a process's memory.
+pub fn memory(pid: &str) -> std::io::Result<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib = |key: &str| {
         status
@@ -32,7 +43,11 @@ pub fn memory(pid: &str) -> std::io::Result<(u64, u64)> {
             .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
     };
-    Ok((kib("VmRSS:"), kib("VmHWM:")))
+    Ok(Memory {
+        rss: kib("VmRSS:"),
+        peak: kib("VmHWM:"),
+        anon: kib("RssAnon:"),
+    })
 }
 
 /// Bytes of the files under `path`.
@@ -64,7 +79,8 @@ mod tests {
         }
         assert!(x > 0);
         assert!(cpu_time("self").expect("cpu time") > started);
-        let (rss, peak) = memory("self").expect("memory");
-        assert!(rss > 0 && peak >= rss, "rss {rss}, peak {peak}");
+        let memory = memory("self").expect("memory");
+        assert!(memory.rss > 0 && memory.peak >= memory.rss, "{memory:?}");
+        assert!(memory.anon > 0 && memory.anon <= memory.rss, "{memory:?}");
     }
 }
