@@ -28,7 +28,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Scale {
     /// 500,000 spans and 500,000 log records: about two minutes.
     Quick,
-    /// 10 million of each, trace lookups at 1M and 10M spans: about 15 minutes.
+    /// 10 million of each, trace lookups at 1M and 10M spans: about 10 minutes.
     Full,
 }
 
