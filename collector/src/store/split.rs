@@ -108,10 +108,13 @@ impl Split {
         let dir = root.join(&id);
         fs::create_dir_all(&dir)?;
         let settings = IndexSettings {
+            // Level 1: level 3 cost a quarter of the indexing CPU for the same size
+            // (it sets up a larger context for every block).
             docstore_compression: Compressor::Zstd(ZstdCompressor {
                 compression_level: Some(1),
             }),
-            // Small blocks: fetching the ~10 spans of one trace decompresses ~10 blocks.
+            // 64 KiB blocks: a fifth fewer bytes than 16 KiB ones; a trace's ~10
+            // spans still cost ~10 block decompressions (tens of µs each).
             docstore_blocksize: 64 * 1024,
             ..IndexSettings::default()
         };
@@ -196,4 +199,40 @@ pub fn list_split_dirs(root: &Path) -> io::Result<Vec<PathBuf>> {
     }
     dirs.sort();
     Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_of_another_format_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let split =
+            Split::create(dir.path(), schema::SpanSchema::new().schema, 1, 0).expect("create");
+        let mut writer = split.writer().expect("writer");
+        // What the first layout wrote: no `format` in the commit payload.
+        let mut meta = serde_json::to_value(split.meta()).expect("json");
+        meta.as_object_mut().expect("object").remove("format");
+        let mut prepared = writer.prepare_commit().expect("prepare");
+        prepared.set_payload(&meta.to_string());
+        prepared.commit().expect("commit");
+        drop(writer);
+        let error = Split::open(&split.dir).expect_err("an old split must be refused");
+        let message = error.to_string();
+        assert!(
+            message.contains("format 0") && message.contains("format 1"),
+            "{message}"
+        );
+
+        let current =
+            Split::create(dir.path(), schema::SpanSchema::new().schema, 2, 1).expect("create");
+        let mut writer = current.writer().expect("writer");
+        let mut prepared = writer.prepare_commit().expect("prepare");
+        prepared.set_payload(&serde_json::to_string(&current.meta()).expect("json"));
+        prepared.commit().expect("commit");
+        drop(writer);
+        let opened = Split::open(&current.dir).expect("open").expect("a split");
+        assert_eq!(opened.meta().format, schema::FORMAT);
+    }
 }
