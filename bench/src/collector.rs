@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::process;
 use anyhow::{bail, Context};
+use hopline::store::dir_size;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
 pub struct Collector {
@@ -168,8 +169,8 @@ impl Drop for Collector {
 pub fn index_bytes(data_dir: &Path) -> (u64, u64) {
     let index = data_dir.join("index");
     (
-        process::disk_usage(&index.join("spans")),
-        process::disk_usage(&index.join("logs")),
+        dir_size(&index.join("spans")),
+        dir_size(&index.join("logs")),
     )
 }
 

@@ -101,6 +101,6 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
         records: indexed,
         wall,
         cpu,
-        bytes: process::disk_usage(&split.dir),
+        bytes: hopline::store::dir_size(&split.dir),
     })
 }

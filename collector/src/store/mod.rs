@@ -200,7 +200,8 @@ impl Store {
     }
 }
 
-fn dir_size(path: &Path) -> u64 {
+/// Bytes of the files under `path` (0 where it cannot be read).
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
