@@ -216,16 +216,15 @@ impl Phase {
         Ok(())
     }
 
-    fn check_connections(&mut self) -> anyhow::Result<()> {
-        if let Some(task) = self.connections.iter().find(|t| t.is_finished()) {
-            if !self.shared.stop.load(Ordering::Relaxed) {
-                let _ = task;
-                anyhow::bail!(
-                    "a load connection stopped early; see {}",
-                    self.collector.log_path.display()
-                );
-            }
-        }
+    /// A connection ends early only on an error, which `finish` reports.
+    fn check_connections(&self) -> anyhow::Result<()> {
+        let stopped_early = !self.shared.stop.load(Ordering::Relaxed)
+            && self.connections.iter().any(|task| task.is_finished());
+        anyhow::ensure!(
+            !stopped_early,
+            "a load connection stopped early; see {}",
+            self.collector.log_path.display()
+        );
         Ok(())
     }
 

@@ -44,27 +44,36 @@ struct Form {
 }
 
 impl Form {
-    /// The `/api/traces` query string, or why the form cannot be searched.
-    fn api_query(&self) -> Result<String, String> {
-        let tags = parse_logfmt(&self.tags).map_err(|e| format!("tags: {e}"))?;
-        Ok(query_string(&[
+    /// The search as URL pairs, tags as typed (logfmt); the sort is left out.
+    fn pairs(&self) -> [(&'static str, String); 9] {
+        [
             ("service", self.service.clone()),
             ("operation", self.operation.clone()),
-            (
-                "tags",
-                if tags.is_empty() {
-                    String::new()
-                } else {
-                    to_json(&tags)
-                },
-            ),
+            ("tags", self.tags.clone()),
             ("minDuration", self.min_duration.clone()),
             ("maxDuration", self.max_duration.clone()),
             ("lookback", self.lookback.clone()),
             ("start", self.start.clone()),
             ("end", self.end.clone()),
             ("limit", self.limit.clone()),
-        ]))
+        ]
+    }
+
+    /// The `/api/traces` query string (tags as the API's JSON), or why the form
+    /// cannot be searched.
+    fn api_query(&self) -> Result<String, String> {
+        let tags = parse_logfmt(&self.tags).map_err(|e| format!("tags: {e}"))?;
+        let mut pairs = self.pairs();
+        for (key, value) in &mut pairs {
+            if *key == "tags" {
+                *value = if tags.is_empty() {
+                    String::new()
+                } else {
+                    to_json(&tags)
+                };
+            }
+        }
+        Ok(query_string(&pairs))
     }
 
     /// `start`/`end` from the URL, or from the form's `from`/`to` local times.
@@ -240,17 +249,7 @@ fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
     if traces.is_empty() {
         return view! { <p class="empty">"No traces match. Widen the time range or drop a filter."</p> }.into_any();
     }
-    let base = query_string(&[
-        ("service", form.service.clone()),
-        ("operation", form.operation.clone()),
-        ("tags", form.tags.clone()),
-        ("minDuration", form.min_duration.clone()),
-        ("maxDuration", form.max_duration.clone()),
-        ("lookback", form.lookback.clone()),
-        ("start", form.start.clone()),
-        ("end", form.end.clone()),
-        ("limit", form.limit.clone()),
-    ]);
+    let base = query_string(&form.pairs());
     view! {
         <Scatter traces=traces.clone()/>
         <div class="sorts">
