@@ -116,6 +116,8 @@ pub struct Phase {
     cpu_at_start: Duration,
     result: PhaseResult,
     last_progress: Instant,
+    /// The load stops counting checkpoints after this long.
+    time_limit: Option<Duration>,
 }
 
 impl Phase {
@@ -125,6 +127,7 @@ impl Phase {
         workload: Workload,
         connections: usize,
         rate: u64,
+        time_limit: Option<Duration>,
     ) -> anyhow::Result<Phase> {
         let connections = connections.max(1);
         let shared = Arc::new(Shared {
@@ -188,6 +191,7 @@ impl Phase {
             cpu_at_start,
             result,
             last_progress: Instant::now(),
+            time_limit,
         })
     }
 
@@ -232,6 +236,17 @@ impl Phase {
     /// sustained-ingest measurement.
     pub async fn wait_acked(&mut self, count: u64, last: bool) -> anyhow::Result<()> {
         while self.shared.acked.load(Ordering::Relaxed) < count {
+            if self
+                .time_limit
+                .is_some_and(|limit| self.started.elapsed() >= limit)
+            {
+                eprintln!(
+                    "{}: time limit reached at {} records",
+                    self.shared.signal.as_str(),
+                    thousands(self.shared.acked.load(Ordering::Relaxed))
+                );
+                break;
+            }
             self.check_connections()?;
             self.progress().await?;
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -46,6 +46,9 @@ struct Args {
     /// Log records to send (overrides the scale).
     #[arg(long)]
     logs: Option<u64>,
+    /// Stop sending a signal after this many seconds, however many were sent.
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: Option<u64>,
     /// Records per second to offer per signal; 0 sends as fast as acknowledged.
     #[arg(long, default_value_t = 0)]
     rate: u64,
@@ -252,6 +255,7 @@ async fn bench(
         workload,
         args.connections,
         args.rate,
+        args.time_limit.map(Duration::from_secs),
     )
     .await?;
     let mut trace_by_id = Vec::new();
@@ -263,12 +267,12 @@ async fn bench(
         eprintln!(
             "spans: {} queries by trace id at {} spans, while ingesting",
             args.queries,
-            thousands(checkpoint)
+            thousands(searchable)
         );
         let (samples, wrong) =
             queries::trace_by_id(&collector, workload, searchable, args.queries).await?;
         wrong_answers += wrong;
-        trace_by_id.push((checkpoint, samples, wrong));
+        trace_by_id.push((searchable, samples, wrong));
         if last {
             eprintln!("spans: {} trace searches, while ingesting", args.queries);
             trace_search = queries::trace_search(&collector, args.queries).await?;
@@ -283,6 +287,7 @@ async fn bench(
         workload,
         args.connections,
         args.rate,
+        args.time_limit.map(Duration::from_secs),
     )
     .await?;
     let mut log_searches = None;
@@ -294,7 +299,7 @@ async fn bench(
             eprintln!(
                 "logs: {} searches of each kind at {} records, while ingesting",
                 args.queries,
-                thousands(checkpoint)
+                thousands(searchable)
             );
             let found = queries::log_search(&collector, searchable, args.queries).await?;
             wrong_answers += found.3;
@@ -348,10 +353,11 @@ impl Report {
         row(
             "spans acknowledged",
             format!(
-                "{} in {:.1} s: **{:.0}/s** ({} refused and retried)",
-                thousands(spans.acked),
+                "{} in {:.1} s: **{:.0}/s** ({} in all, with those sent while querying; {} refused and retried)",
+                thousands(spans.sustained_acked),
                 spans.sustained_wall.as_secs_f64(),
                 spans.acked_per_second(),
+                thousands(spans.acked),
                 thousands(spans.refused)
             ),
             "",
@@ -397,10 +403,11 @@ impl Report {
         row(
             "logs acknowledged",
             format!(
-                "{} in {:.1} s: **{:.0}/s** ({} refused and retried)",
-                thousands(logs.acked),
+                "{} in {:.1} s: **{:.0}/s** ({} in all, with those sent while querying; {} refused and retried)",
+                thousands(logs.sustained_acked),
                 logs.sustained_wall.as_secs_f64(),
                 logs.acked_per_second(),
+                thousands(logs.acked),
                 thousands(logs.refused)
             ),
             "",
