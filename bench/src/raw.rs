@@ -3,12 +3,13 @@
 //! no network, no write-ahead log and one final commit (merges included).
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hopline::model::{Clock, SystemClock};
 use hopline::otlp::convert::{convert_logs, convert_traces};
+use hopline::store::origin::OriginIds;
 use hopline::store::split::Split;
 use hopline::store::writer::index_records;
 use hopline::store::{Records, Store};
@@ -47,6 +48,7 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
     let split = Split::create(&dir.join("raw"), schema, clock.now_unix_nanos(), 0)
         .context("cannot create the raw split")?;
     let mut writer = split.writer()?;
+    let mut origins = OriginIds::new(Arc::clone(&split.origins));
 
     // Requests are generated on their own thread, whose CPU time is subtracted.
     let cpu_before = process::cpu_time("self")?;
@@ -77,7 +79,7 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
             Ok(spans) => Records::Spans(convert_traces(spans, clock.now_unix_nanos()).records),
             Err(logs) => Records::Logs(convert_logs(logs, clock.now_unix_nanos()).records),
         };
-        index_records(&writer, &store, &records, |_| {})?;
+        index_records(&writer, &store, &mut origins, &records, |_| {})?;
         indexed += records.len() as u64;
 
         if last_report.elapsed() >= Duration::from_secs(5) {
@@ -90,6 +92,7 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
             );
         }
     }
+    origins.save()?;
     writer.commit()?;
     writer.wait_merging_threads()?;
     let wall = started.elapsed();

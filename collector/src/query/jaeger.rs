@@ -4,6 +4,8 @@
 //! status `error=true` plus `otel.status_code`/`otel.status_description`, events
 //! span logs (`event` field), links `FOLLOWS_FROM` references. Tags keep their type.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use crate::model::{AnyValue, KeyValue, Resource, Span, StatusCode, TraceId};
@@ -47,11 +49,15 @@ fn micros(nanos: u64) -> u64 {
 /// One trace in Jaeger's JSON model. `spans` must all belong to `trace_id`.
 pub fn trace_json(trace_id: TraceId, spans: &[Span]) -> Value {
     // Processes: one per distinct (service, resource), numbered in order of appearance.
-    let mut processes: Vec<(&str, &Resource)> = Vec::new();
+    let mut processes: Vec<(&str, &Arc<Resource>)> = Vec::new();
     let mut process_ids = Vec::with_capacity(spans.len());
     for span in spans {
-        let key = (span.service_name.as_str(), span.resource.as_ref());
-        let index = match processes.iter().position(|p| p.0 == key.0 && p.1 == key.1) {
+        let key = (span.service_name.as_str(), &span.resource);
+        // Spans read from one split share their resource: a pointer comparison
+        // settles most of them.
+        let same =
+            |p: &(&str, &Arc<Resource>)| p.0 == key.0 && (Arc::ptr_eq(p.1, key.1) || p.1 == key.1);
+        let index = match processes.iter().position(same) {
             Some(index) => index,
             None => {
                 processes.push(key);

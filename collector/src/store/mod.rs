@@ -3,6 +3,7 @@
 //! `IndexWriter` and is fed by the write-ahead log in log order ([`writer`]);
 //! searches run on the blocking pool against committed splits ([`search`]).
 
+pub mod origin;
 pub mod schema;
 pub mod search;
 pub mod split;
@@ -62,11 +63,12 @@ impl Records {
         }
     }
 
-    /// The write-ahead-log payload of these records.
-    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+    /// The postcard encoding of these records, after the byte `tag`.
+    pub fn encode_after(&self, tag: u8) -> Result<Vec<u8>, postcard::Error> {
         // Sized for a typical record up front: growing a buffer of half a megabyte
         // by doubling copied it several times per request.
-        let buffer = Vec::with_capacity(self.len() * 1024);
+        let mut buffer = Vec::with_capacity(1 + self.len() * 1024);
+        buffer.push(tag);
         match self {
             Records::Spans(spans) => postcard::to_extend(spans, buffer),
             Records::Logs(logs) => postcard::to_extend(logs, buffer),

@@ -13,15 +13,18 @@ use tantivy::schema::{
 use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
+use super::origin::Origin;
 use crate::model::{
-    AnyValue, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
-    StatusCode, TraceId,
+    AnyValue, KeyValue, LogRecord, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
 
 /// The layout of documents and payloads, recorded in every split. Version 1 keeps
 /// ids and timestamps in columns only: they are random bytes that do not compress,
 /// and the stored copy of them cost about 40 bytes per span.
-pub const FORMAT: u32 = 1;
+///
+/// Version 2 keeps each distinct resource and scope once per split (its
+/// [`origin`](super::origin) table) instead of in every record's terms and payload.
+pub const FORMAT: u32 = 2;
 
 /// Tag terms longer than this are not indexed (a SQL statement, a stack trace):
 /// they would bloat the term dictionary and nobody types them into a tag search.
@@ -53,6 +56,12 @@ fn stored_bytes() -> BytesOptions {
     BytesOptions::default().set_stored()
 }
 
+/// A record's origin number: read per hit (column) and filtered by a resource
+/// attribute search (term).
+fn origin_options() -> NumericOptions {
+    NumericOptions::default().set_indexed().set_fast()
+}
+
 /// The span index.
 #[derive(Debug, Clone)]
 pub struct SpanSchema {
@@ -79,9 +88,12 @@ pub struct SpanSchema {
     pub duration: Field,
     /// 1 for an error status: the service map's error counts (column).
     pub error: Field,
-    /// `key=value` of every span and resource attribute, plus `span.kind=...`,
-    /// `error=true` and `otel.status_code=...`: Jaeger's tag search.
+    /// `key=value` of every span attribute, plus `span.kind=...`, `error=true` and
+    /// `otel.status_code=...`: Jaeger's tag search. Resource attributes are found
+    /// through `origin`.
     pub tags: Field,
+    /// The number of the span's resource and scope in its split's origin table.
+    pub origin: Field,
     pub payload: Field,
 }
 
@@ -100,6 +112,7 @@ impl SpanSchema {
         let duration = builder.add_u64_field("duration", fast_u64());
         let error = builder.add_u64_field("error", fast_u64());
         let tags = builder.add_text_field("tags", raw_text());
+        let origin = builder.add_u64_field("origin", origin_options());
         let payload = builder.add_bytes_field("payload", stored_bytes());
         Self {
             schema: builder.build(),
@@ -115,14 +128,17 @@ impl SpanSchema {
             duration,
             error,
             tags,
+            origin,
             payload,
         }
     }
 
-    /// The document of a span: its terms, its columns, and the rest as the payload.
+    /// The document of a span whose resource and scope are origin number `origin`:
+    /// its terms, its columns, and the rest as the payload.
     pub fn document(
         &self,
         span: &Span,
+        origin: u64,
         scratch: &mut Scratch,
     ) -> Result<TantivyDocument, postcard::Error> {
         SpanPayloadRef::encode(span, &mut scratch.payload)?;
@@ -146,7 +162,6 @@ impl SpanSchema {
         doc.add_u64(self.duration, span.duration_nanos());
         doc.add_u64(self.error, u64::from(span.status_code == StatusCode::Error));
         add_attribute_terms(&mut doc, self.tags, term, &span.attributes);
-        add_attribute_terms(&mut doc, self.tags, term, &span.resource.attributes);
         let mut add_tag = |key: &str, value: &str| {
             term.clear();
             write_tag_term(term, key, |out| out.push_str(value));
@@ -163,12 +178,18 @@ impl SpanSchema {
             StatusCode::Ok => add_tag("otel.status_code", "OK"),
             StatusCode::Unset => {}
         }
+        doc.add_u64(self.origin, origin);
         doc.add_bytes(self.payload, &scratch.payload[..]);
         Ok(doc)
     }
 
-    /// Rebuilds a span from its payload and its columns.
-    pub fn span(&self, payload: &[u8], columns: SpanColumns) -> Result<Span, postcard::Error> {
+    /// Rebuilds a span from its payload, its columns and its origin.
+    pub fn span(
+        &self,
+        payload: &[u8],
+        columns: SpanColumns,
+        origin: &Origin,
+    ) -> Result<Span, postcard::Error> {
         let stored: SpanPayload = postcard::from_bytes(payload)?;
         Ok(Span {
             trace_id: TraceId::from_halves(columns.trace_hi, columns.trace_lo),
@@ -189,9 +210,9 @@ impl SpanSchema {
             dropped_links_count: stored.dropped_links_count,
             status_code: stored.status_code,
             status_message: stored.status_message,
-            service_name: stored.service_name,
-            resource: stored.resource,
-            scope: stored.scope,
+            service_name: origin.service_name.clone(),
+            resource: Arc::clone(&origin.resource),
+            scope: Arc::clone(&origin.scope),
         })
     }
 }
@@ -206,6 +227,7 @@ pub struct SpanColumns {
     pub parent_id: u64,
     pub start: u64,
     pub duration: u64,
+    pub origin: u64,
 }
 
 /// A span's payload: everything the columns do not hold. [`SpanPayload`] reads it
@@ -224,9 +246,6 @@ struct SpanPayloadRef<'a> {
     dropped_links_count: u32,
     status_code: StatusCode,
     status_message: &'a str,
-    service_name: &'a str,
-    resource: &'a Resource,
-    scope: &'a Scope,
 }
 
 impl SpanPayloadRef<'_> {
@@ -244,9 +263,6 @@ impl SpanPayloadRef<'_> {
             dropped_links_count: span.dropped_links_count,
             status_code: span.status_code,
             status_message: &span.status_message,
-            service_name: &span.service_name,
-            resource: &span.resource,
-            scope: &span.scope,
         };
         out.clear();
         *out = postcard::to_extend(&payload, std::mem::take(out))?;
@@ -268,9 +284,6 @@ struct SpanPayload {
     dropped_links_count: u32,
     status_code: StatusCode,
     status_message: String,
-    service_name: String,
-    resource: Arc<Resource>,
-    scope: Arc<Scope>,
 }
 
 impl Default for SpanSchema {
@@ -329,12 +342,15 @@ pub struct LogSchema {
     /// The body, full text (default tokenizer: words, lower-cased) with positions
     /// for phrase queries.
     pub body: Field,
-    /// `key=value` of every record and resource attribute: `attributes.KEY:value`.
+    /// `key=value` of every record attribute: `attributes.KEY:value`. Resource
+    /// attributes are found through `origin`.
     pub attributes: Field,
     pub trace_id: Field,
     /// The span id as a column (0: none): filtering by span always comes with its
     /// trace, so an index of unique span ids would be dead weight.
     pub span_id: Field,
+    /// The number of the record's resource and scope in its split's origin table.
+    pub origin: Field,
     pub payload: Field,
 }
 
@@ -357,6 +373,7 @@ impl LogSchema {
         let attributes = builder.add_text_field("attributes", raw_text());
         let trace_id = builder.add_bytes_field("trace_id", bytes_term());
         let span_id = builder.add_u64_field("span_id", fast_u64());
+        let origin = builder.add_u64_field("origin", origin_options());
         let payload = builder.add_bytes_field("payload", stored_bytes());
         Self {
             schema: builder.build(),
@@ -368,14 +385,17 @@ impl LogSchema {
             attributes,
             trace_id,
             span_id,
+            origin,
             payload,
         }
     }
 
-    /// The document of a log record: its terms, its columns, and the rest as the payload.
+    /// The document of a log record whose resource and scope are origin number
+    /// `origin`: its terms, its columns, and the rest as the payload.
     pub fn document(
         &self,
         record: &LogRecord,
+        origin: u64,
         scratch: &mut Scratch,
     ) -> Result<TantivyDocument, postcard::Error> {
         LogPayloadRef::encode(record, &mut scratch.payload)?;
@@ -390,21 +410,22 @@ impl LogSchema {
         doc.add_text(self.body, record.body_text());
         let term = &mut scratch.term;
         add_attribute_terms(&mut doc, self.attributes, term, &record.attributes);
-        add_attribute_terms(&mut doc, self.attributes, term, &record.resource.attributes);
         if let Some(trace_id) = record.trace_id {
             doc.add_bytes(self.trace_id, &trace_id.0[..]);
         }
         doc.add_u64(self.span_id, record.span_id.map_or(0, |id| id.as_u64()));
+        doc.add_u64(self.origin, origin);
         doc.add_bytes(self.payload, &scratch.payload[..]);
         Ok(doc)
     }
 
-    /// Rebuilds a log record from its payload and its columns.
+    /// Rebuilds a log record from its payload, its columns and its origin.
     pub fn record(
         &self,
         payload: &[u8],
         time: u64,
         span_id: u64,
+        origin: &Origin,
     ) -> Result<LogRecord, postcard::Error> {
         let stored: LogPayload = postcard::from_bytes(payload)?;
         Ok(LogRecord {
@@ -419,9 +440,9 @@ impl LogSchema {
             trace_id: stored.trace_id,
             span_id: (span_id != 0).then(|| SpanId(span_id.to_be_bytes())),
             event_name: stored.event_name,
-            service_name: stored.service_name,
-            resource: stored.resource,
-            scope: stored.scope,
+            service_name: origin.service_name.clone(),
+            resource: Arc::clone(&origin.resource),
+            scope: Arc::clone(&origin.scope),
         })
     }
 }
@@ -440,9 +461,6 @@ struct LogPayloadRef<'a> {
     flags: u32,
     trace_id: Option<TraceId>,
     event_name: &'a str,
-    service_name: &'a str,
-    resource: &'a Resource,
-    scope: &'a Scope,
 }
 
 impl LogPayloadRef<'_> {
@@ -458,9 +476,6 @@ impl LogPayloadRef<'_> {
             flags: record.flags,
             trace_id: record.trace_id,
             event_name: &record.event_name,
-            service_name: &record.service_name,
-            resource: &record.resource,
-            scope: &record.scope,
         };
         out.clear();
         *out = postcard::to_extend(&payload, std::mem::take(out))?;
@@ -479,9 +494,6 @@ struct LogPayload {
     flags: u32,
     trace_id: Option<TraceId>,
     event_name: String,
-    service_name: String,
-    resource: Arc<Resource>,
-    scope: Arc<Scope>,
 }
 
 impl Default for LogSchema {
@@ -490,21 +502,25 @@ impl Default for LogSchema {
     }
 }
 
-/// `key=value` terms of `attributes`, leaving out those too long to be worth it.
+/// Calls `each` with the `key=value` term of every attribute, leaving out those too
+/// long to be worth indexing; `term` is the buffer they are written in.
+pub fn attribute_terms(term: &mut String, attributes: &[KeyValue], mut each: impl FnMut(&str)) {
+    for kv in attributes {
+        term.clear();
+        write_tag_term(term, &kv.key, |out| kv.value.write_search_text(out));
+        if term.len() <= MAX_TAG_TERM_LEN {
+            each(term.as_str());
+        }
+    }
+}
+
 fn add_attribute_terms(
     doc: &mut TantivyDocument,
     field: Field,
     term: &mut String,
     attributes: &[KeyValue],
 ) {
-    for kv in attributes {
-        term.clear();
-        write_tag_term(term, &kv.key, |out| kv.value.write_search_text(out));
-        // `key=value` is one longer than key and value together.
-        if term.len() <= MAX_TAG_TERM_LEN {
-            doc.add_text(field, term.as_str());
-        }
-    }
+    attribute_terms(term, attributes, |term| doc.add_text(field, term));
 }
 
 #[cfg(test)]
@@ -512,6 +528,15 @@ mod tests {
     use tantivy::schema::Value;
 
     use super::*;
+    use crate::model::{Resource, Scope};
+
+    fn origin() -> Origin {
+        Origin {
+            service_name: "checkout".into(),
+            resource: resource(),
+            scope: scope(),
+        }
+    }
 
     fn resource() -> Arc<Resource> {
         Arc::new(Resource {
@@ -582,7 +607,7 @@ mod tests {
             scope: scope(),
         };
         let doc = schema
-            .document(&span, &mut Scratch::default())
+            .document(&span, 7, &mut Scratch::default())
             .expect("document");
         let payload = payload_of(&doc, schema.payload);
         let columns = SpanColumns {
@@ -592,8 +617,15 @@ mod tests {
             parent_id: u64_of(&doc, schema.parent_id),
             start: u64_of(&doc, schema.start),
             duration: u64_of(&doc, schema.duration),
+            origin: u64_of(&doc, schema.origin),
         };
-        assert_eq!(schema.span(&payload, columns).expect("span"), span);
+        assert_eq!(columns.origin, 7);
+        assert_eq!(
+            schema.span(&payload, columns, &origin()).expect("span"),
+            span
+        );
+        // The resource is the origin's, not a copy in every payload.
+        assert!(!payload.windows(8).any(|w| w == b"checkout"));
         // The random bytes live in the columns only.
         assert!(!payload.windows(8).any(|w| w == [0x12; 8] || w == [0xab; 8]));
 
@@ -602,7 +634,7 @@ mod tests {
             ..span
         };
         let doc = schema
-            .document(&root, &mut Scratch::default())
+            .document(&root, 7, &mut Scratch::default())
             .expect("document");
         assert_eq!(u64_of(&doc, schema.parent_id), 0);
         let columns = SpanColumns {
@@ -610,7 +642,7 @@ mod tests {
             ..columns
         };
         let back = schema
-            .span(&payload_of(&doc, schema.payload), columns)
+            .span(&payload_of(&doc, schema.payload), columns, &origin())
             .expect("span");
         assert_eq!(back.parent_span_id, None);
     }
@@ -639,13 +671,15 @@ mod tests {
                 scope: scope(),
             };
             let doc = schema
-                .document(&record, &mut Scratch::default())
+                .document(&record, 3, &mut Scratch::default())
                 .expect("document");
+            assert_eq!(u64_of(&doc, schema.origin), 3);
             let back = schema
                 .record(
                     &payload_of(&doc, schema.payload),
                     u64_of(&doc, schema.time),
                     u64_of(&doc, schema.span_id),
+                    &origin(),
                 )
                 .expect("record");
             assert_eq!(back, record);

@@ -9,6 +9,7 @@ use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector, To
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
@@ -16,6 +17,7 @@ use tantivy::{
     DocAddress, DocId, Order, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
+use super::origin::{Origin, Origins};
 use super::schema::{operation_term, tag_term, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
 use super::{SignalIndex, StoreError};
@@ -114,6 +116,40 @@ fn bytes_term(field: Field, bytes: &[u8]) -> Box<dyn Query> {
     ))
 }
 
+/// Documents with the attribute term `term` (`key=value`) of their own in `field`,
+/// or from their resource: the origins whose resource has it.
+fn attribute_term(
+    field: Field,
+    origin_field: Field,
+    origins: &Origins,
+    term: &str,
+) -> Box<dyn Query> {
+    let own = text_term(field, term);
+    let ids = origins.with_resource_term(term);
+    if ids.is_empty() {
+        return own;
+    }
+    let from_resource = Box::new(TermSetQuery::new(
+        ids.into_iter()
+            .map(|id| Term::from_field_u64(origin_field, id)),
+    ));
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Should, own),
+        (Occur::Should, from_resource),
+    ]))
+}
+
+/// The origin numbered `id` of a split, or why it cannot be had.
+fn origin_of(split: &Split, id: u64) -> Result<Arc<Origin>, StoreError> {
+    split.origins.get(id).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "split {}: a document refers to origin {id}, the split has {}",
+            split.id,
+            split.origins.len()
+        ))
+    })
+}
+
 fn all_of(clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     if clauses.is_empty() {
         return Box::new(AllQuery);
@@ -159,8 +195,10 @@ impl SignalIndex {
                     }
                 };
                 let payload = stored_payload(&searcher, address, schema.payload)?;
+                let columns = readers.get(address.doc_id);
+                let origin = origin_of(&split, columns.origin)?;
                 let span = schema
-                    .span(&payload, readers.get(address.doc_id))
+                    .span(&payload, columns, &origin)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 if seen.insert(span.span_id) {
                     spans.push(span);
@@ -178,44 +216,56 @@ impl SignalIndex {
         schema: &SpanSchema,
         filter: &TraceFilter,
     ) -> Result<Vec<TraceId>, StoreError> {
-        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
-        if let Some(service) = &filter.service {
-            clauses.push(text_term(schema.service, service));
-        }
-        if let Some(operation) = &filter.operation {
-            clauses.push(text_term(schema.name, operation));
-        }
-        if let Some(kind) = filter.span_kind {
-            clauses.push(text_term(
-                schema.tags,
-                &tag_term("span.kind", kind.as_jaeger()),
-            ));
-        }
-        for (key, value) in &filter.tags {
-            clauses.push(text_term(schema.tags, &tag_term(key, value)));
-        }
-        clauses.push(u64_range(
-            schema.start,
-            Some(filter.start_min),
-            Some(filter.start_max),
-        ));
-        if filter.duration_min.is_some() || filter.duration_max.is_some() {
-            clauses.push(u64_range(
-                schema.duration,
-                filter.duration_min,
-                filter.duration_max,
-            ));
-        }
-        let query = all_of(clauses);
+        // Resource attributes are matched through each split's own origins; a split
+        // wholly inside the time range needs no range clause.
+        let query_of = |origins: &Origins, within: bool| {
+            let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+            if let Some(service) = &filter.service {
+                clauses.push(text_term(schema.service, service));
+            }
+            if let Some(operation) = &filter.operation {
+                clauses.push(text_term(schema.name, operation));
+            }
+            if let Some(kind) = filter.span_kind {
+                clauses.push(text_term(
+                    schema.tags,
+                    &tag_term("span.kind", kind.as_jaeger()),
+                ));
+            }
+            for (key, value) in &filter.tags {
+                let term = tag_term(key, value);
+                clauses.push(attribute_term(schema.tags, schema.origin, origins, &term));
+            }
+            if !within {
+                clauses.push(u64_range(
+                    schema.start,
+                    Some(filter.start_min),
+                    Some(filter.start_max),
+                ));
+            }
+            if filter.duration_min.is_some() || filter.duration_max.is_some() {
+                clauses.push(u64_range(
+                    schema.duration,
+                    filter.duration_min,
+                    filter.duration_max,
+                ));
+            }
+            all_of(clauses)
+        };
         let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
         for split in self.splits() {
-            if !split.meta().overlaps(filter.start_min, filter.start_max) {
+            // The searcher before the metadata: the metadata is then at least as
+            // new, so `within` holds for every document the searcher sees.
+            let searcher = split.reader.searcher();
+            let meta = split.meta();
+            if !meta.overlaps(filter.start_min, filter.start_max) {
                 continue;
             }
-            let found = split
-                .reader
-                .searcher()
-                .search(&query, &TraceStartCollector)?;
+            let query = query_of(
+                &split.origins,
+                meta.within(filter.start_min, filter.start_max),
+            );
+            let found = searcher.search(&query, &TraceStartCollector)?;
             for (trace, start) in found {
                 let entry = newest.entry(trace).or_insert(start);
                 *entry = (*entry).max(start);
@@ -322,59 +372,71 @@ impl SignalIndex {
         schema: &LogSchema,
         filter: &LogFilter,
     ) -> Result<(Vec<LogRecord>, u64), StoreError> {
-        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
-        if let Some(expr) = &filter.expr {
-            let mut analyzer = body_analyzer();
-            clauses.push(log_expr_query(expr, schema, &mut analyzer));
-        }
-        if let Some(service) = &filter.service {
-            clauses.push(text_term(schema.service, service));
-        }
-        if let Some(trace_id) = filter.trace_id {
-            clauses.push(bytes_term(schema.trace_id, &trace_id.0));
-        }
-        if let Some(span_id) = filter.span_id {
-            clauses.push(u64_exact(schema.span_id, span_id.as_u64()));
-        }
-        if let Some(min) = filter.min_severity {
-            clauses.push(u64_range(schema.severity, Some(min.max(0) as u64), None));
-        }
-        clauses.push(u64_range(schema.time, Some(filter.start), Some(filter.end)));
-        let query = all_of(clauses);
+        let mut analyzer = body_analyzer();
+        // Resource attributes are matched through each split's own origins; a split
+        // wholly inside the time range needs no range clause.
+        let mut query_of = |origins: &Origins, within: bool| {
+            let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+            if let Some(expr) = &filter.expr {
+                clauses.push(log_expr_query(expr, schema, origins, &mut analyzer));
+            }
+            if let Some(service) = &filter.service {
+                clauses.push(text_term(schema.service, service));
+            }
+            if let Some(trace_id) = filter.trace_id {
+                clauses.push(bytes_term(schema.trace_id, &trace_id.0));
+            }
+            if let Some(span_id) = filter.span_id {
+                clauses.push(u64_exact(schema.span_id, span_id.as_u64()));
+            }
+            if let Some(min) = filter.min_severity {
+                clauses.push(u64_range(schema.severity, Some(min.max(0) as u64), None));
+            }
+            if !within {
+                clauses.push(u64_range(schema.time, Some(filter.start), Some(filter.end)));
+            }
+            all_of(clauses)
+        };
         let collector = (
             TopDocs::with_limit(filter.limit.max(1)).order_by_u64_field("time", Order::Desc),
             Count,
         );
         // A hit's address is only valid in the searcher that found it: the reader
         // moves on with every commit and merge.
-        let mut hits: Vec<(u64, Arc<Searcher>, DocAddress)> = Vec::new();
+        let mut hits: Vec<(u64, Arc<Split>, Arc<Searcher>, DocAddress)> = Vec::new();
         let mut total = 0u64;
         for split in self.splits() {
-            if !split.meta().overlaps(filter.start, filter.end) {
+            // The searcher before the metadata (see `find_traces`).
+            let searcher = Arc::new(split.reader.searcher());
+            let meta = split.meta();
+            if !meta.overlaps(filter.start, filter.end) {
                 continue;
             }
-            let searcher = Arc::new(split.reader.searcher());
+            let query = query_of(&split.origins, meta.within(filter.start, filter.end));
             let (top, count) = searcher.search(&query, &collector)?;
             total += count as u64;
-            hits.extend(
-                top.into_iter()
-                    .map(|(time, address)| (time.unwrap_or(0), Arc::clone(&searcher), address)),
-            );
+            hits.extend(top.into_iter().map(|(time, address)| {
+                (
+                    time.unwrap_or(0),
+                    Arc::clone(&split),
+                    Arc::clone(&searcher),
+                    address,
+                )
+            }));
         }
         hits.sort_by(|a, b| b.0.cmp(&a.0));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
-        for (time, searcher, address) in hits {
+        for (time, split, searcher, address) in hits {
             let payload = stored_payload(&searcher, address, schema.payload)?;
-            let span_id = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64("span_id")?
-                .first(address.doc_id)
-                .unwrap_or(0);
+            let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+            let column = |name: &str| -> Result<u64, StoreError> {
+                Ok(fast.u64(name)?.first(address.doc_id).unwrap_or(0))
+            };
+            let origin = origin_of(&split, column("origin")?)?;
             records.push(
                 schema
-                    .record(&payload, time, span_id)
+                    .record(&payload, time, column("span_id")?, &origin)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             );
         }
@@ -431,6 +493,7 @@ fn body_query(field: Field, analyzer: &mut TextAnalyzer, text: &str) -> Box<dyn 
 fn log_expr_query(
     expr: &LogExpr,
     schema: &LogSchema,
+    origins: &Origins,
     analyzer: &mut TextAnalyzer,
 ) -> Box<dyn Query> {
     match expr {
@@ -438,7 +501,12 @@ fn log_expr_query(
             LogField::Body => body_query(schema.body, analyzer, text),
             LogField::Service => text_term(schema.service, text),
             LogField::Severity => text_term(schema.level, &text.to_ascii_lowercase()),
-            LogField::Attribute(key) => text_term(schema.attributes, &tag_term(key, text)),
+            LogField::Attribute(key) => attribute_term(
+                schema.attributes,
+                schema.origin,
+                origins,
+                &tag_term(key, text),
+            ),
             LogField::TraceId => match TraceId::from_hex(text) {
                 Ok(id) => bytes_term(schema.trace_id, &id.0),
                 Err(_) => Box::new(EmptyQuery),
@@ -451,18 +519,26 @@ fn log_expr_query(
         LogExpr::And(parts) => Box::new(BooleanQuery::new(
             parts
                 .iter()
-                .map(|part| (Occur::Must, log_expr_query(part, schema, analyzer)))
+                .map(|part| (Occur::Must, log_expr_query(part, schema, origins, analyzer)))
                 .collect(),
         )),
         LogExpr::Or(parts) => Box::new(BooleanQuery::new(
             parts
                 .iter()
-                .map(|part| (Occur::Should, log_expr_query(part, schema, analyzer)))
+                .map(|part| {
+                    (
+                        Occur::Should,
+                        log_expr_query(part, schema, origins, analyzer),
+                    )
+                })
                 .collect(),
         )),
         LogExpr::Not(inner) => Box::new(BooleanQuery::new(vec![
             (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-            (Occur::MustNot, log_expr_query(inner, schema, analyzer)),
+            (
+                Occur::MustNot,
+                log_expr_query(inner, schema, origins, analyzer),
+            ),
         ])),
     }
 }
@@ -475,6 +551,7 @@ struct SpanColumnReaders {
     parent: Column<u64>,
     start: Column<u64>,
     duration: Column<u64>,
+    origin: Column<u64>,
 }
 
 impl SpanColumnReaders {
@@ -487,6 +564,7 @@ impl SpanColumnReaders {
             parent: fast.u64("parent_id")?,
             start: fast.u64("start")?,
             duration: fast.u64("duration")?,
+            origin: fast.u64("origin")?,
         })
     }
 
@@ -498,6 +576,7 @@ impl SpanColumnReaders {
             parent_id: self.parent.first(doc).unwrap_or(0),
             start: self.start.first(doc).unwrap_or(0),
             duration: self.duration.first(doc).unwrap_or(0),
+            origin: self.origin.first(doc).unwrap_or(0),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tantivy::indexer::LogMergePolicy;
@@ -17,6 +17,7 @@ use tantivy::schema::Schema;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
+use super::origin::Origins;
 use super::{schema, StoreError};
 
 /// Memory a split's writer may buffer before tantivy flushes a segment on its own.
@@ -46,6 +47,13 @@ impl SplitMeta {
         self.num_docs > 0 && self.min_time <= end && self.max_time >= start
     }
 
+    /// Whether every record of the split lies in `[start, end]`. Searches rely on
+    /// it to leave out their time-range clause, so the writer updates the metadata
+    /// before the reader sees new documents, never after.
+    pub fn within(&self, start: u64, end: u64) -> bool {
+        self.min_time >= start && self.max_time <= end
+    }
+
     pub fn extend(&mut self, time: u64) {
         if self.num_docs == 0 || time < self.min_time {
             self.min_time = time;
@@ -62,6 +70,8 @@ pub struct Split {
     pub reader: IndexReader,
     /// Metadata of what is committed (and so visible to searches).
     pub meta: RwLock<SplitMeta>,
+    /// The resources and scopes its documents came from.
+    pub origins: Arc<Origins>,
     pub sealed: AtomicBool,
 }
 
@@ -126,6 +136,7 @@ impl Split {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let origins = Arc::new(Origins::create(&dir));
         Ok(Split {
             id,
             dir,
@@ -136,6 +147,7 @@ impl Split {
                 format: schema::FORMAT,
                 ..SplitMeta::default()
             }),
+            origins,
             sealed: AtomicBool::new(false),
         })
     }
@@ -176,12 +188,14 @@ impl Split {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let origins = Origins::open(dir)?;
         Ok(Some(Split {
             id,
             dir: dir.to_path_buf(),
             index,
             reader,
             meta: RwLock::new(meta),
+            origins: Arc::new(origins),
             sealed: AtomicBool::new(true),
         }))
     }
@@ -221,7 +235,7 @@ mod tests {
         let error = Split::open(&split.dir).expect_err("an old split must be refused");
         let message = error.to_string();
         assert!(
-            message.contains("format 0") && message.contains("format 1"),
+            message.contains("format 0") && message.contains(&format!("format {}", schema::FORMAT)),
             "{message}"
         );
 

@@ -16,6 +16,7 @@ use tantivy::{IndexWriter, TantivyDocument};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::{debug, error, info, warn};
 
+use super::origin::{OriginIds, MAX_ORIGINS_PER_SPLIT};
 use super::schema::Scratch;
 use super::split::{Split, SplitMeta};
 use super::{Records, SignalIndex, Store, StoreError};
@@ -96,6 +97,7 @@ pub fn spawn(
 struct ActiveSplit {
     split: Arc<Split>,
     writer: IndexWriter<TantivyDocument>,
+    origins: OriginIds,
     /// Metadata including uncommitted documents.
     pending: SplitMeta,
 }
@@ -182,15 +184,28 @@ impl WriterTask {
         let active = self.active_split()?;
         let count = records.len() as u64;
         let pending = &mut active.pending;
-        index_records(&active.writer, &store, &records, |time| {
-            pending.extend(time)
-        })?;
+        index_records(
+            &active.writer,
+            &store,
+            &mut active.origins,
+            &records,
+            |time| pending.extend(time),
+        )?;
         active.pending.lsn = last_lsn;
+        let full = active.origins.len() >= MAX_ORIGINS_PER_SPLIT;
         self.metrics
             .signal(self.index.signal)
             .indexed
             .fetch_add(count, Ordering::Relaxed);
         self.first_uncommitted.get_or_insert_with(Instant::now);
+        if full {
+            info!(
+                index = self.index.signal.as_str(),
+                origins = MAX_ORIGINS_PER_SPLIT,
+                "split holds the most distinct resources and scopes a split takes; sealing it"
+            );
+            self.seal()?;
+        }
         Ok(())
     }
 
@@ -205,12 +220,14 @@ impl WriterTask {
                     .create_split(schema, self.clock.now_unix_nanos())?,
             );
             let writer = split.writer()?;
+            let origins = OriginIds::new(Arc::clone(&split.origins));
             let pending = split.meta();
             debug!(index = self.index.signal.as_str(), split = %split.id, "opened split");
             self.index.add_split(Arc::clone(&split));
             self.active = Some(ActiveSplit {
                 split,
                 writer,
+                origins,
                 pending,
             });
         }
@@ -229,13 +246,17 @@ impl WriterTask {
         let started = Instant::now();
         let payload = serde_json::to_string(&active.pending)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The origins the new documents refer to are on disk before they are.
+        active.origins.save()?;
         let mut prepared = active.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
-        active.split.reader.reload()?;
+        // The metadata first: a search may find it wider than what its searcher
+        // sees, never narrower (see `SplitMeta::within`).
         if let Ok(mut meta) = active.split.meta.write() {
             *meta = active.pending;
         }
+        active.split.reader.reload()?;
         self.metrics
             .signal(self.index.signal)
             .commit_seconds
@@ -286,23 +307,28 @@ impl WriterTask {
     }
 }
 
-/// Builds the documents of `records` and hands them to `writer`, telling `on_record`
-/// each record's timestamp: the indexing hot path, also what the benchmark's
-/// raw-tantivy baseline runs.
+/// Builds the documents of `records` and hands them to `writer`, numbering their
+/// origins in `origins` and telling `on_record` each record's timestamp: the
+/// indexing hot path, also what the benchmark's raw-tantivy baseline runs.
 pub fn index_records(
     writer: &IndexWriter<TantivyDocument>,
     store: &Store,
+    origins: &mut OriginIds,
     records: &Records,
     mut on_record: impl FnMut(u64),
 ) -> Result<(), StoreError> {
     let mut scratch = Scratch::default();
+    let corrupt = |e: postcard::Error| StoreError::Corrupt(e.to_string());
     match records {
         Records::Spans(spans) => {
             let schema = &store.span_schema;
             for span in spans {
+                let origin = origins
+                    .id(&span.service_name, &span.resource, &span.scope)
+                    .map_err(corrupt)?;
                 let doc = schema
-                    .document(span, &mut scratch)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    .document(span, origin, &mut scratch)
+                    .map_err(corrupt)?;
                 writer.add_document(doc)?;
                 on_record(span.start_time_unix_nano);
             }
@@ -310,9 +336,12 @@ pub fn index_records(
         Records::Logs(logs) => {
             let schema = &store.log_schema;
             for record in logs {
+                let origin = origins
+                    .id(&record.service_name, &record.resource, &record.scope)
+                    .map_err(corrupt)?;
                 let doc = schema
-                    .document(record, &mut scratch)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    .document(record, origin, &mut scratch)
+                    .map_err(corrupt)?;
                 writer.add_document(doc)?;
                 on_record(record.time_unix_nano);
             }
