@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hopline::ingest::WalPayload;
 use hopline::metrics::{Metrics, Signal};
 use hopline::model::{Span, TraceId};
 use hopline::otlp::convert::{convert_logs, convert_traces};
@@ -76,17 +77,37 @@ fn wal_append(c: &mut Criterion) {
         .expect("runtime");
     let (wal, thread) =
         Wal::open(dir.path(), [0, 0], Arc::new(Metrics::default()), |_| {}).expect("open wal");
+    let request = WORKLOAD.spans(0, BATCH).encode_to_vec();
     let records = Records::Spans(spans());
     let mut group = c.benchmark_group("wal");
     group.throughput(Throughput::Elements(BATCH));
-    group.bench_function("encode + append + fsync, 512 spans", |b| {
-        b.iter(|| {
-            let payload = records.encode().expect("encode");
-            runtime
-                .block_on(wal.append(Signal::Spans, payload, Box::new(|_| true)))
-                .expect("append")
-        })
-    });
+    group.bench_function(
+        "frame + append + fsync, a protobuf request of 512 spans",
+        |b| {
+            b.iter(|| {
+                let payload = WalPayload::Protobuf {
+                    received: WORKLOAD.now,
+                    bytes: &request,
+                }
+                .encode()
+                .expect("encode");
+                runtime
+                    .block_on(wal.append(Signal::Spans, payload, Box::new(|_| true)))
+                    .expect("append")
+            })
+        },
+    );
+    group.bench_function(
+        "encode + append + fsync, 512 converted spans (OTLP/JSON)",
+        |b| {
+            b.iter(|| {
+                let payload = WalPayload::Records(&records).encode().expect("encode");
+                runtime
+                    .block_on(wal.append(Signal::Spans, payload, Box::new(|_| true)))
+                    .expect("append")
+            })
+        },
+    );
     group.finish();
     drop(wal);
     thread.join();
@@ -104,14 +125,22 @@ fn documents(c: &mut Criterion) {
         b.iter(|| {
             spans
                 .iter()
-                .map(|span| span_schema.document(span, &mut scratch).expect("document"))
+                .map(|span| {
+                    span_schema
+                        .document(span, 0, &mut scratch)
+                        .expect("document")
+                })
                 .count()
         })
     });
     group.bench_function("logs: 512 documents", |b| {
         b.iter(|| {
             logs.iter()
-                .map(|record| log_schema.document(record, &mut scratch).expect("document"))
+                .map(|record| {
+                    log_schema
+                        .document(record, 0, &mut scratch)
+                        .expect("document")
+                })
                 .count()
         })
     });

@@ -18,7 +18,9 @@ pub const DEFAULT_RETENTION: &str = "7d";
 pub const DEFAULT_COMMIT_INTERVAL: &str = "1s";
 pub const DEFAULT_MAX_REQUEST_SIZE: &str = "16MiB";
 pub const DEFAULT_SPLIT_DURATION: &str = "1h";
-pub const DEFAULT_QUEUE_CAPACITY: u64 = 65_536;
+/// About a third of a second of indexing: under overload, what is acknowledged
+/// becomes searchable within the commit interval and that.
+pub const DEFAULT_QUEUE_CAPACITY: u64 = 16_384;
 
 /// Hopline: OpenTelemetry traces and logs in, one request followed across every hop.
 #[derive(Debug, Parser)]
@@ -81,7 +83,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HOPLINE_UI_DIR", value_name = "DIR")]
     pub ui_dir: Option<PathBuf>,
     /// Records accepted but not yet indexed, per signal, before receivers answer
-    /// 503/Unavailable [default: 65536]
+    /// 503/Unavailable [default: 16384]
     #[arg(long, env = "HOPLINE_QUEUE_CAPACITY", value_name = "RECORDS")]
     pub queue_capacity: Option<u64>,
 }

@@ -1,10 +1,14 @@
 //! Acknowledgement: the step between a decoded export request and "ok".
 //!
-//! [`Ingester::prepare_traces`] / [`Ingester::prepare_logs`] convert and encode (CPU
+//! [`Ingester::prepare_traces`] / [`Ingester::prepare_logs`] convert and frame (CPU
 //! work, run on the blocking pool); [`Ingester::submit`] takes queue capacity, appends
 //! to the write-ahead log, and returns once the records are durable and handed to
 //! their index writer. A full queue is refused before anything is written, so
 //! memory stays bounded and the client is told to retry.
+//!
+//! What the log keeps of a request ([`WalPayload`]): a protobuf request as it came,
+//! with the time it was received (converting it again on replay gives the same
+//! records); an OTLP/JSON request as the postcard encoding of its records.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -13,6 +17,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::metrics::{Metrics, Signal};
@@ -94,23 +99,33 @@ impl Ingester {
         }
     }
 
+    /// Converts a request's spans; `protobuf` is the request as received, when it
+    /// came as protobuf, for the log to keep.
     pub fn prepare_traces(
         &self,
         request: ExportTraceServiceRequest,
+        protobuf: Option<&[u8]>,
     ) -> Result<Prepared, IngestError> {
-        let converted = convert_traces(request, self.clock.now_unix_nanos());
-        self.prepare(converted, Records::Spans)
+        let now = self.clock.now_unix_nanos();
+        self.prepare(convert_traces(request, now), Records::Spans, protobuf, now)
     }
 
-    pub fn prepare_logs(&self, request: ExportLogsServiceRequest) -> Result<Prepared, IngestError> {
-        let converted = convert_logs(request, self.clock.now_unix_nanos());
-        self.prepare(converted, Records::Logs)
+    /// Converts a request's log records, as [`Ingester::prepare_traces`].
+    pub fn prepare_logs(
+        &self,
+        request: ExportLogsServiceRequest,
+        protobuf: Option<&[u8]>,
+    ) -> Result<Prepared, IngestError> {
+        let now = self.clock.now_unix_nanos();
+        self.prepare(convert_logs(request, now), Records::Logs, protobuf, now)
     }
 
     fn prepare<T>(
         &self,
         converted: Converted<T>,
         wrap: fn(Vec<T>) -> Records,
+        protobuf: Option<&[u8]>,
+        received: u64,
     ) -> Result<Prepared, IngestError> {
         let error_message = converted.error_message();
         let rejected = converted.rejected;
@@ -120,13 +135,12 @@ impl Ingester {
             .received
             .fetch_add(records.len() as u64 + rejected, Ordering::Relaxed);
         signal.rejected.fetch_add(rejected, Ordering::Relaxed);
-        let payload = if records.is_empty() {
-            Vec::new()
-        } else {
-            records
-                .encode()
-                .map_err(|e| IngestError::Encode(e.to_string()))?
-        };
+        let payload = match protobuf {
+            _ if records.is_empty() => Ok(Vec::new()),
+            Some(bytes) => WalPayload::Protobuf { received, bytes }.encode(),
+            None => WalPayload::Records(&records).encode(),
+        }
+        .map_err(|e| IngestError::Encode(e.to_string()))?;
         Ok(Prepared {
             records,
             payload,
@@ -225,5 +239,163 @@ impl Ingester {
                 .map_err(|_| "index writer stopped".to_string())??;
         }
         Ok(())
+    }
+}
+
+/// What the write-ahead log keeps of one request: a tag byte, then the request.
+pub enum WalPayload<'a> {
+    /// An OTLP protobuf export request as received (tag 1): the time it was received
+    /// (ns, u64 LE), then its bytes.
+    Protobuf { received: u64, bytes: &'a [u8] },
+    /// Converted records, postcard-encoded (tag 0): OTLP/JSON requests.
+    Records(&'a Records),
+}
+
+const WAL_RECORDS: u8 = 0;
+const WAL_PROTOBUF: u8 = 1;
+
+impl WalPayload<'_> {
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        match self {
+            WalPayload::Protobuf { received, bytes } => {
+                let mut out = Vec::with_capacity(1 + 8 + bytes.len());
+                out.push(WAL_PROTOBUF);
+                out.extend_from_slice(&received.to_le_bytes());
+                out.extend_from_slice(bytes);
+                Ok(out)
+            }
+            WalPayload::Records(records) => records.encode_after(WAL_RECORDS),
+        }
+    }
+
+    /// The records of a frame read back from the log, converted as when they were
+    /// received.
+    pub fn decode(signal: Signal, payload: &[u8]) -> Result<Records, String> {
+        match payload.split_first() {
+            Some((&WAL_RECORDS, rest)) => {
+                Records::decode(signal, rest).map_err(|e| format!("bad records: {e}"))
+            }
+            Some((&WAL_PROTOBUF, rest)) => {
+                let (received, bytes) = rest
+                    .split_first_chunk::<8>()
+                    .ok_or("truncated protobuf frame")?;
+                let received = u64::from_le_bytes(*received);
+                let bad = |e: prost::DecodeError| format!("bad protobuf request: {e}");
+                Ok(match signal {
+                    Signal::Spans => Records::Spans(
+                        convert_traces(
+                            ExportTraceServiceRequest::decode(bytes).map_err(bad)?,
+                            received,
+                        )
+                        .records,
+                    ),
+                    Signal::Logs => Records::Logs(
+                        convert_logs(
+                            ExportLogsServiceRequest::decode(bytes).map_err(bad)?,
+                            received,
+                        )
+                        .records,
+                    ),
+                })
+            }
+            Some((tag, _)) => Err(format!("unknown payload tag {tag}")),
+            None => Err("empty payload".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as PLogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan};
+
+    use super::*;
+
+    const RECEIVED: u64 = 1_700_000_000_000_000_000;
+
+    fn traces() -> ExportTraceServiceRequest {
+        let span = |id: u8, trace_id: Vec<u8>| PSpan {
+            trace_id,
+            span_id: vec![id; 8],
+            name: format!("span {id}"),
+            start_time_unix_nano: RECEIVED - 1_000,
+            end_time_unix_nano: RECEIVED,
+            ..Default::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    // The second has no valid trace id: rejected, then and on replay.
+                    spans: vec![span(1, vec![7; 16]), span(2, vec![7; 3])],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn a_protobuf_frame_replays_as_the_records_it_was_received_as() {
+        let request = traces();
+        let received = convert_traces(request.clone(), RECEIVED);
+        assert_eq!((received.records.len(), received.rejected), (1, 1));
+        let bytes = request.encode_to_vec();
+        let payload = WalPayload::Protobuf {
+            received: RECEIVED,
+            bytes: &bytes,
+        }
+        .encode()
+        .expect("encode");
+        match WalPayload::decode(Signal::Spans, &payload).expect("decode") {
+            Records::Spans(spans) => assert_eq!(spans, received.records),
+            other => panic!("expected spans, got {other:?}"),
+        }
+
+        // A log record without a time takes the time it was received, on replay too.
+        let logs = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![PLogRecord::default()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = logs.encode_to_vec();
+        let payload = WalPayload::Protobuf {
+            received: RECEIVED,
+            bytes: &bytes,
+        }
+        .encode()
+        .expect("encode");
+        match WalPayload::decode(Signal::Logs, &payload).expect("decode") {
+            Records::Logs(records) => {
+                assert_eq!(records, convert_logs(logs, RECEIVED).records);
+                assert_eq!(records[0].time_unix_nano, RECEIVED);
+            }
+            other => panic!("expected logs, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_records_frame_round_trips_and_bad_frames_are_named() {
+        let records = Records::Spans(convert_traces(traces(), RECEIVED).records);
+        let payload = WalPayload::Records(&records).encode().expect("encode");
+        match (WalPayload::decode(Signal::Spans, &payload), &records) {
+            (Ok(Records::Spans(back)), Records::Spans(spans)) => assert_eq!(&back, spans),
+            (other, _) => panic!("expected spans, got {other:?}"),
+        }
+        for (payload, error) in [
+            (&[][..], "empty payload"),
+            (&[9, 1, 2][..], "unknown payload tag 9"),
+            (&[1, 0, 0][..], "truncated protobuf frame"),
+            (
+                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff][..],
+                "bad protobuf request",
+            ),
+        ] {
+            let message = WalPayload::decode(Signal::Spans, payload).expect_err("bad frame");
+            assert!(message.contains(error), "{message}");
+        }
     }
 }

@@ -38,11 +38,11 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::ingest::Ingester;
+use crate::ingest::{Ingester, WalPayload};
 use crate::metrics::{Metrics, Signal};
 use crate::model::{Clock, SystemClock};
 use crate::store::writer::{self, WriterHandle, WriterMsg, WriterSettings};
-use crate::store::{Records, Store};
+use crate::store::Store;
 use crate::wal::{Wal, WalThread};
 
 /// A running collector.
@@ -113,7 +113,7 @@ impl Hopline {
         let wal_metrics = Arc::clone(&metrics);
         let (wal, wal_thread) = tokio::task::spawn_blocking(move || {
             Wal::open(&wal_dir, committed, wal_metrics, |record| {
-                match Records::decode(record.signal, &record.payload) {
+                match WalPayload::decode(record.signal, &record.payload) {
                     Ok(records) => {
                         let tx = &replay_txs[match record.signal {
                             Signal::Spans => 0,

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use super::grpc::METRICS_UNSUPPORTED;
-use super::{run_blocking, OtlpError, OtlpSignal};
+use super::{export as export_request, run_blocking, OtlpError, OtlpSignal, Payload};
 use crate::ingest::Ingester;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -118,7 +118,7 @@ fn request_encoding(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
 }
 
 /// Reads the body within the size limit and undoes `Content-Encoding`.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, OtlpError> {
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, OtlpError> {
     let too_large = || {
         OtlpError::TooLarge(format!(
             "request body exceeds the {limit}-byte limit (--max-request-size)"
@@ -148,9 +148,11 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         .await
         .map_err(|_| too_large())?;
     if encoding != "gzip" {
-        return Ok(bytes.to_vec());
+        return Ok(bytes);
     }
-    run_blocking(move || gunzip(&bytes, limit)).await?
+    Ok(Bytes::from(
+        run_blocking(move || gunzip(&bytes, limit)).await??,
+    ))
 }
 
 /// Decompresses at most `limit` bytes: a gzip bomb stops at the limit.
@@ -168,16 +170,9 @@ fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, OtlpError> {
     Ok(out)
 }
 
-fn decode<T>(bytes: &[u8], encoding: Encoding, what: &str) -> Result<T, OtlpError>
-where
-    T: Message + Default + serde::de::DeserializeOwned,
-{
-    match encoding {
-        Encoding::Protobuf => T::decode(bytes)
-            .map_err(|e| OtlpError::Decode(format!("cannot decode protobuf {what}: {e}"))),
-        Encoding::Json => serde_json::from_slice(bytes)
-            .map_err(|e| OtlpError::Decode(format!("cannot decode OTLP/JSON {what}: {e}"))),
-    }
+fn decode_json<S: OtlpSignal>(bytes: &[u8]) -> Result<S, OtlpError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| OtlpError::Decode(format!("cannot decode OTLP/JSON {}: {e}", S::REQUEST_NAME)))
 }
 
 fn success<T: Message + serde::Serialize>(response: T, encoding: Encoding) -> Response {
@@ -206,8 +201,13 @@ async fn export<S: OtlpSignal>(
     let result = async {
         state.ingester.check_capacity(S::SIGNAL)?;
         let bytes = read_body(&headers, body, state.max_request_size).await?;
-        let request: S = run_blocking(move || decode(&bytes, encoding, S::REQUEST_NAME)).await??;
-        S::export(&state.ingester, request).await
+        let payload = match encoding {
+            Encoding::Protobuf => Payload::Protobuf(bytes),
+            Encoding::Json => {
+                Payload::Decoded(run_blocking(move || decode_json::<S>(&bytes)).await??)
+            }
+        };
+        export_request(&state.ingester, payload).await
     }
     .await;
     match result {

@@ -1,10 +1,11 @@
 //! OTLP receivers (OTLP 1.x): gRPC `TraceService`/`LogsService` and HTTP
 //! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not.
 //!
-//! Both transports decode into the same prost messages and go through the same
-//! [`OtlpSignal::export`] (one implementation per signal) and
-//! [`OtlpSignal::response`]; errors map to an HTTP status and a gRPC status in one
-//! place ([`OtlpError`]).
+//! Both transports go through the same [`export`]: protobuf requests arrive as
+//! bytes and are decoded there, on the blocking pool, and the write-ahead log keeps
+//! those bytes; OTLP/JSON requests arrive decoded. What differs per signal is in
+//! [`OtlpSignal`]; errors map to an HTTP status and a gRPC status in one place
+//! ([`OtlpError`]).
 
 pub mod convert;
 pub mod grpc;
@@ -19,7 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-use crate::ingest::{ExportOutcome, IngestError, Ingester};
+use crate::ingest::{ExportOutcome, IngestError, Ingester, Prepared};
 use crate::metrics::Signal;
 
 /// What a receiver tells a client that it could not take a request.
@@ -100,37 +101,75 @@ impl OtlpError {
     }
 }
 
-/// What differs between traces and logs, for both transports: the request's name,
-/// how it is ingested, and the response that reports rejected records.
+/// An export request as a transport hands it over.
+pub enum Payload<S> {
+    /// Protobuf bytes, decompressed, not yet decoded.
+    Protobuf(prost::bytes::Bytes),
+    /// Decoded from OTLP/JSON.
+    Decoded(S),
+}
+
+/// Decodes (protobuf), converts, makes durable and queues the records of one
+/// request. A nearly full queue refuses it before any of that work.
+pub async fn export<S: OtlpSignal>(
+    ingester: &Ingester,
+    payload: Payload<S>,
+) -> Result<ExportOutcome, OtlpError> {
+    ingester.check_capacity(S::SIGNAL)?;
+    let prepared = run_blocking({
+        let ingester = ingester.clone();
+        move || match payload {
+            Payload::Protobuf(bytes) => {
+                let request = decode_protobuf::<S>(&bytes)?;
+                Ok(S::prepare(&ingester, request, Some(&bytes))?)
+            }
+            Payload::Decoded(request) => Ok::<_, OtlpError>(S::prepare(&ingester, request, None)?),
+        }
+    })
+    .await??;
+    Ok(ingester.submit(prepared).await?)
+}
+
+/// Decodes an export request from protobuf.
+pub fn decode_protobuf<S: OtlpSignal>(bytes: &[u8]) -> Result<S, OtlpError> {
+    S::decode(bytes)
+        .map_err(|e| OtlpError::Decode(format!("cannot decode protobuf {}: {e}", S::REQUEST_NAME)))
+}
+
+/// What differs between traces and logs, for both transports: the request's and
+/// the gRPC service's names, how records are converted, and the response that
+/// reports rejected records.
 pub trait OtlpSignal:
     prost::Message + Default + serde::de::DeserializeOwned + Send + 'static
 {
     const REQUEST_NAME: &'static str;
+    const GRPC_SERVICE: &'static str;
     const SIGNAL: Signal;
-    type Response: prost::Message + serde::Serialize;
+    type Response: prost::Message + serde::Serialize + Send + 'static;
 
-    /// Converts, makes durable and queues the records of one request.
-    fn export(
+    /// Converts the records of one request for the log and the index; `protobuf`
+    /// is the request as received, when it came as protobuf.
+    fn prepare(
         ingester: &Ingester,
         request: Self,
-    ) -> impl std::future::Future<Output = Result<ExportOutcome, OtlpError>> + Send;
+        protobuf: Option<&[u8]>,
+    ) -> Result<Prepared, IngestError>;
 
     fn response(outcome: ExportOutcome) -> Self::Response;
 }
 
 impl OtlpSignal for ExportTraceServiceRequest {
     const REQUEST_NAME: &'static str = "ExportTraceServiceRequest";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const SIGNAL: Signal = Signal::Spans;
     type Response = ExportTraceServiceResponse;
 
-    async fn export(ingester: &Ingester, request: Self) -> Result<ExportOutcome, OtlpError> {
-        ingester.check_capacity(Self::SIGNAL)?;
-        let prepared = run_blocking({
-            let ingester = ingester.clone();
-            move || ingester.prepare_traces(request)
-        })
-        .await??;
-        Ok(ingester.submit(prepared).await?)
+    fn prepare(
+        ingester: &Ingester,
+        request: Self,
+        protobuf: Option<&[u8]>,
+    ) -> Result<Prepared, IngestError> {
+        ingester.prepare_traces(request, protobuf)
     }
 
     fn response(outcome: ExportOutcome) -> Self::Response {
@@ -144,17 +183,16 @@ impl OtlpSignal for ExportTraceServiceRequest {
 
 impl OtlpSignal for ExportLogsServiceRequest {
     const REQUEST_NAME: &'static str = "ExportLogsServiceRequest";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     const SIGNAL: Signal = Signal::Logs;
     type Response = ExportLogsServiceResponse;
 
-    async fn export(ingester: &Ingester, request: Self) -> Result<ExportOutcome, OtlpError> {
-        ingester.check_capacity(Self::SIGNAL)?;
-        let prepared = run_blocking({
-            let ingester = ingester.clone();
-            move || ingester.prepare_logs(request)
-        })
-        .await??;
-        Ok(ingester.submit(prepared).await?)
+    fn prepare(
+        ingester: &Ingester,
+        request: Self,
+        protobuf: Option<&[u8]>,
+    ) -> Result<Prepared, IngestError> {
+        ingester.prepare_logs(request, protobuf)
     }
 
     fn response(outcome: ExportOutcome) -> Self::Response {

@@ -317,7 +317,7 @@ async fn otlp_grpc_bad_input() {
         partial.error_message
     );
 
-    let mut metrics = MetricsServiceClient::connect(endpoint)
+    let mut metrics = MetricsServiceClient::connect(endpoint.clone())
         .await
         .expect("connect");
     let status = metrics
@@ -331,11 +331,97 @@ async fn otlp_grpc_bad_input() {
         status.message()
     );
 
+    // Bytes that are not an export request, and a method the service lacks.
+    let channel = tonic::transport::Channel::from_shared(endpoint)
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for (path, bytes, code, message) in [
+        (
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            vec![0x0a, 0xff, 0xff, 0xff],
+            tonic::Code::InvalidArgument,
+            "cannot decode protobuf ExportTraceServiceRequest",
+        ),
+        (
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            vec![0xff; 8],
+            tonic::Code::InvalidArgument,
+            "cannot decode protobuf ExportLogsServiceRequest",
+        ),
+        (
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Import",
+            Vec::new(),
+            tonic::Code::Unimplemented,
+            "has one method, Export",
+        ),
+    ] {
+        grpc.ready().await.expect("ready");
+        let status = grpc
+            .unary(
+                tonic::Request::new(bytes),
+                tonic::codegen::http::uri::PathAndQuery::from_static(path),
+                RawCodec,
+            )
+            .await
+            .expect_err(path);
+        assert_eq!(status.code(), code, "{path}: {status:?}");
+        assert!(status.message().contains(message), "{path}: {status:?}");
+    }
+
     server.flush().await;
     let (status, body) = server.get(&format!("/api/traces/{}", hex(&[9; 16]))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"][0]["spans"].as_array().expect("spans").len(), 1);
     server.hopline.shutdown().await;
+}
+
+/// Sends bytes as they are and takes the answer as bytes.
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

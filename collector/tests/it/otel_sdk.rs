@@ -248,6 +248,8 @@ async fn round_trip(transport: Transport) {
         "\"card declined\"",
         "service:orders AND severity:error declined",
         "attributes.order.id:42",
+        // A resource attribute, found through the split's origin table.
+        "attributes.host.name:node-3 AND declined",
     ] {
         let (status, body) = server
             .get(&format!("/api/logs?query={}", urlencode(query)))
@@ -264,6 +266,13 @@ async fn round_trip(transport: Transport) {
         .get(&format!(
             "/api/logs?query={}",
             urlencode("declined NOT service:orders")
+        ))
+        .await;
+    assert_eq!(body["total"], 0, "{body}");
+    let (_, body) = server
+        .get(&format!(
+            "/api/logs?query={}",
+            urlencode("attributes.host.name:node-4 OR attributes.service.version:9")
         ))
         .await;
     assert_eq!(body["total"], 0, "{body}");
@@ -285,6 +294,26 @@ async fn round_trip(transport: Transport) {
         ))
         .await;
     assert_eq!(body["data"][0]["traceID"], sent.trace_id.as_str(), "{body}");
+    // Resource attributes are tags too (Jaeger's process tags).
+    let (_, body) = server
+        .get(&format!(
+            "/api/traces?service=orders&tags={}",
+            urlencode(r#"{"host.name":"node-3","error":"true"}"#)
+        ))
+        .await;
+    assert_eq!(body["data"][0]["traceID"], sent.trace_id.as_str(), "{body}");
+    for tags in [
+        r#"{"host.name":"node-4"}"#,
+        r#"{"service.version":"1.4.3"}"#,
+    ] {
+        let (_, body) = server
+            .get(&format!(
+                "/api/traces?service=orders&tags={}",
+                urlencode(tags)
+            ))
+            .await;
+        assert_eq!(body["data"], serde_json::json!([]), "{tags}: {body}");
+    }
     let (_, body) = server
         .get("/api/traces?service=orders&tag=order.sku:SKU-2")
         .await;
