@@ -78,6 +78,10 @@ pub struct PhaseResult {
     /// The collector's CPU time from the start of the load until it was idle again
     /// (so merges count).
     pub cpu: Duration,
+    /// Of that, the CPU time of the windows in which queries ran beside the load,
+    /// and the records acknowledged in them.
+    pub query_cpu: Duration,
+    pub query_acked: u64,
     pub idle_wall: Duration,
     pub queue_at_end: u64,
     pub drain: Duration,
@@ -96,8 +100,16 @@ impl PhaseResult {
         self.acked as f64 / self.indexed_wall.as_secs_f64().max(1e-9)
     }
 
+    /// Records per CPU-second, the query windows included.
     pub fn per_cpu_second(&self) -> f64 {
         self.acked as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// Records per CPU-second of ingest alone: the query windows left out, their
+    /// CPU time and the records acknowledged in them both.
+    pub fn ingest_per_cpu_second(&self) -> f64 {
+        let cpu = self.cpu.saturating_sub(self.query_cpu);
+        self.acked.saturating_sub(self.query_acked) as f64 / cpu.as_secs_f64().max(1e-9)
     }
 
     /// Average cores the collector kept busy.
@@ -118,6 +130,8 @@ pub struct Phase {
     last_progress: Instant,
     /// The load stops counting checkpoints after this long.
     time_limit: Option<Duration>,
+    /// The collector's CPU time and the records acknowledged when queries began.
+    queries_from: Option<(Duration, u64)>,
 }
 
 impl Phase {
@@ -192,6 +206,7 @@ impl Phase {
             result,
             last_progress: Instant::now(),
             time_limit,
+            queries_from: None,
         })
     }
 
@@ -263,26 +278,57 @@ impl Phase {
         Ok(())
     }
 
+    /// Marks the start of queries run beside the load: until [`Phase::end_queries`],
+    /// the collector's CPU time is not counted as ingest.
+    pub fn begin_queries(&mut self) -> anyhow::Result<()> {
+        let acked = self.shared.acked.load(Ordering::SeqCst);
+        self.queries_from = Some((self.collector.cpu()?, acked));
+        Ok(())
+    }
+
+    pub fn end_queries(&mut self) -> anyhow::Result<()> {
+        if let Some((cpu, acked)) = self.queries_from.take() {
+            self.result.query_cpu += self.collector.cpu()?.saturating_sub(cpu);
+            self.result.query_acked += self
+                .shared
+                .acked
+                .load(Ordering::SeqCst)
+                .saturating_sub(acked);
+        }
+        Ok(())
+    }
+
     /// Waits until every record acknowledged so far is searchable; returns how many
     /// records from the first on that is.
     pub async fn wait_searchable(&mut self) -> anyhow::Result<u64> {
         let signal = self.shared.signal.as_str();
         let contiguous = self.shared.contiguous_acked();
-        let count = self.shared.acked.load(Ordering::SeqCst);
+        // What is acknowledged is durable, so indexed or queued. The writer takes
+        // the queue in order: once it has indexed as many records as were queued,
+        // those acknowledged before are all in. (The queue is read first: a batch
+        // indexed between the two reads is counted twice, never missed.)
+        let queue = "hopline_ingest_queue_depth";
+        let indexed = "hopline_records_indexed_total";
+        let queued = self.collector.metric(queue, signal).await?;
+        let target = self.collector.metric(indexed, signal).await? + queued;
         loop {
-            let indexed = self
-                .collector
-                .metric("hopline_records_indexed_total", signal)
-                .await?;
-            if indexed >= count {
+            if self.collector.metric(indexed, signal).await? >= target
+                || self.collector.metric(queue, signal).await? == 0
+            {
                 break;
             }
             self.check_connections()?;
             self.progress().await?;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // One commit interval, so what was indexed is searchable.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // The next commit to finish covers them: the writer thread adds and
+        // commits in turn, and counts a commit once its reader is reloaded.
+        let commits = "hopline_index_commit_seconds_count";
+        let seen = self.collector.metric(commits, signal).await?;
+        while self.collector.metric(commits, signal).await? <= seen {
+            self.check_connections()?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(contiguous)
     }
 

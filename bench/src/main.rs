@@ -269,6 +269,7 @@ async fn bench(
             args.queries,
             thousands(searchable)
         );
+        phase.begin_queries()?;
         let (samples, wrong) =
             queries::trace_by_id(&collector, workload, searchable, args.queries).await?;
         wrong_answers += wrong;
@@ -277,6 +278,7 @@ async fn bench(
             eprintln!("spans: {} trace searches, while ingesting", args.queries);
             trace_search = queries::trace_search(&collector, args.queries).await?;
         }
+        phase.end_queries()?;
     }
     let spans = phase.finish().await?;
 
@@ -301,7 +303,9 @@ async fn bench(
                 args.queries,
                 thousands(searchable)
             );
+            phase.begin_queries()?;
             let found = queries::log_search(&collector, searchable, args.queries).await?;
+            phase.end_queries()?;
             wrong_answers += found.3;
             log_searches = Some(found);
         }
@@ -373,12 +377,14 @@ impl Report {
             "no backlog growing",
         );
         row(
-            "spans per CPU-second of `hopline`",
+            "spans per CPU-second of `hopline`, ingesting (query windows left out)",
             format!(
-                "**{:.0}** ({:.1} CPU-s, {:.2} cores busy)",
-                spans.per_cpu_second(),
+                "**{:.0}** ({:.1} of {:.1} CPU-s, {:.2} cores busy); with the query windows {:.0}",
+                spans.ingest_per_cpu_second(),
+                spans.cpu.saturating_sub(spans.query_cpu).as_secs_f64(),
                 spans.cpu.as_secs_f64(),
-                spans.cores()
+                spans.cores(),
+                spans.per_cpu_second()
             ),
             ">= 40,000",
         );
@@ -396,7 +402,10 @@ impl Report {
             );
             row(
                 "`hopline` / raw tantivy",
-                format!("**{:.2}**", spans.per_cpu_second() / raw.per_cpu_second()),
+                format!(
+                    "**{:.2}**",
+                    spans.ingest_per_cpu_second() / raw.per_cpu_second()
+                ),
                 ">= 0.8",
             );
         }
@@ -423,12 +432,14 @@ impl Report {
             "no backlog growing",
         );
         row(
-            "logs per CPU-second of `hopline`",
+            "logs per CPU-second of `hopline`, ingesting (query windows left out)",
             format!(
-                "**{:.0}** ({:.1} CPU-s, {:.2} cores busy)",
-                logs.per_cpu_second(),
+                "**{:.0}** ({:.1} of {:.1} CPU-s, {:.2} cores busy); with the query windows {:.0}",
+                logs.ingest_per_cpu_second(),
+                logs.cpu.saturating_sub(logs.query_cpu).as_secs_f64(),
                 logs.cpu.as_secs_f64(),
-                logs.cores()
+                logs.cores(),
+                logs.per_cpu_second()
             ),
             ">= 50,000",
         );
@@ -441,7 +452,7 @@ impl Report {
                     thousands(raw.records),
                     raw.cpu.as_secs_f64(),
                     raw.wall.as_secs_f64(),
-                    logs.per_cpu_second() / raw.per_cpu_second()
+                    logs.ingest_per_cpu_second() / raw.per_cpu_second()
                 ),
                 "",
             );

@@ -4,6 +4,7 @@
 //! `postcard`: whole in write-ahead-log frames, and without what the columns hold
 //! as the stored copy of each document in the index (`store::schema`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -416,18 +417,18 @@ pub fn severity_number_of(name: &str) -> Option<i32> {
 
 impl LogRecord {
     /// The record's level name: from its severity number, else from its text.
-    pub fn level(&self) -> String {
+    pub fn level(&self) -> Cow<'static, str> {
         match severity_name(self.severity_number) {
-            Some(name) => name.to_string(),
-            None => self.severity_text.to_ascii_lowercase(),
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(self.severity_text.to_ascii_lowercase()),
         }
     }
 
     /// The body as text: strings as they are, anything else as JSON.
-    pub fn body_text(&self) -> String {
+    pub fn body_text(&self) -> Cow<'_, str> {
         match &self.body {
-            AnyValue::Str(s) => s.clone(),
-            other => other.to_search_text(),
+            AnyValue::Str(s) => Cow::Borrowed(s),
+            other => Cow::Owned(other.to_search_text()),
         }
     }
 }

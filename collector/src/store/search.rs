@@ -1,15 +1,16 @@
 //! Searches over committed splits. Everything here is synchronous and CPU- or
 //! I/O-bound: callers run it on the blocking pool.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector, TopDocs};
+use tantivy::collector::{Collector, DocSetCollector, SegmentCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Occur, PhraseQuery, Query, RangeQuery,
+    TermQuery, TermSetQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
@@ -397,14 +398,14 @@ impl SignalIndex {
             }
             all_of(clauses)
         };
-        let collector = (
-            TopDocs::with_limit(filter.limit.max(1)).order_by_u64_field("time", Order::Desc),
-            Count,
-        );
-        // A hit's address is only valid in the searcher that found it: the reader
-        // moves on with every commit and merge.
-        let mut hits: Vec<(u64, Arc<Split>, Arc<Searcher>, DocAddress)> = Vec::new();
+        let limit = filter.limit.max(1);
+        // Every matching segment counts (a single term's count is its document
+        // frequency); the newest hits are looked for in the segments with the newest
+        // records first, and a segment whose newest record is older than the
+        // `limit`-th hit so far cannot hold one: records arrive roughly in time
+        // order, so a common word is read from the recent segments only.
         let mut total = 0u64;
+        let mut segments = Vec::new();
         for split in self.splits() {
             // The searcher before the metadata (see `find_traces`).
             let searcher = Arc::new(split.reader.searcher());
@@ -413,30 +414,63 @@ impl SignalIndex {
                 continue;
             }
             let query = query_of(&split.origins, meta.within(filter.start, filter.end));
-            let (top, count) = searcher.search(&query, &collector)?;
-            total += count as u64;
-            hits.extend(top.into_iter().map(|(time, address)| {
+            let weight: Arc<dyn Weight> =
+                Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                total += u64::from(weight.count(segment)?);
+                let newest = segment.fast_fields().u64("time")?.max_value();
+                segments.push(CandidateSegment {
+                    newest,
+                    ord: ord as SegmentOrdinal,
+                    split: Arc::clone(&split),
+                    searcher: Arc::clone(&searcher),
+                    weight: Arc::clone(&weight),
+                });
+            }
+        }
+        segments.sort_by(|a, b| b.newest.cmp(&a.newest));
+        let top = TopDocs::with_limit(limit).order_by_u64_field("time", Order::Desc);
+        // A hit's address is only valid in the searcher that found it: the reader
+        // moves on with every commit and merge.
+        let mut hits: Vec<(u64, Arc<Split>, Arc<Searcher>, DocAddress)> = Vec::new();
+        for candidate in segments {
+            if hits.len() >= limit && hits.last().is_some_and(|hit| candidate.newest < hit.0) {
+                break;
+            }
+            let segment = candidate.searcher.segment_reader(candidate.ord);
+            let found = top.collect_segment(candidate.weight.as_ref(), candidate.ord, segment)?;
+            let found = top.merge_fruits(vec![found])?;
+            hits.extend(found.into_iter().map(|(time, address)| {
                 (
                     time.unwrap_or(0),
-                    Arc::clone(&split),
-                    Arc::clone(&searcher),
+                    Arc::clone(&candidate.split),
+                    Arc::clone(&candidate.searcher),
                     address,
                 )
             }));
+            hits.sort_by(|a, b| b.0.cmp(&a.0));
+            hits.truncate(limit);
         }
-        hits.sort_by(|a, b| b.0.cmp(&a.0));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
+        // Opening a column reads its block index: once per segment, not per hit.
+        let mut columns: HashMap<(*const Searcher, SegmentOrdinal), (Column<u64>, Column<u64>)> =
+            HashMap::new();
         for (time, split, searcher, address) in hits {
             let payload = stored_payload(&searcher, address, schema.payload)?;
-            let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-            let column = |name: &str| -> Result<u64, StoreError> {
-                Ok(fast.u64(name)?.first(address.doc_id).unwrap_or(0))
+            let key = (Arc::as_ptr(&searcher), address.segment_ord);
+            let (origins, span_ids) = match columns.entry(key) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+                    entry.insert((fast.u64("origin")?, fast.u64("span_id")?))
+                }
             };
-            let origin = origin_of(&split, column("origin")?)?;
+            let origin = origin_of(&split, origins.first(address.doc_id).unwrap_or(0))?;
+            let span_id = span_ids.first(address.doc_id).unwrap_or(0);
             records.push(
                 schema
-                    .record(&payload, time, column("span_id")?, &origin)
+                    .record(&payload, time, span_id, &origin)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             );
         }
@@ -541,6 +575,16 @@ fn log_expr_query(
             ),
         ])),
     }
+}
+
+/// A segment that may hold some of the newest hits of a log search.
+struct CandidateSegment {
+    /// Its newest record's time (an upper bound).
+    newest: u64,
+    ord: SegmentOrdinal,
+    split: Arc<Split>,
+    searcher: Arc<Searcher>,
+    weight: Arc<dyn Weight>,
 }
 
 /// The columns a span document keeps its ids and times in, for one segment.
@@ -733,5 +777,105 @@ impl SegmentCollector for SpanEdgeSegment {
             });
         }
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AnyValue, LogRecord, Resource, Scope};
+    use crate::store::origin::OriginIds;
+    use crate::store::writer::index_records;
+    use crate::store::{Records, Store};
+
+    fn record(time: u64, body: &str, resource: &Arc<Resource>, scope: &Arc<Scope>) -> LogRecord {
+        LogRecord {
+            time_unix_nano: time,
+            observed_time_unix_nano: time,
+            severity_number: 9,
+            severity_text: String::new(),
+            body: AnyValue::Str(body.into()),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+            trace_id: None,
+            span_id: None,
+            event_name: String::new(),
+            service_name: "checkout".into(),
+            resource: Arc::clone(resource),
+            scope: Arc::clone(scope),
+        }
+    }
+
+    #[test]
+    fn log_search_returns_the_newest_hits_across_segments_and_splits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let resource = Arc::new(Resource::default());
+        let scope = Arc::new(Scope::default());
+        // Three splits of three commits (segments) each; times interleave across
+        // them, so segments overlap in time and the newest hits are spread out.
+        let mut expected = Vec::new();
+        for s in 0..3u64 {
+            let split = Arc::new(
+                store
+                    .logs
+                    .create_split(store.log_schema.schema.clone(), s + 1)
+                    .expect("split"),
+            );
+            store.logs.add_split(Arc::clone(&split));
+            let mut writer = split.writer().expect("writer");
+            let mut origins = OriginIds::new(Arc::clone(&split.origins));
+            let mut meta = split.meta();
+            for c in 0..3u64 {
+                let records: Vec<LogRecord> = (0..50u64)
+                    .map(|i| {
+                        let time = 1_000 + (i * 9 + c * 3 + s) * 10;
+                        let body = if i % 5 == 0 { "needle found" } else { "hay" };
+                        if i % 5 == 0 {
+                            expected.push(time);
+                        }
+                        record(time, body, &resource, &scope)
+                    })
+                    .collect();
+                index_records(
+                    &writer,
+                    &store,
+                    &mut origins,
+                    &Records::Logs(records),
+                    |t| meta.extend(t),
+                )
+                .expect("index");
+                origins.save().expect("save origins");
+                let mut prepared = writer.prepare_commit().expect("prepare");
+                prepared.set_payload(&serde_json::to_string(&meta).expect("meta"));
+                prepared.commit().expect("commit");
+                *split.meta.write().expect("meta") = meta;
+                split.reader.reload().expect("reload");
+            }
+            assert!(split.reader.searcher().segment_readers().len() > 1);
+        }
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        for limit in [1, 7, 40, 500] {
+            let filter = LogFilter {
+                expr: Some(LogExpr::Term {
+                    field: LogField::Body,
+                    text: "needle".into(),
+                }),
+                start: 0,
+                end: u64::MAX,
+                limit,
+                ..LogFilter::default()
+            };
+            let (records, total) = store
+                .logs
+                .search_logs(&store.log_schema, &filter)
+                .expect("search");
+            assert_eq!(total, expected.len() as u64);
+            let times: Vec<u64> = records.iter().map(|r| r.time_unix_nano).collect();
+            let want: Vec<u64> = expected.iter().copied().take(limit).collect();
+            assert_eq!(times, want, "limit {limit}");
+            assert!(records.iter().all(|r| r.service_name == "checkout"));
+        }
     }
 }
