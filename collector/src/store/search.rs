@@ -1,12 +1,12 @@
 //! Searches over committed splits. Everything here is synchronous and CPU- or
 //! I/O-bound: callers run it on the blocking pool.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use tantivy::collector::{Collector, DocSetCollector, SegmentCollector, TopDocs};
+use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Occur, PhraseQuery, Query, RangeQuery,
@@ -15,7 +15,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 use tantivy::{
-    DocAddress, DocId, Order, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+    DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
 use super::origin::{Origin, Origins};
@@ -190,8 +190,8 @@ impl SignalIndex {
                 let readers = match &columns {
                     Some((ord, readers)) if *ord == address.segment_ord => readers,
                     _ => {
-                        let segment = searcher.segment_reader(address.segment_ord);
-                        let readers = SpanColumnReaders::open(segment)?;
+                        let readers =
+                            SpanColumnReaders::open(&split, &searcher, address.segment_ord)?;
                         &columns.insert((address.segment_ord, readers)).1
                     }
                 };
@@ -403,7 +403,8 @@ impl SignalIndex {
         // frequency); the newest hits are looked for in the segments with the newest
         // records first, and a segment whose newest record is older than the
         // `limit`-th hit so far cannot hold one: records arrive roughly in time
-        // order, so a common word is read from the recent segments only.
+        // order, so a common word is read from the recent segments only. Columns
+        // come from the split's cache: opening one reads its block index.
         let mut total = 0u64;
         let mut segments = Vec::new();
         for split in self.splits() {
@@ -417,11 +418,16 @@ impl SignalIndex {
             let weight: Arc<dyn Weight> =
                 Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                total += u64::from(weight.count(segment)?);
-                let newest = segment.fast_fields().u64("time")?.max_value();
+                let count = weight.count(segment)?;
+                if count == 0 {
+                    continue;
+                }
+                total += u64::from(count);
+                let ord = ord as SegmentOrdinal;
+                let newest = split.u64_column(&searcher, ord, "time")?.max_value();
                 segments.push(CandidateSegment {
                     newest,
-                    ord: ord as SegmentOrdinal,
+                    ord,
                     split: Arc::clone(&split),
                     searcher: Arc::clone(&searcher),
                     weight: Arc::clone(&weight),
@@ -429,45 +435,54 @@ impl SignalIndex {
             }
         }
         segments.sort_by(|a, b| b.newest.cmp(&a.newest));
-        let top = TopDocs::with_limit(limit).order_by_u64_field("time", Order::Desc);
-        // A hit's address is only valid in the searcher that found it: the reader
-        // moves on with every commit and merge.
-        let mut hits: Vec<(u64, Arc<Split>, Arc<Searcher>, DocAddress)> = Vec::new();
-        for candidate in segments {
-            if hits.len() >= limit && hits.last().is_some_and(|hit| candidate.newest < hit.0) {
+        // The `limit` newest hits: (time, candidate, doc), oldest on top.
+        let mut newest: BinaryHeap<Reverse<(u64, usize, DocId)>> = BinaryHeap::new();
+        for (i, candidate) in segments.iter().enumerate() {
+            let floor = newest.peek().map(|Reverse(hit)| hit.0);
+            if newest.len() >= limit && floor.is_some_and(|floor| candidate.newest < floor) {
                 break;
             }
             let segment = candidate.searcher.segment_reader(candidate.ord);
-            let found = top.collect_segment(candidate.weight.as_ref(), candidate.ord, segment)?;
-            let found = top.merge_fruits(vec![found])?;
-            hits.extend(found.into_iter().map(|(time, address)| {
-                (
-                    time.unwrap_or(0),
-                    Arc::clone(&candidate.split),
-                    Arc::clone(&candidate.searcher),
-                    address,
-                )
-            }));
-            hits.sort_by(|a, b| b.0.cmp(&a.0));
-            hits.truncate(limit);
+            let time = candidate
+                .split
+                .u64_column(&candidate.searcher, candidate.ord, "time")?;
+            let alive = segment.alive_bitset();
+            candidate.weight.for_each_no_score(segment, &mut |docs| {
+                for &doc in docs {
+                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                        continue;
+                    }
+                    let hit = (time.first(doc).unwrap_or(0), i, doc);
+                    if newest.len() < limit {
+                        newest.push(Reverse(hit));
+                    } else if newest
+                        .peek()
+                        .is_some_and(|Reverse(oldest)| hit.0 > oldest.0)
+                    {
+                        newest.pop();
+                        newest.push(Reverse(hit));
+                    }
+                }
+            })?;
         }
+        let mut hits: Vec<(u64, usize, DocId)> =
+            newest.into_iter().map(|Reverse(hit)| hit).collect();
+        hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
-        // Opening a column reads its block index: once per segment, not per hit.
-        let mut columns: HashMap<(*const Searcher, SegmentOrdinal), (Column<u64>, Column<u64>)> =
-            HashMap::new();
-        for (time, split, searcher, address) in hits {
-            let payload = stored_payload(&searcher, address, schema.payload)?;
-            let key = (Arc::as_ptr(&searcher), address.segment_ord);
-            let (origins, span_ids) = match columns.entry(key) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-                    entry.insert((fast.u64("origin")?, fast.u64("span_id")?))
-                }
+        for (time, i, doc_id) in hits {
+            let candidate = &segments[i];
+            let (split, searcher) = (&candidate.split, &candidate.searcher);
+            // A hit's address is only valid in the searcher that found it: the
+            // reader moves on with every commit and merge.
+            let address = DocAddress::new(candidate.ord, doc_id);
+            let payload = stored_payload(searcher, address, schema.payload)?;
+            let column = |name| -> Result<u64, StoreError> {
+                let column = split.u64_column(searcher, address.segment_ord, name)?;
+                Ok(column.first(address.doc_id).unwrap_or(0))
             };
-            let origin = origin_of(&split, origins.first(address.doc_id).unwrap_or(0))?;
-            let span_id = span_ids.first(address.doc_id).unwrap_or(0);
+            let origin = origin_of(split, column("origin")?)?;
+            let span_id = column("span_id")?;
             records.push(
                 schema
                     .record(&payload, time, span_id, &origin)
@@ -599,16 +614,20 @@ struct SpanColumnReaders {
 }
 
 impl SpanColumnReaders {
-    fn open(segment: &SegmentReader) -> tantivy::Result<SpanColumnReaders> {
-        let fast = segment.fast_fields();
+    fn open(
+        split: &Split,
+        searcher: &Searcher,
+        ord: SegmentOrdinal,
+    ) -> tantivy::Result<SpanColumnReaders> {
+        let column = |name| split.u64_column(searcher, ord, name);
         Ok(SpanColumnReaders {
-            hi: fast.u64("trace_hi")?,
-            lo: fast.u64("trace_lo")?,
-            span: fast.u64("span_id")?,
-            parent: fast.u64("parent_id")?,
-            start: fast.u64("start")?,
-            duration: fast.u64("duration")?,
-            origin: fast.u64("origin")?,
+            hi: column("trace_hi")?,
+            lo: column("trace_lo")?,
+            span: column("span_id")?,
+            parent: column("parent_id")?,
+            start: column("start")?,
+            duration: column("duration")?,
+            origin: column("origin")?,
         })
     }
 

@@ -5,17 +5,23 @@
 //! older than the window. Every commit stores the split's metadata, including the
 //! write-ahead-log position it covers, atomically in tantivy's commit payload.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
+use tantivy::columnar::Column;
+use tantivy::index::SegmentId;
 use tantivy::indexer::LogMergePolicy;
 use tantivy::schema::Schema;
 use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, SegmentOrdinal,
+    TantivyDocument,
+};
 
 use super::origin::Origins;
 use super::{schema, StoreError};
@@ -73,6 +79,17 @@ pub struct Split {
     /// The resources and scopes its documents came from.
     pub origins: Arc<Origins>,
     pub sealed: AtomicBool,
+    columns: Mutex<ColumnCache>,
+}
+
+/// Columns of this split's segments, opened once: opening a column reads its block
+/// index, which for a segment of millions of records cost more than a trace lookup
+/// itself. Segments are immutable; entries of segments merged away are dropped
+/// when a searcher of a newer generation asks.
+#[derive(Default)]
+struct ColumnCache {
+    generation: u64,
+    columns: HashMap<(SegmentId, &'static str), Column<u64>>,
 }
 
 impl std::fmt::Debug for Split {
@@ -91,6 +108,40 @@ impl Split {
 
     pub fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::Acquire)
+    }
+
+    /// The u64 column `name` of segment `ord` of `searcher` (one of this split's).
+    pub fn u64_column(
+        &self,
+        searcher: &Searcher,
+        ord: SegmentOrdinal,
+        name: &'static str,
+    ) -> tantivy::Result<Column<u64>> {
+        let segment = searcher.segment_reader(ord);
+        let key = (segment.segment_id(), name);
+        {
+            let mut cache = self.columns.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = searcher.generation().generation_id();
+            if generation > cache.generation {
+                let live: HashSet<SegmentId> = searcher
+                    .segment_readers()
+                    .iter()
+                    .map(|segment| segment.segment_id())
+                    .collect();
+                cache.columns.retain(|(id, _), _| live.contains(id));
+                cache.generation = generation;
+            }
+            if let Some(column) = cache.columns.get(&key) {
+                return Ok(column.clone());
+            }
+        }
+        let column = segment.fast_fields().u64(name)?;
+        self.columns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .columns
+            .insert(key, column.clone());
+        Ok(column)
     }
 
     /// A writer for this split: one indexing thread (the writer thread building
@@ -149,6 +200,7 @@ impl Split {
             }),
             origins,
             sealed: AtomicBool::new(false),
+            columns: Mutex::default(),
         })
     }
 
@@ -197,6 +249,7 @@ impl Split {
             meta: RwLock::new(meta),
             origins: Arc::new(origins),
             sealed: AtomicBool::new(true),
+            columns: Mutex::default(),
         }))
     }
 }
