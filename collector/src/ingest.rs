@@ -334,18 +334,21 @@ mod tests {
         }
     }
 
+    fn frame(bytes: &[u8]) -> Vec<u8> {
+        WalPayload::Protobuf {
+            received: RECEIVED,
+            bytes,
+        }
+        .encode()
+        .expect("encode")
+    }
+
     #[test]
     fn a_protobuf_frame_replays_as_the_records_it_was_received_as() {
         let request = traces();
         let received = convert_traces(request.clone(), RECEIVED);
         assert_eq!((received.records.len(), received.rejected), (1, 1));
-        let bytes = request.encode_to_vec();
-        let payload = WalPayload::Protobuf {
-            received: RECEIVED,
-            bytes: &bytes,
-        }
-        .encode()
-        .expect("encode");
+        let payload = frame(&request.encode_to_vec());
         match WalPayload::decode(Signal::Spans, &payload).expect("decode") {
             Records::Spans(spans) => assert_eq!(spans, received.records),
             other => panic!("expected spans, got {other:?}"),
@@ -361,13 +364,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let bytes = logs.encode_to_vec();
-        let payload = WalPayload::Protobuf {
-            received: RECEIVED,
-            bytes: &bytes,
-        }
-        .encode()
-        .expect("encode");
+        let payload = frame(&logs.encode_to_vec());
         match WalPayload::decode(Signal::Logs, &payload).expect("decode") {
             Records::Logs(records) => {
                 assert_eq!(records, convert_logs(logs, RECEIVED).records);

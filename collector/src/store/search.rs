@@ -253,11 +253,14 @@ impl SignalIndex {
             }
             all_of(clauses)
         };
-        let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
+        // Segments with the newest spans first, as in `search_logs`: once `limit`
+        // traces are found, a segment whose newest span is older than the limit-th
+        // of them can change nothing.
+        let mut segments = Vec::new();
         for split in self.splits() {
             // The searcher before the metadata: the metadata is then at least as
             // new, so `within` holds for every document the searcher sees.
-            let searcher = split.reader.searcher();
+            let searcher = Arc::new(split.reader.searcher());
             let meta = split.meta();
             if !meta.overlaps(filter.start_min, filter.start_max) {
                 continue;
@@ -266,11 +269,47 @@ impl SignalIndex {
                 &split.origins,
                 meta.within(filter.start_min, filter.start_max),
             );
-            let found = searcher.search(&query, &TraceStartCollector)?;
-            for (trace, start) in found {
-                let entry = newest.entry(trace).or_insert(start);
-                *entry = (*entry).max(start);
+            let weight: Arc<dyn Weight> =
+                Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
+            for ord in 0..searcher.segment_readers().len() as SegmentOrdinal {
+                segments.push(CandidateSegment {
+                    newest: split.u64_column(&searcher, ord, "start")?.max_value(),
+                    ord,
+                    split: Arc::clone(&split),
+                    searcher: Arc::clone(&searcher),
+                    weight: Arc::clone(&weight),
+                });
             }
+        }
+        segments.sort_by(|a, b| b.newest.cmp(&a.newest));
+        let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
+        for candidate in &segments {
+            if newest.len() >= filter.limit.max(1) {
+                let mut starts: Vec<u64> = newest.values().copied().collect();
+                let (_, floor, _) =
+                    starts.select_nth_unstable_by(filter.limit.max(1) - 1, |a, b| b.cmp(a));
+                if candidate.newest < *floor {
+                    break;
+                }
+            }
+            let (split, searcher, ord) = (&candidate.split, &candidate.searcher, candidate.ord);
+            let column = |name| split.u64_column(searcher, ord, name);
+            let (hi, lo, start) = (column("trace_hi")?, column("trace_lo")?, column("start")?);
+            let segment = searcher.segment_reader(ord);
+            let alive = segment.alive_bitset();
+            candidate.weight.for_each_no_score(segment, &mut |docs| {
+                for &doc in docs {
+                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                        continue;
+                    }
+                    let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
+                        continue;
+                    };
+                    let start = start.first(doc).unwrap_or(0);
+                    let entry = newest.entry((hi, lo)).or_insert(start);
+                    *entry = (*entry).max(start);
+                }
+            })?;
         }
         let mut traces: Vec<_> = newest.into_iter().collect();
         traces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -592,9 +631,9 @@ fn log_expr_query(
     }
 }
 
-/// A segment that may hold some of the newest hits of a log search.
+/// A segment that may hold some of the newest hits of a search.
 struct CandidateSegment {
-    /// Its newest record's time (an upper bound).
+    /// Its newest record's time or span's start (an upper bound).
     newest: u64,
     ord: SegmentOrdinal,
     split: Arc<Split>,
@@ -641,67 +680,6 @@ impl SpanColumnReaders {
             duration: self.duration.first(doc).unwrap_or(0),
             origin: self.origin.first(doc).unwrap_or(0),
         }
-    }
-}
-
-/// Collects `(trace id halves) -> newest start` of the matching spans from columns.
-struct TraceStartCollector;
-
-struct TraceStartSegment {
-    hi: Column<u64>,
-    lo: Column<u64>,
-    start: Column<u64>,
-    found: HashMap<(u64, u64), u64>,
-}
-
-impl Collector for TraceStartCollector {
-    type Fruit = HashMap<(u64, u64), u64>;
-    type Child = TraceStartSegment;
-
-    fn for_segment(
-        &self,
-        _ord: SegmentOrdinal,
-        segment: &SegmentReader,
-    ) -> tantivy::Result<TraceStartSegment> {
-        let fast = segment.fast_fields();
-        Ok(TraceStartSegment {
-            hi: fast.u64("trace_hi")?,
-            lo: fast.u64("trace_lo")?,
-            start: fast.u64("start")?,
-            found: HashMap::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<HashMap<(u64, u64), u64>>) -> tantivy::Result<Self::Fruit> {
-        let mut merged: HashMap<(u64, u64), u64> = HashMap::new();
-        for fruit in fruits {
-            for (trace, start) in fruit {
-                let entry = merged.entry(trace).or_insert(start);
-                *entry = (*entry).max(start);
-            }
-        }
-        Ok(merged)
-    }
-}
-
-impl SegmentCollector for TraceStartSegment {
-    type Fruit = HashMap<(u64, u64), u64>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        let (Some(hi), Some(lo)) = (self.hi.first(doc), self.lo.first(doc)) else {
-            return;
-        };
-        let start = self.start.first(doc).unwrap_or(0);
-        let entry = self.found.entry((hi, lo)).or_insert(start);
-        *entry = (*entry).max(start);
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        self.found
     }
 }
 
@@ -805,6 +783,7 @@ mod tests {
     use crate::model::{AnyValue, LogRecord, Resource, Scope};
     use crate::store::origin::OriginIds;
     use crate::store::writer::index_records;
+    use crate::store::SignalIndex;
     use crate::store::{Records, Store};
 
     fn record(time: u64, body: &str, resource: &Arc<Resource>, scope: &Arc<Scope>) -> LogRecord {
@@ -826,6 +805,112 @@ mod tests {
         }
     }
 
+    fn span(trace: u64, n: u64, start: u64, error: bool, resource: &Arc<Resource>) -> Span {
+        Span {
+            trace_id: TraceId::from_halves(7, trace),
+            span_id: SpanId((n + 1).to_be_bytes()),
+            parent_span_id: None,
+            trace_state: String::new(),
+            flags: 0,
+            name: "GET /".into(),
+            kind: SpanKind::Server,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 10,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status_code: if error {
+                crate::model::StatusCode::Error
+            } else {
+                crate::model::StatusCode::Unset
+            },
+            status_message: String::new(),
+            service_name: "checkout".into(),
+            resource: Arc::clone(resource),
+            scope: Arc::new(Scope::default()),
+        }
+    }
+
+    /// Indexes `batches` into a new split of `index`, one commit (segment) each.
+    fn add_split(store: &Store, index: &SignalIndex, created: u64, batches: Vec<Records>) {
+        let schema = match index.signal {
+            crate::metrics::Signal::Spans => store.span_schema.schema.clone(),
+            crate::metrics::Signal::Logs => store.log_schema.schema.clone(),
+        };
+        let split = Arc::new(index.create_split(schema, created).expect("split"));
+        index.add_split(Arc::clone(&split));
+        let mut writer = split.writer().expect("writer");
+        let mut origins = OriginIds::new(Arc::clone(&split.origins));
+        let mut meta = split.meta();
+        for records in batches {
+            index_records(&writer, store, &mut origins, &records, |t| meta.extend(t))
+                .expect("index");
+            origins.save().expect("save origins");
+            let mut prepared = writer.prepare_commit().expect("prepare");
+            prepared.set_payload(&serde_json::to_string(&meta).expect("meta"));
+            prepared.commit().expect("commit");
+            *split.meta.write().expect("meta") = meta;
+            split.reader.reload().expect("reload");
+        }
+        assert!(split.reader.searcher().segment_readers().len() > 1);
+    }
+
+    #[test]
+    fn trace_search_returns_the_newest_traces_across_segments_and_splits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let resource = Arc::new(Resource::default());
+        // Traces of 3 spans each, their spans spread over segments and splits;
+        // every fourth trace has an error span. A trace's newest span decides.
+        let mut newest_start: HashMap<u64, u64> = HashMap::new();
+        let mut n = 0;
+        for s in 0..3u64 {
+            let batches = (0..3u64)
+                .map(|c| {
+                    let spans = (0..40u64)
+                        .map(|i| {
+                            let trace = (i + c * 13 + s * 7) % 60;
+                            let start = 1_000 + i * 100 + (s * 3 + c) * 7;
+                            n += 1;
+                            let error = trace % 4 == 0;
+                            if error {
+                                let entry = newest_start.entry(trace).or_insert(start);
+                                *entry = (*entry).max(start);
+                            }
+                            span(trace, n, start, error, &resource)
+                        })
+                        .collect();
+                    Records::Spans(spans)
+                })
+                .collect();
+            add_split(&store, &store.spans, s + 1, batches);
+        }
+        let mut expected: Vec<(u64, u64)> = newest_start.into_iter().collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for limit in [1, 3, 10, 100] {
+            let filter = TraceFilter {
+                tags: vec![("error".into(), "true".into())],
+                start_min: 0,
+                start_max: u64::MAX,
+                limit,
+                ..TraceFilter::default()
+            };
+            let found = store
+                .spans
+                .find_traces(&store.span_schema, &filter)
+                .expect("search");
+            let want: Vec<TraceId> = expected
+                .iter()
+                .take(limit)
+                .map(|(trace, _)| TraceId::from_halves(7, *trace))
+                .collect();
+            assert_eq!(found, want, "limit {limit}");
+        }
+    }
+
     #[test]
     fn log_search_returns_the_newest_hits_across_segments_and_splits() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -836,43 +921,22 @@ mod tests {
         // them, so segments overlap in time and the newest hits are spread out.
         let mut expected = Vec::new();
         for s in 0..3u64 {
-            let split = Arc::new(
-                store
-                    .logs
-                    .create_split(store.log_schema.schema.clone(), s + 1)
-                    .expect("split"),
-            );
-            store.logs.add_split(Arc::clone(&split));
-            let mut writer = split.writer().expect("writer");
-            let mut origins = OriginIds::new(Arc::clone(&split.origins));
-            let mut meta = split.meta();
-            for c in 0..3u64 {
-                let records: Vec<LogRecord> = (0..50u64)
-                    .map(|i| {
-                        let time = 1_000 + (i * 9 + c * 3 + s) * 10;
-                        let body = if i % 5 == 0 { "needle found" } else { "hay" };
-                        if i % 5 == 0 {
-                            expected.push(time);
-                        }
-                        record(time, body, &resource, &scope)
-                    })
-                    .collect();
-                index_records(
-                    &writer,
-                    &store,
-                    &mut origins,
-                    &Records::Logs(records),
-                    |t| meta.extend(t),
-                )
-                .expect("index");
-                origins.save().expect("save origins");
-                let mut prepared = writer.prepare_commit().expect("prepare");
-                prepared.set_payload(&serde_json::to_string(&meta).expect("meta"));
-                prepared.commit().expect("commit");
-                *split.meta.write().expect("meta") = meta;
-                split.reader.reload().expect("reload");
-            }
-            assert!(split.reader.searcher().segment_readers().len() > 1);
+            let batches = (0..3u64)
+                .map(|c| {
+                    let records = (0..50u64)
+                        .map(|i| {
+                            let time = 1_000 + (i * 9 + c * 3 + s) * 10;
+                            let body = if i % 5 == 0 { "needle found" } else { "hay" };
+                            if i % 5 == 0 {
+                                expected.push(time);
+                            }
+                            record(time, body, &resource, &scope)
+                        })
+                        .collect();
+                    Records::Logs(records)
+                })
+                .collect();
+            add_split(&store, &store.logs, s + 1, batches);
         }
         expected.sort_unstable_by(|a, b| b.cmp(a));
         for limit in [1, 7, 40, 500] {
