@@ -407,7 +407,7 @@ impl LogSchema {
             doc.add_text(self.level, &level);
         }
         doc.add_text(self.service, &record.service_name);
-        doc.add_text(self.body, &record.body_text());
+        doc.add_text(self.body, record.body_text());
         let term = &mut scratch.term;
         add_attribute_terms(&mut doc, self.attributes, term, &record.attributes);
         if let Some(trace_id) = record.trace_id {

@@ -281,7 +281,7 @@ impl SignalIndex {
                 });
             }
         }
-        segments.sort_by(|a, b| b.newest.cmp(&a.newest));
+        segments.sort_by_key(|segment| Reverse(segment.newest));
         let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
         for candidate in &segments {
             if newest.len() >= filter.limit.max(1) {
@@ -473,7 +473,7 @@ impl SignalIndex {
                 });
             }
         }
-        segments.sort_by(|a, b| b.newest.cmp(&a.newest));
+        segments.sort_by_key(|segment| Reverse(segment.newest));
         // The `limit` newest hits: (time, candidate, doc), oldest on top.
         let mut newest: BinaryHeap<Reverse<(u64, usize, DocId)>> = BinaryHeap::new();
         for (i, candidate) in segments.iter().enumerate() {
