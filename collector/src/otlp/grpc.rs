@@ -10,12 +10,14 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::bytes::Buf;
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -41,12 +43,10 @@ impl OtlpGrpc {
 
     /// The gRPC routes of the three OTLP services.
     pub fn routes(self, max_request_size: usize) -> tonic::service::Routes {
-        let traces = ExportServer::<
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
-        >::new(self.ingester.clone(), max_request_size);
-        let logs = ExportServer::<
-            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
-        >::new(self.ingester.clone(), max_request_size);
+        let traces =
+            ExportServer::<ExportTraceServiceRequest>::new(self.ingester.clone(), max_request_size);
+        let logs =
+            ExportServer::<ExportLogsServiceRequest>::new(self.ingester.clone(), max_request_size);
         let metrics = MetricsServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_request_size);

@@ -204,7 +204,11 @@ impl WriterTask {
                 origins = MAX_ORIGINS_PER_SPLIT,
                 "split holds the most distinct resources and scopes a split takes; sealing it"
             );
-            self.seal()?;
+            // The batch is indexed either way; a failed seal is retried by the next
+            // batch, which finds the split still full.
+            if let Err(e) = self.seal() {
+                error!(index = self.index.signal.as_str(), error = %e, "cannot seal split");
+            }
         }
         Ok(())
     }
