@@ -26,6 +26,13 @@ use crate::model::Clock;
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The nice value of the writer thread. Indexing and merging are throughput work; a
+/// trace lookup or a log search is what somebody waits for. On two busy cores a
+/// query at the same priority waits behind them for tens of milliseconds; with the
+/// writer below it, the scheduler runs the query first. tantivy's indexing and merge
+/// threads are started by the writer thread and inherit its value.
+const WRITER_NICE: i32 = 10;
+
 pub enum WriterMsg {
     /// Durable records, with their log sequence number and the queue capacity they hold.
     Batch {
@@ -120,6 +127,7 @@ struct WriterTask {
 impl WriterTask {
     fn run(mut self, rx: mpsc::Receiver<WriterMsg>) {
         let signal = self.index.signal;
+        lower_thread_priority(signal);
         loop {
             let timeout = match self.first_uncommitted {
                 Some(since) => self
@@ -314,6 +322,29 @@ impl WriterTask {
 /// Builds the documents of `records` and hands them to `writer`, numbering their
 /// origins in `origins` and telling `on_record` each record's timestamp: the
 /// indexing hot path, also what the benchmark's raw-tantivy baseline runs.
+/// Lowers the calling thread's priority to [`WRITER_NICE`] (never raises it).
+#[cfg(target_os = "linux")]
+fn lower_thread_priority(signal: Signal) {
+    use rustix::process::{getpriority_process, setpriority_process};
+    // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone.
+    let thread = Some(rustix::thread::gettid());
+    let result = getpriority_process(thread).and_then(|nice| {
+        if nice < WRITER_NICE {
+            setpriority_process(thread, WRITER_NICE)?;
+        }
+        Ok(nice.max(WRITER_NICE))
+    });
+    match result {
+        Ok(nice) => debug!(index = signal.as_str(), nice, "index writer priority"),
+        Err(e) => {
+            warn!(index = signal.as_str(), error = %e, "cannot lower the index writer's priority; queries compete with indexing")
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority(_signal: Signal) {}
+
 pub fn index_records(
     writer: &IndexWriter<TantivyDocument>,
     store: &Store,
