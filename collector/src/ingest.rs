@@ -1,7 +1,7 @@
 //! Acknowledgement: the step between a decoded export request and "ok".
 //!
-//! [`Ingester::prepare_traces`] / [`Ingester::prepare_logs`] convert and frame (CPU
-//! work, run on the blocking pool); [`Ingester::submit`] takes queue capacity, appends
+//! [`Ingester::prepare_spans`] / [`Ingester::prepare_log_records`] frame the records
+//! of a decoded request (CPU work, run on the blocking pool); [`Ingester::submit`] takes queue capacity, appends
 //! to the write-ahead log, and returns once the records are durable and handed to
 //! their index writer. A full queue is refused before anything is written, so
 //! memory stays bounded and the client is told to retry.
@@ -15,14 +15,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
+use prost::bytes::Bytes;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::metrics::{Metrics, Signal};
-use crate::model::Clock;
-use crate::otlp::convert::{convert_logs, convert_traces, Converted};
+use crate::model::{Clock, LogRecord, Span};
+use crate::otlp::convert::Converted;
+use crate::otlp::protobuf;
 use crate::store::writer::WriterMsg;
 use crate::store::Records;
 use crate::wal::Wal;
@@ -99,25 +98,30 @@ impl Ingester {
         }
     }
 
-    /// Converts a request's spans; `protobuf` is the request as received, when it
-    /// came as protobuf, for the log to keep.
-    pub fn prepare_traces(
-        &self,
-        request: ExportTraceServiceRequest,
-        protobuf: Option<&[u8]>,
-    ) -> Result<Prepared, IngestError> {
-        let now = self.clock.now_unix_nanos();
-        self.prepare(convert_traces(request, now), Records::Spans, protobuf, now)
+    /// The receipt time of a request being prepared now.
+    pub fn now(&self) -> u64 {
+        self.clock.now_unix_nanos()
     }
 
-    /// Converts a request's log records, as [`Ingester::prepare_traces`].
-    pub fn prepare_logs(
+    /// Frames the spans of one request, converted at `received`; `protobuf` is the
+    /// request as received, when it came as protobuf, for the log to keep.
+    pub fn prepare_spans(
         &self,
-        request: ExportLogsServiceRequest,
+        converted: Converted<Span>,
         protobuf: Option<&[u8]>,
+        received: u64,
     ) -> Result<Prepared, IngestError> {
-        let now = self.clock.now_unix_nanos();
-        self.prepare(convert_logs(request, now), Records::Logs, protobuf, now)
+        self.prepare(converted, Records::Spans, protobuf, received)
+    }
+
+    /// Frames the log records of one request, as [`Ingester::prepare_spans`].
+    pub fn prepare_log_records(
+        &self,
+        converted: Converted<LogRecord>,
+        protobuf: Option<&[u8]>,
+        received: u64,
+    ) -> Result<Prepared, IngestError> {
+        self.prepare(converted, Records::Logs, protobuf, received)
     }
 
     fn prepare<T>(
@@ -270,31 +274,29 @@ impl WalPayload<'_> {
 
     /// The records of a frame read back from the log, converted as when they were
     /// received.
-    pub fn decode(signal: Signal, payload: &[u8]) -> Result<Records, String> {
+    pub fn decode(signal: Signal, payload: Bytes) -> Result<Records, String> {
         match payload.split_first() {
             Some((&WAL_RECORDS, rest)) => {
                 Records::decode(signal, rest).map_err(|e| format!("bad records: {e}"))
             }
             Some((&WAL_PROTOBUF, rest)) => {
-                let (received, bytes) = rest
+                let (received, _) = rest
                     .split_first_chunk::<8>()
                     .ok_or("truncated protobuf frame")?;
                 let received = u64::from_le_bytes(*received);
-                let bad = |e: prost::DecodeError| format!("bad protobuf request: {e}");
+                // The records' strings are slices of the frame.
+                let request = payload.slice(1 + 8..);
+                let bad = |e: protobuf::DecodeError| format!("bad protobuf request: {e}");
                 Ok(match signal {
                     Signal::Spans => Records::Spans(
-                        convert_traces(
-                            ExportTraceServiceRequest::decode(bytes).map_err(bad)?,
-                            received,
-                        )
-                        .records,
+                        protobuf::decode_traces(&request, received)
+                            .map_err(bad)?
+                            .records,
                     ),
                     Signal::Logs => Records::Logs(
-                        convert_logs(
-                            ExportLogsServiceRequest::decode(bytes).map_err(bad)?,
-                            received,
-                        )
-                        .records,
+                        protobuf::decode_logs(&request, received)
+                            .map_err(bad)?
+                            .records,
                     ),
                 })
             }
@@ -306,10 +308,14 @@ impl WalPayload<'_> {
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::logs::v1::{LogRecord as PLogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan};
+    use prost::Message;
 
     use super::*;
+    use crate::otlp::convert::{convert_logs, convert_traces};
 
     const RECEIVED: u64 = 1_700_000_000_000_000_000;
 
@@ -334,13 +340,14 @@ mod tests {
         }
     }
 
-    fn frame(bytes: &[u8]) -> Vec<u8> {
+    fn frame(bytes: &[u8]) -> Bytes {
         WalPayload::Protobuf {
             received: RECEIVED,
             bytes,
         }
         .encode()
         .expect("encode")
+        .into()
     }
 
     #[test]
@@ -349,7 +356,7 @@ mod tests {
         let received = convert_traces(request.clone(), RECEIVED);
         assert_eq!((received.records.len(), received.rejected), (1, 1));
         let payload = frame(&request.encode_to_vec());
-        match WalPayload::decode(Signal::Spans, &payload).expect("decode") {
+        match WalPayload::decode(Signal::Spans, payload).expect("decode") {
             Records::Spans(spans) => assert_eq!(spans, received.records),
             other => panic!("expected spans, got {other:?}"),
         }
@@ -365,7 +372,7 @@ mod tests {
             }],
         };
         let payload = frame(&logs.encode_to_vec());
-        match WalPayload::decode(Signal::Logs, &payload).expect("decode") {
+        match WalPayload::decode(Signal::Logs, payload).expect("decode") {
             Records::Logs(records) => {
                 assert_eq!(records, convert_logs(logs, RECEIVED).records);
                 assert_eq!(records[0].time_unix_nano, RECEIVED);
@@ -378,7 +385,7 @@ mod tests {
     fn a_records_frame_round_trips_and_bad_frames_are_named() {
         let records = Records::Spans(convert_traces(traces(), RECEIVED).records);
         let payload = WalPayload::Records(&records).encode().expect("encode");
-        match (WalPayload::decode(Signal::Spans, &payload), &records) {
+        match (WalPayload::decode(Signal::Spans, payload.into()), &records) {
             (Ok(Records::Spans(back)), Records::Spans(spans)) => assert_eq!(&back, spans),
             (other, _) => panic!("expected spans, got {other:?}"),
         }
@@ -391,7 +398,8 @@ mod tests {
                 "bad protobuf request",
             ),
         ] {
-            let message = WalPayload::decode(Signal::Spans, payload).expect_err("bad frame");
+            let message = WalPayload::decode(Signal::Spans, Bytes::from_static(payload))
+                .expect_err("bad frame");
             assert!(message.contains(error), "{message}");
         }
     }

@@ -113,7 +113,7 @@ impl Hopline {
         let wal_metrics = Arc::clone(&metrics);
         let (wal, wal_thread) = tokio::task::spawn_blocking(move || {
             Wal::open(&wal_dir, committed, wal_metrics, |record| {
-                match WalPayload::decode(record.signal, &record.payload) {
+                match WalPayload::decode(record.signal, record.payload.into()) {
                     Ok(records) => {
                         let tx = &replay_txs[match record.signal {
                             Signal::Spans => 0,

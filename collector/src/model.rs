@@ -127,11 +127,16 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// An immutable string that may share the buffer it was decoded from: the keys
+/// and values of a protobuf request are slices of that request, not copies
+/// ([`crate::otlp::protobuf`]). Derefs to `str`; serializes as a string.
+pub use bytestring::ByteString as Str;
+
 /// An attribute value, typed as OTLP types it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AnyValue {
     Empty,
-    Str(String),
+    Str(Str),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -170,7 +175,7 @@ impl AnyValue {
         use serde_json::Value;
         match self {
             AnyValue::Empty => Value::Null,
-            AnyValue::Str(s) => Value::String(s.clone()),
+            AnyValue::Str(s) => Value::String(s.to_string()),
             AnyValue::Bool(b) => Value::Bool(*b),
             AnyValue::Int(i) => Value::from(*i),
             AnyValue::Double(d) => serde_json::Number::from_f64(*d)
@@ -183,24 +188,50 @@ impl AnyValue {
     }
 }
 
+impl AnyValue {
+    /// The value with its strings copied out of any buffer they share.
+    pub fn detached(&self) -> AnyValue {
+        match self {
+            AnyValue::Str(s) => AnyValue::Str(Str::from(&**s)),
+            AnyValue::Array(values) => {
+                AnyValue::Array(values.iter().map(AnyValue::detached).collect())
+            }
+            AnyValue::Map(entries) => AnyValue::Map(detached(entries)),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Attributes with their strings copied out of any buffer they share: for what
+/// outlives the request it was decoded from.
+pub fn detached(attributes: &[KeyValue]) -> Vec<KeyValue> {
+    attributes
+        .iter()
+        .map(|kv| KeyValue {
+            key: Str::from(&*kv.key),
+            value: kv.value.detached(),
+        })
+        .collect()
+}
+
 /// Renders attributes as one JSON object, `{"key": value}`.
 pub fn attributes_to_json(attributes: &[KeyValue]) -> serde_json::Value {
     serde_json::Value::Object(
         attributes
             .iter()
-            .map(|kv| (kv.key.clone(), kv.value.to_json()))
+            .map(|kv| (kv.key.to_string(), kv.value.to_json()))
             .collect(),
     )
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyValue {
-    pub key: String,
+    pub key: Str,
     pub value: AnyValue,
 }
 
 impl KeyValue {
-    pub fn new(key: impl Into<String>, value: AnyValue) -> Self {
+    pub fn new(key: impl Into<Str>, value: AnyValue) -> Self {
         Self {
             key: key.into(),
             value,
@@ -223,12 +254,33 @@ pub struct Resource {
     pub dropped_attributes_count: u32,
 }
 
+impl Resource {
+    /// The resource with its strings copied out of any buffer they share.
+    pub fn detached(&self) -> Resource {
+        Resource {
+            attributes: detached(&self.attributes),
+            dropped_attributes_count: self.dropped_attributes_count,
+        }
+    }
+}
+
 /// The instrumentation scope (library) that produced telemetry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Scope {
-    pub name: String,
+    pub name: Str,
     pub version: String,
     pub attributes: Vec<KeyValue>,
+}
+
+impl Scope {
+    /// The scope with its strings copied out of any buffer they share.
+    pub fn detached(&self) -> Scope {
+        Scope {
+            name: Str::from(&*self.name),
+            version: self.version.clone(),
+            attributes: detached(&self.attributes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -317,7 +369,7 @@ impl StatusCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpanEvent {
     pub time_unix_nano: u64,
-    pub name: String,
+    pub name: Str,
     pub attributes: Vec<KeyValue>,
     pub dropped_attributes_count: u32,
 }
@@ -340,7 +392,7 @@ pub struct Span {
     pub parent_span_id: Option<SpanId>,
     pub trace_state: String,
     pub flags: u32,
-    pub name: String,
+    pub name: Str,
     pub kind: SpanKind,
     pub start_time_unix_nano: u64,
     pub end_time_unix_nano: u64,
@@ -353,7 +405,7 @@ pub struct Span {
     pub status_code: StatusCode,
     pub status_message: String,
     /// `service.name` of the resource, or `unknown_service`.
-    pub service_name: String,
+    pub service_name: Str,
     pub resource: Arc<Resource>,
     pub scope: Arc<Scope>,
 }
@@ -373,7 +425,7 @@ pub struct LogRecord {
     pub time_unix_nano: u64,
     pub observed_time_unix_nano: u64,
     pub severity_number: i32,
-    pub severity_text: String,
+    pub severity_text: Str,
     pub body: AnyValue,
     pub attributes: Vec<KeyValue>,
     pub dropped_attributes_count: u32,
@@ -381,7 +433,7 @@ pub struct LogRecord {
     pub trace_id: Option<TraceId>,
     pub span_id: Option<SpanId>,
     pub event_name: String,
-    pub service_name: String,
+    pub service_name: Str,
     pub resource: Arc<Resource>,
     pub scope: Arc<Scope>,
 }

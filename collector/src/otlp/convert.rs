@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::resource::v1 as otlp_resource;
 
 use crate::model::{
     AnyValue, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
-    StatusCode, TraceId, UNKNOWN_SERVICE,
+    StatusCode, Str, TraceId, UNKNOWN_SERVICE,
 };
 
 /// Earliest timestamp accepted: 2000-01-01T00:00:00Z. Anything older is a clock
@@ -43,7 +43,7 @@ impl<T> Default for Converted<T> {
 }
 
 impl<T> Converted<T> {
-    fn reject(&mut self, reason: String) {
+    pub(super) fn reject(&mut self, reason: String) {
         self.rejected += 1;
         if self.reasons.len() < MAX_REASONS {
             self.reasons.push(reason);
@@ -101,13 +101,10 @@ pub fn convert_logs(request: ExportLogsServiceRequest, now_nanos: u64) -> Conver
     out
 }
 
-fn convert_resource(resource: Option<otlp_resource::Resource>) -> (Arc<Resource>, String) {
+fn convert_resource(resource: Option<otlp_resource::Resource>) -> (Arc<Resource>, Str) {
     let resource = resource.unwrap_or_default();
     let attributes = convert_attributes(resource.attributes);
-    let service_name = match crate::model::attribute(&attributes, "service.name") {
-        Some(AnyValue::Str(name)) if !name.is_empty() => name.clone(),
-        _ => UNKNOWN_SERVICE.to_string(),
-    };
+    let service_name = service_name(&attributes);
     let resource = Resource {
         attributes,
         dropped_attributes_count: resource.dropped_attributes_count,
@@ -118,7 +115,7 @@ fn convert_resource(resource: Option<otlp_resource::Resource>) -> (Arc<Resource>
 fn convert_scope(scope: Option<otlp_common::InstrumentationScope>) -> Scope {
     let scope = scope.unwrap_or_default();
     Scope {
-        name: scope.name,
+        name: scope.name.into(),
         version: scope.version,
         attributes: convert_attributes(scope.attributes),
     }
@@ -128,40 +125,24 @@ fn convert_span(
     span: opentelemetry_proto::tonic::trace::v1::Span,
     resource: &Arc<Resource>,
     scope: &Arc<Scope>,
-    service_name: &str,
+    service_name: &Str,
     now_nanos: u64,
 ) -> Result<Span, String> {
-    let trace_id = TraceId::from_bytes(&span.trace_id)
-        .map_err(|e| format!("span '{}': invalid traceId: {e}", span.name))?;
-    let span_id = SpanId::from_bytes(&span.span_id)
-        .map_err(|e| format!("span '{}': invalid spanId: {e}", span.name))?;
-    let parent_span_id = if span.parent_span_id.is_empty() || span.parent_span_id == [0; 8] {
-        None
-    } else {
-        Some(
-            SpanId::from_bytes(&span.parent_span_id)
-                .map_err(|e| format!("span '{}': invalid parentSpanId: {e}", span.name))?,
-        )
-    };
-    check_timestamp(span.start_time_unix_nano, now_nanos)
-        .map_err(|e| format!("span '{}': startTimeUnixNano {e}", span.name))?;
-    if span.end_time_unix_nano < span.start_time_unix_nano {
-        return Err(format!(
-            "span '{}': endTimeUnixNano {} is before startTimeUnixNano {}",
-            span.name, span.end_time_unix_nano, span.start_time_unix_nano
-        ));
-    }
+    let (trace_id, span_id, parent_span_id) = span_ids(
+        &span.name,
+        &span.trace_id,
+        &span.span_id,
+        &span.parent_span_id,
+    )?;
+    check_span_times(
+        &span.name,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        now_nanos,
+    )?;
     let mut links = Vec::with_capacity(span.links.len());
     for link in span.links {
-        let (Ok(trace_id), Ok(span_id)) = (
-            TraceId::from_bytes(&link.trace_id),
-            SpanId::from_bytes(&link.span_id),
-        ) else {
-            return Err(format!(
-                "span '{}': a link has an invalid traceId or spanId",
-                span.name
-            ));
-        };
+        let (trace_id, span_id) = link_ids(&span.name, &link.trace_id, &link.span_id)?;
         links.push(SpanLink {
             trace_id,
             span_id,
@@ -178,7 +159,7 @@ fn convert_span(
         parent_span_id,
         trace_state: span.trace_state,
         flags: span.flags,
-        name: span.name,
+        name: span.name.into(),
         kind: SpanKind::from_otlp(span.kind),
         start_time_unix_nano: span.start_time_unix_nano,
         end_time_unix_nano: span.end_time_unix_nano,
@@ -189,7 +170,7 @@ fn convert_span(
             .into_iter()
             .map(|event| SpanEvent {
                 time_unix_nano: event.time_unix_nano,
-                name: event.name,
+                name: event.name.into(),
                 attributes: convert_attributes(event.attributes),
                 dropped_attributes_count: event.dropped_attributes_count,
             })
@@ -199,7 +180,7 @@ fn convert_span(
         dropped_links_count: span.dropped_links_count,
         status_code: StatusCode::from_otlp(status.code),
         status_message: status.message,
-        service_name: service_name.to_string(),
+        service_name: service_name.clone(),
         resource: Arc::clone(resource),
         scope: Arc::clone(scope),
     })
@@ -209,47 +190,21 @@ fn convert_log(
     record: opentelemetry_proto::tonic::logs::v1::LogRecord,
     resource: &Arc<Resource>,
     scope: &Arc<Scope>,
-    service_name: &str,
+    service_name: &Str,
     now_nanos: u64,
 ) -> Result<LogRecord, String> {
-    // The specification: use the observed time when the event time is unknown.
-    let time = match (record.time_unix_nano, record.observed_time_unix_nano) {
-        (0, 0) => now_nanos,
-        (0, observed) => observed,
-        (time, _) => time,
-    };
-    check_timestamp(time, now_nanos).map_err(|e| format!("log record: timeUnixNano {e}"))?;
-    let trace_id = if record.trace_id.is_empty() {
-        None
-    } else {
-        Some(
-            TraceId::from_bytes(&record.trace_id)
-                .map_err(|e| format!("log record: invalid traceId: {e}"))?,
-        )
-    };
-    let span_id = if record.span_id.is_empty() {
-        None
-    } else {
-        Some(
-            SpanId::from_bytes(&record.span_id)
-                .map_err(|e| format!("log record: invalid spanId: {e}"))?,
-        )
-    };
-    if !(0..=24).contains(&record.severity_number) {
-        return Err(format!(
-            "log record: severityNumber {} is outside 0-24",
-            record.severity_number
-        ));
-    }
+    let (time, observed) = log_times(
+        record.time_unix_nano,
+        record.observed_time_unix_nano,
+        now_nanos,
+    )?;
+    let (trace_id, span_id) = log_ids(&record.trace_id, &record.span_id)?;
+    check_severity(record.severity_number)?;
     Ok(LogRecord {
         time_unix_nano: time,
-        observed_time_unix_nano: if record.observed_time_unix_nano == 0 {
-            now_nanos
-        } else {
-            record.observed_time_unix_nano
-        },
+        observed_time_unix_nano: observed,
         severity_number: record.severity_number,
-        severity_text: record.severity_text,
+        severity_text: record.severity_text.into(),
         body: record.body.map(convert_value).unwrap_or(AnyValue::Empty),
         attributes: convert_attributes(record.attributes),
         dropped_attributes_count: record.dropped_attributes_count,
@@ -257,10 +212,114 @@ fn convert_log(
         trace_id,
         span_id,
         event_name: record.event_name,
-        service_name: service_name.to_string(),
+        service_name: service_name.clone(),
         resource: Arc::clone(resource),
         scope: Arc::clone(scope),
     })
+}
+
+// The checks below are shared with the protobuf decoder (`super::protobuf`), so
+// that a record is accepted or rejected, with the same reason, however it came.
+
+/// The service a resource names (`service.name`), or `unknown_service`.
+pub(super) fn service_name(attributes: &[KeyValue]) -> Str {
+    match crate::model::attribute(attributes, "service.name") {
+        Some(AnyValue::Str(name)) if !name.is_empty() => name.clone(),
+        _ => Str::from_static(UNKNOWN_SERVICE),
+    }
+}
+
+/// A span's trace, span and parent ids; an empty or all-zero parent is none.
+pub(super) fn span_ids(
+    name: &str,
+    trace_id: &[u8],
+    span_id: &[u8],
+    parent_span_id: &[u8],
+) -> Result<(TraceId, SpanId, Option<SpanId>), String> {
+    let trace_id = TraceId::from_bytes(trace_id)
+        .map_err(|e| format!("span '{name}': invalid traceId: {e}"))?;
+    let span_id =
+        SpanId::from_bytes(span_id).map_err(|e| format!("span '{name}': invalid spanId: {e}"))?;
+    let parent_span_id = if parent_span_id.is_empty() || parent_span_id == [0; 8] {
+        None
+    } else {
+        Some(
+            SpanId::from_bytes(parent_span_id)
+                .map_err(|e| format!("span '{name}': invalid parentSpanId: {e}"))?,
+        )
+    };
+    Ok((trace_id, span_id, parent_span_id))
+}
+
+pub(super) fn check_span_times(
+    name: &str,
+    start: u64,
+    end: u64,
+    now_nanos: u64,
+) -> Result<(), String> {
+    check_timestamp(start, now_nanos)
+        .map_err(|e| format!("span '{name}': startTimeUnixNano {e}"))?;
+    if end < start {
+        return Err(format!(
+            "span '{name}': endTimeUnixNano {end} is before startTimeUnixNano {start}"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn link_ids(
+    name: &str,
+    trace_id: &[u8],
+    span_id: &[u8],
+) -> Result<(TraceId, SpanId), String> {
+    match (TraceId::from_bytes(trace_id), SpanId::from_bytes(span_id)) {
+        (Ok(trace_id), Ok(span_id)) => Ok((trace_id, span_id)),
+        _ => Err(format!(
+            "span '{name}': a link has an invalid traceId or spanId"
+        )),
+    }
+}
+
+/// A log record's time and observed time. The specification: use the observed
+/// time when the event time is unknown; the receipt time when both are.
+pub(super) fn log_times(time: u64, observed: u64, now_nanos: u64) -> Result<(u64, u64), String> {
+    let time = match (time, observed) {
+        (0, 0) => now_nanos,
+        (0, observed) => observed,
+        (time, _) => time,
+    };
+    check_timestamp(time, now_nanos).map_err(|e| format!("log record: timeUnixNano {e}"))?;
+    Ok((time, if observed == 0 { now_nanos } else { observed }))
+}
+
+/// A log record's trace and span ids, each optional.
+pub(super) fn log_ids(
+    trace_id: &[u8],
+    span_id: &[u8],
+) -> Result<(Option<TraceId>, Option<SpanId>), String> {
+    let trace_id = if trace_id.is_empty() {
+        None
+    } else {
+        Some(
+            TraceId::from_bytes(trace_id)
+                .map_err(|e| format!("log record: invalid traceId: {e}"))?,
+        )
+    };
+    let span_id = if span_id.is_empty() {
+        None
+    } else {
+        Some(SpanId::from_bytes(span_id).map_err(|e| format!("log record: invalid spanId: {e}"))?)
+    };
+    Ok((trace_id, span_id))
+}
+
+pub(super) fn check_severity(severity_number: i32) -> Result<(), String> {
+    if !(0..=24).contains(&severity_number) {
+        return Err(format!(
+            "log record: severityNumber {severity_number} is outside 0-24"
+        ));
+    }
+    Ok(())
 }
 
 fn check_timestamp(nanos: u64, now_nanos: u64) -> Result<(), String> {
@@ -282,7 +341,7 @@ fn convert_attributes(attributes: Vec<otlp_common::KeyValue>) -> Vec<KeyValue> {
     attributes
         .into_iter()
         .map(|kv| KeyValue {
-            key: kv.key,
+            key: kv.key.into(),
             value: kv.value.map(convert_value).unwrap_or(AnyValue::Empty),
         })
         .collect()
@@ -291,7 +350,7 @@ fn convert_attributes(attributes: Vec<otlp_common::KeyValue>) -> Vec<KeyValue> {
 fn convert_value(value: otlp_common::AnyValue) -> AnyValue {
     match value.value {
         None => AnyValue::Empty,
-        Some(OtlpValue::StringValue(s)) => AnyValue::Str(s),
+        Some(OtlpValue::StringValue(s)) => AnyValue::Str(s.into()),
         Some(OtlpValue::BoolValue(b)) => AnyValue::Bool(b),
         Some(OtlpValue::IntValue(i)) => AnyValue::Int(i),
         Some(OtlpValue::DoubleValue(d)) => AnyValue::Double(d),

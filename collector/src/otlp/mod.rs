@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod grpc;
 pub mod http;
+pub mod protobuf;
 
 use std::time::Duration;
 
@@ -20,8 +21,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
+use prost::bytes::Bytes;
+
 use crate::ingest::{ExportOutcome, IngestError, Ingester, Prepared};
 use crate::metrics::Signal;
+use crate::otlp::convert::{convert_logs, convert_traces};
 
 /// What a receiver tells a client that it could not take a request.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +108,7 @@ impl OtlpError {
 /// An export request as a transport hands it over.
 pub enum Payload<S> {
     /// Protobuf bytes, decompressed, not yet decoded.
-    Protobuf(prost::bytes::Bytes),
+    Protobuf(Bytes),
     /// Decoded from OTLP/JSON.
     Decoded(S),
 }
@@ -119,21 +123,19 @@ pub async fn export<S: OtlpSignal>(
     let prepared = run_blocking({
         let ingester = ingester.clone();
         move || match payload {
-            Payload::Protobuf(bytes) => {
-                let request = decode_protobuf::<S>(&bytes)?;
-                Ok(S::prepare(&ingester, request, Some(&bytes))?)
-            }
-            Payload::Decoded(request) => Ok::<_, OtlpError>(S::prepare(&ingester, request, None)?),
+            Payload::Protobuf(bytes) => S::prepare_protobuf(&ingester, &bytes),
+            Payload::Decoded(request) => Ok(S::prepare(&ingester, request)?),
         }
     })
     .await??;
     Ok(ingester.submit(prepared).await?)
 }
 
-/// Decodes an export request from protobuf.
-pub fn decode_protobuf<S: OtlpSignal>(bytes: &[u8]) -> Result<S, OtlpError> {
-    S::decode(bytes)
-        .map_err(|e| OtlpError::Decode(format!("cannot decode protobuf {}: {e}", S::REQUEST_NAME)))
+fn decode_error<S: OtlpSignal>(error: protobuf::DecodeError) -> OtlpError {
+    OtlpError::Decode(format!(
+        "cannot decode protobuf {}: {error}",
+        S::REQUEST_NAME
+    ))
 }
 
 /// What differs between traces and logs, for both transports: the request's and
@@ -147,13 +149,13 @@ pub trait OtlpSignal:
     const SIGNAL: Signal;
     type Response: prost::Message + serde::Serialize + Send + 'static;
 
-    /// Converts the records of one request for the log and the index; `protobuf`
-    /// is the request as received, when it came as protobuf.
-    fn prepare(
-        ingester: &Ingester,
-        request: Self,
-        protobuf: Option<&[u8]>,
-    ) -> Result<Prepared, IngestError>;
+    /// Converts the records of a request decoded from OTLP/JSON for the log and
+    /// the index.
+    fn prepare(ingester: &Ingester, request: Self) -> Result<Prepared, IngestError>;
+
+    /// Decodes a protobuf request straight into records ([`protobuf`]) and
+    /// prepares them; the log keeps the request as received.
+    fn prepare_protobuf(ingester: &Ingester, request: &Bytes) -> Result<Prepared, OtlpError>;
 
     fn response(outcome: ExportOutcome) -> Self::Response;
 }
@@ -164,12 +166,15 @@ impl OtlpSignal for ExportTraceServiceRequest {
     const SIGNAL: Signal = Signal::Spans;
     type Response = ExportTraceServiceResponse;
 
-    fn prepare(
-        ingester: &Ingester,
-        request: Self,
-        protobuf: Option<&[u8]>,
-    ) -> Result<Prepared, IngestError> {
-        ingester.prepare_traces(request, protobuf)
+    fn prepare(ingester: &Ingester, request: Self) -> Result<Prepared, IngestError> {
+        let now = ingester.now();
+        ingester.prepare_spans(convert_traces(request, now), None, now)
+    }
+
+    fn prepare_protobuf(ingester: &Ingester, request: &Bytes) -> Result<Prepared, OtlpError> {
+        let now = ingester.now();
+        let converted = protobuf::decode_traces(request, now).map_err(decode_error::<Self>)?;
+        Ok(ingester.prepare_spans(converted, Some(request), now)?)
     }
 
     fn response(outcome: ExportOutcome) -> Self::Response {
@@ -187,12 +192,15 @@ impl OtlpSignal for ExportLogsServiceRequest {
     const SIGNAL: Signal = Signal::Logs;
     type Response = ExportLogsServiceResponse;
 
-    fn prepare(
-        ingester: &Ingester,
-        request: Self,
-        protobuf: Option<&[u8]>,
-    ) -> Result<Prepared, IngestError> {
-        ingester.prepare_logs(request, protobuf)
+    fn prepare(ingester: &Ingester, request: Self) -> Result<Prepared, IngestError> {
+        let now = ingester.now();
+        ingester.prepare_log_records(convert_logs(request, now), None, now)
+    }
+
+    fn prepare_protobuf(ingester: &Ingester, request: &Bytes) -> Result<Prepared, OtlpError> {
+        let now = ingester.now();
+        let converted = protobuf::decode_logs(request, now).map_err(decode_error::<Self>)?;
+        Ok(ingester.prepare_log_records(converted, Some(request), now)?)
     }
 
     fn response(outcome: ExportOutcome) -> Self::Response {

@@ -12,7 +12,7 @@ use crate::model::{AnyValue, KeyValue, Resource, Span, StatusCode, TraceId};
 
 fn tag(key: &str, value: &AnyValue) -> Value {
     let (kind, value) = match value {
-        AnyValue::Str(s) => ("string", Value::String(s.clone())),
+        AnyValue::Str(s) => ("string", Value::String(s.to_string())),
         AnyValue::Bool(b) => ("bool", Value::Bool(*b)),
         AnyValue::Int(i) => ("int64", Value::from(*i)),
         AnyValue::Double(d) => ("float64", value_of_f64(*d)),
@@ -52,7 +52,7 @@ pub fn trace_json(trace_id: TraceId, spans: &[Span]) -> Value {
     let mut processes: Vec<(&str, &Arc<Resource>)> = Vec::new();
     let mut process_ids = Vec::with_capacity(spans.len());
     for span in spans {
-        let key = (span.service_name.as_str(), &span.resource);
+        let key = (&*span.service_name, &span.resource);
         // Spans read from one split share their resource: a pointer comparison
         // settles most of them.
         let same =

@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::schema::attribute_terms;
-use crate::model::{Resource, Scope};
+use crate::model::{Resource, Scope, Str};
 
 /// The file of a split's origins.
 pub const FILE_NAME: &str = "origins";
@@ -37,7 +37,7 @@ pub const MAX_ORIGINS_PER_SPLIT: usize = 20_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Origin {
     /// `service.name` of the resource, or `unknown_service`.
-    pub service_name: String,
+    pub service_name: Str,
     pub resource: Arc<Resource>,
     pub scope: Arc<Scope>,
 }
@@ -209,10 +209,12 @@ impl OriginIds {
         let id = match self.by_bytes.get(&bytes) {
             Some(&id) => id,
             None => {
+                // The table lives as long as the split: its strings are copied
+                // out of the request buffer they may share (`Str`).
                 let id = self.origins.push(Origin {
-                    service_name: service_name.to_string(),
-                    resource: Arc::clone(resource),
-                    scope: Arc::clone(scope),
+                    service_name: Str::from(service_name),
+                    resource: Arc::new(resource.detached()),
+                    scope: Arc::new(scope.detached()),
                 });
                 self.unsaved
                     .extend_from_slice(&(bytes.len() as u32).to_le_bytes());

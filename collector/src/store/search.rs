@@ -780,7 +780,7 @@ impl SegmentCollector for SpanEdgeSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AnyValue, LogRecord, Resource, Scope};
+    use crate::model::{AnyValue, LogRecord, Resource, Scope, Str};
     use crate::store::origin::OriginIds;
     use crate::store::writer::index_records;
     use crate::store::SignalIndex;
@@ -791,7 +791,7 @@ mod tests {
             time_unix_nano: time,
             observed_time_unix_nano: time,
             severity_number: 9,
-            severity_text: String::new(),
+            severity_text: Str::new(),
             body: AnyValue::Str(body.into()),
             attributes: Vec::new(),
             dropped_attributes_count: 0,
