@@ -12,6 +12,7 @@ use hopline::ingest::WalPayload;
 use hopline::metrics::{Metrics, Signal};
 use hopline::model::{Span, TraceId};
 use hopline::otlp::convert::{convert_logs, convert_traces};
+use hopline::otlp::protobuf::{decode_logs, decode_traces};
 use hopline::query::jaeger;
 use hopline::store::schema::{LogSchema, Scratch, SpanSchema};
 use hopline::store::Records;
@@ -19,6 +20,7 @@ use hopline::wal::Wal;
 use hopline_bench::workload::{Workload, BATCH, SPANS_PER_TRACE};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::bytes::Bytes;
 use prost::Message;
 
 /// The collector's allocator.
@@ -51,8 +53,19 @@ fn spans() -> Vec<Span> {
 fn decode_and_convert(c: &mut Criterion) {
     let mut group = c.benchmark_group("otlp");
     group.throughput(Throughput::Elements(BATCH));
+    // The collector's path for protobuf, and prost's messages + `convert` beside
+    // it (the path of OTLP/JSON's records, and of protobuf before the decoder).
     let traces = gzip(&WORKLOAD.spans(0, BATCH).encode_to_vec());
-    group.bench_function("traces: gunzip + decode + convert, 512 spans", |b| {
+    group.bench_function("traces: gunzip + decode into the model, 512 spans", |b| {
+        b.iter(|| {
+            let request = Bytes::from(gunzip(&traces));
+            decode_traces(&request, WORKLOAD.now)
+                .expect("decode")
+                .records
+                .len()
+        })
+    });
+    group.bench_function("traces: gunzip + prost + convert, 512 spans", |b| {
         b.iter(|| {
             let request =
                 ExportTraceServiceRequest::decode(gunzip(&traces).as_slice()).expect("decode");
@@ -60,7 +73,16 @@ fn decode_and_convert(c: &mut Criterion) {
         })
     });
     let logs = gzip(&WORKLOAD.logs(0, BATCH).encode_to_vec());
-    group.bench_function("logs: gunzip + decode + convert, 512 records", |b| {
+    group.bench_function("logs: gunzip + decode into the model, 512 records", |b| {
+        b.iter(|| {
+            let request = Bytes::from(gunzip(&logs));
+            decode_logs(&request, WORKLOAD.now)
+                .expect("decode")
+                .records
+                .len()
+        })
+    });
+    group.bench_function("logs: gunzip + prost + convert, 512 records", |b| {
         b.iter(|| {
             let request =
                 ExportLogsServiceRequest::decode(gunzip(&logs).as_slice()).expect("decode");

@@ -358,6 +358,34 @@ mod tests {
         assert_eq!(seen[&(0, 1)] - seen[&(0, 0)], CONCURRENT_TRACES);
     }
 
+    /// The collector copies the strings of records that keep less than half of
+    /// their request; the standard workload's must share it, as real SDKs' do.
+    #[test]
+    fn the_collector_decodes_standard_requests_without_copying_strings() {
+        let workload = Workload {
+            nonce: 7,
+            now: 1_700_000_000_000_000_000,
+        };
+        let within = |buffer: &[u8], s: &str| {
+            let (at, start) = (s.as_ptr() as usize, buffer.as_ptr() as usize);
+            at >= start && at + s.len() <= start + buffer.len()
+        };
+        let request = prost::bytes::Bytes::from(workload.spans(0, BATCH).encode_to_vec());
+        let spans = hopline::otlp::protobuf::decode_traces(&request, workload.now)
+            .expect("decode")
+            .records;
+        assert_eq!(spans.len() as u64, BATCH);
+        assert!(spans.iter().all(|span| within(&request, &span.name)));
+        let request = prost::bytes::Bytes::from(workload.logs(0, BATCH).encode_to_vec());
+        let records = hopline::otlp::protobuf::decode_logs(&request, workload.now)
+            .expect("decode")
+            .records;
+        assert_eq!(records.len() as u64, BATCH);
+        assert!(records
+            .iter()
+            .all(|record| within(&request, &record.attributes[0].key)));
+    }
+
     #[test]
     fn requests_have_the_standard_sizes() {
         let workload = Workload {

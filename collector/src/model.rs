@@ -264,6 +264,72 @@ impl Resource {
     }
 }
 
+/// A record whose strings can be copied out of the request buffer they share.
+pub trait Detach {
+    fn detach(&mut self, origins: &mut DetachedOrigins);
+}
+
+/// The copies of a request's resources and scopes, made once each while its
+/// records are detached.
+#[derive(Default)]
+pub struct DetachedOrigins {
+    resources: Vec<(Arc<Resource>, Arc<Resource>)>,
+    scopes: Vec<(Arc<Scope>, Arc<Scope>)>,
+}
+
+impl DetachedOrigins {
+    fn resource(&mut self, resource: &Arc<Resource>) -> Arc<Resource> {
+        if let Some((_, copy)) = self
+            .resources
+            .iter()
+            .find(|(r, _)| Arc::ptr_eq(r, resource))
+        {
+            return Arc::clone(copy);
+        }
+        let copy = Arc::new(resource.detached());
+        self.resources
+            .push((Arc::clone(resource), Arc::clone(&copy)));
+        copy
+    }
+
+    fn scope(&mut self, scope: &Arc<Scope>) -> Arc<Scope> {
+        if let Some((_, copy)) = self.scopes.iter().find(|(s, _)| Arc::ptr_eq(s, scope)) {
+            return Arc::clone(copy);
+        }
+        let copy = Arc::new(scope.detached());
+        self.scopes.push((Arc::clone(scope), Arc::clone(&copy)));
+        copy
+    }
+}
+
+impl Detach for Span {
+    fn detach(&mut self, origins: &mut DetachedOrigins) {
+        self.name = Str::from(&*self.name);
+        self.service_name = Str::from(&*self.service_name);
+        self.attributes = detached(&self.attributes);
+        for event in &mut self.events {
+            event.name = Str::from(&*event.name);
+            event.attributes = detached(&event.attributes);
+        }
+        for link in &mut self.links {
+            link.attributes = detached(&link.attributes);
+        }
+        self.resource = origins.resource(&self.resource);
+        self.scope = origins.scope(&self.scope);
+    }
+}
+
+impl Detach for LogRecord {
+    fn detach(&mut self, origins: &mut DetachedOrigins) {
+        self.severity_text = Str::from(&*self.severity_text);
+        self.service_name = Str::from(&*self.service_name);
+        self.body = self.body.detached();
+        self.attributes = detached(&self.attributes);
+        self.resource = origins.resource(&self.resource);
+        self.scope = origins.scope(&self.scope);
+    }
+}
+
 /// The instrumentation scope (library) that produced telemetry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Scope {

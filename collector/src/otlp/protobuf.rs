@@ -27,8 +27,8 @@ use super::convert::{
     Converted,
 };
 use crate::model::{
-    AnyValue, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent, SpanKind, SpanLink,
-    StatusCode, Str,
+    AnyValue, Detach, DetachedOrigins, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent,
+    SpanKind, SpanLink, StatusCode, Str,
 };
 
 /// How deeply attribute values (arrays and maps) and unknown groups may nest.
@@ -44,25 +44,96 @@ type Result<T> = std::result::Result<T, DecodeError>;
 /// The spans of an `ExportTraceServiceRequest`, checked as [`super::convert`] checks
 /// them; `now_nanos` is the receipt time.
 pub fn decode_traces(request: &Bytes, now_nanos: u64) -> Result<Converted<Span>> {
-    let mut out = Converted::default();
-    let mut fields = Fields::new(request, 0..request.len(), "ExportTraceServiceRequest");
-    while let Some((number, value)) = fields.next()? {
-        if number == 1 {
-            let range = value.len("ExportTraceServiceRequest.resource_spans")?;
-            resource_spans(request, range, now_nanos, &mut out)?;
-        }
-    }
-    Ok(out)
+    const NAMES: Names = Names {
+        request: "ExportTraceServiceRequest",
+        resource: "ResourceSpans",
+        scopes: "ResourceSpans.scope_spans",
+        scope: "ScopeSpans",
+        records: "ScopeSpans.spans",
+    };
+    decode(request, now_nanos, &NAMES, span)
 }
 
 /// The log records of an `ExportLogsServiceRequest`, as [`decode_traces`].
 pub fn decode_logs(request: &Bytes, now_nanos: u64) -> Result<Converted<LogRecord>> {
+    const NAMES: Names = Names {
+        request: "ExportLogsServiceRequest",
+        resource: "ResourceLogs",
+        scopes: "ResourceLogs.scope_logs",
+        scope: "ScopeLogs",
+        records: "ScopeLogs.log_records",
+    };
+    decode(request, now_nanos, &NAMES, log_record)
+}
+
+/// The messages of one signal's request: request > resource > scope > record.
+struct Names {
+    request: &'static str,
+    resource: &'static str,
+    scopes: &'static str,
+    scope: &'static str,
+    records: &'static str,
+}
+
+/// Decodes one record, or says why it is rejected.
+type RecordFn<T> = fn(
+    &Bytes,
+    Range<usize>,
+    &Arc<Resource>,
+    &Arc<Scope>,
+    &Str,
+    u64,
+) -> Result<std::result::Result<T, String>>;
+
+fn decode<T: Detach>(
+    request: &Bytes,
+    now_nanos: u64,
+    names: &Names,
+    record: RecordFn<T>,
+) -> Result<Converted<T>> {
     let mut out = Converted::default();
-    let mut fields = Fields::new(request, 0..request.len(), "ExportLogsServiceRequest");
+    // The bytes of the records accepted: the part of the request they keep alive.
+    let mut kept = 0;
+    let mut fields = Fields::new(request, 0..request.len(), names.request);
     while let Some((number, value)) = fields.next()? {
-        if number == 1 {
-            let range = value.len("ExportLogsServiceRequest.resource_logs")?;
-            resource_logs(request, range, now_nanos, &mut out)?;
+        if number != 1 {
+            continue;
+        }
+        let range = value.len(names.resource)?;
+        // The resource may come after the records it applies to: read it first.
+        let (resource, service) = origin_resource(request, range.clone(), names.resource)?;
+        let mut fields = Fields::new(request, range, names.resource);
+        while let Some((number, value)) = fields.next()? {
+            if number != 2 {
+                continue;
+            }
+            let range = value.len(names.scopes)?;
+            let scope = origin_scope(request, range.clone(), names.scope)?;
+            let mut fields = Fields::new(request, range, names.scope);
+            while let Some((number, value)) = fields.next()? {
+                if number != 2 {
+                    continue;
+                }
+                let range = value.len(names.records)?;
+                let len = range.len();
+                match record(request, range, &resource, &scope, &service, now_nanos)? {
+                    Ok(record) => {
+                        out.records.push(record);
+                        kept += len;
+                    }
+                    Err(reason) => out.reject(reason),
+                }
+            }
+        }
+    }
+    // Records wait in the queue until indexed, holding the buffer their strings
+    // share. When they are a small part of it (the rest rejected records or
+    // fields Hopline does not read), they get their own copies instead: the queue
+    // bounds records, and this bounds what each record holds.
+    if kept < request.len() / 2 {
+        let mut origins = DetachedOrigins::default();
+        for record in &mut out.records {
+            record.detach(&mut origins);
         }
     }
     Ok(out)
@@ -278,61 +349,6 @@ fn owned_string(buf: &Bytes, range: Range<usize>, field: &str) -> Result<String>
     std::str::from_utf8(&buf[range])
         .map(str::to_owned)
         .map_err(|e| DecodeError(format!("{field}: invalid UTF-8 ({e})")))
-}
-
-fn resource_spans(
-    buf: &Bytes,
-    range: Range<usize>,
-    now_nanos: u64,
-    out: &mut Converted<Span>,
-) -> Result<()> {
-    // The resource may come after the spans it applies to: read it first.
-    let (resource, service) = origin_resource(buf, range.clone(), "ResourceSpans")?;
-    let mut fields = Fields::new(buf, range, "ResourceSpans");
-    while let Some((number, value)) = fields.next()? {
-        if number == 2 {
-            let range = value.len("ResourceSpans.scope_spans")?;
-            let scope = origin_scope(buf, range.clone(), "ScopeSpans")?;
-            let mut fields = Fields::new(buf, range, "ScopeSpans");
-            while let Some((number, value)) = fields.next()? {
-                if number == 2 {
-                    let range = value.len("ScopeSpans.spans")?;
-                    match span(buf, range, &resource, &scope, &service, now_nanos)? {
-                        Ok(span) => out.records.push(span),
-                        Err(reason) => out.reject(reason),
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn resource_logs(
-    buf: &Bytes,
-    range: Range<usize>,
-    now_nanos: u64,
-    out: &mut Converted<LogRecord>,
-) -> Result<()> {
-    let (resource, service) = origin_resource(buf, range.clone(), "ResourceLogs")?;
-    let mut fields = Fields::new(buf, range, "ResourceLogs");
-    while let Some((number, value)) = fields.next()? {
-        if number == 2 {
-            let range = value.len("ResourceLogs.scope_logs")?;
-            let scope = origin_scope(buf, range.clone(), "ScopeLogs")?;
-            let mut fields = Fields::new(buf, range, "ScopeLogs");
-            while let Some((number, value)) = fields.next()? {
-                if number == 2 {
-                    let range = value.len("ScopeLogs.log_records")?;
-                    match log_record(buf, range, &resource, &scope, &service, now_nanos)? {
-                        Ok(record) => out.records.push(record),
-                        Err(reason) => out.reject(reason),
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The resource (field 1) of a `ResourceSpans` or `ResourceLogs`, and its service.
@@ -1095,6 +1111,47 @@ mod tests {
         };
         assert!(inside(&spans[0].name));
         assert!(spans[0].attributes.iter().all(|kv| inside(&kv.key)));
+    }
+
+    #[test]
+    fn records_keeping_little_of_their_request_get_their_own_strings() {
+        let span = PSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "GET /users/{id}".into(),
+            start_time_unix_nano: NOW,
+            end_time_unix_nano: NOW,
+            attributes: Rng(7).attributes(0),
+            ..Default::default()
+        };
+        let mut bytes = span_request(span);
+        // An unknown field of 64 KiB after the span: the span alone would pin it.
+        bytes.extend_from_slice(&[15 << 3 | 2, 0x80, 0x80, 0x04]);
+        bytes.resize(bytes.len() + (64 << 10), b'x');
+        let bytes = Bytes::from(bytes);
+        let decoded = decode_traces(&bytes, NOW).expect("decodes");
+        let span = &decoded.records[0];
+        let within = |s: &str| {
+            let (at, start) = (s.as_ptr() as usize, bytes.as_ptr() as usize);
+            at >= start && at < start + bytes.len()
+        };
+        assert!(!within(&span.name) && !span.attributes.is_empty());
+        assert!(span.attributes.iter().all(|kv| !within(&kv.key)));
+        // Still the same span as without the field.
+        let plain = decode_traces(
+            &Bytes::from(span_request(PSpan {
+                trace_id: vec![1; 16],
+                span_id: vec![2; 8],
+                name: "GET /users/{id}".into(),
+                start_time_unix_nano: NOW,
+                end_time_unix_nano: NOW,
+                attributes: Rng(7).attributes(0),
+                ..Default::default()
+            })),
+            NOW,
+        )
+        .expect("decodes");
+        assert_eq!(decoded.records, plain.records);
     }
 
     #[test]
