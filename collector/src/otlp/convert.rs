@@ -1,7 +1,8 @@
-//! OTLP messages -> the collector's model. The one conversion every transport uses:
-//! gRPC, HTTP/protobuf and HTTP/JSON all decode into the same prost messages and
-//! land here. Records that cannot be stored are rejected one by one, with a reason,
-//! and reported back as OTLP `partialSuccess`.
+//! OTLP messages -> the collector's model, for requests parsed from OTLP/JSON into
+//! the generated (prost) messages; protobuf requests are decoded straight into the
+//! model by [`super::protobuf`]. Both use the checks at the end of this file, so a
+//! record that cannot be stored is rejected, one by one and with the same reason,
+//! however it came, and reported back as OTLP `partialSuccess`.
 
 use std::sync::Arc;
 

@@ -2,8 +2,9 @@
 //! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not.
 //!
 //! Both transports go through the same [`export`]: protobuf requests arrive as
-//! bytes and are decoded there, on the blocking pool, and the write-ahead log keeps
-//! those bytes; OTLP/JSON requests arrive decoded. What differs per signal is in
+//! bytes and are decoded there, on the blocking pool, straight into records
+//! ([`protobuf`]), and the write-ahead log keeps those bytes; OTLP/JSON requests
+//! arrive parsed and are converted ([`convert`]). What differs per signal is in
 //! [`OtlpSignal`]; errors map to an HTTP status and a gRPC status in one place
 //! ([`OtlpError`]).
 

@@ -61,7 +61,7 @@ enum Command {
 }
 
 /// Handle to the log thread. Dropping every clone of it (and so the sender) lets the
-/// thread finish its queue and stop; [`Wal::join`] waits for that.
+/// thread finish its queue and stop; [`WalThread::join`] waits for that.
 #[derive(Clone)]
 pub struct Wal {
     tx: mpsc::Sender<Command>,
