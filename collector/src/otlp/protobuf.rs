@@ -958,41 +958,65 @@ mod tests {
         }
     }
 
-    /// What prost and `convert` make of protobuf bytes: records, rejections, reasons.
-    fn with_prost_traces(bytes: &[u8]) -> Option<(Vec<Span>, u64, String)> {
-        let converted = convert_traces(ExportTraceServiceRequest::decode(bytes).ok()?, NOW);
-        Some((
-            converted.records.clone(),
-            converted.rejected,
-            converted.error_message(),
-        ))
+    /// What a decoder makes of protobuf bytes: records, rejections and reasons, or
+    /// nothing when it refuses them.
+    type Outcome<T> = Option<(Vec<T>, u64, String)>;
+
+    fn outcome<T: Clone>(converted: Option<Converted<T>>) -> Outcome<T> {
+        converted.map(|c| (c.records.clone(), c.rejected, c.error_message()))
     }
 
-    fn with_prost_logs(bytes: &[u8]) -> Option<(Vec<LogRecord>, u64, String)> {
-        let converted = convert_logs(ExportLogsServiceRequest::decode(bytes).ok()?, NOW);
-        Some((
-            converted.records.clone(),
-            converted.rejected,
-            converted.error_message(),
-        ))
+    /// One signal's two decoders: prost + `convert`, and this module's.
+    struct Decoders<T> {
+        name: &'static str,
+        prost: fn(&[u8]) -> Outcome<T>,
+        here: fn(&[u8]) -> Outcome<T>,
     }
 
-    fn here_traces(bytes: &[u8]) -> Option<(Vec<Span>, u64, String)> {
-        let converted = decode_traces(&Bytes::copy_from_slice(bytes), NOW).ok()?;
-        Some((
-            converted.records.clone(),
-            converted.rejected,
-            converted.error_message(),
-        ))
-    }
+    const SPANS: Decoders<Span> = Decoders {
+        name: "spans",
+        prost: |bytes| {
+            let request = ExportTraceServiceRequest::decode(bytes).ok();
+            outcome(request.map(|request| convert_traces(request, NOW)))
+        },
+        here: |bytes| outcome(decode_traces(&Bytes::copy_from_slice(bytes), NOW).ok()),
+    };
 
-    fn here_logs(bytes: &[u8]) -> Option<(Vec<LogRecord>, u64, String)> {
-        let converted = decode_logs(&Bytes::copy_from_slice(bytes), NOW).ok()?;
-        Some((
-            converted.records.clone(),
-            converted.rejected,
-            converted.error_message(),
-        ))
+    const LOGS: Decoders<LogRecord> = Decoders {
+        name: "logs",
+        prost: |bytes| {
+            let request = ExportLogsServiceRequest::decode(bytes).ok();
+            outcome(request.map(|request| convert_logs(request, NOW)))
+        },
+        here: |bytes| outcome(decode_logs(&Bytes::copy_from_slice(bytes), NOW).ok()),
+    };
+
+    impl<T: Clone + PartialEq + std::fmt::Debug> Decoders<T> {
+        /// Decodes `bytes` with both, which must agree; prost's outcome.
+        fn agree(&self, bytes: &[u8]) -> Outcome<T> {
+            let expected = (self.prost)(bytes);
+            assert_eq!((self.here)(bytes), expected, "{}", self.name);
+            expected
+        }
+
+        /// Every prefix of `bytes` decodes alike; so does every corruption prost
+        /// accepts, and none panics. (A corruption prost refuses may be accepted
+        /// here: fields Hopline does not read, such as `schema_url`, are skipped
+        /// without looking inside.)
+        fn agree_on_damage(&self, bytes: &[u8], rng: &mut Rng) {
+            for len in 0..bytes.len() {
+                self.agree(&bytes[..len]);
+            }
+            for _ in 0..3_000 {
+                let mut corrupt = bytes.to_vec();
+                let at = rng.below(corrupt.len() as u64) as usize;
+                corrupt[at] ^= 1 << rng.below(8);
+                let here = (self.here)(&corrupt);
+                if let Some(expected) = (self.prost)(&corrupt) {
+                    assert_eq!(here, Some(expected), "{}: byte {at} changed", self.name);
+                }
+            }
+        }
     }
 
     #[test]
@@ -1000,17 +1024,16 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let (mut spans, mut rejected_spans, mut logs, mut rejected_logs) = (0, 0, 0, 0);
         for _ in 0..400 {
-            let bytes = rng.traces().encode_to_vec();
-            let expected = with_prost_traces(&bytes).expect("prost decodes what it encoded");
-            assert_eq!(here_traces(&bytes), Some(expected.clone()));
-            spans += expected.0.len();
-            rejected_spans += expected.1;
-
-            let bytes = rng.logs().encode_to_vec();
-            let expected = with_prost_logs(&bytes).expect("prost decodes what it encoded");
-            assert_eq!(here_logs(&bytes), Some(expected.clone()));
-            logs += expected.0.len();
-            rejected_logs += expected.1;
+            let (records, rejected, _) = SPANS
+                .agree(&rng.traces().encode_to_vec())
+                .expect("prost decodes its own");
+            spans += records.len();
+            rejected_spans += rejected;
+            let (records, rejected, _) = LOGS
+                .agree(&rng.logs().encode_to_vec())
+                .expect("prost decodes its own");
+            logs += records.len();
+            rejected_logs += rejected;
         }
         // The generator reaches both outcomes, often.
         assert!(
@@ -1023,50 +1046,20 @@ mod tests {
     #[test]
     fn every_truncation_and_corruption_is_refused_or_decoded_as_prost_does() {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let mut traces = rng.traces();
-        while traces.encoded_len() < 300 {
-            traces = rng.traces();
-        }
-        let mut logs = rng.logs();
-        while logs.encoded_len() < 300 {
-            logs = rng.logs();
-        }
-        let (traces, logs) = (traces.encode_to_vec(), logs.encode_to_vec());
-        for len in 0..traces.len() {
-            let prefix = &traces[..len];
-            assert_eq!(
-                here_traces(prefix),
-                with_prost_traces(prefix),
-                "spans cut at {len}"
-            );
-        }
-        for len in 0..logs.len() {
-            let prefix = &logs[..len];
-            assert_eq!(
-                here_logs(prefix),
-                with_prost_logs(prefix),
-                "logs cut at {len}"
-            );
-        }
-        // Flipped bytes: never a panic, and whatever prost accepts is decoded alike.
-        // (The other way round may differ: fields Hopline does not read, such as
-        // `schema_url`, are skipped without looking inside.)
-        for _ in 0..3_000 {
-            let mut corrupt = traces.clone();
-            let at = rng.below(corrupt.len() as u64) as usize;
-            corrupt[at] ^= 1 << rng.below(8);
-            let here = here_traces(&corrupt);
-            if let Some(expected) = with_prost_traces(&corrupt) {
-                assert_eq!(here, Some(expected), "byte {at} of the spans changed");
+        let traces = loop {
+            let traces = rng.traces().encode_to_vec();
+            if traces.len() >= 300 {
+                break traces;
             }
-            let mut corrupt = logs.clone();
-            let at = rng.below(corrupt.len() as u64) as usize;
-            corrupt[at] ^= 1 << rng.below(8);
-            let here = here_logs(&corrupt);
-            if let Some(expected) = with_prost_logs(&corrupt) {
-                assert_eq!(here, Some(expected), "byte {at} of the logs changed");
+        };
+        SPANS.agree_on_damage(&traces, &mut rng);
+        let logs = loop {
+            let logs = rng.logs().encode_to_vec();
+            if logs.len() >= 300 {
+                break logs;
             }
-        }
+        };
+        LOGS.agree_on_damage(&logs, &mut rng);
     }
 
     fn span_request(span: PSpan) -> Vec<u8> {
