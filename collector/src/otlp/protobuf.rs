@@ -416,16 +416,6 @@ fn origin_scope(buf: &Bytes, range: Range<usize>, message: &'static str) -> Resu
     Ok(Arc::new(scope))
 }
 
-/// How many times field `number` occurs in a message: the capacity of its list.
-fn count(buf: &[u8], range: Range<usize>, number: u32) -> usize {
-    let mut fields = Fields::new(buf, range, "");
-    let mut n = 0;
-    while let Ok(Some((field, _))) = fields.next() {
-        n += usize::from(field == number);
-    }
-    n
-}
-
 /// A span, or why it is rejected.
 fn span(
     buf: &Bytes,
@@ -440,7 +430,7 @@ fn span(
     let mut trace_state = String::new();
     let (mut kind, mut flags) = (0, 0);
     let (mut start, mut end) = (0, 0);
-    let mut attributes = Vec::with_capacity(count(buf, range.clone(), 9));
+    let mut attributes = Vec::new();
     let mut dropped_attributes_count = 0;
     let mut events = Vec::new();
     let mut dropped_events_count = 0;
@@ -597,7 +587,7 @@ fn log_record(
     let mut severity_number = 0;
     let mut severity_text = Str::new();
     let mut body = AnyValue::Empty;
-    let mut attributes = Vec::with_capacity(count(buf, range.clone(), 6));
+    let mut attributes = Vec::new();
     let mut dropped_attributes_count = 0;
     let mut flags = 0;
     let (mut trace_id, mut span_id) = (0..0, 0..0);
