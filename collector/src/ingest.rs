@@ -1,13 +1,13 @@
 //! Acknowledgement: the step between a decoded export request and "ok".
 //!
-//! [`Ingester::prepare_spans`] / [`Ingester::prepare_log_records`] frame the records
-//! of a decoded request (CPU work, run on the blocking pool); [`Ingester::submit`] takes queue capacity, appends
-//! to the write-ahead log, and returns once the records are durable and handed to
-//! their index writer. A full queue is refused before anything is written, so
+//! [`Ingester::prepare_spans`] / [`Ingester::prepare_log_records`] frame the
+//! records of a decoded request (CPU work, run on the blocking pool);
+//! [`Ingester::submit`] takes queue capacity, appends to the write-ahead log, and
+//! returns once the records are durable and handed to their index writer. A full queue is refused before anything is written, so
 //! memory stays bounded and the client is told to retry.
 //!
 //! What the log keeps of a request ([`WalPayload`]): a protobuf request as it came,
-//! with the time it was received (converting it again on replay gives the same
+//! with the time it was received (decoding it again on replay gives the same
 //! records); an OTLP/JSON request as the postcard encoding of its records.
 
 use std::sync::atomic::Ordering;
