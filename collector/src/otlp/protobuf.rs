@@ -46,9 +46,12 @@ type Result<T> = std::result::Result<T, DecodeError>;
 pub fn decode_traces(request: &Bytes, now_nanos: u64) -> Result<Converted<Span>> {
     const NAMES: Names = Names {
         request: "ExportTraceServiceRequest",
+        resources: "ExportTraceServiceRequest.resource_spans",
         resource: "ResourceSpans",
+        resource_field: "ResourceSpans.resource",
         scopes: "ResourceSpans.scope_spans",
         scope: "ScopeSpans",
+        scope_field: "ScopeSpans.scope",
         records: "ScopeSpans.spans",
     };
     decode(request, now_nanos, &NAMES, span)
@@ -58,20 +61,27 @@ pub fn decode_traces(request: &Bytes, now_nanos: u64) -> Result<Converted<Span>>
 pub fn decode_logs(request: &Bytes, now_nanos: u64) -> Result<Converted<LogRecord>> {
     const NAMES: Names = Names {
         request: "ExportLogsServiceRequest",
+        resources: "ExportLogsServiceRequest.resource_logs",
         resource: "ResourceLogs",
+        resource_field: "ResourceLogs.resource",
         scopes: "ResourceLogs.scope_logs",
         scope: "ScopeLogs",
+        scope_field: "ScopeLogs.scope",
         records: "ScopeLogs.log_records",
     };
     decode(request, now_nanos, &NAMES, log_record)
 }
 
-/// The messages of one signal's request: request > resource > scope > record.
+/// The messages of one signal's request (request > resource > scope > record) and
+/// the fields that hold them, as errors name them.
 struct Names {
     request: &'static str,
+    resources: &'static str,
     resource: &'static str,
+    resource_field: &'static str,
     scopes: &'static str,
     scope: &'static str,
+    scope_field: &'static str,
     records: &'static str,
 }
 
@@ -99,16 +109,16 @@ fn decode<T: Detach>(
         if number != 1 {
             continue;
         }
-        let range = value.len(names.resource)?;
+        let range = value.len(names.resources)?;
         // The resource may come after the records it applies to: read it first.
-        let (resource, service) = origin_resource(request, range.clone(), names.resource)?;
+        let (resource, service) = origin_resource(request, range.clone(), names)?;
         let mut fields = Fields::new(request, range, names.resource);
         while let Some((number, value)) = fields.next()? {
             if number != 2 {
                 continue;
             }
             let range = value.len(names.scopes)?;
-            let scope = origin_scope(request, range.clone(), names.scope)?;
+            let scope = origin_scope(request, range.clone(), names)?;
             let mut fields = Fields::new(request, range, names.scope);
             while let Some((number, value)) = fields.next()? {
                 if number != 2 {
@@ -355,15 +365,15 @@ fn owned_string(buf: &Bytes, range: Range<usize>, field: &str) -> Result<String>
 fn origin_resource(
     buf: &Bytes,
     range: Range<usize>,
-    message: &'static str,
+    names: &Names,
 ) -> Result<(Arc<Resource>, Str)> {
     let mut resource = Resource::default();
-    let mut fields = Fields::new(buf, range, message);
+    let mut fields = Fields::new(buf, range, names.resource);
     while let Some((number, value)) = fields.next()? {
         if number != 1 {
             continue;
         }
-        let range = value.len("resource")?;
+        let range = value.len(names.resource_field)?;
         let mut fields = Fields::new(buf, range, "Resource");
         while let Some((number, value)) = fields.next()? {
             match number {
@@ -385,14 +395,14 @@ fn origin_resource(
 }
 
 /// The scope (field 1) of a `ScopeSpans` or `ScopeLogs`.
-fn origin_scope(buf: &Bytes, range: Range<usize>, message: &'static str) -> Result<Arc<Scope>> {
+fn origin_scope(buf: &Bytes, range: Range<usize>, names: &Names) -> Result<Arc<Scope>> {
     let mut scope = Scope::default();
-    let mut fields = Fields::new(buf, range, message);
+    let mut fields = Fields::new(buf, range, names.scope);
     while let Some((number, value)) = fields.next()? {
         if number != 1 {
             continue;
         }
-        let range = value.len("scope")?;
+        let range = value.len(names.scope_field)?;
         let mut fields = Fields::new(buf, range, "InstrumentationScope");
         while let Some((number, value)) = fields.next()? {
             match number {
@@ -1166,6 +1176,14 @@ mod tests {
                 .contains("Span.start_time_unix_nano: wire type varint, expected fixed64"),
             "{}",
             error(&request)
+        );
+
+        // The request's resource_spans sent as a varint.
+        assert!(
+            error(&[1 << 3, 1])
+                .contains("ExportTraceServiceRequest.resource_spans: wire type varint"),
+            "{}",
+            error(&[1 << 3, 1])
         );
 
         // Field number 0, a varint of eleven bytes, a length past the end, wire type 7.
