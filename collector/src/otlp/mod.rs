@@ -142,9 +142,7 @@ fn decode_error<S: OtlpSignal>(error: protobuf::DecodeError) -> OtlpError {
 /// What differs between traces and logs, for both transports: the request's and
 /// the gRPC service's names, how records are converted, and the response that
 /// reports rejected records.
-pub trait OtlpSignal:
-    prost::Message + Default + serde::de::DeserializeOwned + Send + 'static
-{
+pub trait OtlpSignal: serde::de::DeserializeOwned + Send + 'static {
     const REQUEST_NAME: &'static str;
     const GRPC_SERVICE: &'static str;
     const SIGNAL: Signal;
