@@ -3,9 +3,16 @@
 //! AND binds tighter than OR. Fields: `service`, `severity` (or `level`), `body`,
 //! `traceID`, `spanID`, and `attributes.KEY`.
 //!
-//! A malformed query is an error that names the column where it broke.
+//! A malformed query is an error that names the column where it broke. Queries are
+//! bounded ([`MAX_QUERY_CHARS`], [`MAX_DEPTH`]) so that no query can exhaust the
+//! stack of the thread that parses it or builds its search.
 
 use crate::store::search::{LogExpr, LogField};
+
+/// The longest query accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 4096;
+/// How deeply parentheses and `NOT`s may nest.
+pub const MAX_DEPTH: usize = 32;
 
 /// A query that could not be parsed, and where (1-based column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +38,15 @@ enum Token {
 
 /// Parses a query; `Ok(None)` for an empty one.
 pub fn parse(query: &str) -> Result<Option<LogExpr>, ParseError> {
+    let length = query.chars().count();
+    if length > MAX_QUERY_CHARS {
+        return Err(ParseError {
+            column: MAX_QUERY_CHARS + 1,
+            message: format!(
+                "the query is {length} characters long; at most {MAX_QUERY_CHARS} are accepted"
+            ),
+        });
+    }
     let tokens = tokenize(query)?;
     if tokens.is_empty() {
         return Ok(None);
@@ -38,7 +54,8 @@ pub fn parse(query: &str) -> Result<Option<LogExpr>, ParseError> {
     let mut parser = Parser {
         tokens,
         pos: 0,
-        end_column: query.chars().count() + 1,
+        depth: 0,
+        end_column: length + 1,
     };
     let expr = parser.or_expr()?;
     if let Some((token, column)) = parser.tokens.get(parser.pos) {
@@ -211,6 +228,8 @@ fn read_phrase(chars: &[char], open: usize) -> Result<(String, usize), ParseErro
 struct Parser {
     tokens: Vec<(Token, usize)>,
     pos: usize,
+    /// Parentheses and `NOT`s open around the current position.
+    depth: usize,
     end_column: usize,
 }
 
@@ -257,10 +276,25 @@ impl Parser {
         })
     }
 
+    /// Enters one more level of nesting at `column`, or says that it is too deep.
+    fn nest(&mut self, column: usize) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError {
+                column,
+                message: format!("parentheses and NOTs nest more than {MAX_DEPTH} deep"),
+            });
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<LogExpr, ParseError> {
         if self.peek() == Some(&Token::Not) {
+            self.nest(self.column())?;
             self.pos += 1;
-            return Ok(LogExpr::Not(Box::new(self.unary()?)));
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(LogExpr::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -276,6 +310,7 @@ impl Parser {
         self.pos += 1;
         match token {
             Token::Open => {
+                self.nest(column)?;
                 if self.peek() == Some(&Token::Close) {
                     return Err(ParseError {
                         column,
@@ -290,6 +325,7 @@ impl Parser {
                     });
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 Ok(inner)
             }
             Token::Word {
@@ -391,5 +427,40 @@ mod tests {
             assert_eq!(error.column, column, "{query}: {error}");
             assert!(error.message.contains(message), "{query}: {error}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_and_long_queries_are_refused_before_they_recurse() {
+        // What once overflowed a runtime thread's stack and aborted the process:
+        // 3,000 parentheses (now too long as well) or 5,000 NOTs.
+        assert!(parse(&format!("{}a{}", "(".repeat(3000), ")".repeat(3000))).is_err());
+        let parentheses = format!("{}a{}", "(".repeat(2000), ")".repeat(2000));
+        let error = parse(&parentheses).expect_err("too deep");
+        assert!(error.message.contains("nest more than 32"), "{error}");
+        assert_eq!(error.column, MAX_DEPTH + 1);
+        let nots = format!("{}a", "NOT ".repeat(1000));
+        let error = parse(&nots).expect_err("too deep");
+        assert!(error.message.contains("nest more than 32"), "{error}");
+        let long = format!("{}a", "NOT ".repeat(5000));
+        let error = parse(&long).expect_err("too long");
+        assert!(error.message.contains("at most 4096"), "{error}");
+
+        // At the limit, and nested beside each other rather than inside, is fine.
+        let deepest = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&deepest).is_ok());
+        let wide = vec!["(NOT a)"; 200].join(" OR ");
+        assert!(parse(&wide).is_ok());
+        let mixed = format!(
+            "{}a{}",
+            "NOT (".repeat(MAX_DEPTH / 2),
+            ")".repeat(MAX_DEPTH / 2)
+        );
+        assert!(parse(&mixed).is_ok());
+        let over = format!(
+            "{}a{}",
+            "NOT (".repeat(MAX_DEPTH / 2 + 1),
+            ")".repeat(MAX_DEPTH / 2 + 1)
+        );
+        assert!(parse(&over).is_err());
     }
 }
