@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod config;
+pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

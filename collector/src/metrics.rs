@@ -102,6 +102,13 @@ pub struct Metrics {
     pub wal_bytes: AtomicU64,
     pub wal_fsyncs: AtomicU64,
     pub wal_fsync_seconds: Histogram,
+    /// Stretches of the write-ahead log found damaged on start, and their bytes.
+    pub wal_damaged_regions: AtomicU64,
+    pub wal_damaged_bytes: AtomicU64,
+    /// Group commits of the log that failed (their requests were refused).
+    pub wal_write_errors: AtomicU64,
+    /// Problems `/health` reports.
+    pub health: crate::health::Health,
     /// Query latency per API route, keyed by the route's pattern.
     queries: Mutex<Vec<(String, Histogram)>>,
 }
@@ -193,6 +200,29 @@ impl Metrics {
             "# HELP hopline_wal_fsyncs_total group-commit fsyncs of the write-ahead log\n# TYPE hopline_wal_fsyncs_total counter\nhopline_wal_fsyncs_total {}",
             self.wal_fsyncs.load(Ordering::Relaxed)
         );
+        for (name, help, value) in [
+            (
+                "hopline_wal_damaged_regions_total",
+                "stretches of the write-ahead log that failed their checksum on start (acknowledged records may be lost there)",
+                &self.wal_damaged_regions,
+            ),
+            (
+                "hopline_wal_damaged_bytes_total",
+                "bytes of those stretches",
+                &self.wal_damaged_bytes,
+            ),
+            (
+                "hopline_wal_write_errors_total",
+                "group commits of the write-ahead log that failed (their requests were refused)",
+                &self.wal_write_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP hopline_wal_fsync_seconds time of one group-commit fsync\n# TYPE hopline_wal_fsync_seconds histogram"
