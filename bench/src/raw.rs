@@ -38,7 +38,7 @@ impl RawResult {
 
 /// Indexes `count` spans (or log records) of `workload` into a fresh split under `dir`.
 pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::Result<RawResult> {
-    let store = Store::open(dir).context("cannot open the raw index")?;
+    let store = Store::open(dir, &Default::default()).context("cannot open the raw index")?;
     let clock = SystemClock;
     let schema = if logs {
         store.log_schema.schema.clone()

@@ -73,9 +73,12 @@ impl Hopline {
     ) -> anyhow::Result<Hopline> {
         let metrics = Arc::new(Metrics::default());
         let index_dir = config.data_dir.join("index");
-        let store = tokio::task::spawn_blocking(move || Store::open(&index_dir))
-            .await?
-            .context("cannot open the indexes")?;
+        let store = {
+            let metrics = Arc::clone(&metrics);
+            tokio::task::spawn_blocking(move || Store::open(&index_dir, &metrics.health))
+                .await?
+                .context("cannot open the indexes")?
+        };
 
         // The writers report commits to the log, which only exists after replay.
         let wal_cell: Arc<OnceLock<Wal>> = Arc::new(OnceLock::new());

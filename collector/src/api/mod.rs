@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -91,14 +91,29 @@ async fn observe_latency(State(state): State<ApiState>, request: Request, next: 
     response
 }
 
-async fn health(State(state): State<ApiState>) -> Json<serde_json::Value> {
-    let (spans_bytes, logs_bytes) = state.store.disk_usage();
-    Json(json!({
-        "status": "ok",
+/// `/health`: 200 and `"status":"ok"`, or 503 and `"degraded"` while something
+/// holds that stops ingest (a full disk, failing commits); `problems` also lists
+/// what was found since start (a damaged log segment, a quarantined split).
+async fn health(State(state): State<ApiState>) -> Response {
+    let store = state.store.clone();
+    let (spans_bytes, logs_bytes) = tokio::task::spawn_blocking(move || store.disk_usage())
+        .await
+        .unwrap_or_default();
+    let health = &state.metrics.health;
+    let degraded = health.is_degraded();
+    let status = if degraded {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Json(json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "problems": health.problems(),
         "version": env!("CARGO_PKG_VERSION"),
         "spans": { "splits": state.store.spans.splits().len(), "bytes": spans_bytes },
         "logs": { "splits": state.store.logs.splits().len(), "bytes": logs_bytes },
-    }))
+    }));
+    (status, body).into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {

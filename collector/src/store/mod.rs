@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use tracing::info;
 
+use crate::health::Health;
 use crate::metrics::Signal;
 use crate::model::{LogRecord, Span};
 use schema::{LogSchema, SpanSchema};
@@ -33,6 +34,8 @@ pub enum StoreError {
     OpenRead(#[from] tantivy::directory::error::OpenReadError),
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Format(String),
     #[error("the index writer has stopped")]
     WriterStopped,
 }
@@ -93,12 +96,16 @@ pub struct SignalIndex {
 }
 
 impl SignalIndex {
-    fn open(signal: Signal, root: PathBuf) -> Result<SignalIndex, StoreError> {
+    fn open(signal: Signal, root: PathBuf, health: &Health) -> Result<SignalIndex, StoreError> {
         std::fs::create_dir_all(&root)?;
         let mut splits = Vec::new();
         for dir in split::list_split_dirs(&root)? {
-            if let Some(split) = Split::open(&dir)? {
-                splits.push(Arc::new(split));
+            match Split::open(&dir) {
+                Ok(Some(split)) => splits.push(Arc::new(split)),
+                Ok(None) => {}
+                // Another version's split: refusing to start says what to do.
+                Err(e @ StoreError::Format(_)) => return Err(e),
+                Err(e) => quarantine(signal, &root, &dir, &e, health)?,
             }
         }
         let docs: u64 = splits.iter().map(|s| s.meta().num_docs).sum();
@@ -180,10 +187,20 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    /// Opens both indexes under `data_dir`. A split that cannot be read is moved to
+    /// `quarantine/` and reported to `health`; the others are served.
+    pub fn open(data_dir: &Path, health: &Health) -> Result<Store, StoreError> {
         Ok(Store {
-            spans: Arc::new(SignalIndex::open(Signal::Spans, data_dir.join("spans"))?),
-            logs: Arc::new(SignalIndex::open(Signal::Logs, data_dir.join("logs"))?),
+            spans: Arc::new(SignalIndex::open(
+                Signal::Spans,
+                data_dir.join("spans"),
+                health,
+            )?),
+            logs: Arc::new(SignalIndex::open(
+                Signal::Logs,
+                data_dir.join("logs"),
+                health,
+            )?),
             span_schema: Arc::new(SpanSchema::new()),
             log_schema: Arc::new(LogSchema::new()),
         })
@@ -200,6 +217,38 @@ impl Store {
     pub fn disk_usage(&self) -> (u64, u64) {
         (dir_size(&self.spans.root), dir_size(&self.logs.root))
     }
+}
+
+/// Where splits that cannot be read are moved, under each index's directory.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Moves a split that cannot be read out of the way, says so loudly, and lets the
+/// index open without it. What the write-ahead log still holds of it is replayed.
+fn quarantine(
+    signal: Signal,
+    root: &Path,
+    dir: &Path,
+    error: &StoreError,
+    health: &Health,
+) -> Result<(), StoreError> {
+    let name = dir.file_name().unwrap_or_default();
+    let target = root.join(QUARANTINE_DIR).join(name);
+    std::fs::create_dir_all(root.join(QUARANTINE_DIR))?;
+    std::fs::rename(dir, &target)?;
+    tracing::error!(
+        index = signal.as_str(),
+        split = %name.to_string_lossy(),
+        error = %error,
+        moved_to = %target.display(),
+        "cannot read split; quarantined it and serving the others (what the write-ahead log still holds of it is replayed)"
+    );
+    health.note(format!(
+        "{} split {} could not be read ({error}) and was moved to {}",
+        signal.as_str(),
+        name.to_string_lossy(),
+        target.display()
+    ));
+    Ok(())
 }
 
 /// Bytes of the files under `path` (0 where it cannot be read).

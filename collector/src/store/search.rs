@@ -861,7 +861,7 @@ mod tests {
     #[test]
     fn trace_search_returns_the_newest_traces_across_segments_and_splits() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
         let resource = Arc::new(Resource::default());
         // Traces of 3 spans each, their spans spread over segments and splits;
         // every fourth trace has an error span. A trace's newest span decides.
@@ -914,7 +914,7 @@ mod tests {
     #[test]
     fn log_search_returns_the_newest_hits_across_segments_and_splits() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
         let resource = Arc::new(Resource::default());
         let scope = Arc::new(Scope::default());
         // Three splits of three commits (segments) each; times interleave across

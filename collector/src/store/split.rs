@@ -228,7 +228,7 @@ impl Split {
             }
         };
         if meta.format != schema::FORMAT {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::Format(format!(
                 "split {id} has document format {}, this Hopline reads format {}: \
                  it was written by another version; move {} away to start afresh",
                 meta.format,
@@ -241,7 +241,7 @@ impl Split {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let origins = Origins::open(dir)?;
-        Ok(Some(Split {
+        let split = Split {
             id,
             dir: dir.to_path_buf(),
             index,
@@ -250,7 +250,46 @@ impl Split {
             origins: Arc::new(origins),
             sealed: AtomicBool::new(true),
             columns: Mutex::default(),
-        }))
+        };
+        split.check()?;
+        Ok(Some(split))
+    }
+
+    /// Reads a little of every file of every segment, so that a split with a
+    /// missing, truncated or damaged file is found when it is opened rather than
+    /// by the searches that would fail on it: every column and term dictionary is
+    /// opened, the first and last stored documents are read, and every document's
+    /// origin must be in the origins table.
+    fn check(&self) -> Result<(), StoreError> {
+        let searcher = self.reader.searcher();
+        let schema = self.index.schema();
+        let corrupt = |what: String| StoreError::Corrupt(format!("split {}: {what}", self.id));
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            for (field, entry) in schema.fields() {
+                if entry.is_indexed() {
+                    segment.inverted_index(field)?;
+                }
+                if entry.is_fast() && entry.field_type().value_type() == tantivy::schema::Type::U64
+                {
+                    segment.fast_fields().u64(entry.name())?;
+                }
+            }
+            for doc in [0, segment.max_doc().saturating_sub(1)] {
+                if doc < segment.max_doc() {
+                    let _: TantivyDocument =
+                        searcher.doc(tantivy::DocAddress::new(ord as SegmentOrdinal, doc))?;
+                }
+            }
+            let origins = segment.fast_fields().u64("origin")?;
+            if segment.max_doc() > 0 && origins.max_value() as usize >= self.origins.len() {
+                return Err(corrupt(format!(
+                    "documents refer to origin {}, the origins file holds {}",
+                    origins.max_value(),
+                    self.origins.len()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

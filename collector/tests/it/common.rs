@@ -1,6 +1,8 @@
 //! Shared helpers: start a collector on port 0, build OTLP requests, call the API.
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hopline::config::Config;
@@ -233,4 +235,113 @@ pub fn tag<'a>(tags: &'a Value, key: &str) -> &'a Value {
     tags.as_array()
         .and_then(|tags| tags.iter().find(|t| t["key"] == key))
         .unwrap_or_else(|| panic!("no tag {key} in {tags}"))
+}
+
+pub struct Collector {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT` of OTLP/HTTP and of the API.
+    pub http: String,
+    pub api: String,
+    pub grpc: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on port 0, with `args` after the defaults, and reads the
+/// addresses it logs; its log lines are kept for [`Collector::log`].
+pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hopline"))
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .args(
+            Some(["--commit-interval", "200ms"])
+                .filter(|_| !args.contains(&"--commit-interval"))
+                .into_iter()
+                .flatten(),
+        )
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn hopline");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut http, mut api, mut grpc) = (None, None, None);
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    while http.is_none() || api.is_none() || grpc.is_none() {
+        let line = lines
+            .next()
+            .expect("hopline exited before listening")
+            .expect("read");
+        let line = strip_ansi(&line);
+        log.lock().expect("lock").push(line.clone());
+        if let Some(addr) = field(&line, "otlp_grpc_addr=") {
+            grpc = Some(addr);
+        }
+        if let Some(addr) = field(&line, "otlp_http_addr=") {
+            http = Some(addr);
+        }
+        if let Some(url) = field(&line, "url=") {
+            api = Some(url.trim_end_matches('/').to_string());
+        }
+    }
+    // Keep reading the log so the child never blocks on a full pipe.
+    let kept = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().expect("lock").push(strip_ansi(&line));
+        }
+    });
+    Collector {
+        child,
+        http: format!("http://{}", http.expect("http")),
+        api: api.expect("api"),
+        grpc: format!("http://{}", grpc.expect("grpc")),
+        log,
+    }
+}
+
+impl Collector {
+    /// The lines it has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("lock").clone()
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(key)? + key.len();
+    Some(line[start..].split_whitespace().next()?.to_string())
 }

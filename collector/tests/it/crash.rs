@@ -1,93 +1,10 @@
 //! Crash safety: `kill -9` in the middle of a stream of acknowledged exports, then a
 //! restart on the same data directory finds every acknowledged span and log.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::*;
-
-struct Collector {
-    child: Child,
-    http: String,
-    api: String,
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the real binary on port 0 and reads the addresses it logs.
-fn spawn_collector(data_dir: &std::path::Path) -> Collector {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hopline"))
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args([
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--commit-interval",
-            "200ms",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hopline");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut http, mut api) = (None, None);
-    while http.is_none() || api.is_none() {
-        let line = lines
-            .next()
-            .expect("hopline exited before listening")
-            .expect("read");
-        let line = strip_ansi(&line);
-        if let Some(addr) = field(&line, "otlp_http_addr=") {
-            http = Some(addr);
-        }
-        if let Some(url) = field(&line, "url=") {
-            api = Some(url.trim_end_matches('/').to_string());
-        }
-    }
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Collector {
-        child,
-        http: format!("http://{}", http.expect("http")),
-        api: api.expect("api"),
-    }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn field(line: &str, key: &str) -> Option<String> {
-    let start = line.find(key)? + key.len();
-    Some(line[start..].split_whitespace().next()?.to_string())
-}
 
 fn trace_for(batch: u32) -> [u8; 16] {
     let mut id = [0xabu8; 16];
@@ -98,7 +15,7 @@ fn trace_for(batch: u32) -> [u8; 16] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_record_survives_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let collector = spawn_collector(dir.path());
+    let collector = spawn_collector(dir.path(), &[]);
     let client = reqwest::Client::new();
     let acknowledged: Arc<Mutex<Vec<u32>>> = Arc::default();
 
@@ -154,7 +71,7 @@ async fn every_acknowledged_record_survives_kill_9() {
     drop(collector);
     let acknowledged = acknowledged.lock().expect("lock").clone();
 
-    let restarted = spawn_collector(dir.path());
+    let restarted = spawn_collector(dir.path(), &[]);
     for batch in &acknowledged {
         let trace = hex(&trace_for(*batch));
         let found = eventually(Duration::from_secs(20), || {

@@ -6,6 +6,7 @@
 mod bad_input;
 mod common;
 mod crash;
+mod faults;
 mod otel_sdk;
 mod otlp_json;
 mod retention;

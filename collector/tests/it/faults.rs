@@ -1,0 +1,222 @@
+//! Faults: damaged files on disk, a full disk, `kill -9` in a loop. Each test works
+//! on a fresh data directory of its own and is bounded in time.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// The split directories of one index, oldest first.
+fn split_dirs(data_dir: &Path, index: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(data_dir.join("index").join(index))
+        .expect("index dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("split-"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The first file of a split whose name ends with `suffix`.
+fn file_ending(dir: &Path, suffix: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .expect("split dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no *{suffix} in {}", dir.display()))
+}
+
+fn truncate(path: &Path, keep: u64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_len(keep).expect("truncate");
+}
+
+fn trace_of(n: u8) -> [u8; 16] {
+    [n; 16]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_splits_are_quarantined_and_the_others_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    // Six sealed splits of spans and of logs, one trace each.
+    let server = TestServer::start_with(|config| config.data_dir = data_dir.clone()).await;
+    let now = now_nanos();
+    for n in 1..=6u8 {
+        let spans = vec![span(trace_of(n), 1, None, "op", now, 1000)];
+        let response = server
+            .post_protobuf("/v1/traces", &traces_request("splitty", spans))
+            .await;
+        assert_eq!(response.status(), 200);
+        let logs = vec![log_record(Some(trace_of(n)), now, 9, "a line")];
+        let response = server
+            .post_protobuf("/v1/logs", &logs_request("splitty", logs))
+            .await;
+        assert_eq!(response.status(), 200);
+        server.hopline.seal().await.expect("seal");
+    }
+    let TestServer {
+        hopline, dir: _, ..
+    } = server;
+    hopline.shutdown().await;
+
+    // A different fault in five of the six span splits, and in one log split.
+    let spans = split_dirs(&data_dir, "spans");
+    assert_eq!(spans.len(), 6);
+    std::fs::remove_file(file_ending(&spans[0], ".store")).expect("delete .store");
+    truncate(&file_ending(&spans[1], ".idx"), 10);
+    truncate(&file_ending(&spans[2], ".term"), 3);
+    std::fs::remove_file(spans[3].join("meta.json")).expect("delete meta.json");
+    truncate(&spans[4].join("origins"), 0);
+    let logs = split_dirs(&data_dir, "logs");
+    std::fs::remove_file(file_ending(&logs[0], ".store")).expect("delete .store");
+
+    // It starts, serves the sixth trace and the other logs, and says what it moved.
+    let server = TestServer::start_with(|config| config.data_dir = data_dir.clone()).await;
+    let (status, body) = server
+        .get(&format!("/api/traces/{}", hex(&trace_of(6))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for n in 1..=5u8 {
+        let (status, _) = server
+            .get(&format!("/api/traces/{}", hex(&trace_of(n))))
+            .await;
+        assert_eq!(status, 404, "trace {n} was in a quarantined split");
+    }
+    let (status, body) = server.get("/api/logs?query=service:splitty&start=0").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 5, "{body}");
+    let (status, health) = server.get("/health").await;
+    assert_eq!(
+        status, 200,
+        "past problems do not make it unhealthy: {health}"
+    );
+    let problems = health["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 6, "{health}");
+    for split in spans[..5].iter().chain(&logs[..1]) {
+        let name = split
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.as_str().is_some_and(|p| p.contains(&name))),
+            "{name} not reported: {health}"
+        );
+        let moved = split
+            .parent()
+            .expect("index")
+            .join("quarantine")
+            .join(&name);
+        assert!(moved.is_dir(), "{} was not moved aside", moved.display());
+    }
+    assert_eq!(split_dirs(&data_dir, "spans").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_wal_frame_loses_that_frame_alone_and_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Nothing is committed to the index: every batch lives in the log alone.
+    let collector = spawn_collector(dir.path(), &["--commit-interval", "1h"]);
+    let client = reqwest::Client::new();
+    let now = now_nanos();
+    let batches = 400u32;
+    for batch in 0..batches {
+        let logs = vec![log_record(
+            Some(trace_of(7)),
+            now + u64::from(batch),
+            9,
+            &format!("line {batch} {}", "x".repeat(200)),
+        )];
+        let response = client
+            .post(format!("{}/v1/logs", collector.http))
+            .header("content-type", "application/x-protobuf")
+            .body(prost::Message::encode_to_vec(&logs_request("walled", logs)))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+    }
+    let mut collector = collector;
+    collector.child.kill().expect("kill -9");
+    collector.child.wait().expect("wait");
+
+    // Flip one byte in the middle of the segment that holds the batches.
+    let wal = dir.path().join("wal");
+    let segment = std::fs::read_dir(&wal)
+        .expect("wal dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+        .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&segment, &bytes).expect("write");
+
+    let restarted = spawn_collector(dir.path(), &[]);
+    let api = restarted.api.clone();
+    let total = eventually(Duration::from_secs(20), || {
+        let (client, api) = (client.clone(), api.clone());
+        async move {
+            let body: serde_json::Value = client
+                .get(format!(
+                    "{api}/api/logs?query=service:walled&start=0&limit=1"
+                ))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            body["total"].as_u64().filter(|&n| n > 0)
+        }
+    })
+    .await
+    .expect("the batches after the damage are replayed");
+    assert_eq!(
+        total,
+        u64::from(batches) - 1,
+        "one frame, and only one, is lost"
+    );
+    let metrics = client
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("hopline_wal_damaged_regions_total 1"),
+        "{metrics}"
+    );
+    let health: serde_json::Value = client
+        .get(format!("{api}/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert!(health["problems"][0]
+        .as_str()
+        .is_some_and(|p| p.contains("damaged")));
+    assert!(
+        restarted
+            .log()
+            .iter()
+            .any(|line| line.contains("ERROR") && line.contains("damaged")),
+        "the damage is logged as an error"
+    );
+    let copy = wal.join("damaged").join(segment.file_name().expect("name"));
+    assert_eq!(std::fs::read(copy).expect("a copy is kept"), bytes);
+}
