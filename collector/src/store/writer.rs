@@ -20,11 +20,18 @@ use super::origin::{OriginIds, MAX_ORIGINS_PER_SPLIT};
 use super::schema::Scratch;
 use super::split::{Split, SplitMeta};
 use super::{Records, SignalIndex, Store, StoreError};
+use crate::health::Throttle;
 use crate::metrics::{Metrics, Signal};
 use crate::model::Clock;
 
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed commit (a full disk), the next try waits this long, doubling up
+/// to [`MAX_RETRY_DELAY`]; a failure is logged at most once per
+/// [`FAILURE_LOG_INTERVAL`].
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The nice value of the writer thread. Indexing and merging are throughput work; a
 /// trace lookup or a log search is what somebody waits for. On two busy cores a
@@ -93,6 +100,11 @@ pub fn spawn(
         on_commit,
         first_uncommitted: None,
         last_retention: Instant::now(),
+        uncommitted: Vec::new(),
+        broken: false,
+        retry_at: None,
+        retry_delay: MIN_RETRY_DELAY,
+        failing: Throttle::new(FAILURE_LOG_INTERVAL),
     };
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -122,6 +134,16 @@ struct WriterTask {
     /// When the oldest uncommitted batch arrived.
     first_uncommitted: Option<Instant>,
     last_retention: Instant,
+    /// The batches indexed since the last commit: after a failed commit they are
+    /// indexed again into a rolled-back writer (they are still in the log too).
+    uncommitted: Vec<(u64, Records, Option<OwnedSemaphorePermit>)>,
+    /// Indexing failed since the last commit: the writer is rolled back and the
+    /// uncommitted batches indexed again before the next commit.
+    broken: bool,
+    /// While commits fail: when to try again, and the delay after that.
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+    failing: Throttle,
 }
 
 impl WriterTask {
@@ -129,12 +151,14 @@ impl WriterTask {
         let signal = self.index.signal;
         lower_thread_priority(signal);
         loop {
-            let timeout = match self.first_uncommitted {
-                Some(since) => self
+            let now = Instant::now();
+            let timeout = match (self.retry_at, self.first_uncommitted) {
+                (Some(retry_at), _) => retry_at.saturating_duration_since(now),
+                (None, Some(since)) => self
                     .settings
                     .commit_interval
                     .saturating_sub(since.elapsed()),
-                None => RETENTION_INTERVAL,
+                (None, None) => RETENTION_INTERVAL,
             };
             match rx.recv_timeout(timeout) {
                 Ok(WriterMsg::Batch {
@@ -142,40 +166,43 @@ impl WriterTask {
                     records,
                     permit,
                 }) => {
-                    let count = records.len() as u64;
-                    if let Err(e) = self.add(lsn, records) {
-                        error!(index = signal.as_str(), lsn, error = %e, "cannot index batch; it stays in the write-ahead log");
-                    }
                     // Replayed batches hold no queue capacity and were never counted as queued.
-                    if let Some(permit) = permit {
+                    if permit.is_some() {
                         self.metrics
                             .signal(signal)
                             .queued
-                            .fetch_sub(count, Ordering::Relaxed);
-                        drop(permit);
+                            .fetch_sub(records.len() as u64, Ordering::Relaxed);
                     }
+                    self.add(lsn, records, permit);
                 }
                 Ok(WriterMsg::Flush(reply)) => {
-                    let _ = reply.send(self.commit().map_err(|e| e.to_string()));
+                    let result = self.commit();
+                    let _ = reply.send(result.as_ref().map_err(ToString::to_string).copied());
+                    self.after_commit(result);
                 }
                 Ok(WriterMsg::Seal(reply)) => {
-                    let _ = reply.send(self.seal().map_err(|e| e.to_string()));
+                    let result = self.seal();
+                    let _ = reply.send(result.as_ref().map_err(ToString::to_string).copied());
+                    self.after_commit(result);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if self
-                .first_uncommitted
-                .is_some_and(|since| since.elapsed() >= self.settings.commit_interval)
+            let may_commit = self.retry_at.is_none_or(|at| Instant::now() >= at);
+            if may_commit
+                && self
+                    .first_uncommitted
+                    .is_some_and(|since| since.elapsed() >= self.settings.commit_interval)
             {
-                if let Err(e) = self.commit() {
-                    error!(index = signal.as_str(), error = %e, "commit failed");
-                }
+                let result = self.commit();
+                self.after_commit(result);
             }
-            self.maybe_seal_and_expire();
+            if self.retry_at.is_none() {
+                self.maybe_seal_and_expire();
+            }
         }
         if let Err(e) = self.commit() {
-            error!(index = signal.as_str(), error = %e, "final commit failed");
+            error!(index = signal.as_str(), error = %e, "final commit failed; the write-ahead log keeps what was not committed");
         }
         if let Some(active) = self.active.take() {
             if let Err(e) = active.writer.wait_merging_threads() {
@@ -185,39 +212,127 @@ impl WriterTask {
         debug!(index = signal.as_str(), "index writer stopped");
     }
 
-    fn add(&mut self, lsn: u64, records: Records) -> Result<(), StoreError> {
-        let store = self.store.clone();
+    /// Paces commits after a failure (a full disk fails every commit until space
+    /// returns): the next try waits, the log hears of it once per interval, and
+    /// `/health` says so until a commit succeeds.
+    fn after_commit(&mut self, result: Result<(), StoreError>) {
+        let signal = self.index.signal.as_str();
+        let source = format!("index {signal}");
+        match result {
+            Ok(()) => {
+                if self.failing.admit_recovery() {
+                    info!(index = signal, "index commits succeed again");
+                }
+                self.metrics.health.set(&source, None);
+                self.retry_at = None;
+                self.retry_delay = MIN_RETRY_DELAY;
+            }
+            Err(e) => {
+                if let Some(suppressed) = self.failing.admit() {
+                    error!(index = signal, error = %e, failed_since_last_report = suppressed, retry_in = ?self.retry_delay, "index commit failed; what it held stays in the write-ahead log and is indexed again");
+                }
+                self.metrics.health.set(
+                    &source,
+                    Some(format!(
+                        "{signal} index commits fail ({e}); new records are not searchable until one succeeds"
+                    )),
+                );
+                self.retry_at = Some(Instant::now() + self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY_DELAY);
+                self.broken = true;
+            }
+        }
+    }
+
+    /// Indexes a batch; a failure leaves the writer to be rebuilt before the next
+    /// commit, the batch with it. While indexing or commits fail, the batch keeps
+    /// its queue capacity until it is committed, so that a failing index stops
+    /// ingest (503) instead of piling records up in memory.
+    fn add(&mut self, lsn: u64, records: Records, permit: Option<OwnedSemaphorePermit>) {
+        self.first_uncommitted.get_or_insert_with(Instant::now);
         self.last_lsn = self.last_lsn.max(lsn);
+        if !self.broken {
+            match self.index_batch(&records) {
+                Ok(true) => {
+                    info!(
+                        index = self.index.signal.as_str(),
+                        origins = MAX_ORIGINS_PER_SPLIT,
+                        "split holds the most distinct resources and scopes a split takes; sealing it"
+                    );
+                    // A failed seal is retried with the next batch, which finds the
+                    // split still full.
+                    let result = self.seal();
+                    self.after_commit(result);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    if let Some(suppressed) = self.failing.admit() {
+                        error!(index = self.index.signal.as_str(), lsn, error = %e, failed_since_last_report = suppressed, "cannot index batch; it stays in the write-ahead log and is indexed again");
+                    }
+                    self.broken = true;
+                }
+            }
+        }
+        self.metrics
+            .signal(self.index.signal)
+            .indexed
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let permit = permit.filter(|_| self.broken || self.retry_at.is_some());
+        if self.first_uncommitted.is_some() {
+            self.uncommitted.push((lsn, records, permit));
+        }
+    }
+
+    /// Indexes a batch into the active split; true when the split is full.
+    fn index_batch(&mut self, records: &Records) -> Result<bool, StoreError> {
+        let store = self.store.clone();
         let last_lsn = self.last_lsn;
         let active = self.active_split()?;
-        let count = records.len() as u64;
         let pending = &mut active.pending;
         index_records(
             &active.writer,
             &store,
             &mut active.origins,
-            &records,
+            records,
             |time| pending.extend(time),
         )?;
         active.pending.lsn = last_lsn;
-        let full = active.origins.len() >= MAX_ORIGINS_PER_SPLIT;
-        self.metrics
-            .signal(self.index.signal)
-            .indexed
-            .fetch_add(count, Ordering::Relaxed);
-        self.first_uncommitted.get_or_insert_with(Instant::now);
-        if full {
-            info!(
-                index = self.index.signal.as_str(),
-                origins = MAX_ORIGINS_PER_SPLIT,
-                "split holds the most distinct resources and scopes a split takes; sealing it"
-            );
-            // The batch is indexed either way; a failed seal is retried by the next
-            // batch, which finds the split still full.
-            if let Err(e) = self.seal() {
-                error!(index = self.index.signal.as_str(), error = %e, "cannot seal split");
+        Ok(active.origins.len() >= MAX_ORIGINS_PER_SPLIT)
+    }
+
+    /// After a failure: throws away what the writer holds uncommitted (a rollback,
+    /// or a new writer on the same split) and indexes the uncommitted batches again.
+    fn rebuild(&mut self) -> Result<(), StoreError> {
+        if let Some(active) = self.active.as_mut() {
+            if let Err(e) = active.writer.rollback() {
+                warn!(index = self.index.signal.as_str(), error = %e, "cannot roll the index writer back; starting a new one");
+                let split = Arc::clone(&active.split);
+                // The old writer holds the split's lock until it is dropped.
+                if let Some(old) = self.active.take() {
+                    drop(old.writer);
+                    let writer = split.writer()?;
+                    self.active = Some(ActiveSplit {
+                        pending: split.meta(),
+                        origins: old.origins,
+                        split,
+                        writer,
+                    });
+                }
+            }
+            if let Some(active) = self.active.as_mut() {
+                active.pending = active.split.meta();
             }
         }
+        self.broken = false;
+        let batches = std::mem::take(&mut self.uncommitted);
+        for (_, records, _) in &batches {
+            if let Err(e) = self.index_batch(records) {
+                self.broken = true;
+                self.uncommitted = batches;
+                return Err(e);
+            }
+        }
+        self.uncommitted = batches;
         Ok(())
     }
 
@@ -248,8 +363,12 @@ impl WriterTask {
 
     /// Commits the active split, makes it searchable and tells the log.
     fn commit(&mut self) -> Result<(), StoreError> {
+        if self.broken {
+            self.rebuild()?;
+        }
         let Some(active) = self.active.as_mut() else {
             self.first_uncommitted = None;
+            self.uncommitted.clear();
             return Ok(());
         };
         if self.first_uncommitted.is_none() {
@@ -274,6 +393,7 @@ impl WriterTask {
             .commit_seconds
             .observe(started.elapsed());
         self.first_uncommitted = None;
+        self.uncommitted.clear();
         self.committed_lsn = active.pending.lsn;
         (self.on_commit)(self.index.signal, self.committed_lsn);
         Ok(())
@@ -305,9 +425,8 @@ impl WriterTask {
             .as_ref()
             .is_some_and(|active| now.saturating_sub(active.pending.created) >= split_nanos);
         if due {
-            if let Err(e) = self.seal() {
-                error!(index = self.index.signal.as_str(), error = %e, "cannot seal split");
-            }
+            let result = self.seal();
+            self.after_commit(result);
         }
         if self.last_retention.elapsed() >= RETENTION_INTERVAL {
             self.last_retention = Instant::now();
