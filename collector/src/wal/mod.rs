@@ -521,8 +521,16 @@ impl LogState {
                     error!(error = %e, dir = %self.dir.display(), failed_since_last_report = suppressed, "cannot write the write-ahead log; refusing exports until it can");
                 }
                 self.metrics.health.set("wal", Some(condition));
-                // A failed write may have left half a frame behind: continue in a
-                // new segment so that later frames are not hidden behind a torn one.
+                // What the failed group wrote is cut off again (its requests were
+                // refused: it must not come back on replay), and later frames go to
+                // a new segment so that nothing hides behind a torn one.
+                if let Some((segment, writer)) = self.current.take() {
+                    let (file, _unwritten) = writer.into_parts();
+                    if let Err(e) = file.set_len(segment.bytes) {
+                        debug!(error = %e, "cannot cut a failed write off the write-ahead log");
+                    }
+                    self.closed.push(segment);
+                }
                 if let Err(e) = self.roll() {
                     debug!(error = %e, "cannot start a new write-ahead log segment");
                 }
@@ -533,7 +541,10 @@ impl LogState {
 
     fn try_write_and_sync(&mut self, bytes: &[u8], frames: &[Pending]) -> io::Result<()> {
         if self.current.is_none() {
-            self.roll()?;
+            // Named by the first frame it will hold: reading a segment back
+            // expects its frames numbered from its name on.
+            let first = frames.first().map_or(self.next_lsn, |frame| frame.lsn);
+            self.roll_at(first)?;
         }
         let Some((segment, writer)) = &mut self.current else {
             return Err(io::Error::other("no open write-ahead log segment"));
@@ -565,16 +576,21 @@ impl LogState {
 
     /// Closes the current segment and opens a new one starting at the next sequence number.
     fn roll(&mut self) -> io::Result<()> {
+        self.roll_at(self.next_lsn)
+    }
+
+    /// Closes the current segment and opens a new one whose first frame is `first_lsn`.
+    fn roll_at(&mut self, first_lsn: u64) -> io::Result<()> {
         if let Some((segment, mut writer)) = self.current.take() {
             let _ = writer.flush();
             self.closed.push(segment);
         }
-        let path = self.dir.join(format!("{:020}.wal", self.next_lsn));
+        let path = self.dir.join(format!("{first_lsn:020}.wal"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         // Make the new file's directory entry durable too.
         File::open(&self.dir)?.sync_all()?;
         self.current = Some((
-            SegmentInfo::new(path, self.next_lsn),
+            SegmentInfo::new(path, first_lsn),
             BufWriter::with_capacity(1 << 20, file),
         ));
         Ok(())
