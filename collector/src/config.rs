@@ -49,10 +49,12 @@ impl Cli {
 
 /// The settings of `hopline serve`. Every one is also an environment variable and a
 /// key of the `--config` TOML file (the flag's name with `_` for `-`).
-#[derive(Debug, Default, Clone, Args)]
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below; flags and environment win over it.
     #[arg(long, env = "HOPLINE_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Where the write-ahead log and the indexes live [default: ./hopline-data]
     #[arg(long, env = "HOPLINE_DATA_DIR", value_name = "DIR")]
@@ -86,22 +88,161 @@ pub struct ServeArgs {
     /// 503/Unavailable [default: 16384]
     #[arg(long, env = "HOPLINE_QUEUE_CAPACITY", value_name = "RECORDS")]
     pub queue_capacity: Option<u64>,
+    /// Bytes of records accepted but not yet indexed, per signal, before receivers
+    /// answer 503/Unavailable [default: 128MiB]
+    #[arg(long, env = "HOPLINE_QUEUE_BYTES", value_name = "SIZE")]
+    pub queue_bytes: Option<String>,
+    /// Bytes of request bodies being received at once, over both OTLP listeners;
+    /// beyond it requests are refused with 503/Unavailable [default: 256MiB]
+    #[arg(long, env = "HOPLINE_MAX_INFLIGHT_BYTES", value_name = "SIZE")]
+    pub max_inflight_bytes: Option<String>,
+    /// Open connections per listener; more wait to be accepted [default: 1024]
+    #[arg(long, env = "HOPLINE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// Concurrent gRPC streams per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS) [default: 64]
+    #[arg(long, env = "HOPLINE_GRPC_MAX_STREAMS", value_name = "N")]
+    pub grpc_max_streams: Option<u64>,
+    /// Time a client has to send a request's headers, and then its whole body [default: 30s]
+    #[arg(long, env = "HOPLINE_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// A connection on which nothing is sent or received for this long is closed [default: 2m]
+    #[arg(long, env = "HOPLINE_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// Longest a query may run; it is then cancelled with 503 [default: 30s]
+    #[arg(long, env = "HOPLINE_QUERY_TIMEOUT", value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+    /// Queries run at once; more wait (up to the query timeout), then get 503 [default: 4]
+    #[arg(long, env = "HOPLINE_MAX_CONCURRENT_QUERIES", value_name = "N")]
+    pub max_concurrent_queries: Option<u64>,
+    /// Spans of one trace returned by a trace lookup or search; the answer says
+    /// when a trace was cut [default: 10000]
+    #[arg(long, env = "HOPLINE_MAX_SPANS_PER_TRACE", value_name = "N")]
+    pub max_spans_per_trace: Option<u64>,
+    /// Live log tails open at once [default: 64]
+    #[arg(long, env = "HOPLINE_MAX_TAILS", value_name = "N")]
+    pub max_tails: Option<u64>,
+    /// Attributes kept per span, event, link, log record, resource and scope;
+    /// the rest are dropped and counted [default: 128]
+    #[arg(long, env = "HOPLINE_MAX_ATTRIBUTES", value_name = "N")]
+    pub max_attributes: Option<u64>,
+    /// Longest attribute value kept; longer ones are cut and the record gets
+    /// `hopline.truncated` [default: 64KiB]
+    #[arg(long, env = "HOPLINE_MAX_ATTRIBUTE_VALUE", value_name = "SIZE")]
+    pub max_attribute_value: Option<String>,
+    /// Events and links kept per span; the rest are dropped and counted [default: 128]
+    #[arg(long, env = "HOPLINE_MAX_EVENTS", value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Longest log body kept; longer ones are cut and the record gets
+    /// `hopline.truncated` [default: 256KiB]
+    #[arg(long, env = "HOPLINE_MAX_LOG_BODY", value_name = "SIZE")]
+    pub max_log_body: Option<String>,
+    /// Distinct attribute keys indexed per split; values of further keys are
+    /// stored but not searchable [default: 10000]
+    #[arg(long, env = "HOPLINE_MAX_INDEXED_KEYS", value_name = "N")]
+    pub max_indexed_keys: Option<u64>,
+    /// Host names (and host:port) the UI and query API answer to, comma-separated,
+    /// against DNS rebinding; `*` for any [default: localhost, 127.0.0.1, ::1, and
+    /// the --http-addr host when it is not 0.0.0.0 or ::]
+    #[arg(
+        long,
+        env = "HOPLINE_ALLOWED_HOSTS",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
-/// The `--config` file: the same keys as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    otlp_grpc_addr: Option<String>,
-    otlp_http_addr: Option<String>,
-    http_addr: Option<String>,
-    retention: Option<String>,
-    commit_interval: Option<String>,
-    max_request_size: Option<String>,
-    split_duration: Option<String>,
-    queue_capacity: Option<u64>,
-    ui_dir: Option<PathBuf>,
+impl ServeArgs {
+    /// Every setting given here, else the one in `file`.
+    fn or(self, file: ServeArgs) -> ServeArgs {
+        macro_rules! merged {
+            ($($field:ident),* $(,)?) => {
+                ServeArgs { config: self.config, $($field: self.$field.or(file.$field),)* }
+            };
+        }
+        merged!(
+            data_dir,
+            otlp_grpc_addr,
+            otlp_http_addr,
+            http_addr,
+            retention,
+            commit_interval,
+            max_request_size,
+            split_duration,
+            ui_dir,
+            queue_capacity,
+            queue_bytes,
+            max_inflight_bytes,
+            max_connections,
+            grpc_max_streams,
+            request_timeout,
+            idle_timeout,
+            query_timeout,
+            max_concurrent_queries,
+            max_spans_per_trace,
+            max_tails,
+            max_attributes,
+            max_attribute_value,
+            max_events,
+            max_log_body,
+            max_indexed_keys,
+            allowed_hosts,
+        )
+    }
+}
+
+/// What one record may cost: beyond these, attributes, events and links are dropped
+/// (and counted, as OTLP's `dropped_*_count`), long values cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    pub max_attributes: usize,
+    pub max_attribute_value: usize,
+    pub max_events: usize,
+    pub max_log_body: usize,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        Self {
+            max_attributes: 128,
+            max_attribute_value: 64 << 10,
+            max_events: 128,
+            max_log_body: 256 << 10,
+        }
+    }
+}
+
+/// What the listeners allow a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerLimits {
+    pub max_request_size: usize,
+    pub max_inflight_bytes: usize,
+    pub max_connections: usize,
+    pub grpc_max_streams: u32,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Lower-case host names, or `host:port`; empty: any.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// What a query may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+    pub max_spans_per_trace: usize,
+    pub max_tails: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_concurrent: 4,
+            max_spans_per_trace: 10_000,
+            max_tails: 64,
+        }
+    }
 }
 
 /// Validated settings of a running collector.
@@ -113,10 +254,14 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub retention: Duration,
     pub commit_interval: Duration,
-    pub max_request_size: usize,
     pub split_duration: Duration,
     pub queue_capacity: u64,
+    pub queue_bytes: usize,
+    pub max_indexed_keys: usize,
     pub ui_dir: PathBuf,
+    pub server: ServerLimits,
+    pub query: QueryLimits,
+    pub records: RecordLimits,
 }
 
 impl Config {
@@ -125,73 +270,79 @@ impl Config {
     pub fn load(args: ServeArgs) -> anyhow::Result<Config> {
         let file = match &args.config {
             Some(path) => read_file_config(path)?,
-            None => FileConfig::default(),
+            None => ServeArgs::default(),
         };
-        let pick = |flag: Option<String>, file: Option<String>, default: &str| {
-            flag.or(file).unwrap_or_else(|| default.to_string())
+        let args = args.or(file);
+        let text = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.into());
+        let duration = |name: &str, value: Option<String>, default: &str| {
+            parse_setting(name, &text(value, default), parse_duration)
         };
+        let size = |name: &str, value: Option<String>, default: &str| {
+            parse_setting(name, &text(value, default), parse_size)
+        };
+        let count = |value: Option<u64>, default: usize| {
+            value.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        let http_addr = parse_addr("http-addr", &text(args.http_addr, DEFAULT_HTTP_ADDR))?;
+        let records = RecordLimits::default();
+        let query = QueryLimits::default();
         let config = Config {
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: args.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             otlp_grpc_addr: parse_addr(
                 "otlp-grpc-addr",
-                &pick(
-                    args.otlp_grpc_addr,
-                    file.otlp_grpc_addr,
-                    DEFAULT_OTLP_GRPC_ADDR,
-                ),
+                &text(args.otlp_grpc_addr, DEFAULT_OTLP_GRPC_ADDR),
             )?,
             otlp_http_addr: parse_addr(
                 "otlp-http-addr",
-                &pick(
-                    args.otlp_http_addr,
-                    file.otlp_http_addr,
-                    DEFAULT_OTLP_HTTP_ADDR,
-                ),
+                &text(args.otlp_http_addr, DEFAULT_OTLP_HTTP_ADDR),
             )?,
-            http_addr: parse_addr(
-                "http-addr",
-                &pick(args.http_addr, file.http_addr, DEFAULT_HTTP_ADDR),
-            )?,
-            retention: parse_setting(
-                "retention",
-                &pick(args.retention, file.retention, DEFAULT_RETENTION),
-                parse_duration,
-            )?,
-            commit_interval: parse_setting(
+            http_addr,
+            retention: duration("retention", args.retention, DEFAULT_RETENTION)?,
+            commit_interval: duration(
                 "commit-interval",
-                &pick(
-                    args.commit_interval,
-                    file.commit_interval,
-                    DEFAULT_COMMIT_INTERVAL,
-                ),
-                parse_duration,
+                args.commit_interval,
+                DEFAULT_COMMIT_INTERVAL,
             )?,
-            max_request_size: parse_setting(
-                "max-request-size",
-                &pick(
-                    args.max_request_size,
-                    file.max_request_size,
-                    DEFAULT_MAX_REQUEST_SIZE,
-                ),
-                parse_size,
-            )?,
-            split_duration: parse_setting(
+            split_duration: duration(
                 "split-duration",
-                &pick(
-                    args.split_duration,
-                    file.split_duration,
-                    DEFAULT_SPLIT_DURATION,
-                ),
-                parse_duration,
+                args.split_duration,
+                DEFAULT_SPLIT_DURATION,
             )?,
-            queue_capacity: args
-                .queue_capacity
-                .or(file.queue_capacity)
-                .unwrap_or(DEFAULT_QUEUE_CAPACITY),
-            ui_dir: args.ui_dir.or(file.ui_dir).unwrap_or_else(default_ui_dir),
+            queue_capacity: args.queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+            queue_bytes: size("queue-bytes", args.queue_bytes, "128MiB")?,
+            max_indexed_keys: count(args.max_indexed_keys, 10_000),
+            ui_dir: args.ui_dir.unwrap_or_else(default_ui_dir),
+            server: ServerLimits {
+                max_request_size: size(
+                    "max-request-size",
+                    args.max_request_size,
+                    DEFAULT_MAX_REQUEST_SIZE,
+                )?,
+                max_inflight_bytes: size("max-inflight-bytes", args.max_inflight_bytes, "256MiB")?,
+                max_connections: count(args.max_connections, 1024),
+                grpc_max_streams: args
+                    .grpc_max_streams
+                    .map_or(64, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                request_timeout: duration("request-timeout", args.request_timeout, "30s")?,
+                idle_timeout: duration("idle-timeout", args.idle_timeout, "2m")?,
+                allowed_hosts: allowed_hosts(args.allowed_hosts, http_addr),
+            },
+            query: QueryLimits {
+                timeout: duration("query-timeout", args.query_timeout, "30s")?,
+                max_concurrent: count(args.max_concurrent_queries, query.max_concurrent),
+                max_spans_per_trace: count(args.max_spans_per_trace, query.max_spans_per_trace),
+                max_tails: count(args.max_tails, query.max_tails),
+            },
+            records: RecordLimits {
+                max_attributes: count(args.max_attributes, records.max_attributes),
+                max_attribute_value: size(
+                    "max-attribute-value",
+                    args.max_attribute_value,
+                    "64KiB",
+                )?,
+                max_events: count(args.max_events, records.max_events),
+                max_log_body: size("max-log-body", args.max_log_body, "256KiB")?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -207,10 +358,22 @@ impl Config {
             http_addr: loopback,
             retention: Duration::from_secs(7 * 24 * 3600),
             commit_interval: Duration::from_millis(100),
-            max_request_size: 16 << 20,
             split_duration: Duration::from_secs(3600),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: 128 << 20,
+            max_indexed_keys: 10_000,
             ui_dir: default_ui_dir(),
+            server: ServerLimits {
+                max_request_size: 16 << 20,
+                max_inflight_bytes: 256 << 20,
+                max_connections: 1024,
+                grpc_max_streams: 64,
+                request_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(120),
+                allowed_hosts: allowed_hosts(None, loopback),
+            },
+            query: QueryLimits::default(),
+            records: RecordLimits::default(),
         }
     }
 
@@ -230,10 +393,11 @@ impl Config {
                 self.split_duration
             );
         }
-        if self.max_request_size < 1024 {
+        let server = &self.server;
+        if server.max_request_size < 1024 {
             bail!(
                 "max-request-size must be at least 1KiB, got {} bytes",
-                self.max_request_size
+                server.max_request_size
             );
         }
         if self.queue_capacity < 1024 {
@@ -242,7 +406,74 @@ impl Config {
                 self.queue_capacity
             );
         }
+        if self.queue_bytes < server.max_request_size {
+            bail!(
+                "queue-bytes ({}) must be at least max-request-size ({}): a request of the largest size must fit",
+                self.queue_bytes,
+                server.max_request_size
+            );
+        }
+        if server.max_inflight_bytes < server.max_request_size {
+            bail!(
+                "max-inflight-bytes ({}) must be at least max-request-size ({})",
+                server.max_inflight_bytes,
+                server.max_request_size
+            );
+        }
+        let positive = [
+            ("max-connections", server.max_connections),
+            ("grpc-max-streams", server.grpc_max_streams as usize),
+            ("max-concurrent-queries", self.query.max_concurrent),
+            ("max-spans-per-trace", self.query.max_spans_per_trace),
+            ("max-tails", self.query.max_tails),
+            ("max-attributes", self.records.max_attributes),
+            ("max-events", self.records.max_events),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        let seconds = [
+            ("request-timeout", server.request_timeout),
+            ("idle-timeout", server.idle_timeout),
+            ("query-timeout", self.query.timeout),
+        ];
+        for (name, value) in seconds {
+            if value < Duration::from_millis(100) {
+                bail!("{name} must be at least 100ms, got {value:?}");
+            }
+        }
+        if self.records.max_attribute_value < 16 || self.records.max_log_body < 16 {
+            bail!("max-attribute-value and max-log-body must be at least 16 bytes");
+        }
         Ok(())
+    }
+}
+
+/// The names the API answers to: those given (`*` for any), else the loopback
+/// names and the address it listens on when that is a specific one.
+fn allowed_hosts(given: Option<Vec<String>>, http_addr: SocketAddr) -> Vec<String> {
+    match given {
+        Some(hosts) if hosts.iter().any(|h| h.trim() == "*") => Vec::new(),
+        Some(hosts) => hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        None => {
+            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+                .map(String::from)
+                .to_vec();
+            let ip = http_addr.ip();
+            if !ip.is_unspecified() && !ip.is_loopback() {
+                hosts.push(match ip {
+                    std::net::IpAddr::V4(v4) => v4.to_string(),
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                });
+            }
+            hosts
+        }
     }
 }
 
@@ -259,7 +490,7 @@ fn default_ui_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/site"))
 }
 
-fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+fn read_file_config(path: &Path) -> anyhow::Result<ServeArgs> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))

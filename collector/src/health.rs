@@ -51,6 +51,16 @@ impl Health {
         conditions.values().chain(events.iter()).cloned().collect()
     }
 
+    /// The problems holding now.
+    pub fn conditions(&self) -> Vec<String> {
+        self.conditions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Whether something holds now (as opposed to only having happened).
     pub fn is_degraded(&self) -> bool {
         !self

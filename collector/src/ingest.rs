@@ -3,8 +3,11 @@
 //! [`Ingester::prepare_spans`] / [`Ingester::prepare_log_records`] frame the
 //! records of a decoded request (CPU work, run on the blocking pool);
 //! [`Ingester::submit`] takes queue capacity, appends to the write-ahead log, and
-//! returns once the records are durable and handed to their index writer. A full queue is refused before anything is written, so
-//! memory stays bounded and the client is told to retry.
+//! returns once the records are durable and handed to their index writer. The
+//! queue between acknowledgement and indexing is bounded twice, in records and in
+//! bytes (a request's bytes plus [`RECORD_OVERHEAD`] per record): a full queue is
+//! refused before anything is written, so memory stays bounded whatever the size
+//! of the records, and the client is told to retry.
 //!
 //! What the log keeps of a request ([`WalPayload`]): a protobuf request as it came,
 //! with the time it was received (decoding it again on replay gives the same
@@ -22,19 +25,25 @@ use crate::metrics::{Metrics, Signal};
 use crate::model::{Clock, LogRecord, Span};
 use crate::otlp::convert::Converted;
 use crate::otlp::protobuf;
-use crate::store::writer::WriterMsg;
+use crate::store::writer::{QueuePermit, WriterMsg};
 use crate::store::Records;
 use crate::wal::Wal;
 
 /// How long a refused client should wait before retrying.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// What a record costs in the queue beyond its bytes in the request: the model's
+/// structures (its strings are slices of the request).
+pub const RECORD_OVERHEAD: usize = 256;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("ingest queue is full ({queued} {signal} waiting to be indexed); retry after {retry_after:?}")]
+    #[error("ingest queue is full ({queued} {signal} waiting to be indexed and committed{cause}); retry after {retry_after:?}")]
     Overloaded {
         signal: &'static str,
         queued: u64,
+        /// What keeps the queue from draining, when something does (`: ...`).
+        cause: String,
         retry_after: Duration,
     },
     #[error("{0}")]
@@ -63,8 +72,11 @@ pub struct ExportOutcome {
 pub struct Ingester {
     wal: Wal,
     writers: [mpsc::Sender<WriterMsg>; 2],
-    capacity: [Arc<Semaphore>; 2],
-    capacity_total: u32,
+    /// Per signal: queue capacity in records, and in KiB.
+    records: [Arc<Semaphore>; 2],
+    kibibytes: [Arc<Semaphore>; 2],
+    records_total: u32,
+    kibibytes_total: u32,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -77,24 +89,44 @@ fn slot(signal: Signal) -> usize {
 }
 
 impl Ingester {
+    /// A queue of `queue_records` records and `queue_bytes` bytes per signal.
     pub fn new(
         wal: Wal,
         writers: [mpsc::Sender<WriterMsg>; 2],
-        queue_capacity: u64,
+        queue_records: u64,
+        queue_bytes: usize,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let capacity_total = queue_capacity.min(u32::MAX as u64 / 2) as u32;
+        let records_total = queue_records.min(u32::MAX as u64 / 2) as u32;
+        let kibibytes_total = (queue_bytes >> 10).clamp(1, u32::MAX as usize / 2) as u32;
+        let semaphore = |permits: u32| Arc::new(Semaphore::new(permits as usize));
         Self {
             wal,
             writers,
-            capacity: [
-                Arc::new(Semaphore::new(capacity_total as usize)),
-                Arc::new(Semaphore::new(capacity_total as usize)),
-            ],
-            capacity_total,
+            records: [semaphore(records_total), semaphore(records_total)],
+            kibibytes: [semaphore(kibibytes_total), semaphore(kibibytes_total)],
+            records_total,
+            kibibytes_total,
             metrics,
             clock,
+        }
+    }
+
+    /// Refused: the queue is full; says why it does not drain when something
+    /// reported a problem (a failing disk).
+    fn overloaded(&self, signal: Signal) -> IngestError {
+        let problems = self.metrics.health.conditions();
+        let free = self.records[slot(signal)].available_permits() as u64;
+        IngestError::Overloaded {
+            signal: signal.as_str(),
+            queued: u64::from(self.records_total).saturating_sub(free),
+            cause: if problems.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", problems.join("; "))
+            },
+            retry_after: RETRY_AFTER,
         }
     }
 
@@ -157,15 +189,14 @@ impl Ingester {
     /// (under a sixteenth free): under overload the CPU goes to indexing, not to
     /// decoding requests that would be refused anyway.
     pub fn check_capacity(&self, signal: Signal) -> Result<(), IngestError> {
-        let available = self.capacity[slot(signal)].available_permits() as u64;
-        if available * 16 >= u64::from(self.capacity_total) {
+        let records = self.records[slot(signal)].available_permits() as u64;
+        let kibibytes = self.kibibytes[slot(signal)].available_permits() as u64;
+        if records * 16 >= u64::from(self.records_total)
+            && kibibytes * 16 >= u64::from(self.kibibytes_total)
+        {
             return Ok(());
         }
-        Err(IngestError::Overloaded {
-            signal: signal.as_str(),
-            queued: self.metrics.signal(signal).queued.load(Ordering::Relaxed),
-            retry_after: RETRY_AFTER,
-        })
+        Err(self.overloaded(signal))
     }
 
     /// Makes the records durable and queues them for indexing.
@@ -179,20 +210,22 @@ impl Ingester {
         }
         let signal = prepared.records.signal();
         let count = prepared.records.len() as u64;
-        let wanted = count.min(self.capacity_total as u64) as u32;
+        let records = count.min(u64::from(self.records_total)) as u32;
+        let bytes = prepared.payload.len() + prepared.records.len() * RECORD_OVERHEAD;
+        let kibibytes = (bytes >> 10).clamp(1, self.kibibytes_total as usize) as u32;
         let signal_metrics = self.metrics.signal(signal);
-        let permit = match Arc::clone(&self.capacity[slot(signal)]).try_acquire_many_owned(wanted) {
-            Ok(permit) => permit,
-            Err(_) => {
-                signal_metrics
-                    .refused_overload
-                    .fetch_add(count, Ordering::Relaxed);
-                return Err(IngestError::Overloaded {
-                    signal: signal.as_str(),
-                    queued: signal_metrics.queued.load(Ordering::Relaxed),
-                    retry_after: RETRY_AFTER,
-                });
-            }
+        let permit = Arc::clone(&self.records[slot(signal)])
+            .try_acquire_many_owned(records)
+            .and_then(|records| {
+                let bytes =
+                    Arc::clone(&self.kibibytes[slot(signal)]).try_acquire_many_owned(kibibytes)?;
+                Ok(QueuePermit { records, bytes })
+            });
+        let Ok(permit) = permit else {
+            signal_metrics
+                .refused_overload
+                .fetch_add(count, Ordering::Relaxed);
+            return Err(self.overloaded(signal));
         };
         let writer = self.writers[slot(signal)].clone();
         let records = prepared.records;

@@ -3,13 +3,17 @@
 //! message size is bounded by `--max-request-size` (tonic enforces both).
 //!
 //! The two export methods are served by [`ExportServer`] rather than by the
-//! generated servers: its codec hands over the request's protobuf bytes as they
-//! came, so that they are decoded on the blocking pool and the write-ahead log keeps
-//! them as they are instead of encoding every record again.
+//! generated servers: it reads the request's message itself, within the size, time
+//! and memory bounds of [`super::body`] (tonic would reserve what a message
+//! announces before it arrives, and copy it), and hands the protobuf bytes on as
+//! they came, so that they are decoded on the blocking pool and the write-ahead log
+//! keeps them as they are instead of encoding every record again.
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
 
+use http_body::Frame;
+use http_body_util::StreamBody;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -18,13 +22,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::bytes::Buf;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::{http, Body, BoxFuture, Bytes, Context, Poll, Service, StdError};
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
+use super::body::{self, BodyLimits};
 use super::{export, OtlpError, OtlpSignal, Payload};
 use crate::ingest::Ingester;
 
@@ -41,15 +45,16 @@ impl OtlpGrpc {
         Self { ingester }
     }
 
-    /// The gRPC routes of the three OTLP services.
-    pub fn routes(self, max_request_size: usize) -> tonic::service::Routes {
+    /// The gRPC routes of the three OTLP services; request messages are read
+    /// within `limits`.
+    pub fn routes(self, limits: BodyLimits) -> tonic::service::Routes {
         let traces =
-            ExportServer::<ExportTraceServiceRequest>::new(self.ingester.clone(), max_request_size);
+            ExportServer::<ExportTraceServiceRequest>::new(self.ingester.clone(), limits.clone());
         let logs =
-            ExportServer::<ExportLogsServiceRequest>::new(self.ingester.clone(), max_request_size);
+            ExportServer::<ExportLogsServiceRequest>::new(self.ingester.clone(), limits.clone());
         let metrics = MetricsServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_request_size);
+            .max_decoding_message_size(limits.max_size);
         tonic::service::Routes::new(traces)
             .add_service(logs)
             .add_service(metrics)
@@ -69,15 +74,15 @@ impl MetricsService for OtlpGrpc {
 /// The gRPC service of one signal (`<S::GRPC_SERVICE>/Export`).
 pub struct ExportServer<S> {
     ingester: Ingester,
-    max_request_size: usize,
+    limits: BodyLimits,
     signal: PhantomData<fn() -> S>,
 }
 
 impl<S> ExportServer<S> {
-    pub fn new(ingester: Ingester, max_request_size: usize) -> Self {
+    pub fn new(ingester: Ingester, limits: BodyLimits) -> Self {
         Self {
             ingester,
-            max_request_size,
+            limits,
             signal: PhantomData,
         }
     }
@@ -85,7 +90,7 @@ impl<S> ExportServer<S> {
 
 impl<S> Clone for ExportServer<S> {
     fn clone(&self) -> Self {
-        Self::new(self.ingester.clone(), self.max_request_size)
+        Self::new(self.ingester.clone(), self.limits.clone())
     }
 }
 
@@ -124,82 +129,43 @@ where
             let status = OtlpError::from(error).into_status();
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let method = ExportMethod::<S> {
-            ingester: self.ingester.clone(),
-            signal: PhantomData,
-        };
-        let mut grpc = tonic::server::Grpc::new(BytesCodec::<S::Response>(PhantomData))
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(self.max_request_size);
-        Box::pin(async move { Ok(grpc.unary(method, request).await) })
-    }
-}
-
-/// `Export` itself, given the request's bytes.
-struct ExportMethod<S> {
-    ingester: Ingester,
-    signal: PhantomData<fn() -> S>,
-}
-
-impl<S: OtlpSignal> Service<Request<Bytes>> for ExportMethod<S> {
-    type Response = Response<S::Response>;
-    type Error = Status;
-    type Future = BoxFuture<Self::Response, Status>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let ingester = self.ingester.clone();
+        let limits = self.limits.clone();
         Box::pin(async move {
-            let payload = Payload::<S>::Protobuf(request.into_inner());
-            let outcome = export(&ingester, payload)
-                .await
-                .map_err(|e| e.into_status())?;
-            Ok(Response::new(S::response(outcome)))
+            let (parts, body) = request.into_parts();
+            let result = async {
+                // The body's budget is held until the request is answered.
+                let received = body::read_grpc(&parts.headers, body, &limits).await?;
+                export(&ingester, Payload::<S>::Protobuf(received.bytes.clone())).await
+            }
+            .await;
+            Ok(match result {
+                Ok(outcome) => unary_response(&S::response(outcome)),
+                Err(error) => error.into_status().into_http(),
+            })
         })
     }
 }
 
-/// Requests as bytes (decoded later, off the runtime), responses as protobuf.
-struct BytesCodec<R>(PhantomData<fn() -> R>);
-
-impl<R: Message + Send + 'static> Codec for BytesCodec<R> {
-    type Encode = R;
-    type Decode = Bytes;
-    type Encoder = ProtobufEncoder<R>;
-    type Decoder = BytesDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProtobufEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        BytesDecoder
-    }
-}
-
-struct ProtobufEncoder<R>(PhantomData<fn() -> R>);
-
-impl<R: Message> Encoder for ProtobufEncoder<R> {
-    type Item = R;
-    type Error = Status;
-
-    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("cannot encode the response: {e}")))
-    }
-}
-
-struct BytesDecoder;
-
-impl Decoder for BytesDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
+/// The answer of a unary call: the message in one uncompressed frame, then
+/// `grpc-status: 0` in the trailers.
+fn unary_response(message: &impl Message) -> http::Response<tonic::body::Body> {
+    let length = message.encoded_len();
+    let mut frame = Vec::with_capacity(5 + length);
+    frame.push(0);
+    frame.extend_from_slice(&(length as u32).to_be_bytes());
+    message.encode_raw(&mut frame);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames: [Result<Frame<Bytes>, Infallible>; 2] = [
+        Ok(Frame::data(Bytes::from(frame))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let body = StreamBody::new(futures_util::stream::iter(frames));
+    let mut response = http::Response::new(tonic::body::Body::new(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
 }

@@ -3,9 +3,7 @@
 //! of the request; errors carry a `google.rpc.Status` with a message a person can
 //! act on. `/v1/metrics` answers 404 with a message.
 
-use std::io::Read;
-
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +13,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use super::body::{self, BodyLimits};
 use super::grpc::METRICS_UNSUPPORTED;
 use super::{export as export_request, run_blocking, OtlpError, OtlpSignal, Payload};
 use crate::ingest::Ingester;
@@ -25,20 +24,17 @@ const JSON: &str = "application/json";
 #[derive(Clone)]
 struct HttpState {
     ingester: Ingester,
-    max_request_size: usize,
+    limits: BodyLimits,
 }
 
-/// The OTLP/HTTP router.
-pub fn router(ingester: Ingester, max_request_size: usize) -> Router {
+/// The OTLP/HTTP router; bodies are read within `limits` ([`super::body`]).
+pub fn router(ingester: Ingester, limits: BodyLimits) -> Router {
     Router::new()
         .route("/v1/traces", post(export::<ExportTraceServiceRequest>))
         .route("/v1/logs", post(export::<ExportLogsServiceRequest>))
         .route("/v1/metrics", post(metrics))
         .layer(DefaultBodyLimit::disable())
-        .with_state(HttpState {
-            ingester,
-            max_request_size,
-        })
+        .with_state(HttpState { ingester, limits })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -117,59 +113,6 @@ fn request_encoding(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
     }
 }
 
-/// Reads the body within the size limit and undoes `Content-Encoding`.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, OtlpError> {
-    let too_large = || {
-        OtlpError::TooLarge(format!(
-            "request body exceeds the {limit}-byte limit (--max-request-size)"
-        ))
-    };
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if length > limit as u64 {
-            return Err(too_large());
-        }
-    }
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    if !matches!(encoding.as_str(), "identity" | "" | "gzip") {
-        return Err(OtlpError::UnsupportedMediaType(format!(
-            "unsupported Content-Encoding '{encoding}': use gzip or none"
-        )));
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
-    if encoding != "gzip" {
-        return Ok(bytes);
-    }
-    Ok(Bytes::from(
-        run_blocking(move || gunzip(&bytes, limit)).await??,
-    ))
-}
-
-/// Decompresses at most `limit` bytes: a gzip bomb stops at the limit.
-fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, OtlpError> {
-    let mut decoder = flate2::read::GzDecoder::new(compressed).take(limit as u64 + 1);
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| OtlpError::Decode(format!("invalid gzip body: {e}")))?;
-    if out.len() > limit {
-        return Err(OtlpError::TooLarge(format!(
-            "decompressed body exceeds the {limit}-byte limit (--max-request-size)"
-        )));
-    }
-    Ok(out)
-}
-
 fn decode_json<S: OtlpSignal>(bytes: &[u8]) -> Result<S, OtlpError> {
     serde_json::from_slice(bytes)
         .map_err(|e| OtlpError::Decode(format!("cannot decode OTLP/JSON {}: {e}", S::REQUEST_NAME)))
@@ -200,14 +143,18 @@ async fn export<S: OtlpSignal>(
     };
     let result = async {
         state.ingester.check_capacity(S::SIGNAL)?;
-        let bytes = read_body(&headers, body, state.max_request_size).await?;
+        // The body's budget is held until the request is answered.
+        let received = body::read_http(&headers, body, &state.limits).await?;
+        let bytes = received.bytes.clone();
         let payload = match encoding {
             Encoding::Protobuf => Payload::Protobuf(bytes),
             Encoding::Json => {
                 Payload::Decoded(run_blocking(move || decode_json::<S>(&bytes)).await??)
             }
         };
-        export_request(&state.ingester, payload).await
+        let outcome = export_request(&state.ingester, payload).await;
+        drop(received);
+        outcome
     }
     .await;
     match result {
@@ -223,23 +170,7 @@ async fn metrics(headers: HeaderMap) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
-
-    #[test]
-    fn gunzip_stops_a_bomb_at_the_limit() {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        encoder.write_all(&vec![0u8; 10 << 20]).expect("compress");
-        let bomb = encoder.finish().expect("finish");
-        assert!(bomb.len() < 64 << 10);
-        match gunzip(&bomb, 1 << 20) {
-            Err(OtlpError::TooLarge(message)) => {
-                assert!(message.contains("decompressed"), "{message}")
-            }
-            other => panic!("expected TooLarge, got {other:?}"),
-        }
-    }
 
     #[test]
     fn content_types_are_matched_without_parameters() {

@@ -8,6 +8,7 @@
 //! [`OtlpSignal`]; errors map to an HTTP status and a gRPC status in one place
 //! ([`OtlpError`]).
 
+pub mod body;
 pub mod convert;
 pub mod grpc;
 pub mod http;
@@ -46,6 +47,8 @@ pub enum OtlpError {
     Unavailable(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +77,7 @@ impl OtlpError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             OtlpError::NotFound(_) => StatusCode::NOT_FOUND,
+            OtlpError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             OtlpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +90,7 @@ impl OtlpError {
             OtlpError::TooLarge(_) => tonic::Code::ResourceExhausted,
             OtlpError::Overloaded { .. } | OtlpError::Unavailable(_) => tonic::Code::Unavailable,
             OtlpError::NotFound(_) => tonic::Code::Unimplemented,
+            OtlpError::Timeout(_) => tonic::Code::DeadlineExceeded,
             OtlpError::Internal(_) => tonic::Code::Internal,
         }
     }

@@ -40,12 +40,20 @@ const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// threads are started by the writer thread and inherit its value.
 const WRITER_NICE: i32 = 10;
 
+/// The ingest queue's capacity that a batch holds (in records and in bytes) until
+/// it is indexed; dropping it frees the capacity.
+#[derive(Debug)]
+pub struct QueuePermit {
+    pub records: OwnedSemaphorePermit,
+    pub bytes: OwnedSemaphorePermit,
+}
+
 pub enum WriterMsg {
     /// Durable records, with their log sequence number and the queue capacity they hold.
     Batch {
         lsn: u64,
         records: Records,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<QueuePermit>,
     },
     /// Commit now, and answer when the records sent before are searchable.
     Flush(oneshot::Sender<Result<(), String>>),
@@ -136,7 +144,7 @@ struct WriterTask {
     last_retention: Instant,
     /// The batches indexed since the last commit: after a failed commit they are
     /// indexed again into a rolled-back writer (they are still in the log too).
-    uncommitted: Vec<(u64, Records, Option<OwnedSemaphorePermit>)>,
+    uncommitted: Vec<(u64, Records, Option<QueuePermit>)>,
     /// Indexing failed since the last commit: the writer is rolled back and the
     /// uncommitted batches indexed again before the next commit.
     broken: bool,
@@ -248,7 +256,7 @@ impl WriterTask {
     /// commit, the batch with it. While indexing or commits fail, the batch keeps
     /// its queue capacity until it is committed, so that a failing index stops
     /// ingest (503) instead of piling records up in memory.
-    fn add(&mut self, lsn: u64, records: Records, permit: Option<OwnedSemaphorePermit>) {
+    fn add(&mut self, lsn: u64, records: Records, permit: Option<QueuePermit>) {
         self.first_uncommitted.get_or_insert_with(Instant::now);
         self.last_lsn = self.last_lsn.max(lsn);
         if !self.broken {

@@ -40,7 +40,7 @@ struct Case {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_http_bad_input_table() {
-    let server = TestServer::start_with(|config| config.max_request_size = LIMIT).await;
+    let server = TestServer::start_with(|config| config.server.max_request_size = LIMIT).await;
     let now = now_nanos();
     // Something acknowledged before the abuse starts, to find again afterwards.
     let kept = [7u8; 16];
@@ -278,7 +278,7 @@ async fn otlp_http_bad_input_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_grpc_bad_input() {
-    let server = TestServer::start_with(|config| config.max_request_size = LIMIT).await;
+    let server = TestServer::start_with(|config| config.server.max_request_size = LIMIT).await;
     let endpoint = format!("http://{}", server.hopline.otlp_grpc_addr);
     let mut client = TraceServiceClient::connect(endpoint.clone())
         .await

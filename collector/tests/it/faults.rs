@@ -220,3 +220,201 @@ async fn a_damaged_wal_frame_loses_that_frame_alone_and_is_reported() {
     let copy = wal.join("damaged").join(segment.file_name().expect("name"));
     assert_eq!(std::fs::read(copy).expect("a copy is kept"), bytes);
 }
+
+/// A tmpfs of a few MiB mounted for one test (root only), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` when this process may not mount (not root): the caller skips, except
+    /// where `HOPLINE_REQUIRE_ROOT` says the run must cover it.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted && std::env::var_os("HOPLINE_REQUIRE_ROOT").is_some() {
+            panic!("cannot mount a tmpfs, and HOPLINE_REQUIRE_ROOT is set");
+        }
+        mounted.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .expect("mount");
+        assert!(status.success(), "cannot resize the tmpfs");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_what_it_cannot_fsync_and_resumes_by_itself() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        eprintln!(
+            "skipped: mounting a small tmpfs needs root (set HOPLINE_REQUIRE_ROOT to require it)"
+        );
+        return;
+    };
+    let data_dir = disk.path().join("data");
+    let server = TestServer::start_with(|config| config.data_dir = data_dir.clone()).await;
+    let per_batch = 50u64;
+    let batch = |n: u32| {
+        let now = now_nanos();
+        let records = (0..per_batch)
+            .map(|i| {
+                log_record(
+                    Some([(n % 251) as u8; 16]),
+                    now + i,
+                    9,
+                    &format!(
+                        "batch {n} line {i} {:x}",
+                        now.wrapping_mul(u64::from(n) + i)
+                    ),
+                )
+            })
+            .collect();
+        logs_request("filler", records)
+    };
+
+    // Fill the disk: exports are acknowledged until they cannot be made durable.
+    // A full queue (the index is slower than this sender) is waited out, as a
+    // client does.
+    let send = |n: u32| {
+        let request = batch(n);
+        let server = &server;
+        async move {
+            loop {
+                let response = server.post_protobuf("/v1/logs", &request).await;
+                match response.status().as_u16() {
+                    200 => return Ok(()),
+                    503 => {
+                        let retry = response.headers().get("retry-after").cloned();
+                        let body = response.bytes().await.expect("body");
+                        let message = String::from_utf8_lossy(&body).to_string();
+                        if message.contains("No space left") {
+                            return Err((message, retry));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }
+    };
+    let mut acknowledged = 0u64;
+    let mut refusal = None;
+    for n in 0..100_000u32 {
+        match send(n).await {
+            Ok(()) => acknowledged += 1,
+            Err(refused) => {
+                refusal = Some(refused);
+                break;
+            }
+        }
+    }
+    let (message, retry_after) = refusal.expect("the disk never filled");
+    assert!(acknowledged > 10, "only {acknowledged} batches fit");
+    assert!(message.contains("No space left on device"), "{message}");
+    assert!(retry_after.is_some(), "503 without Retry-After");
+
+    // Queries keep answering, and /health says what is wrong.
+    let (status, body) = server.get("/api/services").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, health) = server.get("/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert!(
+        health["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.contains("No space left"))),
+        "{health}"
+    );
+
+    // Space returns: ingest resumes without a restart.
+    disk.resize("64m");
+    let resumed = eventually(Duration::from_secs(60), || {
+        let sent = send(1_000_000);
+        async move { sent.await.ok() }
+    })
+    .await;
+    assert!(
+        resumed.is_some(),
+        "ingest did not resume after space returned"
+    );
+    acknowledged += 1;
+    // What the disk refused may take a moment to clear (a commit waiting for its
+    // retry): refusals are waited out here.
+    for n in 0..20u32 {
+        let sent = eventually(Duration::from_secs(30), || {
+            let sent = send(2_000_000 + n);
+            async move { sent.await.ok() }
+        })
+        .await;
+        assert!(
+            sent.is_some(),
+            "batch {n} refused long after space returned"
+        );
+        acknowledged += 1;
+    }
+
+    // Every acknowledged record is there exactly once, now and after a restart.
+    let count = |server: &TestServer| {
+        let url = server.api_url("/api/logs?query=service:filler&start=0&limit=1");
+        let http = server.http.clone();
+        async move {
+            let body: serde_json::Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            body["total"].as_u64().expect("total")
+        }
+    };
+    let found = eventually(Duration::from_secs(30), || {
+        let server = &server;
+        async move {
+            server.flush().await;
+            let n = count(server).await;
+            eprintln!("found {n} of {}", acknowledged * per_batch);
+            (n == acknowledged * per_batch).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(
+        found,
+        Some(acknowledged * per_batch),
+        "{acknowledged} batches were acknowledged"
+    );
+    let (status, health) = server.get("/health").await;
+    assert_eq!(status, 200, "{health}");
+    let TestServer { hopline, .. } = server;
+    hopline.shutdown().await;
+    let server = TestServer::start_with(|config| config.data_dir = data_dir.clone()).await;
+    assert_eq!(count(&server).await, acknowledged * per_batch);
+    let TestServer { hopline, .. } = server;
+    hopline.shutdown().await;
+    drop(disk);
+}
