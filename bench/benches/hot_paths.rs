@@ -188,7 +188,7 @@ fn trace_json(c: &mut Criterion) {
             b.iter_batched(
                 || spans.clone(),
                 |spans| {
-                    let json = jaeger::trace_json(TraceId([1; 16]), &spans);
+                    let json = jaeger::trace_json(TraceId([1; 16]), &spans, &[]);
                     serde_json::to_vec(&json).expect("json").len()
                 },
                 BatchSize::SmallInput,

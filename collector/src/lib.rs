@@ -24,6 +24,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub mod otlp;
 pub mod query;
 pub mod store;
@@ -33,7 +34,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -137,43 +137,45 @@ impl Hopline {
             wal.clone(),
             writer_txs,
             config.queue_capacity,
+            config.queue_bytes,
             Arc::clone(&metrics),
             Arc::clone(&clock),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
 
-        let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC").await?;
-        let http_listener = bind(config.otlp_http_addr, "OTLP/HTTP").await?;
-        let api_listener = bind(config.http_addr, "UI and query API").await?;
+        let open_files = net::raise_open_files_limit();
+        let mut server_limits = config.server.clone();
+        server_limits.max_connections =
+            net::connections_within(open_files, server_limits.max_connections);
+        let grpc_listener = net::bind(config.otlp_grpc_addr, "OTLP/gRPC").await?;
+        let http_listener = net::bind(config.otlp_http_addr, "OTLP/HTTP").await?;
+        let api_listener = net::bind(config.http_addr, "UI and query API").await?;
         let otlp_grpc_addr = grpc_listener.local_addr()?;
         let otlp_http_addr = http_listener.local_addr()?;
         let http_addr = api_listener.local_addr()?;
 
-        let mut servers = Vec::new();
-        let grpc_routes =
-            otlp::grpc::OtlpGrpc::new(ingester.clone()).routes(config.max_request_size);
-        let mut rx = shutdown_rx.clone();
-        servers.push(tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .add_routes(grpc_routes)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc_listener),
-                    async move {
-                        let _ = rx.wait_for(|stop| *stop).await;
-                    },
-                )
-                .await;
-            if let Err(e) = result {
-                error!(error = %e, "OTLP/gRPC server failed");
-            }
-        }));
-        let otlp_router = otlp::http::router(ingester.clone(), config.max_request_size);
-        servers.push(serve_http(
-            http_listener,
-            otlp_router,
-            shutdown_rx.clone(),
-            "OTLP/HTTP",
-        ));
+        // One budget of request bytes in flight for both OTLP listeners.
+        let body_limits = otlp::body::BodyLimits::new(&server_limits);
+        let grpc_routes = otlp::grpc::OtlpGrpc::new(ingester.clone())
+            .routes(body_limits.clone())
+            .into_axum_router();
+        let otlp_router = otlp::http::router(ingester.clone(), body_limits);
+        let mut servers = vec![
+            net::serve(
+                grpc_listener,
+                grpc_routes,
+                &server_limits,
+                shutdown_rx.clone(),
+                "OTLP/gRPC",
+            ),
+            net::serve(
+                http_listener,
+                otlp_router,
+                &server_limits,
+                shutdown_rx.clone(),
+                "OTLP/HTTP",
+            ),
+        ];
         // The UI's server functions call the query API on this same listener.
         let loopback = match http_addr.ip() {
             ip if ip.is_unspecified() => {
@@ -186,14 +188,16 @@ impl Hopline {
             metrics: Arc::clone(&metrics),
             clock: Arc::clone(&clock),
             shutdown: shutdown_rx.clone(),
+            queries: api::QueryGate::new(config.query),
         })
         .merge(api::ui::router(
             &config.ui_dir,
             format!("http://{loopback}"),
         ));
-        servers.push(serve_http(
+        servers.push(net::serve(
             api_listener,
             api_router,
+            &server_limits,
             shutdown_rx,
             "UI and query API",
         ));
@@ -251,28 +255,4 @@ impl Hopline {
         }
         info!("stopped; everything acknowledged is committed");
     }
-}
-
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} for {what}"))
-}
-
-fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
-    what: &'static str,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-        if let Err(e) = result {
-            error!(error = %e, server = what, "server failed");
-        }
-    })
 }

@@ -107,6 +107,11 @@ pub struct Metrics {
     pub wal_damaged_bytes: AtomicU64,
     /// Group commits of the log that failed (their requests were refused).
     pub wal_write_errors: AtomicU64,
+    /// Queries refused because too many ran at once.
+    pub queries_refused: AtomicU64,
+    /// Queries stopped because their client went away, or at their time limit.
+    pub queries_client_gone: AtomicU64,
+    pub queries_timed_out: AtomicU64,
     /// Problems `/health` reports.
     pub health: crate::health::Health,
     /// Query latency per API route, keyed by the route's pattern.
@@ -119,6 +124,16 @@ impl Metrics {
             Signal::Spans => &self.spans,
             Signal::Logs => &self.logs,
         }
+    }
+
+    /// Counts a query stopped before its end.
+    pub fn query_stopped(&self, why: crate::store::search::Stop) {
+        use crate::store::search::Stop;
+        let counter = match why {
+            Stop::ClientGone => &self.queries_client_gone,
+            Stop::TimedOut => &self.queries_timed_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn observe_query(&self, route: &str, elapsed: Duration) {
@@ -210,6 +225,21 @@ impl Metrics {
                 "hopline_wal_damaged_bytes_total",
                 "bytes of those stretches",
                 &self.wal_damaged_bytes,
+            ),
+            (
+                "hopline_queries_refused_total",
+                "queries refused because --max-concurrent-queries were running for longer than --query-timeout",
+                &self.queries_refused,
+            ),
+            (
+                "hopline_queries_client_gone_total",
+                "queries stopped because their client went away",
+                &self.queries_client_gone,
+            ),
+            (
+                "hopline_queries_timed_out_total",
+                "queries stopped at --query-timeout",
+                &self.queries_timed_out,
             ),
             (
                 "hopline_wal_write_errors_total",

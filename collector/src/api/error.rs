@@ -1,7 +1,7 @@
 //! Errors of the query API, mapped to a status once: Jaeger's envelope
 //! `{"data":null,"errors":[{"code":N,"msg":"..."}]}` with the same HTTP status.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -29,6 +29,14 @@ impl ApiError {
         }
     }
 
+    /// 503 with a `Retry-After`: the query may be answered later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -42,6 +50,7 @@ impl From<QueryError> for ApiError {
         match error {
             QueryError::BadRequest(message) => ApiError::bad_request(message),
             QueryError::NotFound(message) => ApiError::not_found(message),
+            QueryError::Unavailable(message) => ApiError::unavailable(message),
             QueryError::Internal(message) => ApiError::internal(message),
         }
     }
@@ -49,7 +58,7 @@ impl From<QueryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = if self.status.is_server_error() {
+        let message = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self.message, "query failed");
             "internal error; see the collector's log".to_string()
         } else {
@@ -62,6 +71,12 @@ impl IntoResponse for ApiError {
             "offset": 0,
             "errors": [{ "code": self.status.as_u16(), "msg": message }],
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }

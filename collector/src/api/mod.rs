@@ -7,6 +7,7 @@ mod logs;
 mod traces;
 pub mod ui;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,9 +21,13 @@ use serde_json::json;
 
 pub use error::ApiError;
 
+use crate::config::QueryLimits;
 use crate::metrics::Metrics;
 use crate::model::Clock;
+use crate::query::QueryError;
+use crate::store::search::{Cancel, Stop};
 use crate::store::Store;
+use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -31,17 +36,76 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// Becomes true when the server stops: long-lived answers (the log tail) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub queries: QueryGate,
+}
+
+/// What a query may cost: how many run at once, how long one may take.
+#[derive(Clone)]
+pub struct QueryGate {
+    slots: Arc<Semaphore>,
+    /// Live tails open now.
+    pub(crate) tails: Arc<Semaphore>,
+    pub limits: QueryLimits,
+}
+
+impl QueryGate {
+    pub fn new(limits: QueryLimits) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent)),
+            tails: Arc::new(Semaphore::new(limits.max_tails)),
+            limits,
+        }
+    }
+}
+
+/// Stops a search when dropped armed: the request future it lives in was dropped
+/// because the client went away.
+struct StopOnDrop(Option<Cancel>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel.stop(Stop::ClientGone);
+        }
+    }
 }
 
 impl ApiState {
-    /// Runs a query on the blocking pool (tantivy searches are synchronous).
+    /// Runs a query on the blocking pool (tantivy searches are synchronous): when
+    /// one of `--max-concurrent-queries` is free (waiting up to `--query-timeout`
+    /// for it), stopped at `--query-timeout` or as soon as the client hangs up.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Store) -> Result<T, crate::query::QueryError> + Send + 'static,
+        work: impl FnOnce(&Store, &Cancel) -> Result<T, QueryError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let timeout = self.queries.limits.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let cancel = Cancel::with_deadline(deadline.into_std());
+        let mut guard = StopOnDrop(Some(cancel.clone()));
+        let slot =
+            tokio::time::timeout_at(deadline, Arc::clone(&self.queries.slots).acquire_owned())
+                .await;
+        let Ok(Ok(slot)) = slot else {
+            self.metrics.queries_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::unavailable(format!(
+                "too many queries: {} run at once (--max-concurrent-queries) and this one waited {timeout:?} for its turn; retry later",
+                self.queries.limits.max_concurrent
+            )));
+        };
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || work(&store))
-            .await
+        let task_cancel = cancel.clone();
+        // The slot is held until the work itself ends, not only this future.
+        let result = tokio::task::spawn_blocking(move || {
+            let result = work(&store, &task_cancel);
+            drop(slot);
+            result
+        })
+        .await;
+        guard.0 = None;
+        if let Some(why) = cancel.stopped() {
+            self.metrics.query_stopped(why);
+        }
+        result
             .map_err(|e| ApiError::internal(format!("query worker failed: {e}")))?
             .map_err(ApiError::from)
     }

@@ -10,7 +10,7 @@ use super::{ApiError, ApiState};
 use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
 use crate::query::{jaeger, otlp_json, QueryError};
-use crate::store::search::TraceFilter;
+use crate::store::search::{Cancel, TraceFilter, TraceSpans};
 use crate::store::Store;
 
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -21,10 +21,10 @@ pub(super) fn pairs(query: Pairs) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
 }
 
-fn services_of(store: &Store) -> Result<Vec<String>, QueryError> {
+fn services_of(store: &Store, cancel: &Cancel) -> Result<Vec<String>, QueryError> {
     Ok(store
         .spans
-        .services(store.span_schema.service)?
+        .services(store.span_schema.service, cancel)?
         .into_iter()
         .collect())
 }
@@ -43,8 +43,11 @@ fn operations_of(
     store: &Store,
     service: &str,
     kind: Option<SpanKind>,
+    cancel: &Cancel,
 ) -> Result<Vec<(String, String)>, QueryError> {
-    let operations = store.spans.operations(&store.span_schema, service)?;
+    let operations = store
+        .spans
+        .operations(&store.span_schema, service, cancel)?;
     Ok(operations
         .into_iter()
         .filter(|(_, k)| kind.is_none_or(|kind| kind.as_jaeger() == k))
@@ -58,7 +61,7 @@ pub(super) async fn service_operations(
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &[])?;
     let operations = state
-        .blocking(move |store| operations_of(store, &service, None))
+        .blocking(move |store, cancel| operations_of(store, &service, None, cancel))
         .await?;
     let mut names: Vec<String> = operations.into_iter().map(|(name, _)| name).collect();
     names.dedup();
@@ -92,7 +95,7 @@ pub(super) async fn operations(
 ) -> Result<Json<Value>, ApiError> {
     let (service, kind) = operations_params(&pairs(query)?, "service", "spanKind")?;
     let operations = state
-        .blocking(move |store| operations_of(store, &service, kind))
+        .blocking(move |store, cancel| operations_of(store, &service, kind, cancel))
         .await?;
     let data: Vec<Value> = operations
         .iter()
@@ -102,16 +105,27 @@ pub(super) async fn operations(
     Ok(Json(jaeger::envelope(json!(data), total)))
 }
 
-/// Fetches whole traces, in the order given, skipping ids with no spans.
+/// Spans a search answer holds in all: past it, the traces that follow are cut
+/// harder (each keeps at least its earliest span), so that a search cannot make
+/// an answer of millions of spans.
+const MAX_SPANS_PER_SEARCH: usize = 100_000;
+
+/// Loads traces, in the order given, skipping ids with no spans: each cut to the
+/// trace cap, and all together to [`MAX_SPANS_PER_SEARCH`].
 fn load_traces(
     store: &Store,
     ids: &[TraceId],
-) -> Result<Vec<(TraceId, Vec<crate::model::Span>)>, QueryError> {
+    max_spans: usize,
+    cancel: &Cancel,
+) -> Result<Vec<(TraceId, TraceSpans)>, QueryError> {
     let mut traces = Vec::with_capacity(ids.len());
+    let mut budget = MAX_SPANS_PER_SEARCH;
     for id in ids {
-        let spans = store.spans.trace(&store.span_schema, *id)?;
-        if !spans.is_empty() {
-            traces.push((*id, spans));
+        let cap = max_spans.min(budget).max(1);
+        let trace = store.spans.trace(&store.span_schema, *id, cap, cancel)?;
+        if !trace.spans.is_empty() {
+            budget = budget.saturating_sub(trace.spans.len());
+            traces.push((*id, trace));
         }
     }
     Ok(traces)
@@ -120,9 +134,25 @@ fn load_traces(
 fn search_traces(
     store: &Store,
     filter: &TraceFilter,
-) -> Result<Vec<(TraceId, Vec<crate::model::Span>)>, QueryError> {
-    let ids = store.spans.find_traces(&store.span_schema, filter)?;
-    load_traces(store, &ids)
+    max_spans: usize,
+    cancel: &Cancel,
+) -> Result<Vec<(TraceId, TraceSpans)>, QueryError> {
+    let ids = store
+        .spans
+        .find_traces(&store.span_schema, filter, cancel)?;
+    load_traces(store, &ids, max_spans, cancel)
+}
+
+/// What a Jaeger trace says when it was cut.
+fn warnings(trace: &TraceSpans) -> Vec<String> {
+    if !trace.is_cut() {
+        return Vec::new();
+    }
+    vec![format!(
+        "this trace has {} spans; the {} that started first are shown (--max-spans-per-trace)",
+        trace.total,
+        trace.spans.len()
+    )]
 }
 
 pub(super) async fn search(
@@ -130,30 +160,41 @@ pub(super) async fn search(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let search = params::trace_search(&pairs(query)?, state.now())?;
-    let traces = state
-        .blocking(move |store| match search {
-            TraceSearch::Ids(ids) => load_traces(store, &ids),
-            TraceSearch::Filter(filter) => search_traces(store, &filter),
+    let max_spans = state.queries.limits.max_spans_per_trace;
+    let data = state
+        .blocking(move |store, cancel| {
+            let traces = match search {
+                TraceSearch::Ids(ids) => load_traces(store, &ids, max_spans, cancel)?,
+                TraceSearch::Filter(filter) => search_traces(store, &filter, max_spans, cancel)?,
+            };
+            // Rendered here, off the runtime.
+            Ok(traces
+                .iter()
+                .map(|(id, trace)| jaeger::trace_json(*id, &trace.spans, &warnings(trace)))
+                .collect::<Vec<Value>>())
         })
         .await?;
-    let data: Vec<Value> = traces
-        .iter()
-        .map(|(id, spans)| jaeger::trace_json(*id, spans))
-        .collect();
     let total = data.len();
     Ok(Json(jaeger::envelope(json!(data), total)))
 }
 
-fn one_trace(store: &Store, text: &str) -> Result<(TraceId, Vec<crate::model::Span>), QueryError> {
+fn one_trace(
+    store: &Store,
+    text: &str,
+    max_spans: usize,
+    cancel: &Cancel,
+) -> Result<(TraceId, TraceSpans), QueryError> {
     let id = params::parse_trace_id(text)?;
-    let spans = store.spans.trace(&store.span_schema, id)?;
-    if spans.is_empty() {
+    let trace = store
+        .spans
+        .trace(&store.span_schema, id, max_spans, cancel)?;
+    if trace.spans.is_empty() {
         return Err(QueryError::NotFound(format!(
             "trace {} not found",
             id.to_hex()
         )));
     }
-    Ok((id, spans))
+    Ok((id, trace))
 }
 
 pub(super) async fn trace(
@@ -162,13 +203,14 @@ pub(super) async fn trace(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &["start", "end", "prettyPrint", "raw"])?;
-    let (id, spans) = state
-        .blocking(move |store| one_trace(store, &trace_id))
+    let max_spans = state.queries.limits.max_spans_per_trace;
+    let trace = state
+        .blocking(move |store, cancel| {
+            let (id, trace) = one_trace(store, &trace_id, max_spans, cancel)?;
+            Ok(jaeger::trace_json(id, &trace.spans, &warnings(&trace)))
+        })
         .await?;
-    Ok(Json(jaeger::envelope(
-        json!([jaeger::trace_json(id, &spans)]),
-        1,
-    )))
+    Ok(Json(jaeger::envelope(json!([trace]), 1)))
 }
 
 pub(super) async fn dependencies(
@@ -182,7 +224,11 @@ pub(super) async fn dependencies(
     let end = end_ms.saturating_mul(1_000_000);
     let start = end.saturating_sub(lookback_ms.saturating_mul(1_000_000));
     let links = state
-        .blocking(move |store| Ok(store.spans.dependencies(&store.span_schema, start, end)?))
+        .blocking(move |store, cancel| {
+            Ok(store
+                .spans
+                .dependencies(&store.span_schema, start, end, cancel)?)
+        })
         .await?;
     let data: Vec<Value> = links
         .iter()
@@ -209,7 +255,7 @@ pub(super) async fn v3_operations(
 ) -> Result<Json<Value>, ApiError> {
     let (service, kind) = operations_params(&pairs(query)?, "service", "span_kind")?;
     let operations = state
-        .blocking(move |store| operations_of(store, &service, kind))
+        .blocking(move |store, cancel| operations_of(store, &service, kind, cancel))
         .await?;
     let data: Vec<Value> = operations
         .iter()
@@ -224,10 +270,14 @@ pub(super) async fn v3_trace(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &["start_time", "end_time", "raw_traces"])?;
-    let (_, spans) = state
-        .blocking(move |store| one_trace(store, &trace_id))
+    let max_spans = state.queries.limits.max_spans_per_trace;
+    let result = state
+        .blocking(move |store, cancel| {
+            let (_, trace) = one_trace(store, &trace_id, max_spans, cancel)?;
+            Ok(otlp_json::traces_data(&trace.spans))
+        })
         .await?;
-    Ok(Json(json!({ "result": otlp_json::traces_data(&spans) })))
+    Ok(Json(json!({ "result": result })))
 }
 
 pub(super) async fn v3_search(
@@ -235,9 +285,16 @@ pub(super) async fn v3_search(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let filter = params::v3_trace_search(&pairs(query)?, state.now())?;
-    let traces = state
-        .blocking(move |store| search_traces(store, &filter))
+    let max_spans = state.queries.limits.max_spans_per_trace;
+    let result = state
+        .blocking(move |store, cancel| {
+            let traces = search_traces(store, &filter, max_spans, cancel)?;
+            let spans: Vec<crate::model::Span> = traces
+                .into_iter()
+                .flat_map(|(_, trace)| trace.spans)
+                .collect();
+            Ok(otlp_json::traces_data(&spans))
+        })
         .await?;
-    let spans: Vec<crate::model::Span> = traces.into_iter().flat_map(|(_, spans)| spans).collect();
-    Ok(Json(json!({ "result": otlp_json::traces_data(&spans) })))
+    Ok(Json(json!({ "result": result })))
 }

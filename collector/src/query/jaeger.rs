@@ -46,8 +46,9 @@ fn micros(nanos: u64) -> u64 {
     nanos / 1000
 }
 
-/// One trace in Jaeger's JSON model. `spans` must all belong to `trace_id`.
-pub fn trace_json(trace_id: TraceId, spans: &[Span]) -> Value {
+/// One trace in Jaeger's JSON model. `spans` must all belong to `trace_id`;
+/// `warnings` are shown by the Jaeger UI above the trace (e.g. that it was cut).
+pub fn trace_json(trace_id: TraceId, spans: &[Span], warnings: &[String]) -> Value {
     // Processes: one per distinct (service, resource), numbered in order of appearance.
     let mut processes: Vec<(&str, &Arc<Resource>)> = Vec::new();
     let mut process_ids = Vec::with_capacity(spans.len());
@@ -91,7 +92,7 @@ pub fn trace_json(trace_id: TraceId, spans: &[Span]) -> Value {
         "traceID": trace_id.to_hex(),
         "spans": spans_json,
         "processes": processes_json,
-        "warnings": null,
+        "warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
     })
 }
 
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn maps_a_span_the_way_the_specification_translates_to_jaeger() {
-        let trace = trace_json(TraceId([1; 16]), &[span()]);
+        let trace = trace_json(TraceId([1; 16]), &[span()], &[]);
         let span = &trace["spans"][0];
         assert_eq!(span["startTime"], 1_700_000_000_000_001u64);
         assert_eq!(span["duration"], 2000);

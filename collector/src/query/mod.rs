@@ -17,13 +17,25 @@ pub enum QueryError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// Cannot be answered now (too many queries, out of time); retry later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
 
 impl From<crate::store::StoreError> for QueryError {
     fn from(error: crate::store::StoreError) -> Self {
-        QueryError::Internal(error.to_string())
+        use crate::store::search::Stop;
+        match error {
+            crate::store::StoreError::Cancelled(Stop::TimedOut) => QueryError::Unavailable(
+                "the query ran out of time (--query-timeout) and was stopped: narrow it (a shorter time range, a service, more specific terms)".into(),
+            ),
+            crate::store::StoreError::Cancelled(Stop::ClientGone) => {
+                QueryError::Unavailable("the query was stopped: its client went away".into())
+            }
+            other => QueryError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub enum StoreError {
     Format(String),
     #[error("the index writer has stopped")]
     WriterStopped,
+    #[error("the search was stopped: {0:?}")]
+    Cancelled(search::Stop),
 }
 
 /// Records of one signal, as they travel from the log to an index writer.

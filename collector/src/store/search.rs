@@ -4,7 +4,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
@@ -23,6 +25,87 @@ use super::schema::{operation_term, tag_term, LogSchema, SpanColumns, SpanSchema
 use super::split::Split;
 use super::{SignalIndex, StoreError};
 use crate::model::{LogRecord, Span, SpanId, SpanKind, TraceId};
+
+/// Why a search stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Whoever asked went away (the HTTP client hung up).
+    ClientGone,
+    /// It ran past its time limit.
+    TimedOut,
+}
+
+/// Lets a search be stopped from outside: searches check it between splits,
+/// segments and every few hundred documents, and return [`StoreError::Cancelled`].
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    /// 0: go on; otherwise a [`Stop`] + 1.
+    stop: AtomicU8,
+    deadline: Option<Instant>,
+}
+
+impl Cancel {
+    /// A search that stops by itself at `deadline`.
+    pub fn with_deadline(deadline: Instant) -> Self {
+        Cancel(Arc::new(CancelState {
+            stop: AtomicU8::new(0),
+            deadline: Some(deadline),
+        }))
+    }
+
+    pub fn stop(&self, why: Stop) {
+        let code = match why {
+            Stop::ClientGone => 1,
+            Stop::TimedOut => 2,
+        };
+        let _ = self
+            .0
+            .stop
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Whether, and why, the search should stop now.
+    pub fn stopped(&self) -> Option<Stop> {
+        match self.0.stop.load(Ordering::Relaxed) {
+            1 => Some(Stop::ClientGone),
+            2 => Some(Stop::TimedOut),
+            _ => self
+                .0
+                .deadline
+                .filter(|deadline| Instant::now() >= *deadline)
+                .map(|_| Stop::TimedOut),
+        }
+    }
+
+    /// `Err` once the search should stop.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match self.stopped() {
+            Some(why) => Err(StoreError::Cancelled(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How often (in documents) long loops look at their [`Cancel`].
+const CHECK_EVERY: usize = 256;
+
+/// The spans of one trace as a lookup returns them.
+#[derive(Debug, Default)]
+pub struct TraceSpans {
+    /// The earliest spans by start time, at most the lookup's cap, in start order.
+    pub spans: Vec<Span>,
+    /// How many span documents the trace has in all (before the cap).
+    pub total: usize,
+}
+
+impl TraceSpans {
+    pub fn is_cut(&self) -> bool {
+        self.total > self.spans.len()
+    }
+}
 
 /// Which spans select a trace: every given criterion must hold for one span.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -172,42 +255,84 @@ fn stored_payload(
 }
 
 impl SignalIndex {
-    /// Every stored span of a trace, deduplicated by span id.
-    pub fn trace(&self, schema: &SpanSchema, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
+    /// The spans of a trace, deduplicated by span id: the `max_spans` earliest by
+    /// start time, and how many there are in all. Only the spans returned are read
+    /// from the document store; the rest are counted from the index and columns.
+    pub fn trace(
+        &self,
+        schema: &SpanSchema,
+        trace_id: TraceId,
+        max_spans: usize,
+        cancel: &Cancel,
+    ) -> Result<TraceSpans, StoreError> {
         let query = TermQuery::new(
             Term::from_field_bytes(schema.trace_id, &trace_id.0),
             IndexRecordOption::Basic,
         );
-        let mut spans = Vec::new();
-        let mut seen = HashSet::new();
-        for split in self.splits() {
+        // (start, split, address) of every span document of the trace.
+        let mut hits: Vec<(u64, usize, DocAddress)> = Vec::new();
+        let mut searchers = Vec::new();
+        let splits = self.splits();
+        for (i, split) in splits.iter().enumerate() {
+            cancel.check()?;
             let searcher = split.reader.searcher();
-            let addresses = searcher.search(&query, &DocSetCollector)?;
-            let mut addresses: Vec<_> = addresses.into_iter().collect();
+            let mut addresses: Vec<DocAddress> = searcher
+                .search(&query, &DocSetCollector)?
+                .into_iter()
+                .collect();
             addresses.sort();
-            let mut columns: Option<(SegmentOrdinal, SpanColumnReaders)> = None;
-            for address in addresses {
-                let readers = match &columns {
-                    Some((ord, readers)) if *ord == address.segment_ord => readers,
+            let mut start: Option<(SegmentOrdinal, Column<u64>)> = None;
+            for (n, address) in addresses.into_iter().enumerate() {
+                if n % CHECK_EVERY == 0 {
+                    cancel.check()?;
+                }
+                let column = match &start {
+                    Some((ord, column)) if *ord == address.segment_ord => column,
                     _ => {
-                        let readers =
-                            SpanColumnReaders::open(&split, &searcher, address.segment_ord)?;
-                        &columns.insert((address.segment_ord, readers)).1
+                        let column = split.u64_column(&searcher, address.segment_ord, "start")?;
+                        &start.insert((address.segment_ord, column)).1
                     }
                 };
-                let payload = stored_payload(&searcher, address, schema.payload)?;
-                let columns = readers.get(address.doc_id);
-                let origin = origin_of(&split, columns.origin)?;
-                let span = schema
-                    .span(&payload, columns, &origin)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                if seen.insert(span.span_id) {
-                    spans.push(span);
+                hits.push((column.first(address.doc_id).unwrap_or(0), i, address));
+            }
+            searchers.push(searcher);
+        }
+        let total = hits.len();
+        if hits.len() > max_spans {
+            hits.select_nth_unstable_by_key(max_spans, |hit| (hit.0, hit.1, hit.2));
+            hits.truncate(max_spans);
+        }
+        // Read in index order: neighbouring documents share doc store blocks.
+        hits.sort_by_key(|&(_, split, address)| (split, address));
+        let mut spans = Vec::with_capacity(hits.len());
+        let mut seen = HashSet::new();
+        let mut columns: Option<(usize, SegmentOrdinal, SpanColumnReaders)> = None;
+        for (n, (_, i, address)) in hits.into_iter().enumerate() {
+            if n % CHECK_EVERY == 0 {
+                cancel.check()?;
+            }
+            let (split, searcher) = (&splits[i], &searchers[i]);
+            let readers = match &columns {
+                Some((split, ord, readers)) if *split == i && *ord == address.segment_ord => {
+                    readers
                 }
+                _ => {
+                    let readers = SpanColumnReaders::open(split, searcher, address.segment_ord)?;
+                    &columns.insert((i, address.segment_ord, readers)).2
+                }
+            };
+            let payload = stored_payload(searcher, address, schema.payload)?;
+            let columns = readers.get(address.doc_id);
+            let origin = origin_of(split, columns.origin)?;
+            let span = schema
+                .span(&payload, columns, &origin)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if seen.insert(span.span_id) {
+                spans.push(span);
             }
         }
         spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
-        Ok(spans)
+        Ok(TraceSpans { spans, total })
     }
 
     /// Ids of the traces with a span matching `filter`, newest first (by the start of
@@ -216,6 +341,7 @@ impl SignalIndex {
         &self,
         schema: &SpanSchema,
         filter: &TraceFilter,
+        cancel: &Cancel,
     ) -> Result<Vec<TraceId>, StoreError> {
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
@@ -258,6 +384,7 @@ impl SignalIndex {
         // of them can change nothing.
         let mut segments = Vec::new();
         for split in self.splits() {
+            cancel.check()?;
             // The searcher before the metadata: the metadata is then at least as
             // new, so `within` holds for every document the searcher sees.
             let searcher = Arc::new(split.reader.searcher());
@@ -284,6 +411,7 @@ impl SignalIndex {
         segments.sort_by_key(|segment| Reverse(segment.newest));
         let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
         for candidate in &segments {
+            cancel.check()?;
             if newest.len() >= filter.limit.max(1) {
                 let mut starts: Vec<u64> = newest.values().copied().collect();
                 let (_, floor, _) =
@@ -321,9 +449,10 @@ impl SignalIndex {
     }
 
     /// Every service name.
-    pub fn services(&self, field: Field) -> Result<BTreeSet<String>, StoreError> {
+    pub fn services(&self, field: Field, cancel: &Cancel) -> Result<BTreeSet<String>, StoreError> {
         let mut services = BTreeSet::new();
         for split in self.splits() {
+            cancel.check()?;
             for_each_term(&split, field, |term| {
                 services.insert(term.to_string());
             })?;
@@ -336,10 +465,12 @@ impl SignalIndex {
         &self,
         schema: &SpanSchema,
         service: &str,
+        cancel: &Cancel,
     ) -> Result<BTreeSet<(String, String)>, StoreError> {
         let prefix = format!("{service}\0");
         let mut operations = BTreeSet::new();
         for split in self.splits() {
+            cancel.check()?;
             for_each_term(&split, schema.operation, |term| {
                 if let Some(rest) = term.strip_prefix(&prefix) {
                     if let Some((kind, name)) = rest.split_once('\0') {
@@ -359,6 +490,7 @@ impl SignalIndex {
         schema: &SpanSchema,
         start: u64,
         end: u64,
+        cancel: &Cancel,
     ) -> Result<Vec<DependencyLink>, StoreError> {
         let query = u64_range(schema.start, Some(start), Some(end));
         let mut services: Vec<String> = Vec::new();
@@ -366,10 +498,15 @@ impl SignalIndex {
         let mut span_service: HashMap<(u64, u64, u64), u32> = HashMap::new();
         let mut children: Vec<(u64, u64, u64, u32, bool)> = Vec::new();
         for split in self.splits() {
+            cancel.check()?;
             if !split.meta().overlaps(start, end) {
                 continue;
             }
-            let rows = split.reader.searcher().search(&query, &SpanEdgeCollector)?;
+            let rows = split
+                .reader
+                .searcher()
+                .search(&query, &SpanEdgeCollector(cancel.clone()))?;
+            cancel.check()?;
             for row in rows {
                 let id = *service_ids.entry(row.service.clone()).or_insert_with(|| {
                     services.push(row.service.clone());
@@ -411,6 +548,7 @@ impl SignalIndex {
         &self,
         schema: &LogSchema,
         filter: &LogFilter,
+        cancel: &Cancel,
     ) -> Result<(Vec<LogRecord>, u64), StoreError> {
         let mut analyzer = body_analyzer();
         // Resource attributes are matched through each split's own origins; a split
@@ -447,6 +585,7 @@ impl SignalIndex {
         let mut total = 0u64;
         let mut segments = Vec::new();
         for split in self.splits() {
+            cancel.check()?;
             // The searcher before the metadata (see `find_traces`).
             let searcher = Arc::new(split.reader.searcher());
             let meta = split.meta();
@@ -477,6 +616,7 @@ impl SignalIndex {
         // The `limit` newest hits: (time, candidate, doc), oldest on top.
         let mut newest: BinaryHeap<Reverse<(u64, usize, DocId)>> = BinaryHeap::new();
         for (i, candidate) in segments.iter().enumerate() {
+            cancel.check()?;
             let floor = newest.peek().map(|Reverse(hit)| hit.0);
             if newest.len() >= limit && floor.is_some_and(|floor| candidate.newest < floor) {
                 break;
@@ -509,7 +649,10 @@ impl SignalIndex {
         hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
-        for (time, i, doc_id) in hits {
+        for (n, (time, i, doc_id)) in hits.into_iter().enumerate() {
+            if n % CHECK_EVERY == 0 {
+                cancel.check()?;
+            }
             let candidate = &segments[i];
             let (split, searcher) = (&candidate.split, &candidate.searcher);
             // A hit's address is only valid in the searcher that found it: the
@@ -692,9 +835,12 @@ struct EdgeRow {
     error: bool,
 }
 
-struct SpanEdgeCollector;
+/// Reads the call graph's columns; collects nothing once its [`Cancel`] says stop.
+struct SpanEdgeCollector(Cancel);
 
 struct SpanEdgeSegment {
+    cancel: Cancel,
+    seen: usize,
     hi: Column<u64>,
     lo: Column<u64>,
     span: Column<u64>,
@@ -716,6 +862,8 @@ impl Collector for SpanEdgeCollector {
     ) -> tantivy::Result<SpanEdgeSegment> {
         let fast = segment.fast_fields();
         Ok(SpanEdgeSegment {
+            cancel: self.0.clone(),
+            seen: 0,
             hi: fast.u64("trace_hi")?,
             lo: fast.u64("trace_lo")?,
             span: fast.u64("span_id")?,
@@ -739,6 +887,11 @@ impl SegmentCollector for SpanEdgeSegment {
     type Fruit = Vec<EdgeRow>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        self.seen += 1;
+        if self.seen % CHECK_EVERY == 0 && self.cancel.stopped().is_some() {
+            // Nothing more is kept; the caller returns `Cancelled`.
+            self.service = None;
+        }
         let Some(service) = &self.service else { return };
         let Some(ord) = service.term_ords(doc).next() else {
             return;
@@ -900,7 +1053,7 @@ mod tests {
             };
             let found = store
                 .spans
-                .find_traces(&store.span_schema, &filter)
+                .find_traces(&store.span_schema, &filter, &Cancel::default())
                 .expect("search");
             let want: Vec<TraceId> = expected
                 .iter()
@@ -952,7 +1105,7 @@ mod tests {
             };
             let (records, total) = store
                 .logs
-                .search_logs(&store.log_schema, &filter)
+                .search_logs(&store.log_schema, &filter, &Cancel::default())
                 .expect("search");
             assert_eq!(total, expected.len() as u64);
             let times: Vec<u64> = records.iter().map(|r| r.time_unix_nano).collect();
