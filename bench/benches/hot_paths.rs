@@ -47,7 +47,12 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn spans() -> Vec<Span> {
-    convert_traces(WORKLOAD.spans(0, BATCH), WORKLOAD.now).records
+    convert_traces(
+        WORKLOAD.spans(0, BATCH),
+        WORKLOAD.now,
+        &hopline::config::RecordLimits::default(),
+    )
+    .records
 }
 
 fn decode_and_convert(c: &mut Criterion) {
@@ -59,34 +64,54 @@ fn decode_and_convert(c: &mut Criterion) {
     group.bench_function("traces: gunzip + decode into the model, 512 spans", |b| {
         b.iter(|| {
             let request = Bytes::from(gunzip(&traces));
-            decode_traces(&request, WORKLOAD.now)
-                .expect("decode")
-                .records
-                .len()
+            decode_traces(
+                &request,
+                WORKLOAD.now,
+                &hopline::config::RecordLimits::default(),
+            )
+            .expect("decode")
+            .records
+            .len()
         })
     });
     group.bench_function("traces: gunzip + prost + convert, 512 spans", |b| {
         b.iter(|| {
             let request =
                 ExportTraceServiceRequest::decode(gunzip(&traces).as_slice()).expect("decode");
-            convert_traces(request, WORKLOAD.now).records.len()
+            convert_traces(
+                request,
+                WORKLOAD.now,
+                &hopline::config::RecordLimits::default(),
+            )
+            .records
+            .len()
         })
     });
     let logs = gzip(&WORKLOAD.logs(0, BATCH).encode_to_vec());
     group.bench_function("logs: gunzip + decode into the model, 512 records", |b| {
         b.iter(|| {
             let request = Bytes::from(gunzip(&logs));
-            decode_logs(&request, WORKLOAD.now)
-                .expect("decode")
-                .records
-                .len()
+            decode_logs(
+                &request,
+                WORKLOAD.now,
+                &hopline::config::RecordLimits::default(),
+            )
+            .expect("decode")
+            .records
+            .len()
         })
     });
     group.bench_function("logs: gunzip + prost + convert, 512 records", |b| {
         b.iter(|| {
             let request =
                 ExportLogsServiceRequest::decode(gunzip(&logs).as_slice()).expect("decode");
-            convert_logs(request, WORKLOAD.now).records.len()
+            convert_logs(
+                request,
+                WORKLOAD.now,
+                &hopline::config::RecordLimits::default(),
+            )
+            .records
+            .len()
         })
     });
     group.finish();
@@ -137,7 +162,12 @@ fn wal_append(c: &mut Criterion) {
 
 fn documents(c: &mut Criterion) {
     let spans = spans();
-    let logs = convert_logs(WORKLOAD.logs(0, BATCH), WORKLOAD.now).records;
+    let logs = convert_logs(
+        WORKLOAD.logs(0, BATCH),
+        WORKLOAD.now,
+        &hopline::config::RecordLimits::default(),
+    )
+    .records;
     let span_schema = SpanSchema::new();
     let log_schema = LogSchema::new();
     let mut scratch = Scratch::default();
@@ -178,7 +208,13 @@ fn trace_json(c: &mut Criterion) {
             .map(|i| {
                 let n = i % SPANS_PER_TRACE * hopline_bench::workload::CONCURRENT_TRACES;
                 let request = WORKLOAD.spans(n, 1);
-                let mut span = convert_traces(request, WORKLOAD.now).records.remove(0);
+                let mut span = convert_traces(
+                    request,
+                    WORKLOAD.now,
+                    &hopline::config::RecordLimits::default(),
+                )
+                .records
+                .remove(0);
                 span.trace_id = TraceId([1; 16]);
                 span
             })

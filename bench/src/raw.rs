@@ -49,6 +49,8 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
         .context("cannot create the raw split")?;
     let mut writer = split.writer()?;
     let mut origins = OriginIds::new(Arc::clone(&split.origins));
+    // The same key budget as the collector's splits.
+    let mut scratch = hopline::store::schema::Scratch::with_max_keys(10_000);
 
     // Requests are generated on their own thread, whose CPU time is subtracted.
     let cpu_before = process::cpu_time("self")?;
@@ -76,10 +78,31 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
     let mut last_report = Instant::now();
     for request in rx {
         let records = match request {
-            Ok(spans) => Records::Spans(convert_traces(spans, clock.now_unix_nanos()).records),
-            Err(logs) => Records::Logs(convert_logs(logs, clock.now_unix_nanos()).records),
+            Ok(spans) => Records::Spans(
+                convert_traces(
+                    spans,
+                    clock.now_unix_nanos(),
+                    &hopline::config::RecordLimits::default(),
+                )
+                .records,
+            ),
+            Err(logs) => Records::Logs(
+                convert_logs(
+                    logs,
+                    clock.now_unix_nanos(),
+                    &hopline::config::RecordLimits::default(),
+                )
+                .records,
+            ),
         };
-        index_records(&writer, &store, &mut origins, &records, |_| {})?;
+        index_records(
+            &writer,
+            &store,
+            &mut origins,
+            &mut scratch,
+            &records,
+            |_| {},
+        )?;
         indexed += records.len() as u64;
 
         if last_report.elapsed() >= Duration::from_secs(5) {

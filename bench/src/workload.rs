@@ -371,15 +371,23 @@ mod tests {
             at >= start && at + s.len() <= start + buffer.len()
         };
         let request = prost::bytes::Bytes::from(workload.spans(0, BATCH).encode_to_vec());
-        let spans = hopline::otlp::protobuf::decode_traces(&request, workload.now)
-            .expect("decode")
-            .records;
+        let spans = hopline::otlp::protobuf::decode_traces(
+            &request,
+            workload.now,
+            &hopline::config::RecordLimits::default(),
+        )
+        .expect("decode")
+        .records;
         assert_eq!(spans.len() as u64, BATCH);
         assert!(spans.iter().all(|span| within(&request, &span.name)));
         let request = prost::bytes::Bytes::from(workload.logs(0, BATCH).encode_to_vec());
-        let records = hopline::otlp::protobuf::decode_logs(&request, workload.now)
-            .expect("decode")
-            .records;
+        let records = hopline::otlp::protobuf::decode_logs(
+            &request,
+            workload.now,
+            &hopline::config::RecordLimits::default(),
+        )
+        .expect("decode")
+        .records;
         assert_eq!(records.len() as u64, BATCH);
         assert!(records
             .iter()

@@ -21,6 +21,7 @@ use std::time::Duration;
 use prost::bytes::Bytes;
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::config::RecordLimits;
 use crate::metrics::{Metrics, Signal};
 use crate::model::{Clock, LogRecord, Span};
 use crate::otlp::convert::Converted;
@@ -77,6 +78,7 @@ pub struct Ingester {
     kibibytes: [Arc<Semaphore>; 2],
     records_total: u32,
     kibibytes_total: u32,
+    limits: RecordLimits,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -95,6 +97,7 @@ impl Ingester {
         writers: [mpsc::Sender<WriterMsg>; 2],
         queue_records: u64,
         queue_bytes: usize,
+        limits: RecordLimits,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -108,9 +111,15 @@ impl Ingester {
             kibibytes: [semaphore(kibibytes_total), semaphore(kibibytes_total)],
             records_total,
             kibibytes_total,
+            limits,
             metrics,
             clock,
         }
+    }
+
+    /// What one record may cost.
+    pub fn limits(&self) -> &RecordLimits {
+        &self.limits
     }
 
     /// Refused: the queue is full; says why it does not drain when something
@@ -307,7 +316,11 @@ impl WalPayload<'_> {
 
     /// The records of a frame read back from the log, converted as when they were
     /// received.
-    pub fn decode(signal: Signal, payload: Bytes) -> Result<Records, String> {
+    pub fn decode(
+        signal: Signal,
+        payload: Bytes,
+        limits: &RecordLimits,
+    ) -> Result<Records, String> {
         match payload.split_first() {
             Some((&WAL_RECORDS, rest)) => {
                 Records::decode(signal, rest).map_err(|e| format!("bad records: {e}"))
@@ -322,12 +335,12 @@ impl WalPayload<'_> {
                 let bad = |e: protobuf::DecodeError| format!("bad protobuf request: {e}");
                 Ok(match signal {
                     Signal::Spans => Records::Spans(
-                        protobuf::decode_traces(&request, received)
+                        protobuf::decode_traces(&request, received, limits)
                             .map_err(bad)?
                             .records,
                     ),
                     Signal::Logs => Records::Logs(
-                        protobuf::decode_logs(&request, received)
+                        protobuf::decode_logs(&request, received, limits)
                             .map_err(bad)?
                             .records,
                     ),
@@ -386,10 +399,11 @@ mod tests {
     #[test]
     fn a_protobuf_frame_replays_as_the_records_it_was_received_as() {
         let request = traces();
-        let received = convert_traces(request.clone(), RECEIVED);
+        let received = convert_traces(request.clone(), RECEIVED, &RecordLimits::default());
         assert_eq!((received.records.len(), received.rejected), (1, 1));
         let payload = frame(&request.encode_to_vec());
-        match WalPayload::decode(Signal::Spans, payload).expect("decode") {
+        match WalPayload::decode(Signal::Spans, payload, &RecordLimits::default()).expect("decode")
+        {
             Records::Spans(spans) => assert_eq!(spans, received.records),
             other => panic!("expected spans, got {other:?}"),
         }
@@ -405,9 +419,12 @@ mod tests {
             }],
         };
         let payload = frame(&logs.encode_to_vec());
-        match WalPayload::decode(Signal::Logs, payload).expect("decode") {
+        match WalPayload::decode(Signal::Logs, payload, &RecordLimits::default()).expect("decode") {
             Records::Logs(records) => {
-                assert_eq!(records, convert_logs(logs, RECEIVED).records);
+                assert_eq!(
+                    records,
+                    convert_logs(logs, RECEIVED, &RecordLimits::default()).records
+                );
                 assert_eq!(records[0].time_unix_nano, RECEIVED);
             }
             other => panic!("expected logs, got {other:?}"),
@@ -416,9 +433,13 @@ mod tests {
 
     #[test]
     fn a_records_frame_round_trips_and_bad_frames_are_named() {
-        let records = Records::Spans(convert_traces(traces(), RECEIVED).records);
+        let records =
+            Records::Spans(convert_traces(traces(), RECEIVED, &RecordLimits::default()).records);
         let payload = WalPayload::Records(&records).encode().expect("encode");
-        match (WalPayload::decode(Signal::Spans, payload.into()), &records) {
+        match (
+            WalPayload::decode(Signal::Spans, payload.into(), &RecordLimits::default()),
+            &records,
+        ) {
             (Ok(Records::Spans(back)), Records::Spans(spans)) => assert_eq!(&back, spans),
             (other, _) => panic!("expected spans, got {other:?}"),
         }
@@ -431,8 +452,12 @@ mod tests {
                 "bad protobuf request",
             ),
         ] {
-            let message = WalPayload::decode(Signal::Spans, Bytes::from_static(payload))
-                .expect_err("bad frame");
+            let message = WalPayload::decode(
+                Signal::Spans,
+                Bytes::from_static(payload),
+                &RecordLimits::default(),
+            )
+            .expect_err("bad frame");
             assert!(message.contains(error), "{message}");
         }
     }

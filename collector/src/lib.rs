@@ -94,6 +94,7 @@ impl Hopline {
             commit_interval: config.commit_interval,
             split_duration: config.split_duration,
             retention: config.retention,
+            max_indexed_keys: config.max_indexed_keys,
         };
         let mut writers = Vec::new();
         for signal in Signal::ALL {
@@ -114,10 +115,11 @@ impl Hopline {
         let committed = [store.spans.committed_lsn(), store.logs.committed_lsn()];
         let wal_dir = config.data_dir.join("wal");
         let replay_txs = writer_txs.clone();
+        let record_limits = config.records;
         let wal_metrics = Arc::clone(&metrics);
         let (wal, wal_thread) = tokio::task::spawn_blocking(move || {
             Wal::open(&wal_dir, committed, wal_metrics, |record| {
-                match WalPayload::decode(record.signal, record.payload.into()) {
+                match WalPayload::decode(record.signal, record.payload.into(), &record_limits) {
                     Ok(records) => {
                         let tx = &replay_txs[match record.signal {
                             Signal::Spans => 0,
@@ -138,6 +140,7 @@ impl Hopline {
             writer_txs,
             config.queue_capacity,
             config.queue_bytes,
+            config.records,
             Arc::clone(&metrics),
             Arc::clone(&clock),
         );

@@ -34,6 +34,9 @@ pub struct SignalMetrics {
     pub refused_overload: AtomicU64,
     pub indexed: AtomicU64,
     pub queued: AtomicU64,
+    /// Attribute values stored but not indexed: their key was past a split's
+    /// `--max-indexed-keys`.
+    pub values_not_indexed: AtomicU64,
     pub commit_seconds: Histogram,
 }
 
@@ -153,7 +156,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&SignalMetrics) -> &AtomicU64); 4] = [
+        let counters: [(&str, &str, fn(&SignalMetrics) -> &AtomicU64); 5] = [
             (
                 "hopline_records_received_total",
                 "records received over OTLP",
@@ -173,6 +176,11 @@ impl Metrics {
                 "hopline_records_indexed_total",
                 "records added to the index",
                 |m| &m.indexed,
+            ),
+            (
+                "hopline_attribute_values_not_indexed_total",
+                "attribute values stored but not searchable: their key came after a split's --max-indexed-keys distinct keys",
+                |m| &m.values_not_indexed,
             ),
         ];
         for (name, help, get) in counters {

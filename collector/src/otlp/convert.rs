@@ -12,6 +12,8 @@ use opentelemetry_proto::tonic::common::v1 as otlp_common;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as OtlpValue;
 use opentelemetry_proto::tonic::resource::v1 as otlp_resource;
 
+use super::limits::Limit;
+use crate::config::RecordLimits;
 use crate::model::{
     AnyValue, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent, SpanId, SpanKind, SpanLink,
     StatusCode, Str, TraceId, UNKNOWN_SERVICE,
@@ -67,15 +69,22 @@ impl<T> Converted<T> {
 
 /// Converts the spans of an export request, rejecting those with invalid ids or
 /// absurd timestamps.
-pub fn convert_traces(request: ExportTraceServiceRequest, now_nanos: u64) -> Converted<Span> {
+pub fn convert_traces(
+    request: ExportTraceServiceRequest,
+    now_nanos: u64,
+    limits: &RecordLimits,
+) -> Converted<Span> {
     let mut out = Converted::default();
     for resource_spans in request.resource_spans {
-        let (resource, service_name) = convert_resource(resource_spans.resource);
+        let (resource, service_name) = convert_resource(resource_spans.resource, limits);
         for scope_spans in resource_spans.scope_spans {
-            let scope = Arc::new(convert_scope(scope_spans.scope));
+            let scope = Arc::new(convert_scope(scope_spans.scope, limits));
             for span in scope_spans.spans {
                 match convert_span(span, &resource, &scope, &service_name, now_nanos) {
-                    Ok(span) => out.records.push(span),
+                    Ok(mut span) => {
+                        span.limit(limits);
+                        out.records.push(span)
+                    }
                     Err(reason) => out.reject(reason),
                 }
             }
@@ -85,15 +94,22 @@ pub fn convert_traces(request: ExportTraceServiceRequest, now_nanos: u64) -> Con
 }
 
 /// Converts the log records of an export request.
-pub fn convert_logs(request: ExportLogsServiceRequest, now_nanos: u64) -> Converted<LogRecord> {
+pub fn convert_logs(
+    request: ExportLogsServiceRequest,
+    now_nanos: u64,
+    limits: &RecordLimits,
+) -> Converted<LogRecord> {
     let mut out = Converted::default();
     for resource_logs in request.resource_logs {
-        let (resource, service_name) = convert_resource(resource_logs.resource);
+        let (resource, service_name) = convert_resource(resource_logs.resource, limits);
         for scope_logs in resource_logs.scope_logs {
-            let scope = Arc::new(convert_scope(scope_logs.scope));
+            let scope = Arc::new(convert_scope(scope_logs.scope, limits));
             for record in scope_logs.log_records {
                 match convert_log(record, &resource, &scope, &service_name, now_nanos) {
-                    Ok(record) => out.records.push(record),
+                    Ok(mut record) => {
+                        record.limit(limits);
+                        out.records.push(record)
+                    }
                     Err(reason) => out.reject(reason),
                 }
             }
@@ -102,24 +118,30 @@ pub fn convert_logs(request: ExportLogsServiceRequest, now_nanos: u64) -> Conver
     out
 }
 
-fn convert_resource(resource: Option<otlp_resource::Resource>) -> (Arc<Resource>, Str) {
+fn convert_resource(
+    resource: Option<otlp_resource::Resource>,
+    limits: &RecordLimits,
+) -> (Arc<Resource>, Str) {
     let resource = resource.unwrap_or_default();
     let attributes = convert_attributes(resource.attributes);
     let service_name = service_name(&attributes);
-    let resource = Resource {
+    let mut resource = Resource {
         attributes,
         dropped_attributes_count: resource.dropped_attributes_count,
     };
+    resource.limit(limits);
     (Arc::new(resource), service_name)
 }
 
-fn convert_scope(scope: Option<otlp_common::InstrumentationScope>) -> Scope {
+fn convert_scope(scope: Option<otlp_common::InstrumentationScope>, limits: &RecordLimits) -> Scope {
     let scope = scope.unwrap_or_default();
-    Scope {
+    let mut scope = Scope {
         name: scope.name.into(),
         version: scope.version,
         attributes: convert_attributes(scope.attributes),
-    }
+    };
+    scope.limit(limits);
+    scope
 }
 
 fn convert_span(
@@ -417,7 +439,7 @@ mod tests {
 
     #[test]
     fn converts_a_span_with_its_resource_and_typed_attributes() {
-        let converted = convert_traces(request(vec![span("GET /")]), NOW);
+        let converted = convert_traces(request(vec![span("GET /")]), NOW, &RecordLimits::default());
         assert_eq!(converted.rejected, 0);
         let span = &converted.records[0];
         assert_eq!(span.service_name, "checkout");
@@ -440,6 +462,7 @@ mod tests {
         let converted = convert_traces(
             request(vec![short_id, zero_id, span("good"), ancient, backwards]),
             NOW,
+            &RecordLimits::default(),
         );
         assert_eq!(converted.records.len(), 1);
         assert_eq!(converted.rejected, 4);
@@ -473,7 +496,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let converted = convert_logs(request, NOW);
+        let converted = convert_logs(request, NOW, &RecordLimits::default());
         assert_eq!(converted.rejected, 0);
         assert_eq!(converted.records[0].time_unix_nano, NOW - 5);
         assert_eq!(converted.records[1].time_unix_nano, NOW);

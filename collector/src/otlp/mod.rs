@@ -12,6 +12,7 @@ pub mod body;
 pub mod convert;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod protobuf;
 
 use std::time::Duration;
@@ -172,12 +173,13 @@ impl OtlpSignal for ExportTraceServiceRequest {
 
     fn prepare(ingester: &Ingester, request: Self) -> Result<Prepared, IngestError> {
         let now = ingester.now();
-        ingester.prepare_spans(convert_traces(request, now), None, now)
+        ingester.prepare_spans(convert_traces(request, now, ingester.limits()), None, now)
     }
 
     fn prepare_protobuf(ingester: &Ingester, request: &Bytes) -> Result<Prepared, OtlpError> {
         let now = ingester.now();
-        let converted = protobuf::decode_traces(request, now).map_err(decode_error::<Self>)?;
+        let converted = protobuf::decode_traces(request, now, ingester.limits())
+            .map_err(decode_error::<Self>)?;
         Ok(ingester.prepare_spans(converted, Some(request), now)?)
     }
 
@@ -198,12 +200,13 @@ impl OtlpSignal for ExportLogsServiceRequest {
 
     fn prepare(ingester: &Ingester, request: Self) -> Result<Prepared, IngestError> {
         let now = ingester.now();
-        ingester.prepare_log_records(convert_logs(request, now), None, now)
+        ingester.prepare_log_records(convert_logs(request, now, ingester.limits()), None, now)
     }
 
     fn prepare_protobuf(ingester: &Ingester, request: &Bytes) -> Result<Prepared, OtlpError> {
         let now = ingester.now();
-        let converted = protobuf::decode_logs(request, now).map_err(decode_error::<Self>)?;
+        let converted =
+            protobuf::decode_logs(request, now, ingester.limits()).map_err(decode_error::<Self>)?;
         Ok(ingester.prepare_log_records(converted, Some(request), now)?)
     }
 

@@ -26,6 +26,8 @@ use super::convert::{
     check_severity, check_span_times, link_ids, log_ids, log_times, service_name, span_ids,
     Converted,
 };
+use super::limits::Limit;
+use crate::config::RecordLimits;
 use crate::model::{
     AnyValue, Detach, DetachedOrigins, KeyValue, LogRecord, Resource, Scope, Span, SpanEvent,
     SpanKind, SpanLink, StatusCode, Str,
@@ -43,7 +45,11 @@ type Result<T> = std::result::Result<T, DecodeError>;
 
 /// The spans of an `ExportTraceServiceRequest`, checked as [`super::convert`] checks
 /// them; `now_nanos` is the receipt time.
-pub fn decode_traces(request: &Bytes, now_nanos: u64) -> Result<Converted<Span>> {
+pub fn decode_traces(
+    request: &Bytes,
+    now_nanos: u64,
+    limits: &RecordLimits,
+) -> Result<Converted<Span>> {
     const NAMES: Names = Names {
         request: "ExportTraceServiceRequest",
         resources: "ExportTraceServiceRequest.resource_spans",
@@ -54,11 +60,15 @@ pub fn decode_traces(request: &Bytes, now_nanos: u64) -> Result<Converted<Span>>
         scope_field: "ScopeSpans.scope",
         records: "ScopeSpans.spans",
     };
-    decode(request, now_nanos, &NAMES, span)
+    decode(request, now_nanos, limits, &NAMES, span)
 }
 
 /// The log records of an `ExportLogsServiceRequest`, as [`decode_traces`].
-pub fn decode_logs(request: &Bytes, now_nanos: u64) -> Result<Converted<LogRecord>> {
+pub fn decode_logs(
+    request: &Bytes,
+    now_nanos: u64,
+    limits: &RecordLimits,
+) -> Result<Converted<LogRecord>> {
     const NAMES: Names = Names {
         request: "ExportLogsServiceRequest",
         resources: "ExportLogsServiceRequest.resource_logs",
@@ -69,7 +79,7 @@ pub fn decode_logs(request: &Bytes, now_nanos: u64) -> Result<Converted<LogRecor
         scope_field: "ScopeLogs.scope",
         records: "ScopeLogs.log_records",
     };
-    decode(request, now_nanos, &NAMES, log_record)
+    decode(request, now_nanos, limits, &NAMES, log_record)
 }
 
 /// The messages of one signal's request (request > resource > scope > record) and
@@ -93,11 +103,13 @@ type RecordFn<T> = fn(
     &Arc<Scope>,
     &Str,
     u64,
+    &RecordLimits,
 ) -> Result<std::result::Result<T, String>>;
 
-fn decode<T: Detach>(
+fn decode<T: Detach + Limit>(
     request: &Bytes,
     now_nanos: u64,
+    limits: &RecordLimits,
     names: &Names,
     record: RecordFn<T>,
 ) -> Result<Converted<T>> {
@@ -111,14 +123,14 @@ fn decode<T: Detach>(
         }
         let range = value.len(names.resources)?;
         // The resource may come after the records it applies to: read it first.
-        let (resource, service) = origin_resource(request, range.clone(), names)?;
+        let (resource, service) = origin_resource(request, range.clone(), names, limits)?;
         let mut fields = Fields::new(request, range, names.resource);
         while let Some((number, value)) = fields.next()? {
             if number != 2 {
                 continue;
             }
             let range = value.len(names.scopes)?;
-            let scope = origin_scope(request, range.clone(), names)?;
+            let scope = origin_scope(request, range.clone(), names, limits)?;
             let mut fields = Fields::new(request, range, names.scope);
             while let Some((number, value)) = fields.next()? {
                 if number != 2 {
@@ -126,8 +138,11 @@ fn decode<T: Detach>(
                 }
                 let range = value.len(names.records)?;
                 let len = range.len();
-                match record(request, range, &resource, &scope, &service, now_nanos)? {
-                    Ok(record) => {
+                match record(
+                    request, range, &resource, &scope, &service, now_nanos, limits,
+                )? {
+                    Ok(mut record) => {
+                        record.limit(limits);
                         out.records.push(record);
                         kept += len;
                     }
@@ -366,8 +381,10 @@ fn origin_resource(
     buf: &Bytes,
     range: Range<usize>,
     names: &Names,
+    limits: &RecordLimits,
 ) -> Result<(Arc<Resource>, Str)> {
     let mut resource = Resource::default();
+    let mut resource_dropped = 0u32;
     let mut fields = Fields::new(buf, range, names.resource);
     while let Some((number, value)) = fields.next()? {
         if number != 1 {
@@ -377,11 +394,13 @@ fn origin_resource(
         let mut fields = Fields::new(buf, range, "Resource");
         while let Some((number, value)) = fields.next()? {
             match number {
-                1 => {
-                    resource
-                        .attributes
-                        .push(key_value(buf, value.len("Resource.attributes")?, 0)?)
-                }
+                1 => push_attribute(
+                    &mut resource.attributes,
+                    &mut resource_dropped,
+                    buf,
+                    value.len("Resource.attributes")?,
+                    limits,
+                )?,
                 2 => {
                     resource.dropped_attributes_count =
                         value.uint32("Resource.dropped_attributes_count")?
@@ -391,12 +410,22 @@ fn origin_resource(
         }
     }
     let service = service_name(&resource.attributes);
+    resource.dropped_attributes_count = resource
+        .dropped_attributes_count
+        .saturating_add(resource_dropped);
+    resource.limit(limits);
     Ok((Arc::new(resource), service))
 }
 
 /// The scope (field 1) of a `ScopeSpans` or `ScopeLogs`.
-fn origin_scope(buf: &Bytes, range: Range<usize>, names: &Names) -> Result<Arc<Scope>> {
+fn origin_scope(
+    buf: &Bytes,
+    range: Range<usize>,
+    names: &Names,
+    limits: &RecordLimits,
+) -> Result<Arc<Scope>> {
     let mut scope = Scope::default();
+    let mut dropped = 0u32;
     let mut fields = Fields::new(buf, range, names.scope);
     while let Some((number, value)) = fields.next()? {
         if number != 1 {
@@ -414,15 +443,18 @@ fn origin_scope(buf: &Bytes, range: Range<usize>, names: &Names) -> Result<Arc<S
                     let field = "InstrumentationScope.version";
                     scope.version = owned_string(buf, value.len(field)?, field)?;
                 }
-                3 => scope.attributes.push(key_value(
+                3 => push_attribute(
+                    &mut scope.attributes,
+                    &mut dropped,
                     buf,
                     value.len("InstrumentationScope.attributes")?,
-                    0,
-                )?),
+                    limits,
+                )?,
                 _ => {}
             }
         }
     }
+    scope.limit(limits);
     Ok(Arc::new(scope))
 }
 
@@ -434,6 +466,7 @@ fn span(
     scope: &Arc<Scope>,
     service: &Str,
     now_nanos: u64,
+    limits: &RecordLimits,
 ) -> Result<std::result::Result<Span, String>> {
     let (mut trace_id, mut span_id, mut parent_span_id) = (0..0, 0..0, 0..0);
     let mut name = Str::new();
@@ -448,6 +481,8 @@ fn span(
     let mut links: Vec<(Range<usize>, Range<usize>, SpanLink)> = Vec::new();
     let mut dropped_links_count = 0;
     let (mut status_code, mut status_message) = (0, String::new());
+    // Beyond the limits: counted, not decoded.
+    let (mut over_attributes, mut over_events, mut over_links) = (0u32, 0u32, 0u32);
     let mut fields = Fields::new(buf, range, "Span");
     while let Some((number, value)) = fields.next()? {
         match number {
@@ -461,11 +496,31 @@ fn span(
             6 => kind = value.int32("Span.kind")?,
             7 => start = value.fixed64("Span.start_time_unix_nano")?,
             8 => end = value.fixed64("Span.end_time_unix_nano")?,
-            9 => attributes.push(key_value(buf, value.len("Span.attributes")?, 0)?),
+            9 => push_attribute(
+                &mut attributes,
+                &mut over_attributes,
+                buf,
+                value.len("Span.attributes")?,
+                limits,
+            )?,
             10 => dropped_attributes_count = value.uint32("Span.dropped_attributes_count")?,
-            11 => events.push(event(buf, value.len("Span.events")?)?),
+            11 => {
+                let range = value.len("Span.events")?;
+                if events.len() < limits.max_events {
+                    events.push(event(buf, range, limits)?);
+                } else {
+                    over_events += 1;
+                }
+            }
             12 => dropped_events_count = value.uint32("Span.dropped_events_count")?,
-            13 => links.push(link(buf, value.len("Span.links")?)?),
+            13 => {
+                let range = value.len("Span.links")?;
+                if links.len() < limits.max_events {
+                    links.push(link(buf, range, limits)?);
+                } else {
+                    over_links += 1;
+                }
+            }
             14 => dropped_links_count = value.uint32("Span.dropped_links_count")?,
             15 => {
                 let range = value.len("Span.status")?;
@@ -512,11 +567,11 @@ fn span(
         start_time_unix_nano: start,
         end_time_unix_nano: end,
         attributes,
-        dropped_attributes_count,
+        dropped_attributes_count: dropped_attributes_count.saturating_add(over_attributes),
         events,
-        dropped_events_count,
+        dropped_events_count: dropped_events_count.saturating_add(over_events),
         links,
-        dropped_links_count,
+        dropped_links_count: dropped_links_count.saturating_add(over_links),
         status_code: StatusCode::from_otlp(status_code),
         status_message,
         service_name: service.clone(),
@@ -525,21 +580,26 @@ fn span(
     }))
 }
 
-fn event(buf: &Bytes, range: Range<usize>) -> Result<SpanEvent> {
+fn event(buf: &Bytes, range: Range<usize>, limits: &RecordLimits) -> Result<SpanEvent> {
     let mut event = SpanEvent {
         time_unix_nano: 0,
         name: Str::new(),
         attributes: Vec::new(),
         dropped_attributes_count: 0,
     };
+    let mut over = 0u32;
     let mut fields = Fields::new(buf, range, "Span.Event");
     while let Some((number, value)) = fields.next()? {
         match number {
             1 => event.time_unix_nano = value.fixed64("Span.Event.time_unix_nano")?,
             2 => event.name = string(buf, value.len("Span.Event.name")?, "Span.Event.name")?,
-            3 => event
-                .attributes
-                .push(key_value(buf, value.len("Span.Event.attributes")?, 0)?),
+            3 => push_attribute(
+                &mut event.attributes,
+                &mut over,
+                buf,
+                value.len("Span.Event.attributes")?,
+                limits,
+            )?,
             4 => {
                 event.dropped_attributes_count =
                     value.uint32("Span.Event.dropped_attributes_count")?
@@ -547,11 +607,16 @@ fn event(buf: &Bytes, range: Range<usize>) -> Result<SpanEvent> {
             _ => {}
         }
     }
+    event.dropped_attributes_count = event.dropped_attributes_count.saturating_add(over);
     Ok(event)
 }
 
 /// A link, with the ranges of its trace and span ids (checked by the caller).
-fn link(buf: &Bytes, range: Range<usize>) -> Result<(Range<usize>, Range<usize>, SpanLink)> {
+fn link(
+    buf: &Bytes,
+    range: Range<usize>,
+    limits: &RecordLimits,
+) -> Result<(Range<usize>, Range<usize>, SpanLink)> {
     let (mut trace_id, mut span_id) = (0..0, 0..0);
     let mut link = SpanLink {
         trace_id: crate::model::TraceId([0; 16]),
@@ -561,6 +626,7 @@ fn link(buf: &Bytes, range: Range<usize>) -> Result<(Range<usize>, Range<usize>,
         dropped_attributes_count: 0,
         flags: 0,
     };
+    let mut over = 0u32;
     let mut fields = Fields::new(buf, range, "Span.Link");
     while let Some((number, value)) = fields.next()? {
         match number {
@@ -570,9 +636,13 @@ fn link(buf: &Bytes, range: Range<usize>) -> Result<(Range<usize>, Range<usize>,
                 let field = "Span.Link.trace_state";
                 link.trace_state = owned_string(buf, value.len(field)?, field)?;
             }
-            4 => link
-                .attributes
-                .push(key_value(buf, value.len("Span.Link.attributes")?, 0)?),
+            4 => push_attribute(
+                &mut link.attributes,
+                &mut over,
+                buf,
+                value.len("Span.Link.attributes")?,
+                limits,
+            )?,
             5 => {
                 link.dropped_attributes_count =
                     value.uint32("Span.Link.dropped_attributes_count")?
@@ -581,6 +651,7 @@ fn link(buf: &Bytes, range: Range<usize>) -> Result<(Range<usize>, Range<usize>,
             _ => {}
         }
     }
+    link.dropped_attributes_count = link.dropped_attributes_count.saturating_add(over);
     Ok((trace_id, span_id, link))
 }
 
@@ -592,6 +663,7 @@ fn log_record(
     scope: &Arc<Scope>,
     service: &Str,
     now_nanos: u64,
+    limits: &RecordLimits,
 ) -> Result<std::result::Result<LogRecord, String>> {
     let (mut time, mut observed) = (0, 0);
     let mut severity_number = 0;
@@ -602,6 +674,7 @@ fn log_record(
     let mut flags = 0;
     let (mut trace_id, mut span_id) = (0..0, 0..0);
     let mut event_name = String::new();
+    let mut over = 0u32;
     let mut fields = Fields::new(buf, range, "LogRecord");
     while let Some((number, value)) = fields.next()? {
         match number {
@@ -611,8 +684,14 @@ fn log_record(
                 let field = "LogRecord.severity_text";
                 severity_text = string(buf, value.len(field)?, field)?;
             }
-            5 => merge_any_value(&mut body, buf, value.len("LogRecord.body")?, 0)?,
-            6 => attributes.push(key_value(buf, value.len("LogRecord.attributes")?, 0)?),
+            5 => merge_any_value(&mut body, buf, value.len("LogRecord.body")?, 0, limits)?,
+            6 => push_attribute(
+                &mut attributes,
+                &mut over,
+                buf,
+                value.len("LogRecord.attributes")?,
+                limits,
+            )?,
             7 => dropped_attributes_count = value.uint32("LogRecord.dropped_attributes_count")?,
             8 => flags = value.fixed32("LogRecord.flags")?,
             9 => trace_id = value.len("LogRecord.trace_id")?,
@@ -641,7 +720,7 @@ fn log_record(
         severity_text,
         body,
         attributes,
-        dropped_attributes_count,
+        dropped_attributes_count: dropped_attributes_count.saturating_add(over),
         flags,
         trace_id,
         span_id,
@@ -652,14 +731,36 @@ fn log_record(
     }))
 }
 
-fn key_value(buf: &Bytes, range: Range<usize>, depth: usize) -> Result<KeyValue> {
+/// Decodes an attribute into `attributes` while they are under the limit; counts
+/// it in `over` otherwise (it is still checked to be well-formed).
+fn push_attribute(
+    attributes: &mut Vec<KeyValue>,
+    over: &mut u32,
+    buf: &Bytes,
+    range: Range<usize>,
+    limits: &RecordLimits,
+) -> Result<()> {
+    if attributes.len() < limits.max_attributes {
+        attributes.push(key_value(buf, range, 0, limits)?);
+    } else {
+        *over = over.saturating_add(1);
+    }
+    Ok(())
+}
+
+fn key_value(
+    buf: &Bytes,
+    range: Range<usize>,
+    depth: usize,
+    limits: &RecordLimits,
+) -> Result<KeyValue> {
     let mut key = Str::new();
     let mut value = AnyValue::Empty;
     let mut fields = Fields::new(buf, range, "KeyValue");
     while let Some((number, field)) = fields.next()? {
         match number {
             1 => key = string(buf, field.len("KeyValue.key")?, "KeyValue.key")?,
-            2 => merge_any_value(&mut value, buf, field.len("KeyValue.value")?, depth)?,
+            2 => merge_any_value(&mut value, buf, field.len("KeyValue.value")?, depth, limits)?,
             _ => {}
         }
     }
@@ -667,12 +768,15 @@ fn key_value(buf: &Bytes, range: Range<usize>, depth: usize) -> Result<KeyValue>
 }
 
 /// Reads an `AnyValue` message into `value`. A message field that repeats merges:
-/// a second array appends to the first, as protobuf's decoders do.
+/// a second array appends to the first, as protobuf's decoders do. Arrays and maps
+/// keep one element past the attribute limit, so that cutting them
+/// ([`super::limits`]) is noticed, and skip the rest.
 fn merge_any_value(
     value: &mut AnyValue,
     buf: &Bytes,
     range: Range<usize>,
     depth: usize,
+    limits: &RecordLimits,
 ) -> Result<()> {
     if depth >= MAX_DEPTH {
         return Err(DecodeError(format!(
@@ -701,10 +805,12 @@ fn merge_any_value(
                     let mut fields = Fields::new(buf, range, "ArrayValue");
                     while let Some((number, field)) = fields.next()? {
                         if number == 1 {
-                            let mut element = AnyValue::Empty;
                             let range = field.len("ArrayValue.values")?;
-                            merge_any_value(&mut element, buf, range, depth + 1)?;
-                            values.push(element);
+                            if values.len() <= limits.max_attributes {
+                                let mut element = AnyValue::Empty;
+                                merge_any_value(&mut element, buf, range, depth + 1, limits)?;
+                                values.push(element);
+                            }
                         }
                     }
                 }
@@ -719,7 +825,9 @@ fn merge_any_value(
                     while let Some((number, field)) = fields.next()? {
                         if number == 1 {
                             let range = field.len("KeyValueList.values")?;
-                            entries.push(key_value(buf, range, depth + 1)?);
+                            if entries.len() <= limits.max_attributes {
+                                entries.push(key_value(buf, range, depth + 1, limits)?);
+                            }
                         }
                     }
                 }
@@ -977,18 +1085,36 @@ mod tests {
         name: "spans",
         prost: |bytes| {
             let request = ExportTraceServiceRequest::decode(bytes).ok();
-            outcome(request.map(|request| convert_traces(request, NOW)))
+            outcome(request.map(|request| convert_traces(request, NOW, &RecordLimits::default())))
         },
-        here: |bytes| outcome(decode_traces(&Bytes::copy_from_slice(bytes), NOW).ok()),
+        here: |bytes| {
+            outcome(
+                decode_traces(
+                    &Bytes::copy_from_slice(bytes),
+                    NOW,
+                    &RecordLimits::default(),
+                )
+                .ok(),
+            )
+        },
     };
 
     const LOGS: Decoders<LogRecord> = Decoders {
         name: "logs",
         prost: |bytes| {
             let request = ExportLogsServiceRequest::decode(bytes).ok();
-            outcome(request.map(|request| convert_logs(request, NOW)))
+            outcome(request.map(|request| convert_logs(request, NOW, &RecordLimits::default())))
         },
-        here: |bytes| outcome(decode_logs(&Bytes::copy_from_slice(bytes), NOW).ok()),
+        here: |bytes| {
+            outcome(
+                decode_logs(
+                    &Bytes::copy_from_slice(bytes),
+                    NOW,
+                    &RecordLimits::default(),
+                )
+                .ok(),
+            )
+        },
     };
 
     impl<T: Clone + PartialEq + std::fmt::Debug> Decoders<T> {
@@ -1076,9 +1202,13 @@ mod tests {
     }
 
     fn error(bytes: &[u8]) -> String {
-        decode_traces(&Bytes::copy_from_slice(bytes), NOW)
-            .expect_err("refused")
-            .to_string()
+        decode_traces(
+            &Bytes::copy_from_slice(bytes),
+            NOW,
+            &RecordLimits::default(),
+        )
+        .expect_err("refused")
+        .to_string()
     }
 
     #[test]
@@ -1092,7 +1222,9 @@ mod tests {
             attributes: Rng(7).attributes(0),
             ..Default::default()
         }));
-        let spans = decode_traces(&bytes, NOW).expect("decodes").records;
+        let spans = decode_traces(&bytes, NOW, &RecordLimits::default())
+            .expect("decodes")
+            .records;
         // (An empty string is no slice: `Bytes` makes it without a buffer.)
         let inside = |s: &Str| {
             if s.is_empty() {
@@ -1122,7 +1254,7 @@ mod tests {
         bytes.extend_from_slice(&[15 << 3 | 2, 0x80, 0x80, 0x04]);
         bytes.resize(bytes.len() + (64 << 10), b'x');
         let bytes = Bytes::from(bytes);
-        let decoded = decode_traces(&bytes, NOW).expect("decodes");
+        let decoded = decode_traces(&bytes, NOW, &RecordLimits::default()).expect("decodes");
         let span = &decoded.records[0];
         let within = |s: &str| {
             let (at, start) = (s.as_ptr() as usize, bytes.as_ptr() as usize);
@@ -1142,6 +1274,7 @@ mod tests {
                 ..Default::default()
             })),
             NOW,
+            &RecordLimits::default(),
         )
         .expect("decodes");
         assert_eq!(decoded.records, plain.records);
@@ -1232,7 +1365,8 @@ mod tests {
             end_time_unix_nano: NOW,
             ..Default::default()
         }));
-        let converted = decode_traces(&Bytes::from(bytes), NOW).expect("decodes");
+        let converted =
+            decode_traces(&Bytes::from(bytes), NOW, &RecordLimits::default()).expect("decodes");
         assert_eq!(converted.records.len(), 1);
         assert!(error(&[10 << 3 | 3, 1 << 3, 1]).contains("group 10 is not closed"));
         assert!(error(&[10 << 3 | 3, 11 << 3 | 4]).contains("end of group 11 inside group 10"));

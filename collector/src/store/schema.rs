@@ -5,6 +5,8 @@
 //! zstd doc store (`payload`), to rebuild any API answer. Raw-tokenised fields carry
 //! no field norms and no positions: nothing here is scored.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tantivy::schema::{
     BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
@@ -161,7 +163,13 @@ impl SpanSchema {
         doc.add_u64(self.start, span.start_time_unix_nano);
         doc.add_u64(self.duration, span.duration_nanos());
         doc.add_u64(self.error, u64::from(span.status_code == StatusCode::Error));
-        add_attribute_terms(&mut doc, self.tags, term, &span.attributes);
+        add_attribute_terms(
+            &mut doc,
+            self.tags,
+            term,
+            &mut scratch.keys,
+            &span.attributes,
+        );
         let mut add_tag = |key: &str, value: &str| {
             term.clear();
             write_tag_term(term, key, |out| out.push_str(value));
@@ -292,11 +300,83 @@ impl Default for SpanSchema {
     }
 }
 
-/// Buffers one document lends to the next, so building one allocates little.
+/// Buffers one document lends to the next, so building one allocates little, and
+/// the attribute keys a split indexes.
 #[derive(Debug, Default)]
 pub struct Scratch {
     payload: Vec<u8>,
     term: String,
+    pub keys: IndexedKeys,
+}
+
+impl Scratch {
+    /// Buffers for a split that indexes at most `max_keys` attribute keys.
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        Self {
+            keys: IndexedKeys::new(max_keys),
+            ..Self::default()
+        }
+    }
+}
+
+/// The distinct attribute keys a split indexes, at most `max`: values of further
+/// keys are stored with their records (and shown) but not searchable, so that a
+/// client sending a new key with every record cannot grow the term dictionary
+/// without bound.
+#[derive(Debug, Default)]
+pub struct IndexedKeys {
+    keys: HashSet<Box<str>, BuildHasherDefault<FxHasher>>,
+    /// `None`: no limit.
+    max: Option<usize>,
+    /// Attribute values left unindexed since [`IndexedKeys::take_refused`].
+    refused: u64,
+}
+
+impl IndexedKeys {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: Some(max),
+            ..Self::default()
+        }
+    }
+
+    /// Whether values of `key` are indexed (it is known, or there is room).
+    fn admit(&mut self, key: &str) -> bool {
+        if self.keys.contains(key) {
+            return true;
+        }
+        if self.max.is_some_and(|max| self.keys.len() >= max) {
+            self.refused += 1;
+            return false;
+        }
+        self.keys.insert(key.into());
+        true
+    }
+
+    /// How many values were not indexed since the last call.
+    pub fn take_refused(&mut self) -> u64 {
+        std::mem::take(&mut self.refused)
+    }
+}
+
+/// A small, fast, non-cryptographic hasher for short keys (rustc's FxHash): the
+/// key set is looked up for every attribute of every record indexed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The term of the `operation` field: `service \0 kind \0 name`.
@@ -408,8 +488,13 @@ impl LogSchema {
         }
         doc.add_text(self.service, &record.service_name);
         doc.add_text(self.body, record.body_text());
-        let term = &mut scratch.term;
-        add_attribute_terms(&mut doc, self.attributes, term, &record.attributes);
+        add_attribute_terms(
+            &mut doc,
+            self.attributes,
+            &mut scratch.term,
+            &mut scratch.keys,
+            &record.attributes,
+        );
         if let Some(trace_id) = record.trace_id {
             doc.add_bytes(self.trace_id, &trace_id.0[..]);
         }
@@ -518,9 +603,19 @@ fn add_attribute_terms(
     doc: &mut TantivyDocument,
     field: Field,
     term: &mut String,
+    keys: &mut IndexedKeys,
     attributes: &[KeyValue],
 ) {
-    attribute_terms(term, attributes, |term| doc.add_text(field, term));
+    for kv in attributes {
+        if !keys.admit(&kv.key) {
+            continue;
+        }
+        term.clear();
+        write_tag_term(term, &kv.key, |out| kv.value.write_search_text(out));
+        if term.len() <= MAX_TAG_TERM_LEN {
+            doc.add_text(field, term.as_str());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -528,6 +623,22 @@ mod tests {
     use tantivy::schema::Value;
 
     use super::*;
+
+    #[test]
+    fn keys_past_the_budget_are_stored_but_not_indexed() {
+        let mut keys = IndexedKeys::new(2);
+        assert!(keys.admit("a") && keys.admit("b"));
+        assert!(!keys.admit("c"), "a third key is over the budget");
+        assert!(keys.admit("a"), "known keys stay indexed");
+        assert!(!keys.admit("d"));
+        assert_eq!(keys.take_refused(), 2);
+        assert_eq!(keys.take_refused(), 0);
+        let mut hasher = FxHasher::default();
+        hasher.write(b"http.request.method");
+        let mut other = FxHasher::default();
+        other.write(b"http.request.methoe");
+        assert_ne!(hasher.finish(), other.finish());
+    }
     use crate::model::{Resource, Scope};
 
     fn origin() -> Origin {

@@ -999,8 +999,15 @@ mod tests {
         let mut origins = OriginIds::new(Arc::clone(&split.origins));
         let mut meta = split.meta();
         for records in batches {
-            index_records(&writer, store, &mut origins, &records, |t| meta.extend(t))
-                .expect("index");
+            index_records(
+                &writer,
+                store,
+                &mut origins,
+                &mut Default::default(),
+                &records,
+                |t| meta.extend(t),
+            )
+            .expect("index");
             origins.save().expect("save origins");
             let mut prepared = writer.prepare_commit().expect("prepare");
             prepared.set_payload(&serde_json::to_string(&meta).expect("meta"));

@@ -66,6 +66,8 @@ pub struct WriterSettings {
     pub commit_interval: Duration,
     pub split_duration: Duration,
     pub retention: Duration,
+    /// Distinct attribute keys a split indexes.
+    pub max_indexed_keys: usize,
 }
 
 /// Handle to a running writer thread.
@@ -125,6 +127,8 @@ struct ActiveSplit {
     split: Arc<Split>,
     writer: IndexWriter<TantivyDocument>,
     origins: OriginIds,
+    /// Document buffers and the attribute keys the split indexes.
+    scratch: Scratch,
     /// Metadata including uncommitted documents.
     pending: SplitMeta,
 }
@@ -297,13 +301,23 @@ impl WriterTask {
         let last_lsn = self.last_lsn;
         let active = self.active_split()?;
         let pending = &mut active.pending;
-        index_records(
+        let result = index_records(
             &active.writer,
             &store,
             &mut active.origins,
+            &mut active.scratch,
             records,
             |time| pending.extend(time),
-        )?;
+        );
+        let refused = active.scratch.keys.take_refused();
+        if refused > 0 {
+            self.metrics
+                .signal(self.index.signal)
+                .values_not_indexed
+                .fetch_add(refused, Ordering::Relaxed);
+        }
+        result?;
+        let active = self.active_split()?;
         active.pending.lsn = last_lsn;
         Ok(active.origins.len() >= MAX_ORIGINS_PER_SPLIT)
     }
@@ -322,6 +336,7 @@ impl WriterTask {
                     self.active = Some(ActiveSplit {
                         pending: split.meta(),
                         origins: old.origins,
+                        scratch: old.scratch,
                         split,
                         writer,
                     });
@@ -363,6 +378,7 @@ impl WriterTask {
                 split,
                 writer,
                 origins,
+                scratch: Scratch::with_max_keys(self.settings.max_indexed_keys),
                 pending,
             });
         }
@@ -476,10 +492,10 @@ pub fn index_records(
     writer: &IndexWriter<TantivyDocument>,
     store: &Store,
     origins: &mut OriginIds,
+    scratch: &mut Scratch,
     records: &Records,
     mut on_record: impl FnMut(u64),
 ) -> Result<(), StoreError> {
-    let mut scratch = Scratch::default();
     let corrupt = |e: postcard::Error| StoreError::Corrupt(e.to_string());
     match records {
         Records::Spans(spans) => {
@@ -488,9 +504,7 @@ pub fn index_records(
                 let origin = origins
                     .id(&span.service_name, &span.resource, &span.scope)
                     .map_err(corrupt)?;
-                let doc = schema
-                    .document(span, origin, &mut scratch)
-                    .map_err(corrupt)?;
+                let doc = schema.document(span, origin, scratch).map_err(corrupt)?;
                 writer.add_document(doc)?;
                 on_record(span.start_time_unix_nano);
             }
@@ -501,9 +515,7 @@ pub fn index_records(
                 let origin = origins
                     .id(&record.service_name, &record.resource, &record.scope)
                     .map_err(corrupt)?;
-                let doc = schema
-                    .document(record, origin, &mut scratch)
-                    .map_err(corrupt)?;
+                let doc = schema.document(record, origin, scratch).map_err(corrupt)?;
                 writer.add_document(doc)?;
                 on_record(record.time_unix_nano);
             }
