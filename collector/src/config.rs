@@ -140,9 +140,10 @@ pub struct ServeArgs {
     /// stored but not searchable [default: 10000]
     #[arg(long, env = "HOPLINE_MAX_INDEXED_KEYS", value_name = "N")]
     pub max_indexed_keys: Option<u64>,
-    /// Host names (and host:port) the UI and query API answer to, comma-separated,
-    /// against DNS rebinding; `*` for any [default: localhost, 127.0.0.1, ::1, and
-    /// the --http-addr host when it is not 0.0.0.0 or ::]
+    /// Host names (or host:port) the UI and query API answer to besides the loopback
+    /// names, comma-separated, against DNS rebinding (e.g. hopline.example.com);
+    /// `*` for any [default: localhost, 127.0.0.1, [::1], and the --http-addr host
+    /// when it is a specific address]
     #[arg(
         long,
         env = "HOPLINE_ALLOWED_HOSTS",
@@ -456,10 +457,13 @@ impl Config {
 fn allowed_hosts(given: Option<Vec<String>>, http_addr: SocketAddr) -> Vec<String> {
     match given {
         Some(hosts) if hosts.iter().any(|h| h.trim() == "*") => Vec::new(),
+        // Loopback names always: no web page can make a browser send them (and
+        // the UI's server functions call the API through loopback).
         Some(hosts) => hosts
             .iter()
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
+            .chain(["localhost", "127.0.0.1", "[::1]"].map(String::from))
             .collect(),
         None => {
             let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]

@@ -221,7 +221,7 @@ impl Ingester {
         let count = prepared.records.len() as u64;
         let records = count.min(u64::from(self.records_total)) as u32;
         let bytes = prepared.payload.len() + prepared.records.len() * RECORD_OVERHEAD;
-        let kibibytes = (bytes >> 10).clamp(1, self.kibibytes_total as usize) as u32;
+        let kibibytes = bytes.div_ceil(1024).clamp(1, self.kibibytes_total as usize) as u32;
         let signal_metrics = self.metrics.signal(signal);
         let permit = Arc::clone(&self.records[slot(signal)])
             .try_acquire_many_owned(records)
@@ -460,5 +460,68 @@ mod tests {
             .expect_err("bad frame");
             assert!(message.contains(error), "{message}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_whatever_the_record_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics = Arc::new(Metrics::default());
+        let (wal, _thread) =
+            Wal::open(dir.path(), [0, 0], Arc::clone(&metrics), |_| {}).expect("wal");
+        // Writers that never index: what is queued stays queued.
+        let (spans, _spans_rx) = mpsc::channel();
+        let (logs, _logs_rx) = mpsc::channel();
+        let ingester = Ingester::new(
+            wal,
+            [spans, logs],
+            16_384,
+            4 << 20,
+            RecordLimits::default(),
+            metrics,
+            Arc::new(crate::model::SystemClock),
+        );
+        // One span of 1 MiB per request: the record count is nothing, the bytes fill
+        // the queue after four.
+        let mut request = traces();
+        request.resource_spans[0].scope_spans[0].spans[0]
+            .attributes
+            .push(opentelemetry_proto::tonic::common::v1::KeyValue {
+                key: "payload".into(),
+                value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                    value: Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            "x".repeat(1 << 20),
+                        ),
+                    ),
+                }),
+                ..Default::default()
+            });
+        let bytes = request.encode_to_vec();
+        let mut accepted = 0;
+        let refusal = loop {
+            let converted = crate::otlp::protobuf::decode_traces(
+                &Bytes::from(bytes.clone()),
+                RECEIVED,
+                ingester.limits(),
+            )
+            .expect("decode");
+            let prepared = ingester
+                .prepare_spans(converted, Some(&bytes), RECEIVED)
+                .expect("prepare");
+            match ingester.submit(prepared).await {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted < 10, "the queue took more than its bytes");
+        };
+        assert_eq!(
+            accepted, 3,
+            "three requests of 1 MiB and a little fit in 4 MiB"
+        );
+        assert!(
+            matches!(refusal, IngestError::Overloaded { .. }),
+            "{refusal}"
+        );
+        assert!(refusal.to_string().contains("queue is full"), "{refusal}");
     }
 }

@@ -159,10 +159,17 @@ impl Hopline {
 
         // One budget of request bytes in flight for both OTLP listeners.
         let body_limits = otlp::body::BodyLimits::new(&server_limits);
+        {
+            let budget = body_limits.budget.clone();
+            metrics.set_inflight_bytes(move || budget.in_use() as u64);
+        }
         let grpc_routes = otlp::grpc::OtlpGrpc::new(ingester.clone())
             .routes(body_limits.clone())
             .into_axum_router();
-        let otlp_router = otlp::http::router(ingester.clone(), body_limits);
+        let allowed_hosts = net::AllowedHosts::new(&server_limits.allowed_hosts);
+        let otlp_router = otlp::http::router(ingester.clone(), body_limits).layer(
+            axum::middleware::from_fn_with_state(allowed_hosts.clone(), net::origin_guard),
+        );
         let mut servers = vec![
             net::serve(
                 grpc_listener,
@@ -196,6 +203,10 @@ impl Hopline {
         .merge(api::ui::router(
             &config.ui_dir,
             format!("http://{loopback}"),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            allowed_hosts,
+            net::browser_guard,
         ));
         servers.push(net::serve(
             api_listener,

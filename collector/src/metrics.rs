@@ -98,7 +98,7 @@ impl Histogram {
 }
 
 /// All of the collector's metrics; shared as `Arc<Metrics>`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Metrics {
     pub spans: SignalMetrics,
     pub logs: SignalMetrics,
@@ -117,8 +117,16 @@ pub struct Metrics {
     pub queries_timed_out: AtomicU64,
     /// Problems `/health` reports.
     pub health: crate::health::Health,
+    /// Reads the bytes of request bodies being received now (set by the receivers).
+    inflight_bytes: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
     /// Query latency per API route, keyed by the route's pattern.
     queries: Mutex<Vec<(String, Histogram)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
@@ -127,6 +135,11 @@ impl Metrics {
             Signal::Spans => &self.spans,
             Signal::Logs => &self.logs,
         }
+    }
+
+    /// Where `hopline_request_bytes_in_flight` comes from.
+    pub fn set_inflight_bytes(&self, probe: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.inflight_bytes.set(Box::new(probe));
     }
 
     /// Counts a query stopped before its end.
@@ -200,6 +213,13 @@ impl Metrics {
                 out,
                 "hopline_ingest_queue_depth{{signal=\"{}\"}} {value}",
                 signal.as_str()
+            );
+        }
+        if let Some(probe) = self.inflight_bytes.get() {
+            let _ = writeln!(
+                out,
+                "# HELP hopline_request_bytes_in_flight bytes of OTLP request bodies being received and decoded (bounded by --max-inflight-bytes)\n# TYPE hopline_request_bytes_in_flight gauge\nhopline_request_bytes_in_flight {}",
+                probe()
             );
         }
         let _ = writeln!(

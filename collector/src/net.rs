@@ -22,6 +22,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -127,6 +129,109 @@ pub fn serve(
 /// Resolves once `shutdown` turns true (or its sender is gone).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// The names a listener answers to (`--allowed-hosts`): browsers on other sites
+/// that resolve their own name to this host (DNS rebinding) send their own name as
+/// `Host`, and are refused.
+#[derive(Clone, Debug)]
+pub struct AllowedHosts(Arc<Vec<String>>);
+
+impl AllowedHosts {
+    /// `hosts` as [`crate::config::ServerLimits::allowed_hosts`] holds them; empty:
+    /// any.
+    pub fn new(hosts: &[String]) -> Self {
+        Self(Arc::new(hosts.to_vec()))
+    }
+
+    /// Whether a `Host` value names this server: its host part, or the whole
+    /// `host:port`, is allowed.
+    pub fn admits(&self, host: &str) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let host = host.trim().to_ascii_lowercase();
+        let name = match host.rfind(':') {
+            // `[::1]:16686` or `name:16686`; a bare IPv6 literal has no brackets.
+            Some(colon) if host.starts_with('[') || !host[..colon].contains(':') => &host[..colon],
+            _ => host.as_str(),
+        };
+        self.0
+            .iter()
+            .any(|allowed| *allowed == name || *allowed == host)
+    }
+
+    fn refusal(&self, host: &str) -> Response {
+        let message = format!(
+            "this server does not answer to the host name '{host}' (it answers to {}); add it with --allowed-hosts",
+            self.0.join(", ")
+        );
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            message,
+        )
+            .into_response()
+    }
+}
+
+/// The host a request names: its `Host` header, or for HTTP/2 its authority.
+fn request_host(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+}
+
+/// For the UI and query API: refuses a `Host` that is not allowed, and sends the
+/// headers that keep browsers from sniffing types, framing pages or leaking URLs
+/// (trace ids) to other sites.
+pub async fn browser_guard(
+    axum::extract::State(hosts): axum::extract::State<AllowedHosts>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(host) = request_host(&request) {
+        if !hosts.admits(&host) {
+            return hosts.refusal(&host);
+        }
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    response
+}
+
+/// For OTLP/HTTP: a request that a browser sent (it has an `Origin`) to a host name
+/// that is not allowed is refused; SDKs and collectors send no `Origin`.
+pub async fn origin_guard(
+    axum::extract::State(hosts): axum::extract::State<AllowedHosts>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        if let Some(host) = request_host(&request) {
+            if !hosts.admits(&host) {
+                return hosts.refusal(&host);
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// Binds `addr`, saying what for in the error.
@@ -298,6 +403,37 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
+
+    #[test]
+    fn host_names_are_matched_with_or_without_their_port() {
+        let hosts = AllowedHosts::new(&[
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "hopline.internal:8443".into(),
+        ]);
+        for host in [
+            "localhost",
+            "LocalHost:16686",
+            "127.0.0.1:16686",
+            "[::1]:16686",
+            "[::1]",
+        ] {
+            assert!(hosts.admits(host), "{host}");
+        }
+        assert!(hosts.admits("hopline.internal:8443"));
+        for host in [
+            "evil.example",
+            "evil.example:16686",
+            "127.0.0.1.evil.example",
+            "hopline.internal",
+            "hopline.internal:80",
+            "localhost.:16686",
+        ] {
+            assert!(!hosts.admits(host), "{host}");
+        }
+        assert!(AllowedHosts::new(&[]).admits("anything"), "empty: any host");
+    }
 
     #[tokio::test]
     async fn an_idle_connection_times_out_and_a_busy_one_does_not() {

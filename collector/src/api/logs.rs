@@ -183,3 +183,34 @@ async fn deliver(events: &mpsc::Sender<Event>, event: Event) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_and_dropped() {
+        let (events, mut received) = mpsc::channel(TAIL_BUFFER);
+        for n in 0..TAIL_BUFFER {
+            assert!(deliver(&events, Event::default().data(n.to_string())).await);
+        }
+        // Full: the next one ends the tail, and a `closed` event follows once the
+        // subscriber reads again.
+        let reader = tokio::spawn(async move {
+            let mut count = 0;
+            while received.recv().await.is_some() {
+                count += 1;
+            }
+            count
+        });
+        assert!(!deliver(&events, Event::default().data("one too many")).await);
+        drop(events);
+        assert_eq!(reader.await.expect("reader"), TAIL_BUFFER + 1);
+        let (gone, received) = mpsc::channel::<Event>(1);
+        drop(received);
+        assert!(
+            !deliver(&gone, Event::default()).await,
+            "a client that left"
+        );
+    }
+}

@@ -60,12 +60,13 @@ impl QueryGate {
 
 /// Stops a search when dropped armed: the request future it lives in was dropped
 /// because the client went away.
-struct StopOnDrop(Option<Cancel>);
+struct StopOnDrop(Option<(Cancel, Arc<Metrics>)>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        if let Some(cancel) = self.0.take() {
+        if let Some((cancel, metrics)) = self.0.take() {
             cancel.stop(Stop::ClientGone);
+            metrics.query_stopped(Stop::ClientGone);
         }
     }
 }
@@ -81,7 +82,7 @@ impl ApiState {
         let timeout = self.queries.limits.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let cancel = Cancel::with_deadline(deadline.into_std());
-        let mut guard = StopOnDrop(Some(cancel.clone()));
+        let mut guard = StopOnDrop(Some((cancel.clone(), Arc::clone(&self.metrics))));
         let slot =
             tokio::time::timeout_at(deadline, Arc::clone(&self.queries.slots).acquire_owned())
                 .await;
@@ -102,8 +103,8 @@ impl ApiState {
         })
         .await;
         guard.0 = None;
-        if let Some(why) = cancel.stopped() {
-            self.metrics.query_stopped(why);
+        if cancel.stopped() == Some(Stop::TimedOut) {
+            self.metrics.query_stopped(Stop::TimedOut);
         }
         result
             .map_err(|e| ApiError::internal(format!("query worker failed: {e}")))?

@@ -50,7 +50,10 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
             move || leptos::prelude::provide_context(hopline_ui::ssr::ApiBase(api_base.clone())),
             {
                 let options = options.clone();
-                move || hopline_ui::shell(options.clone(), hydrate, stylesheet.clone())
+                move || {
+                    content_security_policy();
+                    hopline_ui::shell(options.clone(), hydrate, stylesheet.clone())
+                }
             },
         )
         .with_state(options);
@@ -58,6 +61,28 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
         .route("/pkg/{file}", get(asset))
         .with_state(pkg);
     pages.merge(assets)
+}
+
+/// A page's `Content-Security-Policy`: scripts only from this server and the
+/// page's own inline scripts (Leptos gives them this response's nonce), wasm
+/// compiled from them, nothing framed or framing, forms posted here only. Inline
+/// `style` attributes stay allowed: the waterfall draws its bars with them.
+fn content_security_policy() {
+    let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    let scripts = match leptos::nonce::use_nonce() {
+        Some(nonce) => format!("'self' 'nonce-{nonce}' 'wasm-unsafe-eval'"),
+        None => "'self' 'wasm-unsafe-eval'".to_string(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
 }
 
 /// The stylesheet built into the binary, for pages served without a bundle.

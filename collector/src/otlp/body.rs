@@ -51,6 +51,11 @@ impl BodyBudget {
         self.units.available_permits() * UNIT
     }
 
+    /// Bytes taken by requests in flight.
+    pub fn in_use(&self) -> usize {
+        self.total_bytes - self.available()
+    }
+
     /// Adds `bytes` to what `held` holds, or refuses when the budget is spent.
     fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), OtlpError> {
         let have = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);

@@ -82,7 +82,7 @@ pub fn convert_traces(
             for span in scope_spans.spans {
                 match convert_span(span, &resource, &scope, &service_name, now_nanos) {
                     Ok(mut span) => {
-                        span.limit(limits);
+                        let _cut = span.limit(limits);
                         out.records.push(span)
                     }
                     Err(reason) => out.reject(reason),
@@ -107,7 +107,7 @@ pub fn convert_logs(
             for record in scope_logs.log_records {
                 match convert_log(record, &resource, &scope, &service_name, now_nanos) {
                     Ok(mut record) => {
-                        record.limit(limits);
+                        let _cut = record.limit(limits);
                         out.records.push(record)
                     }
                     Err(reason) => out.reject(reason),
@@ -129,7 +129,7 @@ fn convert_resource(
         attributes,
         dropped_attributes_count: resource.dropped_attributes_count,
     };
-    resource.limit(limits);
+    let _cut = resource.limit(limits);
     (Arc::new(resource), service_name)
 }
 
@@ -140,7 +140,7 @@ fn convert_scope(scope: Option<otlp_common::InstrumentationScope>, limits: &Reco
         version: scope.version,
         attributes: convert_attributes(scope.attributes),
     };
-    scope.limit(limits);
+    let _cut = scope.limit(limits);
     scope
 }
 

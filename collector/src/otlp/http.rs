@@ -139,12 +139,20 @@ async fn export<S: OtlpSignal>(
 ) -> Response {
     let encoding = match request_encoding(&headers) {
         Ok(encoding) => encoding,
-        Err(error) => return error_response(error, Encoding::Json),
+        Err(error) => return unread(error_response(error, Encoding::Json)),
+    };
+    // Refused before its body is read (full queue, too large, too slow, over the
+    // budget): the connection is closed after the answer, so that the client does
+    // not send its next request behind the unread rest of this one.
+    let received = match state.ingester.check_capacity(S::SIGNAL) {
+        Ok(()) => body::read_http(&headers, body, &state.limits).await,
+        Err(error) => Err(error.into()),
+    };
+    let received = match received {
+        Ok(received) => received,
+        Err(error) => return unread(error_response(error, encoding)),
     };
     let result = async {
-        state.ingester.check_capacity(S::SIGNAL)?;
-        // The body's budget is held until the request is answered.
-        let received = body::read_http(&headers, body, &state.limits).await?;
         let bytes = received.bytes.clone();
         let payload = match encoding {
             Encoding::Protobuf => Payload::Protobuf(bytes),
@@ -152,15 +160,23 @@ async fn export<S: OtlpSignal>(
                 Payload::Decoded(run_blocking(move || decode_json::<S>(&bytes)).await??)
             }
         };
-        let outcome = export_request(&state.ingester, payload).await;
-        drop(received);
-        outcome
+        export_request(&state.ingester, payload).await
     }
     .await;
+    // The body's budget was held until here.
+    drop(received);
     match result {
         Ok(outcome) => success(S::response(outcome), encoding),
         Err(error) => error_response(error, encoding),
     }
+}
+
+/// An answer given without reading the whole request: `Connection: close`.
+fn unread(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn metrics(headers: HeaderMap) -> Response {

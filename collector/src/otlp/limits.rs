@@ -15,7 +15,8 @@ pub const TRUNCATED: &str = "hopline.truncated";
 
 /// A record that can be brought within the limits.
 pub trait Limit {
-    fn limit(&mut self, limits: &RecordLimits);
+    /// Cuts what is over the limits; true when something was.
+    fn limit(&mut self, limits: &RecordLimits) -> bool;
 }
 
 /// Notes what was cut, then says so on the record.
@@ -29,10 +30,13 @@ impl Cuts {
         }
     }
 
-    fn mark(self, attributes: &mut Vec<KeyValue>) {
-        if !self.0.is_empty() {
-            attributes.push(KeyValue::new(TRUNCATED, AnyValue::Array(self.0)));
+    /// Adds the marker when something was cut; true then.
+    fn mark(self, attributes: &mut Vec<KeyValue>) -> bool {
+        if self.0.is_empty() {
+            return false;
         }
+        attributes.push(KeyValue::new(TRUNCATED, AnyValue::Array(self.0)));
+        true
     }
 }
 
@@ -119,7 +123,7 @@ fn limit_attributes(
 }
 
 impl Limit for Span {
-    fn limit(&mut self, limits: &RecordLimits) {
+    fn limit(&mut self, limits: &RecordLimits) -> bool {
         let mut cuts = Cuts::default();
         let max = limits.max_attribute_value;
         limit_attributes(
@@ -176,12 +180,12 @@ impl Limit for Span {
                 &mut cuts,
             );
         }
-        cuts.mark(&mut self.attributes);
+        cuts.mark(&mut self.attributes)
     }
 }
 
 impl Limit for LogRecord {
-    fn limit(&mut self, limits: &RecordLimits) {
+    fn limit(&mut self, limits: &RecordLimits) -> bool {
         let mut cuts = Cuts::default();
         limit_attributes(
             &mut self.attributes,
@@ -199,12 +203,12 @@ impl Limit for LogRecord {
         if cut_string(&mut self.event_name, limits.max_attribute_value) {
             cuts.note("event_name");
         }
-        cuts.mark(&mut self.attributes);
+        cuts.mark(&mut self.attributes)
     }
 }
 
 impl Limit for Resource {
-    fn limit(&mut self, limits: &RecordLimits) {
+    fn limit(&mut self, limits: &RecordLimits) -> bool {
         let mut cuts = Cuts::default();
         limit_attributes(
             &mut self.attributes,
@@ -213,12 +217,12 @@ impl Limit for Resource {
             "",
             &mut cuts,
         );
-        cuts.mark(&mut self.attributes);
+        cuts.mark(&mut self.attributes)
     }
 }
 
 impl Limit for Scope {
-    fn limit(&mut self, limits: &RecordLimits) {
+    fn limit(&mut self, limits: &RecordLimits) -> bool {
         let mut cuts = Cuts::default();
         if cut_str(&mut self.name, limits.max_attribute_value) {
             cuts.note("name");
@@ -227,7 +231,7 @@ impl Limit for Scope {
         // A scope has no count of dropped attributes to add to.
         let mut dropped = 0;
         limit_attributes(&mut self.attributes, &mut dropped, limits, "", &mut cuts);
-        cuts.mark(&mut self.attributes);
+        cuts.mark(&mut self.attributes)
     }
 }
 

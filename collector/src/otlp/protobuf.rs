@@ -142,7 +142,11 @@ fn decode<T: Detach + Limit>(
                     request, range, &resource, &scope, &service, now_nanos, limits,
                 )? {
                     Ok(mut record) => {
-                        record.limit(limits);
+                        // A record that was cut must not pin the request's
+                        // buffer with what is left of it.
+                        if record.limit(limits) {
+                            record.detach(&mut DetachedOrigins::default());
+                        }
                         out.records.push(record);
                         kept += len;
                     }
@@ -413,7 +417,9 @@ fn origin_resource(
     resource.dropped_attributes_count = resource
         .dropped_attributes_count
         .saturating_add(resource_dropped);
-    resource.limit(limits);
+    if resource.limit(limits) {
+        resource = resource.detached();
+    }
     Ok((Arc::new(resource), service))
 }
 
@@ -454,7 +460,9 @@ fn origin_scope(
             }
         }
     }
-    scope.limit(limits);
+    if scope.limit(limits) {
+        scope = scope.detached();
+    }
     Ok(Arc::new(scope))
 }
 

@@ -1121,4 +1121,73 @@ mod tests {
             assert!(records.iter().all(|r| r.service_name == "checkout"));
         }
     }
+
+    #[test]
+    fn a_stopped_search_returns_cancelled_and_a_trace_lookup_reads_only_its_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let resource = Arc::new(Resource::default());
+        // One trace of 500 spans over two splits.
+        for s in 0..2u64 {
+            let batches = (0..2u64)
+                .map(|b| {
+                    let first = s * 250 + b * 125;
+                    let spans = (first..first + 125)
+                        .map(|i| span(9, i + 1, 10_000 - i, false, &resource))
+                        .collect();
+                    Records::Spans(spans)
+                })
+                .collect();
+            add_split(&store, &store.spans, s + 1, batches);
+        }
+        let id = TraceId::from_halves(7, 9);
+        let all = store
+            .spans
+            .trace(&store.span_schema, id, usize::MAX, &Cancel::default())
+            .expect("trace");
+        assert_eq!(
+            (all.spans.len(), all.total, all.is_cut()),
+            (500, 500, false)
+        );
+        let cut = store
+            .spans
+            .trace(&store.span_schema, id, 40, &Cancel::default())
+            .expect("trace");
+        assert_eq!((cut.spans.len(), cut.total, cut.is_cut()), (40, 500, true));
+        // The earliest 40 by start time, in start order.
+        let starts: Vec<u64> = cut.spans.iter().map(|s| s.start_time_unix_nano).collect();
+        let earliest: Vec<u64> = all
+            .spans
+            .iter()
+            .take(40)
+            .map(|s| s.start_time_unix_nano)
+            .collect();
+        assert_eq!(starts, earliest);
+
+        let stopped = Cancel::default();
+        stopped.stop(Stop::ClientGone);
+        let error = store
+            .spans
+            .trace(&store.span_schema, id, usize::MAX, &stopped)
+            .expect_err("stopped");
+        assert!(
+            matches!(error, StoreError::Cancelled(Stop::ClientGone)),
+            "{error}"
+        );
+        let filter = TraceFilter {
+            start_max: u64::MAX,
+            limit: 10,
+            ..TraceFilter::default()
+        };
+        assert!(store
+            .spans
+            .find_traces(&store.span_schema, &filter, &stopped)
+            .is_err());
+        assert!(store
+            .spans
+            .dependencies(&store.span_schema, 0, u64::MAX, &stopped)
+            .is_err());
+        let late = Cancel::with_deadline(Instant::now());
+        assert_eq!(late.stopped(), Some(Stop::TimedOut));
+    }
 }

@@ -75,6 +75,21 @@ impl TestServer {
             .await
     }
 
+    /// Posts until accepted, waiting out 503s (a full queue) as an SDK does.
+    pub async fn export(&self, path: &str, message: &impl Message) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let response = self.post_protobuf(path, message).await;
+            match response.status().as_u16() {
+                200 => return,
+                503 if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                other => panic!("export to {path} answered {other}"),
+            }
+        }
+    }
+
     /// GET on the API port: status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self
