@@ -7,6 +7,7 @@ mod bad_input;
 mod common;
 mod crash;
 mod faults;
+mod fuzz_seeds;
 mod hostile;
 mod otel_sdk;
 mod otlp_json;
