@@ -8,11 +8,12 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hopline::decode::convert::{convert_logs, convert_traces};
+use hopline::decode::protobuf::{decode_logs, decode_traces};
 use hopline::ingest::WalPayload;
-use hopline::metrics::{Metrics, Signal};
+use hopline::metrics::Metrics;
+use hopline::model::Signal;
 use hopline::model::{Span, TraceId};
-use hopline::otlp::convert::{convert_logs, convert_traces};
-use hopline::otlp::protobuf::{decode_logs, decode_traces};
 use hopline::query::jaeger;
 use hopline::store::schema::{LogSchema, Scratch, SpanSchema};
 use hopline::store::Records;

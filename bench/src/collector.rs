@@ -115,6 +115,16 @@ impl Collector {
 
     /// A sample of `/metrics`: `name{signal="..."}`.
     pub async fn metric(&self, name: &str, signal: &str) -> anyhow::Result<u64> {
+        self.metric_line(&format!("{name}{{signal=\"{signal}\"}}"))
+            .await
+    }
+
+    /// A metric without labels.
+    pub async fn metric_value(&self, name: &str) -> anyhow::Result<u64> {
+        self.metric_line(name).await
+    }
+
+    async fn metric_line(&self, series: &str) -> anyhow::Result<u64> {
         let text = self
             .http
             .get(format!("{}/metrics", self.api))
@@ -123,7 +133,7 @@ impl Collector {
             .error_for_status()?
             .text()
             .await?;
-        let prefix = format!("{name}{{signal=\"{signal}\"}} ");
+        let prefix = format!("{series} ");
         text.lines()
             .find_map(|line| line.strip_prefix(&prefix))
             .and_then(|value| value.trim().parse::<f64>().ok())

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::stats::{mib, thousands, Samples};
-use crate::workload::{Workload, BATCH};
+use crate::workload::{Signal, Workload, BATCH};
 use anyhow::Context;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -19,22 +19,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
 use crate::collector::Collector;
-use crate::queries;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Spans,
-    Logs,
-}
-
-impl Signal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Spans => "spans",
-            Signal::Logs => "logs",
-        }
-    }
-}
+use crate::probe;
 
 /// Counters shared by a phase's connections.
 struct Shared {
@@ -177,7 +162,7 @@ impl Phase {
             )));
         }
         let probe_stop = Arc::new(AtomicBool::new(false));
-        let probe = tokio::spawn(queries::visibility_probe(
+        let probe = tokio::spawn(probe::visibility_probe(
             Arc::clone(&collector),
             signal,
             workload.nonce,
@@ -233,6 +218,16 @@ impl Phase {
             mib(memory.anon)
         );
         Ok(())
+    }
+
+    /// Records acknowledged so far.
+    pub fn acked(&self) -> u64 {
+        self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// Fails when a load connection stopped early (on an error `finish` reports).
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.check_connections()
     }
 
     /// A connection ends early only on an error, which `finish` reports.
@@ -425,14 +420,17 @@ impl Payload {
 }
 
 enum Transport {
-    Grpc {
-        traces: TraceServiceClient<Channel>,
-        logs: LogsServiceClient<Channel>,
-    },
+    /// Boxed: the two clients are most of the enum's size.
+    Grpc(Box<GrpcClients>),
     Http {
         client: reqwest::Client,
         url: String,
     },
+}
+
+struct GrpcClients {
+    traces: TraceServiceClient<Channel>,
+    logs: LogsServiceClient<Channel>,
 }
 
 /// How one attempt went.
@@ -448,14 +446,14 @@ impl Transport {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {url}"))?;
-        Ok(Transport::Grpc {
+        Ok(Transport::Grpc(Box::new(GrpcClients {
             traces: TraceServiceClient::new(channel.clone())
                 .send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip),
             logs: LogsServiceClient::new(channel)
                 .send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip),
-        })
+        })))
     }
 
     /// gRPC encodes and compresses itself; HTTP gets the gzip bytes.
@@ -465,10 +463,14 @@ impl Transport {
 
     async fn send(&mut self, payload: &Payload, body: &[u8]) -> anyhow::Result<Sent> {
         match self {
-            Transport::Grpc { traces, logs } => {
+            Transport::Grpc(clients) => {
                 let result = match payload {
-                    Payload::Spans(request) => traces.export(request.clone()).await.map(|_| ()),
-                    Payload::Logs(request) => logs.export(request.clone()).await.map(|_| ()),
+                    Payload::Spans(request) => {
+                        clients.traces.export(request.clone()).await.map(|_| ())
+                    }
+                    Payload::Logs(request) => {
+                        clients.logs.export(request.clone()).await.map(|_| ())
+                    }
                 };
                 match result {
                     Ok(()) => Ok(Sent::Accepted),

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use hopline_bench::collector::{self, Collector};
-use hopline_bench::load::{Phase, PhaseResult, Signal};
+use hopline_bench::load::{Phase, PhaseResult};
 use hopline_bench::process::Memory;
 use hopline_bench::queries;
 use hopline_bench::raw::{self, RawResult};
 use hopline_bench::stats::{mib, millis, thousands, Samples};
-use hopline_bench::workload::Workload;
+use hopline_bench::workload::{Signal, Workload};
 
 /// The collector's allocator, so the raw-tantivy baseline runs on the same one.
 #[global_allocator]
@@ -71,6 +71,16 @@ struct Args {
     /// Where to put the data directories [default: a temporary directory, removed after].
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Instead of the benchmark: both signals at `--rate` each for this long (e.g.
+    /// `30m`), with queries, printing memory, open files, visibility and query
+    /// latency each minute; then checks that everything acknowledged was indexed.
+    #[arg(long, value_name = "DURATION", value_parser = hopline::config::parse_duration)]
+    soak: Option<Duration>,
+    /// Instead of the benchmark: the memory a hostile client can make the collector
+    /// hold (a 200,000-span trace read five times at once; gRPC streams that announce
+    /// 16 MiB and send 16 KiB).
+    #[arg(long)]
+    hostile: bool,
 }
 
 struct Plan {
@@ -151,6 +161,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         now: now_nanos() - 120_000_000_000,
     };
 
+    if args.hostile || args.soak.is_some() {
+        return run_other(&args, workload, &binary, &dir);
+    }
     let raw_baseline = |logs: bool, count: u64| -> anyhow::Result<Option<RawResult>> {
         if count == 0 {
             return Ok(None);
@@ -211,6 +224,54 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--hostile` or `--soak`: a collector of its own, one report.
+fn run_other(
+    args: &Args,
+    workload: Workload,
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let collector = Arc::new(Collector::start(binary, dir).await?);
+        let (report, lost) = match args.soak {
+            Some(duration) => {
+                anyhow::ensure!(
+                    args.rate > 0,
+                    "--soak needs a --rate (records per second of each signal)"
+                );
+                let report = hopline_bench::soak::soak(
+                    Arc::clone(&collector),
+                    workload,
+                    args.connections,
+                    args.rate,
+                    duration,
+                )
+                .await?;
+                let lost = report
+                    .indexed
+                    .iter()
+                    .any(|(indexed, acked)| indexed < acked);
+                (report.markdown(), lost)
+            }
+            None => (
+                hopline_bench::hostile::hostile(Arc::clone(&collector))
+                    .await?
+                    .markdown(),
+                false,
+            ),
+        };
+        if let Some(collector) = Arc::into_inner(collector) {
+            collector.stop().await?;
+        }
+        println!("{report}");
+        anyhow::ensure!(!lost, "records acknowledged and not indexed");
+        Ok(())
+    })
+}
+
 /// Everything measured against the collector.
 struct Report {
     spans: PhaseResult,
@@ -246,11 +307,49 @@ async fn bench(
     );
     let sampler = collector::RssSampler::start(Arc::clone(&collector));
     let started = Instant::now();
-    let mut wrong_answers = 0;
+    let spans = span_phase(args, plan, workload, &collector).await?;
+    let logs = log_phase(args, plan, workload, &collector).await?;
+    let before_shutdown = collector.index_bytes();
+    let rss_series = sampler.stop().await;
+    let peak_rss = collector.memory().map_or(0, |memory| memory.peak);
+    let (after_shutdown, merged) = stop_and_merge(collector).await?;
+    eprintln!(
+        "benchmark finished in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Report {
+        wrong_answers: spans.wrong + logs.wrong,
+        spans: spans.result,
+        logs: logs.result,
+        trace_by_id: spans.trace_by_id,
+        trace_search: spans.trace_search,
+        log_rare: logs.rare,
+        log_common: logs.common,
+        log_filtered: logs.filtered,
+        span_bytes: [before_shutdown.0, after_shutdown.0, merged.0],
+        log_bytes: [before_shutdown.1, after_shutdown.1, merged.1],
+        peak_rss,
+        rss_series,
+    })
+}
 
-    // Spans: trace lookups at each checkpoint, trace search at the last.
+/// What the span phase measured.
+struct SpanPhase {
+    result: PhaseResult,
+    trace_by_id: Vec<(u64, Samples, u64)>,
+    trace_search: Samples,
+    wrong: u64,
+}
+
+/// Spans: trace lookups at each checkpoint, trace search at the last.
+async fn span_phase(
+    args: &Args,
+    plan: &Plan,
+    workload: Workload,
+    collector: &Arc<Collector>,
+) -> anyhow::Result<SpanPhase> {
     let mut phase = Phase::start(
-        Arc::clone(&collector),
+        Arc::clone(collector),
         Signal::Spans,
         workload,
         args.connections,
@@ -260,6 +359,7 @@ async fn bench(
     .await?;
     let mut trace_by_id = Vec::new();
     let mut trace_search = Samples::default();
+    let mut wrong = 0;
     for (i, &checkpoint) in plan.span_checkpoints.iter().enumerate() {
         let last = i + 1 == plan.span_checkpoints.len();
         phase.wait_acked(checkpoint, last).await?;
@@ -270,21 +370,42 @@ async fn bench(
             thousands(searchable)
         );
         phase.begin_queries()?;
-        let (samples, wrong) =
-            queries::trace_by_id(&collector, workload, searchable, args.queries).await?;
-        wrong_answers += wrong;
-        trace_by_id.push((searchable, samples, wrong));
+        let (samples, incomplete) =
+            queries::trace_by_id(collector, workload, searchable, args.queries).await?;
+        wrong += incomplete;
+        trace_by_id.push((searchable, samples, incomplete));
         if last {
             eprintln!("spans: {} trace searches, while ingesting", args.queries);
-            trace_search = queries::trace_search(&collector, args.queries).await?;
+            trace_search = queries::trace_search(collector, args.queries).await?;
         }
         phase.end_queries()?;
     }
-    let spans = phase.finish().await?;
+    Ok(SpanPhase {
+        result: phase.finish().await?,
+        trace_by_id,
+        trace_search,
+        wrong,
+    })
+}
 
-    // Logs: the three searches at the end, while ingesting.
+/// What the log phase measured.
+struct LogPhase {
+    result: PhaseResult,
+    rare: Samples,
+    common: Samples,
+    filtered: Samples,
+    wrong: u64,
+}
+
+/// Logs: the three searches at the end, while ingesting.
+async fn log_phase(
+    args: &Args,
+    plan: &Plan,
+    workload: Workload,
+    collector: &Arc<Collector>,
+) -> anyhow::Result<LogPhase> {
     let mut phase = Phase::start(
-        Arc::clone(&collector),
+        Arc::clone(collector),
         Signal::Logs,
         workload,
         args.connections,
@@ -292,7 +413,7 @@ async fn bench(
         args.time_limit.map(Duration::from_secs),
     )
     .await?;
-    let mut log_searches = None;
+    let mut searches = None;
     for (i, &checkpoint) in plan.log_checkpoints.iter().enumerate() {
         let last = i + 1 == plan.log_checkpoints.len();
         phase.wait_acked(checkpoint, last).await?;
@@ -304,18 +425,23 @@ async fn bench(
                 thousands(searchable)
             );
             phase.begin_queries()?;
-            let found = queries::log_search(&collector, searchable, args.queries).await?;
+            searches = Some(queries::log_search(collector, searchable, args.queries).await?);
             phase.end_queries()?;
-            wrong_answers += found.3;
-            log_searches = Some(found);
         }
     }
-    let logs = phase.finish().await?;
-    let (log_rare, log_common, log_filtered, _) = log_searches.unwrap_or_default();
+    let (rare, common, filtered, wrong) = searches.unwrap_or_default();
+    Ok(LogPhase {
+        result: phase.finish().await?,
+        rare,
+        common,
+        filtered,
+        wrong,
+    })
+}
 
-    let before_shutdown = collector.index_bytes();
-    let rss_series = sampler.stop().await;
-    let peak_rss = collector.memory().map_or(0, |memory| memory.peak);
+/// Stops the collector, then merges every split into one segment: the index
+/// bytes after shutdown and after the merge.
+async fn stop_and_merge(collector: Arc<Collector>) -> anyhow::Result<((u64, u64), (u64, u64))> {
     eprintln!("stopping the collector (it commits and finishes its merges) ...");
     let collector = Arc::into_inner(collector)
         .ok_or_else(|| anyhow::anyhow!("the collector is still in use"))?;
@@ -325,25 +451,7 @@ async fn bench(
     let after_shutdown = collector::index_bytes(&data_dir);
     eprintln!("merging every split into one segment ...");
     collector::merge_all(&data_dir)?;
-    let merged = collector::index_bytes(&data_dir);
-    eprintln!(
-        "benchmark finished in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Report {
-        spans,
-        logs,
-        trace_by_id,
-        trace_search,
-        log_rare,
-        log_common,
-        log_filtered,
-        wrong_answers,
-        span_bytes: [before_shutdown.0, after_shutdown.0, merged.0],
-        log_bytes: [before_shutdown.1, after_shutdown.1, merged.1],
-        peak_rss,
-        rss_series,
-    })
+    Ok((after_shutdown, collector::index_bytes(&data_dir)))
 }
 
 impl Report {

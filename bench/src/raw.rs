@@ -7,8 +7,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hopline::decode::convert::{convert_logs, convert_traces};
 use hopline::model::{Clock, SystemClock};
-use hopline::otlp::convert::{convert_logs, convert_traces};
 use hopline::store::origin::OriginIds;
 use hopline::store::split::Split;
 use hopline::store::writer::index_records;

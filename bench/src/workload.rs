@@ -153,8 +153,8 @@ impl Workload {
         let h = mix(n ^ self.nonce);
         let service = (mix(trace) + position) % SERVICES;
         let route = ROUTES[((trace + position) % ROUTES.len() as u64) as usize];
-        let method = if h % 4 == 0 { "POST" } else { "GET" };
-        let failed = h % 50 == 0;
+        let method = if h.is_multiple_of(4) { "POST" } else { "GET" };
+        let failed = h.is_multiple_of(50);
         let start = self.now + (trace % 10_000) * 1_000_000 + position * 100_000;
         let duration = 200_000 + (h >> 8) % 400_000_000 / (position + 1);
         let span = Span {
@@ -195,7 +195,7 @@ impl Workload {
                 string("user_agent.original", USER_AGENTS[((h >> 48) % 4) as usize]),
                 string(
                     "network.protocol.version",
-                    if h % 3 == 0 { "2" } else { "1.1" },
+                    if h.is_multiple_of(3) { "2" } else { "1.1" },
                 ),
             ],
             status: failed.then(|| Status {
@@ -283,7 +283,10 @@ impl Workload {
                 string("http.route", ROUTES[(n % ROUTES.len() as u64) as usize]),
                 int("user.id", user as i64),
                 string("cloud.region", "eu-west-1"),
-                kv("cache.hit", any_value::Value::BoolValue(h % 3 != 0)),
+                kv(
+                    "cache.hit",
+                    any_value::Value::BoolValue(!h.is_multiple_of(3)),
+                ),
             ],
             trace_id: if traced {
                 trace_id(self.nonce, trace).to_vec()
@@ -371,7 +374,7 @@ mod tests {
             at >= start && at + s.len() <= start + buffer.len()
         };
         let request = prost::bytes::Bytes::from(workload.spans(0, BATCH).encode_to_vec());
-        let spans = hopline::otlp::protobuf::decode_traces(
+        let spans = hopline::decode::protobuf::decode_traces(
             &request,
             workload.now,
             &hopline::config::RecordLimits::default(),
@@ -381,7 +384,7 @@ mod tests {
         assert_eq!(spans.len() as u64, BATCH);
         assert!(spans.iter().all(|span| within(&request, &span.name)));
         let request = prost::bytes::Bytes::from(workload.logs(0, BATCH).encode_to_vec());
-        let records = hopline::otlp::protobuf::decode_logs(
+        let records = hopline::decode::protobuf::decode_logs(
             &request,
             workload.now,
             &hopline::config::RecordLimits::default(),
@@ -419,6 +422,22 @@ mod tests {
             for (i, word) in LOG_WORDS.iter().enumerate() {
                 assert_eq!(body.contains(word), i as u64 == n, "{word} in {body}");
             }
+        }
+    }
+}
+
+/// Which signal a load sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Spans,
+    Logs,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Logs => "logs",
         }
     }
 }
