@@ -586,9 +586,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("10")
+            .expect_err("an error")
+            .contains("missing unit"));
         assert!(parse_duration("3 weeks")
-            .unwrap_err()
+            .expect_err("an error")
             .contains("unknown unit"));
     }
 

@@ -22,12 +22,13 @@ use prost::bytes::Bytes;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::RecordLimits;
-use crate::metrics::{Metrics, Signal};
+use crate::decode::convert::Converted;
+use crate::decode::protobuf;
+use crate::metrics::Metrics;
+use crate::model::Signal;
 use crate::model::{Clock, LogRecord, Span};
-use crate::otlp::convert::Converted;
-use crate::otlp::protobuf;
 use crate::store::writer::{QueuePermit, WriterMsg};
-use crate::store::Records;
+use crate::store::{Records, StoreError};
 use crate::wal::Wal;
 
 /// How long a refused client should wait before retrying.
@@ -83,13 +84,6 @@ pub struct Ingester {
     clock: Arc<dyn Clock>,
 }
 
-fn slot(signal: Signal) -> usize {
-    match signal {
-        Signal::Spans => 0,
-        Signal::Logs => 1,
-    }
-}
-
 impl Ingester {
     /// A queue of `queue_records` records and `queue_bytes` bytes per signal.
     pub fn new(
@@ -126,7 +120,7 @@ impl Ingester {
     /// reported a problem (a failing disk).
     fn overloaded(&self, signal: Signal) -> IngestError {
         let problems = self.metrics.health.conditions();
-        let free = self.records[slot(signal)].available_permits() as u64;
+        let free = self.records[signal.ordinal()].available_permits() as u64;
         IngestError::Overloaded {
             signal: signal.as_str(),
             queued: u64::from(self.records_total).saturating_sub(free),
@@ -198,8 +192,8 @@ impl Ingester {
     /// (under a sixteenth free): under overload the CPU goes to indexing, not to
     /// decoding requests that would be refused anyway.
     pub fn check_capacity(&self, signal: Signal) -> Result<(), IngestError> {
-        let records = self.records[slot(signal)].available_permits() as u64;
-        let kibibytes = self.kibibytes[slot(signal)].available_permits() as u64;
+        let records = self.records[signal.ordinal()].available_permits() as u64;
+        let kibibytes = self.kibibytes[signal.ordinal()].available_permits() as u64;
         if records * 16 >= u64::from(self.records_total)
             && kibibytes * 16 >= u64::from(self.kibibytes_total)
         {
@@ -223,11 +217,11 @@ impl Ingester {
         let bytes = prepared.payload.len() + prepared.records.len() * RECORD_OVERHEAD;
         let kibibytes = bytes.div_ceil(1024).clamp(1, self.kibibytes_total as usize) as u32;
         let signal_metrics = self.metrics.signal(signal);
-        let permit = Arc::clone(&self.records[slot(signal)])
+        let permit = Arc::clone(&self.records[signal.ordinal()])
             .try_acquire_many_owned(records)
             .and_then(|records| {
-                let bytes =
-                    Arc::clone(&self.kibibytes[slot(signal)]).try_acquire_many_owned(kibibytes)?;
+                let bytes = Arc::clone(&self.kibibytes[signal.ordinal()])
+                    .try_acquire_many_owned(kibibytes)?;
                 Ok(QueuePermit { records, bytes })
             });
         let Ok(permit) = permit else {
@@ -236,7 +230,7 @@ impl Ingester {
                 .fetch_add(count, Ordering::Relaxed);
             return Err(self.overloaded(signal));
         };
-        let writer = self.writers[slot(signal)].clone();
+        let writer = self.writers[signal.ordinal()].clone();
         let records = prepared.records;
         let metrics = Arc::clone(&self.metrics);
         let on_durable = Box::new(move |lsn: u64| {
@@ -262,27 +256,25 @@ impl Ingester {
     }
 
     /// Commits both indexes now; returns once everything acknowledged before is searchable.
-    pub async fn flush(&self) -> Result<(), String> {
-        for writer in &self.writers {
-            let (reply, done) = oneshot::channel();
-            writer
-                .send(WriterMsg::Flush(reply))
-                .map_err(|_| "index writer stopped".to_string())?;
-            done.await
-                .map_err(|_| "index writer stopped".to_string())??;
-        }
-        Ok(())
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.ask_writers(WriterMsg::Flush).await
     }
 
     /// Commits and seals the active split of both indexes.
-    pub async fn seal(&self) -> Result<(), String> {
+    pub async fn seal(&self) -> Result<(), StoreError> {
+        self.ask_writers(WriterMsg::Seal).await
+    }
+
+    async fn ask_writers(
+        &self,
+        message: fn(oneshot::Sender<Result<(), StoreError>>) -> WriterMsg,
+    ) -> Result<(), StoreError> {
         for writer in &self.writers {
             let (reply, done) = oneshot::channel();
             writer
-                .send(WriterMsg::Seal(reply))
-                .map_err(|_| "index writer stopped".to_string())?;
-            done.await
-                .map_err(|_| "index writer stopped".to_string())??;
+                .send(message(reply))
+                .map_err(|_| StoreError::WriterStopped)?;
+            done.await.map_err(|_| StoreError::WriterStopped)??;
         }
         Ok(())
     }
@@ -320,36 +312,44 @@ impl WalPayload<'_> {
         signal: Signal,
         payload: Bytes,
         limits: &RecordLimits,
-    ) -> Result<Records, String> {
+    ) -> Result<Records, PayloadError> {
         match payload.split_first() {
-            Some((&WAL_RECORDS, rest)) => {
-                Records::decode(signal, rest).map_err(|e| format!("bad records: {e}"))
-            }
+            Some((&WAL_RECORDS, rest)) => Ok(Records::decode(signal, rest)?),
             Some((&WAL_PROTOBUF, rest)) => {
                 let (received, _) = rest
                     .split_first_chunk::<8>()
-                    .ok_or("truncated protobuf frame")?;
+                    .ok_or(PayloadError::Truncated)?;
                 let received = u64::from_le_bytes(*received);
                 // The records' strings are slices of the frame.
                 let request = payload.slice(1 + 8..);
-                let bad = |e: protobuf::DecodeError| format!("bad protobuf request: {e}");
                 Ok(match signal {
-                    Signal::Spans => Records::Spans(
-                        protobuf::decode_traces(&request, received, limits)
-                            .map_err(bad)?
-                            .records,
-                    ),
-                    Signal::Logs => Records::Logs(
-                        protobuf::decode_logs(&request, received, limits)
-                            .map_err(bad)?
-                            .records,
-                    ),
+                    Signal::Spans => {
+                        Records::Spans(protobuf::decode_traces(&request, received, limits)?.records)
+                    }
+                    Signal::Logs => {
+                        Records::Logs(protobuf::decode_logs(&request, received, limits)?.records)
+                    }
                 })
             }
-            Some((tag, _)) => Err(format!("unknown payload tag {tag}")),
-            None => Err("empty payload".into()),
+            Some((tag, _)) => Err(PayloadError::UnknownTag(*tag)),
+            None => Err(PayloadError::Empty),
         }
     }
+}
+
+/// Why a frame of the write-ahead log holds no records.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("empty payload")]
+    Empty,
+    #[error("unknown payload tag {0}")]
+    UnknownTag(u8),
+    #[error("truncated protobuf frame")]
+    Truncated,
+    #[error("bad records: {0}")]
+    Records(#[from] postcard::Error),
+    #[error("bad protobuf request: {0}")]
+    Protobuf(#[from] protobuf::DecodeError),
 }
 
 #[cfg(test)]
@@ -361,7 +361,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::otlp::convert::{convert_logs, convert_traces};
+    use crate::decode::convert::{convert_logs, convert_traces};
 
     const RECEIVED: u64 = 1_700_000_000_000_000_000;
 
@@ -457,7 +457,8 @@ mod tests {
                 Bytes::from_static(payload),
                 &RecordLimits::default(),
             )
-            .expect_err("bad frame");
+            .expect_err("bad frame")
+            .to_string();
             assert!(message.contains(error), "{message}");
         }
     }
@@ -499,7 +500,7 @@ mod tests {
         let bytes = request.encode_to_vec();
         let mut accepted = 0;
         let refusal = loop {
-            let converted = crate::otlp::protobuf::decode_traces(
+            let converted = crate::decode::protobuf::decode_traces(
                 &Bytes::from(bytes.clone()),
                 RECEIVED,
                 ingester.limits(),

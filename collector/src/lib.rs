@@ -4,22 +4,28 @@
 //! The data's way through, one module per stage:
 //!
 //! ```text
-//! otlp (gRPC :4317, HTTP :4318)   decode protobuf/JSON, gzip; map errors to statuses
-//!   -> otlp::convert              OTLP -> model (Span, LogRecord); reject bad records
-//!   -> ingest                     queue capacity (backpressure), then
+//! net (the three listeners)       connection caps, header and idle timeouts
+//!   -> otlp (gRPC :4317, HTTP :4318) read bodies under a byte budget; map errors to statuses
+//!   -> decode                     protobuf/JSON -> model (Span, LogRecord); reject bad
+//!                                 records, cut what is over the record limits
+//!   -> ingest                     queue capacity (records and bytes), then
 //!   -> wal                        append + group-commit fsync: now it is acknowledged
 //!   -> store::writer              one thread per index: tantivy documents, commit every second
 //!   -> store (splits on disk)     time-bounded tantivy indexes, dropped whole by retention
 //!   -> store::search              term, range and column queries over committed splits
 //!   -> query                      API parameters -> filters; records -> Jaeger / OTLP JSON
-//!   -> api (HTTP :16686)          Jaeger v1 + api_v3, /api/logs, /health, /metrics
+//!   -> api (HTTP :16686)          Jaeger v1 + api_v3, /api/logs, the UI, /health, /metrics
 //! ```
 //!
+//! Beside them: [`model`] (the records and the signals), [`config`] (every setting),
+//! [`metrics`] (`/metrics`), [`health`] (what `/health` reports). A module uses only
+//! those above it in this list and the stages before it; see `ARCHITECTURE.md`.
 //! [`Hopline::start`] wires it all and [`Hopline::shutdown`] takes it down in order,
 //! committing what was acknowledged.
 
 pub mod api;
 pub mod config;
+pub mod decode;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
@@ -40,7 +46,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::ingest::{Ingester, WalPayload};
-use crate::metrics::{Metrics, Signal};
+use crate::metrics::Metrics;
+use crate::model::Signal;
 use crate::model::{Clock, SystemClock};
 use crate::store::writer::{self, WriterHandle, WriterMsg, WriterSettings};
 use crate::store::Store;
@@ -121,10 +128,7 @@ impl Hopline {
             Wal::open(&wal_dir, committed, wal_metrics, |record| {
                 match WalPayload::decode(record.signal, record.payload.into(), &record_limits) {
                     Ok(records) => {
-                        let tx = &replay_txs[match record.signal {
-                            Signal::Spans => 0,
-                            Signal::Logs => 1,
-                        }];
+                        let tx = &replay_txs[record.signal.ordinal()];
                         let _ = tx.send(WriterMsg::Batch { lsn: record.lsn, records, permit: None });
                     }
                     Err(e) => warn!(lsn = record.lsn, error = %e, "undecodable write-ahead log frame, skipping it"),
@@ -237,12 +241,12 @@ impl Hopline {
     }
 
     /// Commits both indexes now; everything acknowledged before is then searchable.
-    pub async fn flush(&self) -> Result<(), String> {
+    pub async fn flush(&self) -> Result<(), store::StoreError> {
         self.ingester.flush().await
     }
 
     /// Commits and seals the active splits (a new split starts with the next batch).
-    pub async fn seal(&self) -> Result<(), String> {
+    pub async fn seal(&self) -> Result<(), store::StoreError> {
         self.ingester.seal().await
     }
 

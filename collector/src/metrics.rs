@@ -8,23 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Which kind of telemetry a record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Signal {
-    Spans,
-    Logs,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Logs];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Spans => "spans",
-            Signal::Logs => "logs",
-        }
-    }
-}
+use crate::model::Signal;
 
 /// Counters of one signal.
 #[derive(Debug, Default)]
@@ -142,14 +126,14 @@ impl Metrics {
         let _ = self.inflight_bytes.set(Box::new(probe));
     }
 
-    /// Counts a query stopped before its end.
-    pub fn query_stopped(&self, why: crate::store::search::Stop) {
-        use crate::store::search::Stop;
-        let counter = match why {
-            Stop::ClientGone => &self.queries_client_gone,
-            Stop::TimedOut => &self.queries_timed_out,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts a query stopped because its client went away.
+    pub fn query_client_gone(&self) {
+        self.queries_client_gone.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a query stopped at its time limit.
+    pub fn query_timed_out(&self) {
+        self.queries_timed_out.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn observe_query(&self, route: &str, elapsed: Duration) {
@@ -169,7 +153,9 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, fn(&SignalMetrics) -> &AtomicU64); 5] = [
+        // name, help, and the counter of a signal's metrics.
+        type Counter = (&'static str, &'static str, fn(&SignalMetrics) -> &AtomicU64);
+        let counters: [Counter; 5] = [
             (
                 "hopline_records_received_total",
                 "records received over OTLP",

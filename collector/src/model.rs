@@ -129,7 +129,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// An immutable string that may share the buffer it was decoded from: the keys
 /// and values of a protobuf request are slices of that request, not copies
-/// ([`crate::otlp::protobuf`]). Derefs to `str`; serializes as a string.
+/// (the protobuf decoder). Derefs to `str`; serializes as a string.
 pub use bytestring::ByteString as Str;
 
 /// An attribute value, typed as OTLP types it.
@@ -448,6 +448,33 @@ pub struct SpanLink {
     pub attributes: Vec<KeyValue>,
     pub dropped_attributes_count: u32,
     pub flags: u32,
+}
+
+/// Which kind of telemetry a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Signal {
+    Spans,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// The signal's place in per-signal arrays (`[spans, logs]`): queues, writers,
+    /// the write-ahead log's checkpoints.
+    pub fn ordinal(self) -> usize {
+        match self {
+            Signal::Spans => 0,
+            Signal::Logs => 1,
+        }
+    }
 }
 
 /// One span, with the resource and scope it came with.

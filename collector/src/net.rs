@@ -405,6 +405,22 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(target_os = "linux")]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        use rustix::process::{getrlimit, Resource};
+        let raised = raise_open_files_limit();
+        let limit = getrlimit(Resource::Nofile);
+        assert_eq!(raised, limit.current);
+        if let (Some(current), Some(hard)) = (limit.current, limit.maximum) {
+            assert_eq!(current, hard.min(1 << 20), "soft {current}, hard {hard}");
+        }
+        // The three listeners' caps and 512 files for the rest fit under a limit.
+        assert_eq!(connections_within(Some(1024), 1024), 170);
+        assert_eq!(connections_within(None, 1024), 1024);
+        assert_eq!(connections_within(Some(1 << 20), 1024), 1024);
+    }
+
+    #[test]
     fn host_names_are_matched_with_or_without_their_port() {
         let hosts = AllowedHosts::new(&[
             "localhost".into(),

@@ -7,6 +7,8 @@ use axum::Json;
 use serde_json::json;
 
 use crate::query::QueryError;
+use crate::store::search::Stop;
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -50,8 +52,14 @@ impl From<QueryError> for ApiError {
         match error {
             QueryError::BadRequest(message) => ApiError::bad_request(message),
             QueryError::NotFound(message) => ApiError::not_found(message),
-            QueryError::Unavailable(message) => ApiError::unavailable(message),
-            QueryError::Internal(message) => ApiError::internal(message),
+            QueryError::TooMany { .. } => ApiError::unavailable(error.to_string()),
+            QueryError::Store(StoreError::Cancelled(Stop::TimedOut)) => ApiError::unavailable(
+                "the query ran out of time (--query-timeout) and was stopped: narrow it (a shorter time range, a service, more specific terms)",
+            ),
+            QueryError::Store(StoreError::Cancelled(Stop::ClientGone)) => {
+                ApiError::unavailable("the query was stopped: its client went away")
+            }
+            QueryError::Store(_) | QueryError::Worker(_) => ApiError::internal(format!("{error:#}")),
         }
     }
 }

@@ -66,7 +66,7 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         if let Some((cancel, metrics)) = self.0.take() {
             cancel.stop(Stop::ClientGone);
-            metrics.query_stopped(Stop::ClientGone);
+            metrics.query_client_gone();
         }
     }
 }
@@ -88,10 +88,10 @@ impl ApiState {
                 .await;
         let Ok(Ok(slot)) = slot else {
             self.metrics.queries_refused.fetch_add(1, Ordering::Relaxed);
-            return Err(ApiError::unavailable(format!(
-                "too many queries: {} run at once (--max-concurrent-queries) and this one waited {timeout:?} for its turn; retry later",
-                self.queries.limits.max_concurrent
-            )));
+            return Err(ApiError::from(QueryError::TooMany {
+                running: self.queries.limits.max_concurrent,
+                waited: timeout,
+            }));
         };
         let store = self.store.clone();
         let task_cancel = cancel.clone();
@@ -104,11 +104,9 @@ impl ApiState {
         .await;
         guard.0 = None;
         if cancel.stopped() == Some(Stop::TimedOut) {
-            self.metrics.query_stopped(Stop::TimedOut);
+            self.metrics.query_timed_out();
         }
-        result
-            .map_err(|e| ApiError::internal(format!("query worker failed: {e}")))?
-            .map_err(ApiError::from)
+        result.map_err(QueryError::from)?.map_err(ApiError::from)
     }
 
     fn now(&self) -> u64 {

@@ -863,7 +863,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::otlp::convert::{convert_logs, convert_traces};
+    use crate::decode::convert::{convert_logs, convert_traces};
 
     const NOW: u64 = 1_700_000_000 * 1_000_000_000;
 

@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(request_encoding(&headers).expect("json"), Encoding::Json);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(request_encoding(&headers)
-            .unwrap_err()
+            .expect_err("an error")
             .to_string()
             .contains("'text/plain'"));
     }

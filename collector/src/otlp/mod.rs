@@ -1,19 +1,17 @@
 //! OTLP receivers (OTLP 1.x): gRPC `TraceService`/`LogsService` and HTTP
 //! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not.
 //!
-//! Both transports go through the same [`export`]: protobuf requests arrive as
-//! bytes and are decoded there, on the blocking pool, straight into records
-//! ([`protobuf`]), and the write-ahead log keeps those bytes; OTLP/JSON requests
-//! arrive parsed and are converted ([`convert`]). What differs per signal is in
+//! Both transports read bodies within the same bounds ([`body`]) and go through
+//! the same [`export`]: protobuf requests arrive as bytes and are decoded there, on
+//! the blocking pool, straight into records ([`crate::decode::protobuf`]), and the
+//! write-ahead log keeps those bytes; OTLP/JSON requests arrive parsed and are
+//! converted ([`crate::decode::convert`]). What differs per signal is in
 //! [`OtlpSignal`]; errors map to an HTTP status and a gRPC status in one place
 //! ([`OtlpError`]).
 
 pub mod body;
-pub mod convert;
 pub mod grpc;
 pub mod http;
-pub mod limits;
-pub mod protobuf;
 
 use std::time::Duration;
 
@@ -26,9 +24,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 
 use prost::bytes::Bytes;
 
+use crate::decode::convert::{convert_logs, convert_traces};
+use crate::decode::protobuf;
 use crate::ingest::{ExportOutcome, IngestError, Ingester, Prepared};
-use crate::metrics::Signal;
-use crate::otlp::convert::{convert_logs, convert_traces};
+use crate::model::Signal;
 
 /// What a receiver tells a client that it could not take a request.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +183,7 @@ impl OtlpSignal for ExportTraceServiceRequest {
     }
 
     fn response(outcome: ExportOutcome) -> Self::Response {
-        let partial_success = (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
+        let partial_success = (outcome.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: outcome.rejected as i64,
             error_message: outcome.error_message,
         });
@@ -211,7 +210,7 @@ impl OtlpSignal for ExportLogsServiceRequest {
     }
 
     fn response(outcome: ExportOutcome) -> Self::Response {
-        let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
+        let partial_success = (outcome.rejected > 0).then_some(ExportLogsPartialSuccess {
             rejected_log_records: outcome.rejected as i64,
             error_message: outcome.error_message,
         });

@@ -6,37 +6,31 @@ pub mod logql;
 pub mod otlp_json;
 pub mod params;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::model::{attributes_to_json, LogRecord};
+use crate::store::StoreError;
 
-/// Why a query could not be answered.
+/// Why a query could not be answered. The API maps each to its HTTP
+/// status, in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// A malformed id, parameter or query: what was wrong, for the client.
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    /// Cannot be answered now (too many queries, out of time); retry later.
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<crate::store::StoreError> for QueryError {
-    fn from(error: crate::store::StoreError) -> Self {
-        use crate::store::search::Stop;
-        match error {
-            crate::store::StoreError::Cancelled(Stop::TimedOut) => QueryError::Unavailable(
-                "the query ran out of time (--query-timeout) and was stopped: narrow it (a shorter time range, a service, more specific terms)".into(),
-            ),
-            crate::store::StoreError::Cancelled(Stop::ClientGone) => {
-                QueryError::Unavailable("the query was stopped: its client went away".into())
-            }
-            other => QueryError::Internal(other.to_string()),
-        }
-    }
+    /// Every query slot was taken for as long as this one could wait.
+    #[error("too many queries: {running} run at once (--max-concurrent-queries) and this one waited {waited:?} for its turn; retry later")]
+    TooMany { running: usize, waited: Duration },
+    /// The store failed or stopped the search (time ran out, the client left).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The thread that ran the search failed.
+    #[error("query worker failed: {0}")]
+    Worker(#[from] tokio::task::JoinError),
 }
 
 /// One log record as `/api/logs` returns it.

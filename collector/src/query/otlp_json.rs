@@ -89,7 +89,9 @@ fn span_json(span: &Span) -> Value {
 
 /// Groups spans by resource and scope into `{"resourceSpans": [...]}`.
 pub fn traces_data(spans: &[Span]) -> Value {
-    let mut groups: Vec<(&Resource, Vec<(&Scope, Vec<&Span>)>)> = Vec::new();
+    // The spans of each scope of each resource, in order of first appearance.
+    type ScopeGroup<'a> = (&'a Scope, Vec<&'a Span>);
+    let mut groups: Vec<(&Resource, Vec<ScopeGroup<'_>>)> = Vec::new();
     for span in spans {
         let resource = span.resource.as_ref();
         let group = match groups.iter().position(|(r, _)| *r == resource) {

@@ -114,6 +114,30 @@ fn time_window(params: &Params<'_>, now_nanos: u64) -> Result<(u64, u64), QueryE
     Ok((start, end))
 }
 
+/// Tags given as a JSON object (`tags` of Jaeger's v1 API, `query.attributes` of
+/// api_v3): `{"http.status_code":"500","error":true}`; values that are not strings
+/// match as their JSON text.
+fn json_tags(params: &Params<'_>, key: &str) -> Result<Vec<(String, String)>, QueryError> {
+    let Some(json) = params.get(key) else {
+        return Ok(Vec::new());
+    };
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| {
+            bad(
+                key,
+                json,
+                &format!("expected a JSON object such as {{\"http.status_code\":\"500\"}}: {e}"),
+            )
+        })?;
+    Ok(object
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(text) => (key, text),
+            other => (key, other.to_string()),
+        })
+        .collect())
+}
+
 pub const TRACE_SEARCH_PARAMS: &[&str] = &[
     "service",
     "operation",
@@ -146,6 +170,12 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
         .all("traceID")
         .map(parse_trace_id)
         .collect::<Result<_, _>>()?;
+    if ids.len() > MAX_TRACE_LIMIT {
+        return Err(QueryError::BadRequest(format!(
+            "{} traceID parameters; at most {MAX_TRACE_LIMIT} are taken at once",
+            ids.len()
+        )));
+    }
     if !ids.is_empty() {
         return Ok(TraceSearch::Ids(ids));
     }
@@ -153,26 +183,7 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
         .get("service")
         .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
     let (start_min, start_max) = time_window(&params, now_nanos)?;
-    let mut tags = Vec::new();
-    if let Some(json) = params.get("tags") {
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-            .map_err(|e| {
-                bad(
-                    "tags",
-                    json,
-                    &format!(
-                        "expected a JSON object such as {{\"http.status_code\":\"500\"}}: {e}"
-                    ),
-                )
-            })?;
-        for (key, value) in object {
-            let value = match value {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            tags.push((key, value));
-        }
-    }
+    let mut tags = json_tags(&params, "tags")?;
     for tag in params.all("tag") {
         let (key, value) = tag
             .split_once(':')
@@ -246,25 +257,7 @@ pub fn v3_trace_search(
     let start_max = time("query.start_time_max")?.unwrap_or(now_nanos);
     let start_min = time("query.start_time_min")?
         .unwrap_or_else(|| start_max.saturating_sub(DEFAULT_LOOKBACK.as_nanos() as u64));
-    let mut tags = Vec::new();
-    if let Some(json) = params.get("query.attributes") {
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-            .map_err(|e| {
-                bad(
-                    "query.attributes",
-                    json,
-                    &format!("expected a JSON object: {e}"),
-                )
-            })?;
-        for (key, value) in object {
-            tags.push((
-                key,
-                value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_string),
-            ));
-        }
-    }
+    let tags = json_tags(&params, "query.attributes")?;
     let limit = match params
         .u64("query.search_depth")?
         .or(params.u64("query.num_traces")?)

@@ -3,10 +3,12 @@
 //! `IndexWriter` and is fed by the write-ahead log in log order ([`writer`]);
 //! searches run on the blocking pool against committed splits ([`search`]).
 
+pub mod error;
 pub mod origin;
 pub mod schema;
 pub mod search;
 pub mod split;
+pub mod terms;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -16,31 +18,11 @@ use std::sync::{Arc, RwLock};
 use tracing::info;
 
 use crate::health::Health;
-use crate::metrics::Signal;
+use crate::model::Signal;
 use crate::model::{LogRecord, Span};
+pub use error::StoreError;
 use schema::{LogSchema, SpanSchema};
 use split::Split;
-
-/// Errors of the storage layer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("index error: {0}")]
-    Tantivy(#[from] tantivy::TantivyError),
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("cannot open index: {0}")]
-    OpenDirectory(#[from] tantivy::directory::error::OpenDirectoryError),
-    #[error("cannot read index: {0}")]
-    OpenRead(#[from] tantivy::directory::error::OpenReadError),
-    #[error("corrupt data: {0}")]
-    Corrupt(String),
-    #[error("{0}")]
-    Format(String),
-    #[error("the index writer has stopped")]
-    WriterStopped,
-    #[error("the search was stopped: {0:?}")]
-    Cancelled(search::Stop),
-}
 
 /// Records of one signal, as they travel from the log to an index writer.
 #[derive(Debug)]
@@ -208,7 +190,7 @@ impl Store {
         })
     }
 
-    pub fn index(&self, signal: Signal) -> &Arc<SignalIndex> {
+    pub fn of(&self, signal: Signal) -> &Arc<SignalIndex> {
         match signal {
             Signal::Spans => &self.spans,
             Signal::Logs => &self.logs,

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::schema::attribute_terms;
+use super::terms::attribute_terms;
 use crate::model::{Resource, Scope, Str};
 
 /// The file of a split's origins.

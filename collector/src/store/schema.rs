@@ -5,8 +5,6 @@
 //! zstd doc store (`payload`), to rebuild any API answer. Raw-tokenised fields carry
 //! no field norms and no positions: nothing here is scored.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tantivy::schema::{
     BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
@@ -16,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
 use super::origin::Origin;
+use super::terms::{add_attribute_terms, write_operation_term, write_tag_term, IndexedKeys};
 use crate::model::{
     AnyValue, KeyValue, LogRecord, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
 };
@@ -28,9 +27,24 @@ use crate::model::{
 /// [`origin`](super::origin) table) instead of in every record's terms and payload.
 pub const FORMAT: u32 = 2;
 
-/// Tag terms longer than this are not indexed (a SQL statement, a stack trace):
-/// they would bloat the term dictionary and nobody types them into a tag search.
-pub const MAX_TAG_TERM_LEN: usize = 256;
+/// The names of the columns (fast fields) searches read, one constant each: the
+/// schemas declare the fields with them and the searches open them by them.
+pub mod columns {
+    /// Spans and logs: the record's origin number (see [`super::super::origin`]).
+    pub const ORIGIN: &str = "origin";
+    pub const SPAN_ID: &str = "span_id";
+    pub const SERVICE: &str = "service";
+    /// Spans: the trace id's halves, the parent, start, duration, error flag.
+    pub const TRACE_HI: &str = "trace_hi";
+    pub const TRACE_LO: &str = "trace_lo";
+    pub const PARENT_ID: &str = "parent_id";
+    pub const START: &str = "start";
+    pub const DURATION: &str = "duration";
+    pub const ERROR: &str = "error";
+    /// Logs: the event time and severity number.
+    pub const TIME: &str = "time";
+    pub const SEVERITY: &str = "severity";
+}
 
 /// Exact-match text: one term per value.
 fn raw_text() -> TextOptions {
@@ -103,18 +117,18 @@ impl SpanSchema {
     pub fn new() -> Self {
         let mut builder = Schema::builder();
         let trace_id = builder.add_bytes_field("trace_id", bytes_term());
-        let trace_hi = builder.add_u64_field("trace_hi", fast_u64());
-        let trace_lo = builder.add_u64_field("trace_lo", fast_u64());
-        let span_id = builder.add_u64_field("span_id", fast_u64());
-        let parent_id = builder.add_u64_field("parent_id", fast_u64());
-        let service = builder.add_text_field("service", raw_text_fast());
+        let trace_hi = builder.add_u64_field(columns::TRACE_HI, fast_u64());
+        let trace_lo = builder.add_u64_field(columns::TRACE_LO, fast_u64());
+        let span_id = builder.add_u64_field(columns::SPAN_ID, fast_u64());
+        let parent_id = builder.add_u64_field(columns::PARENT_ID, fast_u64());
+        let service = builder.add_text_field(columns::SERVICE, raw_text_fast());
         let name = builder.add_text_field("name", raw_text());
         let operation = builder.add_text_field("operation", raw_text());
-        let start = builder.add_u64_field("start", fast_u64());
-        let duration = builder.add_u64_field("duration", fast_u64());
-        let error = builder.add_u64_field("error", fast_u64());
+        let start = builder.add_u64_field(columns::START, fast_u64());
+        let duration = builder.add_u64_field(columns::DURATION, fast_u64());
+        let error = builder.add_u64_field(columns::ERROR, fast_u64());
         let tags = builder.add_text_field("tags", raw_text());
-        let origin = builder.add_u64_field("origin", origin_options());
+        let origin = builder.add_u64_field(columns::ORIGIN, origin_options());
         let payload = builder.add_bytes_field("payload", stored_bytes());
         Self {
             schema: builder.build(),
@@ -319,95 +333,6 @@ impl Scratch {
     }
 }
 
-/// The distinct attribute keys a split indexes, at most `max`: values of further
-/// keys are stored with their records (and shown) but not searchable, so that a
-/// client sending a new key with every record cannot grow the term dictionary
-/// without bound.
-#[derive(Debug, Default)]
-pub struct IndexedKeys {
-    keys: HashSet<Box<str>, BuildHasherDefault<FxHasher>>,
-    /// `None`: no limit.
-    max: Option<usize>,
-    /// Attribute values left unindexed since [`IndexedKeys::take_refused`].
-    refused: u64,
-}
-
-impl IndexedKeys {
-    pub fn new(max: usize) -> Self {
-        Self {
-            max: Some(max),
-            ..Self::default()
-        }
-    }
-
-    /// Whether values of `key` are indexed (it is known, or there is room).
-    fn admit(&mut self, key: &str) -> bool {
-        if self.keys.contains(key) {
-            return true;
-        }
-        if self.max.is_some_and(|max| self.keys.len() >= max) {
-            self.refused += 1;
-            return false;
-        }
-        self.keys.insert(key.into());
-        true
-    }
-
-    /// How many values were not indexed since the last call.
-    pub fn take_refused(&mut self) -> u64 {
-        std::mem::take(&mut self.refused)
-    }
-}
-
-/// A small, fast, non-cryptographic hasher for short keys (rustc's FxHash): the
-/// key set is looked up for every attribute of every record indexed.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// The term of the `operation` field: `service \0 kind \0 name`.
-pub fn operation_term(service: &str, kind: &str, name: &str) -> String {
-    let mut term = String::new();
-    write_operation_term(&mut term, service, kind, name);
-    term
-}
-
-fn write_operation_term(out: &mut String, service: &str, kind: &str, name: &str) {
-    for (i, part) in [service, kind, name].into_iter().enumerate() {
-        if i > 0 {
-            out.push('\0');
-        }
-        out.push_str(part);
-    }
-}
-
-/// The term of a tag: `key=value`.
-pub fn tag_term(key: &str, value: &str) -> String {
-    let mut term = String::new();
-    write_tag_term(&mut term, key, |out| out.push_str(value));
-    term
-}
-
-fn write_tag_term(out: &mut String, key: &str, value: impl FnOnce(&mut String)) {
-    out.push_str(key);
-    out.push('=');
-    value(out);
-}
-
 /// The log index.
 #[derive(Debug, Clone)]
 pub struct LogSchema {
@@ -437,10 +362,10 @@ pub struct LogSchema {
 impl LogSchema {
     pub fn new() -> Self {
         let mut builder = Schema::builder();
-        let time = builder.add_u64_field("time", fast_u64());
-        let severity = builder.add_u64_field("severity", fast_u64());
+        let time = builder.add_u64_field(columns::TIME, fast_u64());
+        let severity = builder.add_u64_field(columns::SEVERITY, fast_u64());
         let level = builder.add_text_field("level", raw_text());
-        let service = builder.add_text_field("service", raw_text_fast());
+        let service = builder.add_text_field(columns::SERVICE, raw_text_fast());
         let body = builder.add_text_field(
             "body",
             TextOptions::default().set_indexing_options(
@@ -452,8 +377,8 @@ impl LogSchema {
         );
         let attributes = builder.add_text_field("attributes", raw_text());
         let trace_id = builder.add_bytes_field("trace_id", bytes_term());
-        let span_id = builder.add_u64_field("span_id", fast_u64());
-        let origin = builder.add_u64_field("origin", origin_options());
+        let span_id = builder.add_u64_field(columns::SPAN_ID, fast_u64());
+        let origin = builder.add_u64_field(columns::ORIGIN, origin_options());
         let payload = builder.add_bytes_field("payload", stored_bytes());
         Self {
             schema: builder.build(),
@@ -587,58 +512,11 @@ impl Default for LogSchema {
     }
 }
 
-/// Calls `each` with the `key=value` term of every attribute, leaving out those too
-/// long to be worth indexing; `term` is the buffer they are written in.
-pub fn attribute_terms(term: &mut String, attributes: &[KeyValue], mut each: impl FnMut(&str)) {
-    for kv in attributes {
-        term.clear();
-        write_tag_term(term, &kv.key, |out| kv.value.write_search_text(out));
-        if term.len() <= MAX_TAG_TERM_LEN {
-            each(term.as_str());
-        }
-    }
-}
-
-fn add_attribute_terms(
-    doc: &mut TantivyDocument,
-    field: Field,
-    term: &mut String,
-    keys: &mut IndexedKeys,
-    attributes: &[KeyValue],
-) {
-    for kv in attributes {
-        if !keys.admit(&kv.key) {
-            continue;
-        }
-        term.clear();
-        write_tag_term(term, &kv.key, |out| kv.value.write_search_text(out));
-        if term.len() <= MAX_TAG_TERM_LEN {
-            doc.add_text(field, term.as_str());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use tantivy::schema::Value;
 
     use super::*;
-
-    #[test]
-    fn keys_past_the_budget_are_stored_but_not_indexed() {
-        let mut keys = IndexedKeys::new(2);
-        assert!(keys.admit("a") && keys.admit("b"));
-        assert!(!keys.admit("c"), "a third key is over the budget");
-        assert!(keys.admit("a"), "known keys stay indexed");
-        assert!(!keys.admit("d"));
-        assert_eq!(keys.take_refused(), 2);
-        assert_eq!(keys.take_refused(), 0);
-        let mut hasher = FxHasher::default();
-        hasher.write(b"http.request.method");
-        let mut other = FxHasher::default();
-        other.write(b"http.request.methoe");
-        assert_ne!(hasher.finish(), other.finish());
-    }
     use crate::model::{Resource, Scope};
 
     fn origin() -> Origin {

@@ -20,10 +20,12 @@ use tantivy::{
     DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
+use super::error::StoreError;
 use super::origin::{Origin, Origins};
-use super::schema::{operation_term, tag_term, LogSchema, SpanColumns, SpanSchema};
+use super::schema::{columns, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
-use super::{SignalIndex, StoreError};
+use super::terms::{operation_term, tag_term};
+use super::SignalIndex;
 use crate::model::{LogRecord, Span, SpanId, SpanKind, TraceId};
 
 /// Why a search stopped before its end.
@@ -283,13 +285,14 @@ impl SignalIndex {
             addresses.sort();
             let mut start: Option<(SegmentOrdinal, Column<u64>)> = None;
             for (n, address) in addresses.into_iter().enumerate() {
-                if n % CHECK_EVERY == 0 {
+                if n.is_multiple_of(CHECK_EVERY) {
                     cancel.check()?;
                 }
                 let column = match &start {
                     Some((ord, column)) if *ord == address.segment_ord => column,
                     _ => {
-                        let column = split.u64_column(&searcher, address.segment_ord, "start")?;
+                        let column =
+                            split.u64_column(&searcher, address.segment_ord, columns::START)?;
                         &start.insert((address.segment_ord, column)).1
                     }
                 };
@@ -308,7 +311,7 @@ impl SignalIndex {
         let mut seen = HashSet::new();
         let mut columns: Option<(usize, SegmentOrdinal, SpanColumnReaders)> = None;
         for (n, (_, i, address)) in hits.into_iter().enumerate() {
-            if n % CHECK_EVERY == 0 {
+            if n.is_multiple_of(CHECK_EVERY) {
                 cancel.check()?;
             }
             let (split, searcher) = (&splits[i], &searchers[i]);
@@ -379,66 +382,44 @@ impl SignalIndex {
             }
             all_of(clauses)
         };
-        // Segments with the newest spans first, as in `search_logs`: once `limit`
-        // traces are found, a segment whose newest span is older than the limit-th
-        // of them can change nothing.
-        let mut segments = Vec::new();
-        for split in self.splits() {
-            cancel.check()?;
-            // The searcher before the metadata: the metadata is then at least as
-            // new, so `within` holds for every document the searcher sees.
-            let searcher = Arc::new(split.reader.searcher());
-            let meta = split.meta();
-            if !meta.overlaps(filter.start_min, filter.start_max) {
-                continue;
-            }
-            let query = query_of(
-                &split.origins,
-                meta.within(filter.start_min, filter.start_max),
-            );
-            let weight: Arc<dyn Weight> =
-                Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
-            for ord in 0..searcher.segment_readers().len() as SegmentOrdinal {
-                segments.push(CandidateSegment {
-                    newest: split.u64_column(&searcher, ord, "start")?.max_value(),
-                    ord,
-                    split: Arc::clone(&split),
-                    searcher: Arc::clone(&searcher),
-                    weight: Arc::clone(&weight),
-                });
-            }
-        }
-        segments.sort_by_key(|segment| Reverse(segment.newest));
+        // Once `limit` traces are found, a segment whose newest span is older than
+        // the limit-th of them can change nothing.
+        let (segments, _) = self.candidates(
+            (filter.start_min, filter.start_max),
+            columns::START,
+            false,
+            cancel,
+            query_of,
+        )?;
+        let limit = filter.limit.max(1);
+        // The newest matching span's start of each trace.
         let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
-        for candidate in &segments {
-            cancel.check()?;
-            if newest.len() >= filter.limit.max(1) {
-                let mut starts: Vec<u64> = newest.values().copied().collect();
-                let (_, floor, _) =
-                    starts.select_nth_unstable_by(filter.limit.max(1) - 1, |a, b| b.cmp(a));
-                if candidate.newest < *floor {
-                    break;
+        for_each_newest_first(
+            &segments,
+            cancel,
+            &mut newest,
+            |newest| {
+                if newest.len() < limit {
+                    return None;
                 }
-            }
-            let (split, searcher, ord) = (&candidate.split, &candidate.searcher, candidate.ord);
-            let column = |name| split.u64_column(searcher, ord, name);
-            let (hi, lo, start) = (column("trace_hi")?, column("trace_lo")?, column("start")?);
-            let segment = searcher.segment_reader(ord);
-            let alive = segment.alive_bitset();
-            candidate.weight.for_each_no_score(segment, &mut |docs| {
-                for &doc in docs {
-                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
-                        continue;
-                    }
+                let mut starts: Vec<u64> = newest.values().copied().collect();
+                let (_, floor, _) = starts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+                Some(*floor)
+            },
+            |newest, _, candidate| {
+                let hi = candidate.column(columns::TRACE_HI)?;
+                let lo = candidate.column(columns::TRACE_LO)?;
+                let start = candidate.column(columns::START)?;
+                candidate.for_each_doc(|doc| {
                     let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
-                        continue;
+                        return;
                     };
                     let start = start.first(doc).unwrap_or(0);
                     let entry = newest.entry((hi, lo)).or_insert(start);
                     *entry = (*entry).max(start);
-                }
-            })?;
-        }
+                })
+            },
+        )?;
         let mut traces: Vec<_> = newest.into_iter().collect();
         traces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         traces.truncate(filter.limit);
@@ -553,7 +534,7 @@ impl SignalIndex {
         let mut analyzer = body_analyzer();
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
-        let mut query_of = |origins: &Origins, within: bool| {
+        let query_of = |origins: &Origins, within: bool| {
             let mut clauses: Vec<Box<dyn Query>> = Vec::new();
             if let Some(expr) = &filter.expr {
                 clauses.push(log_expr_query(expr, schema, origins, &mut analyzer));
@@ -582,55 +563,27 @@ impl SignalIndex {
         // `limit`-th hit so far cannot hold one: records arrive roughly in time
         // order, so a common word is read from the recent segments only. Columns
         // come from the split's cache: opening one reads its block index.
-        let mut total = 0u64;
-        let mut segments = Vec::new();
-        for split in self.splits() {
-            cancel.check()?;
-            // The searcher before the metadata (see `find_traces`).
-            let searcher = Arc::new(split.reader.searcher());
-            let meta = split.meta();
-            if !meta.overlaps(filter.start, filter.end) {
-                continue;
-            }
-            let query = query_of(&split.origins, meta.within(filter.start, filter.end));
-            let weight: Arc<dyn Weight> =
-                Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
-            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                let count = weight.count(segment)?;
-                if count == 0 {
-                    continue;
-                }
-                total += u64::from(count);
-                let ord = ord as SegmentOrdinal;
-                let newest = split.u64_column(&searcher, ord, "time")?.max_value();
-                segments.push(CandidateSegment {
-                    newest,
-                    ord,
-                    split: Arc::clone(&split),
-                    searcher: Arc::clone(&searcher),
-                    weight: Arc::clone(&weight),
-                });
-            }
-        }
-        segments.sort_by_key(|segment| Reverse(segment.newest));
+        let (segments, total) = self.candidates(
+            (filter.start, filter.end),
+            columns::TIME,
+            true,
+            cancel,
+            query_of,
+        )?;
         // The `limit` newest hits: (time, candidate, doc), oldest on top.
         let mut newest: BinaryHeap<Reverse<(u64, usize, DocId)>> = BinaryHeap::new();
-        for (i, candidate) in segments.iter().enumerate() {
-            cancel.check()?;
-            let floor = newest.peek().map(|Reverse(hit)| hit.0);
-            if newest.len() >= limit && floor.is_some_and(|floor| candidate.newest < floor) {
-                break;
-            }
-            let segment = candidate.searcher.segment_reader(candidate.ord);
-            let time = candidate
-                .split
-                .u64_column(&candidate.searcher, candidate.ord, "time")?;
-            let alive = segment.alive_bitset();
-            candidate.weight.for_each_no_score(segment, &mut |docs| {
-                for &doc in docs {
-                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
-                        continue;
-                    }
+        for_each_newest_first(
+            &segments,
+            cancel,
+            &mut newest,
+            |newest| {
+                (newest.len() >= limit)
+                    .then(|| newest.peek().map(|Reverse(hit)| hit.0))
+                    .flatten()
+            },
+            |newest, i, candidate| {
+                let time = candidate.column(columns::TIME)?;
+                candidate.for_each_doc(|doc| {
                     let hit = (time.first(doc).unwrap_or(0), i, doc);
                     if newest.len() < limit {
                         newest.push(Reverse(hit));
@@ -641,16 +594,16 @@ impl SignalIndex {
                         newest.pop();
                         newest.push(Reverse(hit));
                     }
-                }
-            })?;
-        }
+                })
+            },
+        )?;
         let mut hits: Vec<(u64, usize, DocId)> =
             newest.into_iter().map(|Reverse(hit)| hit).collect();
         hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
         for (n, (time, i, doc_id)) in hits.into_iter().enumerate() {
-            if n % CHECK_EVERY == 0 {
+            if n.is_multiple_of(CHECK_EVERY) {
                 cancel.check()?;
             }
             let candidate = &segments[i];
@@ -663,8 +616,8 @@ impl SignalIndex {
                 let column = split.u64_column(searcher, address.segment_ord, name)?;
                 Ok(column.first(address.doc_id).unwrap_or(0))
             };
-            let origin = origin_of(split, column("origin")?)?;
-            let span_id = column("span_id")?;
+            let origin = origin_of(split, column(columns::ORIGIN)?)?;
+            let span_id = column(columns::SPAN_ID)?;
             records.push(
                 schema
                     .record(&payload, time, span_id, &origin)
@@ -784,6 +737,98 @@ struct CandidateSegment {
     weight: Arc<dyn Weight>,
 }
 
+impl CandidateSegment {
+    /// One of the segment's columns (from its split's cache).
+    fn column(&self, name: &'static str) -> Result<Column<u64>, StoreError> {
+        Ok(self.split.u64_column(&self.searcher, self.ord, name)?)
+    }
+
+    /// Calls `each` with every live document of the segment that matches.
+    fn for_each_doc(&self, mut each: impl FnMut(DocId)) -> Result<(), StoreError> {
+        let segment = self.searcher.segment_reader(self.ord);
+        let alive = segment.alive_bitset();
+        self.weight.for_each_no_score(segment, &mut |docs| {
+            for &doc in docs {
+                if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                    each(doc);
+                }
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// Visits `segments` (newest first) with `visit`, and stops at the first whose
+/// newest record is older than `floor(state)`: the search has enough hits newer
+/// than anything it holds.
+fn for_each_newest_first<S>(
+    segments: &[CandidateSegment],
+    cancel: &Cancel,
+    state: &mut S,
+    floor: impl Fn(&S) -> Option<u64>,
+    mut visit: impl FnMut(&mut S, usize, &CandidateSegment) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for (i, candidate) in segments.iter().enumerate() {
+        cancel.check()?;
+        if floor(state).is_some_and(|floor| candidate.newest < floor) {
+            break;
+        }
+        visit(state, i, candidate)?;
+    }
+    Ok(())
+}
+
+impl SignalIndex {
+    /// The segments of the splits that overlap `[start, end]`, with the weight of
+    /// the query `query_of` builds for each split (from the split's origins, and
+    /// whether the split lies wholly inside the range), newest first by `newest`
+    /// (a column); with `count`, segments without a match are left out, and the
+    /// matches counted.
+    fn candidates(
+        &self,
+        (start, end): (u64, u64),
+        newest: &'static str,
+        count: bool,
+        cancel: &Cancel,
+        mut query_of: impl FnMut(&Origins, bool) -> Box<dyn Query>,
+    ) -> Result<(Vec<CandidateSegment>, u64), StoreError> {
+        let mut segments = Vec::new();
+        let mut total = 0u64;
+        for split in self.splits() {
+            cancel.check()?;
+            // The searcher before the metadata: the metadata is then at least as
+            // new, so `within` holds for every document the searcher sees.
+            let searcher = Arc::new(split.reader.searcher());
+            let meta = split.meta();
+            if !meta.overlaps(start, end) {
+                continue;
+            }
+            let query = query_of(&split.origins, meta.within(start, end));
+            let weight: Arc<dyn Weight> =
+                Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                if count {
+                    let matches = weight.count(segment)?;
+                    if matches == 0 {
+                        continue;
+                    }
+                    total += u64::from(matches);
+                }
+                let ord = ord as SegmentOrdinal;
+                segments.push(CandidateSegment {
+                    newest: split.u64_column(&searcher, ord, newest)?.max_value(),
+                    ord,
+                    split: Arc::clone(&split),
+                    searcher: Arc::clone(&searcher),
+                    weight: Arc::clone(&weight),
+                });
+            }
+        }
+        segments.sort_by_key(|segment| Reverse(segment.newest));
+        Ok((segments, total))
+    }
+}
+
 /// The columns a span document keeps its ids and times in, for one segment.
 struct SpanColumnReaders {
     hi: Column<u64>,
@@ -803,13 +848,13 @@ impl SpanColumnReaders {
     ) -> tantivy::Result<SpanColumnReaders> {
         let column = |name| split.u64_column(searcher, ord, name);
         Ok(SpanColumnReaders {
-            hi: column("trace_hi")?,
-            lo: column("trace_lo")?,
-            span: column("span_id")?,
-            parent: column("parent_id")?,
-            start: column("start")?,
-            duration: column("duration")?,
-            origin: column("origin")?,
+            hi: column(columns::TRACE_HI)?,
+            lo: column(columns::TRACE_LO)?,
+            span: column(columns::SPAN_ID)?,
+            parent: column(columns::PARENT_ID)?,
+            start: column(columns::START)?,
+            duration: column(columns::DURATION)?,
+            origin: column(columns::ORIGIN)?,
         })
     }
 
@@ -864,12 +909,12 @@ impl Collector for SpanEdgeCollector {
         Ok(SpanEdgeSegment {
             cancel: self.0.clone(),
             seen: 0,
-            hi: fast.u64("trace_hi")?,
-            lo: fast.u64("trace_lo")?,
-            span: fast.u64("span_id")?,
-            parent: fast.u64("parent_id")?,
-            error: fast.u64("error").ok(),
-            service: fast.str("service")?,
+            hi: fast.u64(columns::TRACE_HI)?,
+            lo: fast.u64(columns::TRACE_LO)?,
+            span: fast.u64(columns::SPAN_ID)?,
+            parent: fast.u64(columns::PARENT_ID)?,
+            error: fast.u64(columns::ERROR).ok(),
+            service: fast.str(columns::SERVICE)?,
             rows: Vec::new(),
         })
     }
@@ -888,7 +933,7 @@ impl SegmentCollector for SpanEdgeSegment {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         self.seen += 1;
-        if self.seen % CHECK_EVERY == 0 && self.cancel.stopped().is_some() {
+        if self.seen.is_multiple_of(CHECK_EVERY) && self.cancel.stopped().is_some() {
             // Nothing more is kept; the caller returns `Cancelled`.
             self.service = None;
         }
@@ -990,8 +1035,8 @@ mod tests {
     /// Indexes `batches` into a new split of `index`, one commit (segment) each.
     fn add_split(store: &Store, index: &SignalIndex, created: u64, batches: Vec<Records>) {
         let schema = match index.signal {
-            crate::metrics::Signal::Spans => store.span_schema.schema.clone(),
-            crate::metrics::Signal::Logs => store.log_schema.schema.clone(),
+            crate::model::Signal::Spans => store.span_schema.schema.clone(),
+            crate::model::Signal::Logs => store.log_schema.schema.clone(),
         };
         let split = Arc::new(index.create_split(schema, created).expect("split"));
         index.add_split(Arc::clone(&split));

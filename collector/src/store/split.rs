@@ -23,8 +23,9 @@ use tantivy::{
     TantivyDocument,
 };
 
+use super::error::StoreError;
 use super::origin::Origins;
-use super::{schema, StoreError};
+use super::schema;
 
 /// Memory a split's writer may buffer before tantivy flushes a segment on its own.
 pub const WRITER_MEMORY_BUDGET: usize = 96 << 20;
@@ -280,7 +281,7 @@ impl Split {
                         searcher.doc(tantivy::DocAddress::new(ord as SegmentOrdinal, doc))?;
                 }
             }
-            let origins = segment.fast_fields().u64("origin")?;
+            let origins = segment.fast_fields().u64(schema::columns::ORIGIN)?;
             if segment.max_doc() > 0 && origins.max_value() as usize >= self.origins.len() {
                 return Err(corrupt(format!(
                     "documents refer to origin {}, the origins file holds {}",

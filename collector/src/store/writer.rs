@@ -21,8 +21,9 @@ use super::schema::Scratch;
 use super::split::{Split, SplitMeta};
 use super::{Records, SignalIndex, Store, StoreError};
 use crate::health::Throttle;
-use crate::metrics::{Metrics, Signal};
+use crate::metrics::Metrics;
 use crate::model::Clock;
+use crate::model::Signal;
 
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
@@ -56,9 +57,9 @@ pub enum WriterMsg {
         permit: Option<QueuePermit>,
     },
     /// Commit now, and answer when the records sent before are searchable.
-    Flush(oneshot::Sender<Result<(), String>>),
+    Flush(oneshot::Sender<Result<(), StoreError>>),
     /// Commit and seal the active split now.
-    Seal(oneshot::Sender<Result<(), String>>),
+    Seal(oneshot::Sender<Result<(), StoreError>>),
 }
 
 #[derive(Clone)]
@@ -97,7 +98,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     on_commit: OnCommit,
 ) -> Result<WriterHandle, StoreError> {
-    let index = Arc::clone(store.index(signal));
+    let index = Arc::clone(store.of(signal));
     let task = WriterTask {
         last_lsn: index.committed_lsn(),
         committed_lsn: index.committed_lsn(),
@@ -188,14 +189,14 @@ impl WriterTask {
                     self.add(lsn, records, permit);
                 }
                 Ok(WriterMsg::Flush(reply)) => {
-                    let result = self.commit();
-                    let _ = reply.send(result.as_ref().map_err(ToString::to_string).copied());
-                    self.after_commit(result);
+                    let failed = self.commit().err();
+                    self.after_commit(failed.as_ref());
+                    let _ = reply.send(failed.map_or(Ok(()), Err));
                 }
                 Ok(WriterMsg::Seal(reply)) => {
-                    let result = self.seal();
-                    let _ = reply.send(result.as_ref().map_err(ToString::to_string).copied());
-                    self.after_commit(result);
+                    let failed = self.seal().err();
+                    self.after_commit(failed.as_ref());
+                    let _ = reply.send(failed.map_or(Ok(()), Err));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -206,8 +207,8 @@ impl WriterTask {
                     .first_uncommitted
                     .is_some_and(|since| since.elapsed() >= self.settings.commit_interval)
             {
-                let result = self.commit();
-                self.after_commit(result);
+                let failed = self.commit().err();
+                self.after_commit(failed.as_ref());
             }
             if self.retry_at.is_none() {
                 self.maybe_seal_and_expire();
@@ -227,11 +228,11 @@ impl WriterTask {
     /// Paces commits after a failure (a full disk fails every commit until space
     /// returns): the next try waits, the log hears of it once per interval, and
     /// `/health` says so until a commit succeeds.
-    fn after_commit(&mut self, result: Result<(), StoreError>) {
+    fn after_commit(&mut self, failed: Option<&StoreError>) {
         let signal = self.index.signal.as_str();
         let source = format!("index {signal}");
-        match result {
-            Ok(()) => {
+        match failed {
+            None => {
                 if self.failing.admit_recovery() {
                     info!(index = signal, "index commits succeed again");
                 }
@@ -239,7 +240,7 @@ impl WriterTask {
                 self.retry_at = None;
                 self.retry_delay = MIN_RETRY_DELAY;
             }
-            Err(e) => {
+            Some(e) => {
                 if let Some(suppressed) = self.failing.admit() {
                     error!(index = signal, error = %e, failed_since_last_report = suppressed, retry_in = ?self.retry_delay, "index commit failed; what it held stays in the write-ahead log and is indexed again");
                 }
@@ -273,8 +274,8 @@ impl WriterTask {
                     );
                     // A failed seal is retried with the next batch, which finds the
                     // split still full.
-                    let result = self.seal();
-                    self.after_commit(result);
+                    let failed = self.seal().err();
+                    self.after_commit(failed.as_ref());
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -449,8 +450,8 @@ impl WriterTask {
             .as_ref()
             .is_some_and(|active| now.saturating_sub(active.pending.created) >= split_nanos);
         if due {
-            let result = self.seal();
-            self.after_commit(result);
+            let failed = self.seal().err();
+            self.after_commit(failed.as_ref());
         }
         if self.last_retention.elapsed() >= RETENTION_INTERVAL {
             self.last_retention = Instant::now();

@@ -35,7 +35,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use crate::health::Throttle;
-use crate::metrics::{Metrics, Signal};
+use crate::metrics::Metrics;
+use crate::model::Signal;
 
 /// Segments roll over at this size.
 const SEGMENT_TARGET_BYTES: u64 = 64 << 20;
@@ -127,7 +128,7 @@ impl Wal {
                 .max(scanned.max_possible_lsn);
             for record in scanned.frames {
                 segment.note(record.signal, record.lsn);
-                if record.lsn > committed[signal_index(record.signal)] {
+                if record.lsn > committed[record.signal.ordinal()] {
                     replayed += 1;
                     replay(record);
                 }
@@ -184,15 +185,8 @@ impl Wal {
     }
 }
 
-fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Spans => 0,
-        Signal::Logs => 1,
-    }
-}
-
 fn signal_byte(signal: Signal) -> u8 {
-    signal_index(signal) as u8
+    signal.ordinal() as u8
 }
 
 fn signal_from_byte(byte: u8) -> Option<Signal> {
@@ -412,7 +406,7 @@ impl SegmentInfo {
     }
 
     fn note(&mut self, signal: Signal, lsn: u64) {
-        let slot = &mut self.max_lsn[signal_index(signal)];
+        let slot = &mut self.max_lsn[signal.ordinal()];
         *slot = Some(slot.map_or(lsn, |max| max.max(lsn)));
     }
 
@@ -467,7 +461,7 @@ impl LogState {
                         });
                     }
                     Command::Checkpoint { signal, lsn } => {
-                        let slot = &mut self.committed[signal_index(signal)];
+                        let slot = &mut self.committed[signal.ordinal()];
                         *slot = (*slot).max(lsn);
                     }
                 }

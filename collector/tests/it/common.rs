@@ -257,7 +257,6 @@ pub struct Collector {
     /// `http://127.0.0.1:PORT` of OTLP/HTTP and of the API.
     pub http: String,
     pub api: String,
-    pub grpc: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -297,18 +296,15 @@ pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
         .expect("spawn hopline");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let (mut http, mut api, mut grpc) = (None, None, None);
+    let (mut http, mut api) = (None, None);
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    while http.is_none() || api.is_none() || grpc.is_none() {
+    while http.is_none() || api.is_none() {
         let line = lines
             .next()
             .expect("hopline exited before listening")
             .expect("read");
         let line = strip_ansi(&line);
         log.lock().expect("lock").push(line.clone());
-        if let Some(addr) = field(&line, "otlp_grpc_addr=") {
-            grpc = Some(addr);
-        }
         if let Some(addr) = field(&line, "otlp_http_addr=") {
             http = Some(addr);
         }
@@ -327,7 +323,6 @@ pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
         child,
         http: format!("http://{}", http.expect("http")),
         api: api.expect("api"),
-        grpc: format!("http://{}", grpc.expect("grpc")),
         log,
     }
 }

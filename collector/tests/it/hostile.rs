@@ -204,6 +204,20 @@ async fn a_huge_trace_is_cut_in_every_answer_and_says_so() {
         body["data"][0]["spans"].as_array().expect("spans").len(),
         1000
     );
+    // The page too: it says the trace was cut.
+    let page = server
+        .http
+        .get(server.api_url(&format!("/trace/{}", hex(&trace))))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("this trace has 20000 spans"),
+        "the page hides the cut"
+    );
     let (status, body) = server.get(&format!("/api/v3/traces/{}", hex(&trace))).await;
     assert_eq!(status, 200);
     let v3: usize = body["result"]["resourceSpans"]
