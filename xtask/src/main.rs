@@ -1,6 +1,9 @@
 //! `cargo xtask ui`: builds the UI's wasm bundle into `<target>/site/pkg`, where
 //! `hopline` serves it (`--ui-dir`, default `<target>/site` next to the binary).
 //!
+//! `cargo xtask layers`: checks that the collector's modules depend on each other
+//! one way only (see [`LAYERS`] and ARCHITECTURE.md).
+//!
 //! Plain cargo plus the `wasm-bindgen-cli-support` library at the exact version of
 //! the `wasm-bindgen` the bundle links (both pinned in Cargo.lock), so nothing is
 //! downloaded but crates.
@@ -13,8 +16,10 @@ use anyhow::{bail, Context};
 fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("ui") => build_ui(),
+        Some("layers") => check_layers(),
         _ => {
-            eprintln!("usage: cargo xtask ui    build the web UI's wasm bundle");
+            eprintln!("usage: cargo xtask ui        build the web UI's wasm bundle");
+            eprintln!("       cargo xtask layers    check the collector's module layers");
             std::process::exit(2);
         }
     }
@@ -135,4 +140,91 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
             (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
         })
+}
+
+/// The collector's top-level modules, lowest first: each may use those before it,
+/// never one after it (tests aside). `lib` wires them all.
+const LAYERS: &[&str] = &[
+    "model", "config", "health", "metrics", "decode", "store", "wal", "ingest", "query", "net",
+    "otlp", "api", "lib", "main",
+];
+
+/// Reads every `crate::MODULE` path in the collector's sources (outside
+/// `#[cfg(test)]` modules) and fails on a use of a higher layer, or of a module
+/// missing from [`LAYERS`].
+fn check_layers() -> anyhow::Result<()> {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../collector/src");
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let rank = |module: &str| LAYERS.iter().position(|layer| *layer == module);
+    let mut problems = Vec::new();
+    for path in &files {
+        let relative = path.strip_prefix(&src)?;
+        let module = relative
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .map(|name| name.trim_end_matches(".rs").to_string())
+            .unwrap_or_default();
+        let Some(own) = rank(&module) else {
+            problems.push(format!(
+                "{}: module `{module}` is not in LAYERS",
+                relative.display()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(path)?;
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("crate::") {
+                rest = &rest[at + "crate::".len()..];
+                let used: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if used == module || used.is_empty() {
+                    continue;
+                }
+                match rank(&used) {
+                    Some(other) if other < own => {}
+                    Some(_) => problems.push(format!(
+                        "{}:{}: `{module}` uses `crate::{used}`, a layer above it",
+                        relative.display(),
+                        n + 1
+                    )),
+                    None => problems.push(format!(
+                        "{}:{}: `crate::{used}` is not in LAYERS",
+                        relative.display(),
+                        n + 1
+                    )),
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        bail!("{} uses against the layer order", problems.len());
+    }
+    println!(
+        "layers: {} files of collector/src use only the layers below them ({})",
+        files.len(),
+        LAYERS.join(" < ")
+    );
+    Ok(())
 }
