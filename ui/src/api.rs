@@ -54,6 +54,8 @@ pub struct TraceView {
     pub id: String,
     pub spans: Vec<SpanView>,
     pub logs: Vec<LogLine>,
+    /// What the collector says about the trace (e.g. that it was cut).
+    pub warnings: Vec<String>,
 }
 
 impl TraceView {
@@ -221,6 +223,10 @@ pub fn trace_from_jaeger(trace: &Value) -> TraceView {
         id: text(&trace["traceID"]),
         spans,
         logs: Vec::new(),
+        warnings: trace["warnings"]
+            .as_array()
+            .map(|warnings| warnings.iter().map(text).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -362,6 +368,7 @@ mod tests {
             ]
         });
         let view = trace_from_jaeger(&trace);
+        assert!(view.warnings.is_empty());
         assert_eq!(view.spans[1].parent.as_deref(), Some("1"));
         assert!(view.spans[1].error);
         assert_eq!(view.spans[1].events[0].fields[0].value, "retry");

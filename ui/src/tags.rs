@@ -102,9 +102,11 @@ mod tests {
                 ("q".into(), "say \"hi\"".into()),
             ]
         );
-        assert!(parse_logfmt("lonely").unwrap_err().contains("no value"));
+        assert!(parse_logfmt("lonely")
+            .expect_err("an error")
+            .contains("no value"));
         assert!(parse_logfmt("a=\"open")
-            .unwrap_err()
+            .expect_err("an error")
             .contains("closing quote"));
         assert_eq!(to_json(&[("a".into(), "1".into())]), r#"{"a":"1"}"#);
     }

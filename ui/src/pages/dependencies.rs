@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::{service_colour, ErrorBox, NO_DATA_HINT};
 use crate::api::{load_dependencies, Dependency};
+use crate::components::{
+    lookback_ms, service_colour, ErrorBox, LookbackSelect, MAP_LOOKBACKS, NO_DATA_HINT,
+};
 use crate::tags::encode;
 
 /// Columns by call depth (callers left of callees), rows in name order.
@@ -49,7 +51,7 @@ pub fn DependenciesPage() -> impl IntoView {
     let links = Resource::new(
         move || lookback.get(),
         |lookback| async move {
-            let ms = crate::pages::lookback_ms(&lookback);
+            let ms = lookback_ms(&lookback);
             load_dependencies(ms).await
         },
     );
@@ -57,19 +59,18 @@ pub fn DependenciesPage() -> impl IntoView {
         <section class="dependencies">
             <form method="get" action="/dependencies" class="filters">
                 <label>"Window"
-                    <select name="lookback">
-                        {["15m", "1h", "6h", "24h", "7d"].into_iter().map(|v| {
-                            let selected = move || lookback.get() == v;
-                            view! { <option value=v selected=selected>{v}</option> }
-                        }).collect_view()}
-                    </select>
+                    <LookbackSelect options=MAP_LOOKBACKS selected=lookback.into()/>
                 </label>
                 <button type="submit">"Show"</button>
             </form>
             <Suspense fallback=|| view! { <p class="loading">"Loading the service map…"</p> }>
                 {move || Suspend::new(async move {
                     match links.await {
-                        Ok(links) if links.is_empty() => view! { <p class="empty">"No calls between services in this window. "{NO_DATA_HINT}</p> }.into_any(),
+                        Ok(links) if links.is_empty() => view! {
+                            <p class="empty">
+                                "No calls between services in this window. "{NO_DATA_HINT}
+                            </p>
+                        }.into_any(),
                         Ok(links) => view! { <Graph links=links/> }.into_any(),
                         Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
                     }
@@ -114,9 +115,22 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
         )
     };
     view! {
-        <svg class="service-map" viewBox=format!("0 0 {w} {h}") role="img" aria-label="service map">
+        <svg
+            class="service-map"
+            viewBox=format!("0 0 {w} {h}")
+            role="img"
+            aria-label="service map"
+        >
             <defs>
-                <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse">
+                <marker
+                    id="arrow"
+                    viewBox="0 0 10 10"
+                    refX="10"
+                    refY="5"
+                    markerWidth="8"
+                    markerHeight="8"
+                    orient="auto-start-reverse"
+                >
                     <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"/>
                 </marker>
             </defs>
@@ -125,17 +139,34 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
                 let (x2, y2) = centre(&l.child);
                 let (x1, x2) = if x2 > x1 { (x1 + nw / 2.0, x2 - nw / 2.0) } else { (x1, x2) };
                 view! {
-                    <g class={if l.errors > 0 { "edge failing" } else { "edge" }} data-parent=l.parent.clone() data-child=l.child.clone()>
+                    <g
+                        class={if l.errors > 0 { "edge failing" } else { "edge" }}
+                        data-parent=l.parent.clone()
+                        data-child=l.child.clone()
+                    >
                         <line x1=x1 y1=y1 x2=x2 y2=y2 marker-end="url(#arrow)"/>
-                        <text x=(x1 + x2) / 2.0 y=(y1 + y2) / 2.0 - 6.0 class="calls">{edge_label(l)}</text>
+                        <text x=(x1 + x2) / 2.0 y=(y1 + y2) / 2.0 - 6.0 class="calls">
+                            {edge_label(l)}
+                        </text>
                     </g>
                 }
             }).collect_view()}
             {places.iter().map(|(node, (c, r))| {
                 let (x, y) = (30.0 + *c as f64 * cw, 30.0 + *r as f64 * rh);
                 view! {
-                    <a href=format!("/search?service={}", encode(node)) class="node" data-service=node.clone()>
-                        <rect x=x y=y width=nw height=nh rx=8 style=format!("stroke:{}", service_colour(node))/>
+                    <a
+                        href=format!("/search?service={}", encode(node))
+                        class="node"
+                        data-service=node.clone()
+                    >
+                        <rect
+                            x=x
+                            y=y
+                            width=nw
+                            height=nh
+                            rx=8
+                            style=format!("stroke:{}", service_colour(node))
+                        />
                         <text x=x + nw / 2.0 y=y + nh / 2.0 + 5.0>{node.clone()}</text>
                     </a>
                 }
@@ -143,7 +174,14 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
         </svg>
         <table class="edges"><tbody>
             <tr><th>"Caller"</th><th>"Callee"</th><th>"Calls"</th><th>"Errors"</th></tr>
-            {links.into_iter().map(|l| view! { <tr><td>{l.parent}</td><td>{l.child}</td><td>{l.calls}</td><td>{error_rate(l.errors, l.calls)}</td></tr> }).collect_view()}
+            {links.into_iter().map(|l| view! {
+                <tr>
+                    <td>{l.parent}</td>
+                    <td>{l.child}</td>
+                    <td>{l.calls}</td>
+                    <td>{error_rate(l.errors, l.calls)}</td>
+                </tr>
+            }).collect_view()}
         </tbody></table>
     }
 }

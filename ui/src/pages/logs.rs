@@ -3,10 +3,8 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::trace::severity_class;
-use super::ErrorBox;
 use crate::api::{search_logs, LogLine};
-use crate::format::Time;
+use crate::components::{highlight_terms, ErrorBox, LogRow, LookbackSelect, LOGS_LOOKBACKS};
 use crate::tags::query_string;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -31,44 +29,6 @@ impl Form {
             ("limit", self.limit.clone()),
         ])
     }
-}
-
-/// The words of a query worth highlighting: not operators, not `field:` prefixes.
-pub(crate) fn highlight_terms(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '(' || c == ')')
-        .filter(|w| !w.is_empty() && !matches!(*w, "AND" | "OR" | "NOT"))
-        .map(|w| w.rsplit(':').next().unwrap_or(w).to_lowercase())
-        .filter(|w| w.len() > 1)
-        .collect()
-}
-
-/// Splits `text` into (piece, highlighted) around case-insensitive matches.
-pub(crate) fn highlight(text: &str, terms: &[String]) -> Vec<(String, bool)> {
-    let lower = text.to_lowercase();
-    if terms.is_empty() || lower.len() != text.len() {
-        return vec![(text.to_string(), false)];
-    }
-    let mut marks = vec![false; text.len()];
-    for term in terms {
-        let mut from = 0;
-        while let Some(at) = lower[from..].find(term.as_str()) {
-            let start = from + at;
-            marks[start..start + term.len()]
-                .iter_mut()
-                .for_each(|m| *m = true);
-            from = start + term.len();
-        }
-    }
-    let mut pieces: Vec<(String, bool)> = Vec::new();
-    for (i, c) in text.char_indices() {
-        let marked = marks[i];
-        match pieces.last_mut() {
-            Some((piece, m)) if *m == marked => piece.push(c),
-            _ => pieces.push((c.to_string(), marked)),
-        }
-    }
-    pieces
 }
 
 #[component]
@@ -110,6 +70,7 @@ pub fn LogsPage() -> impl IntoView {
         #[cfg(feature = "hydrate")]
         tail::follow(None, RwSignal::new(Vec::new()));
     });
+    let lookback = Signal::derive(move || form.get().lookback);
     let live_href = move || {
         let f = form.get();
         format!(
@@ -121,35 +82,43 @@ pub fn LogsPage() -> impl IntoView {
     view! {
         <section class="logs-page">
             <form class="filters" method="get" action="/logs">
-                <label class="wide">"Query"<input name="query" id="query" placeholder=r#"service:orders AND "card declined" NOT severity:debug"# value=move || form.get().query/></label>
+                <label class="wide">"Query"
+                    <input
+                        name="query"
+                        id="query"
+                        placeholder=r#"service:orders AND "card declined" NOT severity:debug"#
+                        value=move || form.get().query
+                    />
+                </label>
                 <label>"Service"<input name="service" value=move || form.get().service/></label>
                 <label>"Trace ID"<input name="traceID" value=move || form.get().trace_id/></label>
                 <label>"Min severity"
                     <select name="minSeverity">
                         {["", "debug", "info", "warn", "error", "fatal"].into_iter().map(|v| {
                             let selected = move || form.get().min_severity == v;
-                            view! { <option value=v selected=selected>{if v.is_empty() { "any" } else { v }}</option> }
+                            view! {
+                                <option value=v selected=selected>
+                                    {if v.is_empty() { "any" } else { v }}
+                                </option>
+                            }
                         }).collect_view()}
                     </select>
                 </label>
-                <label>"Time"
-                    <select name="lookback">
-                        {["15m", "1h", "6h", "24h", "2d", "7d"].into_iter().map(|v| {
-                            let selected = move || form.get().lookback == v;
-                            view! { <option value=v selected=selected>{v}</option> }
-                        }).collect_view()}
-                    </select>
-                </label>
+                <label>"Time"<LookbackSelect options=LOGS_LOOKBACKS selected=lookback/></label>
                 <input type="hidden" name="limit" value=move || form.get().limit/>
                 <button type="submit" id="search-logs">"Search logs"</button>
-                <a class="live" id="live" href=live_href>{move || if form.get().live { "Pause live tail" } else { "Live tail" }}</a>
+                <a class="live" id="live" href=live_href>
+                    {move || if form.get().live { "Pause live tail" } else { "Live tail" }}
+                </a>
             </form>
             {move || {
                 let lines = streamed.get();
                 (!lines.is_empty()).then(|| view! {
                     <p class="count">{format!("{} new lines streamed", lines.len())}</p>
                     <ol class="log-lines live" id="live-lines">
-                        {lines.into_iter().map(|line| view! { <LogRow line=line terms=Vec::new()/> }).collect_view()}
+                        {lines.into_iter().map(|line| view! {
+                            <LogRow line=line terms=Vec::new()/>
+                        }).collect_view()}
                     </ol>
                 })
             }}
@@ -157,13 +126,20 @@ pub fn LogsPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let form = form.get_untracked();
                     match results.await {
-                        Ok(page) if page.lines.is_empty() => view! { <p class="empty">"No log lines match."</p> }.into_any(),
+                        Ok(page) if page.lines.is_empty() => {
+                            view! { <p class="empty">"No log lines match."</p> }.into_any()
+                        }
                         Ok(page) => {
                             let terms = highlight_terms(&form.query);
+                            let live = if form.live { " (live)" } else { "" };
+                            let count =
+                                format!("{} matching lines, newest first{live}", page.total);
                             view! {
-                                <p class="count">{format!("{} matching lines, newest first{}", page.total, if form.live { " (live)" } else { "" })}</p>
+                                <p class="count">{count}</p>
                                 <ol class="log-lines">
-                                    {page.lines.into_iter().map(|line| view! { <LogRow line=line terms=terms.clone()/> }).collect_view()}
+                                    {page.lines.into_iter().map(|line| view! {
+                                        <LogRow line=line terms=terms.clone()/>
+                                    }).collect_view()}
                                 </ol>
                             }.into_any()
                         }
@@ -186,8 +162,11 @@ mod tail {
 
     use crate::api::{logs_from_api, LogLine};
 
+    type OnMessage = Closure<dyn FnMut(web_sys::MessageEvent)>;
+
     thread_local! {
-        static SOURCE: RefCell<Option<(web_sys::EventSource, Closure<dyn FnMut(web_sys::MessageEvent)>)>> = const { RefCell::new(None) };
+        static SOURCE: RefCell<Option<(web_sys::EventSource, OnMessage)>> =
+            const { RefCell::new(None) };
     }
 
     /// Follows `url` (closing whatever was followed before), or stops with `None`.
@@ -221,60 +200,5 @@ mod tail {
                 events.add_event_listener_with_callback("logs", on_logs.as_ref().unchecked_ref());
             *source.borrow_mut() = Some((events, on_logs));
         });
-    }
-}
-
-#[component]
-fn LogRow(line: LogLine, terms: Vec<String>) -> impl IntoView {
-    let pieces = highlight(&line.body, &terms);
-    let trace_link = line.trace_id.clone().map(|t| {
-        let href = match &line.span_id {
-            Some(s) => format!("/trace/{t}?span={s}"),
-            None => format!("/trace/{t}"),
-        };
-        view! { <a class="trace-link" href=href>"trace"</a> }
-    });
-    view! {
-        <li class=format!("log-line sev-{}", severity_class(line.severity_number))>
-            <Time micros={line.time_ns / 1000}/>
-            <span class="sev">{line.severity.clone()}</span>
-            <span class="svc">{line.service.clone()}</span>
-            <span class="body">
-                {pieces.into_iter().map(|(piece, marked)| if marked {
-                    view! { <mark>{piece}</mark> }.into_any()
-                } else {
-                    view! { <span>{piece}</span> }.into_any()
-                }).collect_view()}
-            </span>
-            {trace_link}
-            {(!line.attributes.is_empty()).then(|| view! {
-                <details class="attributes">
-                    <summary>{format!("{} attributes", line.attributes.len())}</summary>
-                    <table class="tags"><tbody>
-                        {line.attributes.iter().map(|(k, v)| view! { <tr><th>{k.clone()}</th><td>{v.clone()}</td></tr> }).collect_view()}
-                    </tbody></table>
-                </details>
-            })}
-        </li>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn highlights_the_query_words_case_insensitively() {
-        let terms = highlight_terms(r#"service:orders AND "card declined" NOT x"#);
-        assert_eq!(terms, vec!["orders", "card", "declined"]);
-        let pieces = highlight("Card was declined", &terms);
-        assert_eq!(
-            pieces,
-            vec![
-                ("Card".to_string(), true),
-                (" was ".to_string(), false),
-                ("declined".to_string(), true)
-            ]
-        );
     }
 }

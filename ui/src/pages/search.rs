@@ -7,20 +7,11 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::{service_colour, ErrorBox, NO_DATA_HINT};
 use crate::api::{list_operations, list_services, search_traces, TraceSummary};
+use crate::components::{service_colour, ErrorBox, LookbackSelect, NO_DATA_HINT, SEARCH_LOOKBACKS};
 use crate::format::{self, plural, Time};
 use crate::tags::{parse_logfmt, query_string, to_json};
 
-const LOOKBACKS: [(&str, &str); 7] = [
-    ("15m", "Last 15 minutes"),
-    ("1h", "Last hour"),
-    ("6h", "Last 6 hours"),
-    ("24h", "Last 24 hours"),
-    ("2d", "Last 2 days"),
-    ("7d", "Last 7 days"),
-    ("custom", "Custom range"),
-];
 const SORTS: [(&str, &str); 4] = [
     ("recent", "Most recent"),
     ("longest", "Longest first"),
@@ -142,6 +133,7 @@ pub fn SearchPage() -> impl IntoView {
             .map(|us| format::datetime_local(us, tz.get()))
             .unwrap_or_default()
     };
+    let lookback = Signal::derive(move || form.get().lookback);
     let results = Resource::new(
         move || form.get(),
         |form| async move {
@@ -175,14 +167,20 @@ pub fn SearchPage() -> impl IntoView {
                                     <option value="">"(choose)"</option>
                                     {services.into_iter().map(|s| {
                                         let selected = s == form.service;
-                                        view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
+                                        view! {
+                                            <option value=s.clone() selected=selected>
+                                                {s.clone()}
+                                            </option>
+                                        }
                                     }).collect_view()}
                                 </select>
                             </label>
                         }.into_any()
                     })}
                 </Suspense>
-                <Transition fallback=|| view! { <label>"Operation"<select name="operation" id="operation"></select></label> }>
+                <Transition fallback=|| view! {
+                    <label>"Operation"<select name="operation" id="operation"></select></label>
+                }>
                     {move || Suspend::new(async move {
                         let form = form.get_untracked();
                         let operations = operations.await.unwrap_or_default();
@@ -198,32 +196,66 @@ pub fn SearchPage() -> impl IntoView {
                                     <option value="">"all"</option>
                                     {operations.into_iter().map(|o| {
                                         let selected = o == current;
-                                        view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
+                                        view! {
+                                            <option value=o.clone() selected=selected>
+                                                {o.clone()}
+                                            </option>
+                                        }
                                     }).collect_view()}
                                 </select>
                             </label>
                         }
                     })}
                 </Transition>
-                <label>"Tags"<input name="tags" id="tags" placeholder="http.response.status_code=500 error=true" value=move || form.get().tags/></label>
-                <label>"Min duration"<input name="minDuration" placeholder="150ms" value=move || form.get().min_duration/></label>
-                <label>"Max duration"<input name="maxDuration" placeholder="1.5s" value=move || form.get().max_duration/></label>
-                <label>"Time"
-                    <select name="lookback">
-                        {LOOKBACKS.iter().map(|(value, label)| {
-                            let selected = move || form.get().lookback == *value;
-                            view! { <option value=*value selected=selected>{*label}</option> }
-                        }).collect_view()}
-                    </select>
+                <label>"Tags"
+                    <input
+                        name="tags"
+                        id="tags"
+                        placeholder="http.response.status_code=500 error=true"
+                        value=move || form.get().tags
+                    />
                 </label>
+                <label>"Min duration"
+                    <input
+                        name="minDuration"
+                        placeholder="150ms"
+                        value=move || form.get().min_duration
+                    />
+                </label>
+                <label>"Max duration"
+                    <input
+                        name="maxDuration"
+                        placeholder="1.5s"
+                        value=move || form.get().max_duration
+                    />
+                </label>
+                <label>"Time"<LookbackSelect options=SEARCH_LOOKBACKS selected=lookback/></label>
                 <label class="range">{move || format!("From ({})", format::zone(tz.get()))}
-                    <input type="datetime-local" name="from" id="from" value=move || local(form.get().start)/>
+                    <input
+                        type="datetime-local"
+                        name="from"
+                        id="from"
+                        value=move || local(form.get().start)
+                    />
                 </label>
                 <label class="range">{move || format!("To ({})", format::zone(tz.get()))}
-                    <input type="datetime-local" name="to" id="to" value=move || local(form.get().end)/>
+                    <input
+                        type="datetime-local"
+                        name="to"
+                        id="to"
+                        value=move || local(form.get().end)
+                    />
                 </label>
                 <input type="hidden" name="tz" value=move || tz.get().to_string()/>
-                <label>"Limit"<input name="limit" type="number" min="1" max="1500" value=move || form.get().limit/></label>
+                <label>"Limit"
+                    <input
+                        name="limit"
+                        type="number"
+                        min="1"
+                        max="1500"
+                        value=move || form.get().limit
+                    />
+                </label>
                 <input type="hidden" name="sort" value=move || form.get().sort/>
                 <button type="submit" id="find">"Find traces"</button>
             </form>
@@ -231,7 +263,9 @@ pub fn SearchPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let form = form.get_untracked();
                     match results.await {
-                        Ok(None) => view! { <p class="empty">"Choose a service to find its traces."</p> }.into_any(),
+                        Ok(None) => view! {
+                            <p class="empty">"Choose a service to find its traces."</p>
+                        }.into_any(),
                         Ok(Some(mut traces)) => {
                             sort(&mut traces, &form.sort);
                             view! { <Results traces=traces form=form/> }.into_any()
@@ -247,7 +281,10 @@ pub fn SearchPage() -> impl IntoView {
 #[component]
 fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
     if traces.is_empty() {
-        return view! { <p class="empty">"No traces match. Widen the time range or drop a filter."</p> }.into_any();
+        return view! {
+            <p class="empty">"No traces match. Widen the time range or drop a filter."</p>
+        }
+        .into_any();
     }
     let base = query_string(&form.pairs());
     view! {
@@ -268,9 +305,16 @@ fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
                     </a>
                     <div class="meta">
                         <span>{plural(t.span_count, "span")}</span>
-                        {(t.errors > 0).then(|| view! { <span class="errors">{plural(t.errors, "error")}</span> })}
+                        {(t.errors > 0).then(|| view! {
+                            <span class="errors">{plural(t.errors, "error")}</span>
+                        })}
                         {t.services.into_iter().map(|(service, n)| view! {
-                            <span class="service-chip" style=format!("border-color:{}", service_colour(&service))>{format!("{service} ({n})")}</span>
+                            <span
+                                class="service-chip"
+                                style=format!("border-color:{}", service_colour(&service))
+                            >
+                                {format!("{service} ({n})")}
+                            </span>
                         }).collect_view()}
                         <Time micros=t.start_us/>
                     </div>
@@ -299,7 +343,12 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
         .unwrap_or(1)
         .max(1);
     view! {
-        <svg class="scatter" viewBox=format!("0 0 {w} {h}") role="img" aria-label="trace durations over time">
+        <svg
+            class="scatter"
+            viewBox=format!("0 0 {w} {h}")
+            role="img"
+            aria-label="trace durations over time"
+        >
             <line x1=pad y1=h - pad x2=w - 5.0 y2=h - pad class="axis"/>
             <line x1=pad y1=5.0 x2=pad y2=h - pad class="axis"/>
             <text x=4.0 y=14.0 class="label">{format::duration(dmax)}</text>
@@ -309,10 +358,16 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
                 let y = h - pad - t.duration_us as f64 / dmax as f64 * (h - pad - 10.0);
                 let r = 3.0 + (t.span_count as f64).sqrt().min(8.0);
                 let class = if t.errors > 0 { "dot error" } else { "dot" };
+                let title = format!(
+                    "{}: {} ({})",
+                    t.root_service,
+                    t.root_name,
+                    format::duration(t.duration_us)
+                );
                 view! {
                     <a href=format!("/trace/{}", t.id)>
                         <circle cx=x cy=y r=r class=class>
-                            <title>{format!("{}: {} ({})", t.root_service, t.root_name, format::duration(t.duration_us))}</title>
+                            <title>{title}</title>
                         </circle>
                     </a>
                 }

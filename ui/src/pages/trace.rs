@@ -1,31 +1,17 @@
-//! `/trace/{id}?span=&tab=&collapsed=`: the waterfall of one trace with span details
-//! and the trace's logs; `/trace/{a}...{b}`: two traces compared.
+//! `/trace/{id}?span=&tab=&collapsed=&rows=`: the waterfall of one trace with span
+//! details and the trace's logs. (`/trace/{a}...{b}`, two traces compared, is
+//! `pages::compare`; the router tells them apart.)
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_query_map};
 
-use super::{service_colour, ErrorBox};
 use crate::api::{load_trace, LogLine, SpanView, TagView, TraceView};
+use crate::components::{service_colour, ErrorBox, LogTable};
 use crate::format::{self, Time};
 use crate::tags::encode;
 use crate::waterfall::{layout, visible, window, Row, WINDOW};
-
-#[component]
-pub fn TracePage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
-    view! {
-        {move || {
-            let id = id();
-            match id.split_once("...") {
-                Some((a, b)) => view! { <Compare a=a.to_string() b=b.to_string()/> }.into_any(),
-                None => view! { <OneTrace id=id/> }.into_any(),
-            }
-        }}
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Default)]
 struct State {
@@ -59,8 +45,9 @@ impl State {
     }
 }
 
+/// One trace, `id`.
 #[component]
-fn OneTrace(id: String) -> impl IntoView {
+pub fn TracePage(id: String) -> impl IntoView {
     let query = use_query_map();
     let state = Memo::new(move |_| {
         let q = query.read();
@@ -88,9 +75,16 @@ fn OneTrace(id: String) -> impl IntoView {
                 let id = id.clone();
                 Suspend::new(async move {
                     match trace.await {
-                        Ok(Some(trace)) => view! { <TraceBody trace=trace state=state/> }.into_any(),
+                        Ok(Some(trace)) => {
+                            view! { <TraceBody trace=trace state=state/> }.into_any()
+                        }
                         Ok(None) => view! {
-                            <p class="empty">{format!("Trace {id} is not here: it may not have arrived yet, or it is older than the retention window.")}</p>
+                            <p class="empty">
+                                {format!(
+                                    "Trace {id} is not here: it may not have arrived yet, \
+                                     or it is older than the retention window."
+                                )}
+                            </p>
                         }.into_any(),
                         Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
                     }
@@ -176,27 +170,52 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                 <span>{format::plural(summary.span_count, "span")}</span>
                 <span>{format!("depth {depth}")}</span>
                 <span>{format!("duration {}", format::duration(summary.duration_us))}</span>
-                <span class={if summary.errors > 0 { "errors" } else { "" }}>{format::plural(summary.errors, "error")}</span>
+                <span class={if summary.errors > 0 { "errors" } else { "" }}>
+                    {format::plural(summary.errors, "error")}
+                </span>
                 <Time micros=summary.start_us/>
                 <a href=format!("/logs?traceID={id}&lookback=7d")>"Search its logs"</a>
             </div>
+            {trace.with_value(|t| t.warnings.clone()).into_iter().map(|warning| view! {
+                <p class="notice">{warning}</p>
+            }).collect_view()}
             <div class="services">
                 {summary.services.iter().map(|(service, n)| view! {
-                    <span class="service-chip" style=format!("border-color:{}", service_colour(service))>{format!("{service} ({n})")}</span>
+                    <span
+                        class="service-chip"
+                        style=format!("border-color:{}", service_colour(service))
+                    >
+                        {format!("{service} ({n})")}
+                    </span>
                 }).collect_view()}
             </div>
             <nav class="tabs">
-                <a class=move || if state.get().tab != "logs" { "tab active" } else { "tab" } href=move || tab_href("timeline")>"Timeline"</a>
-                <a class=move || if state.get().tab == "logs" { "tab active" } else { "tab" } id="logs-tab" href=move || tab_href2("logs")>
+                <a
+                    class=move || if state.get().tab != "logs" { "tab active" } else { "tab" }
+                    href=move || tab_href("timeline")
+                >
+                    "Timeline"
+                </a>
+                <a
+                    class=move || if state.get().tab == "logs" { "tab active" } else { "tab" }
+                    id="logs-tab"
+                    href=move || tab_href2("logs")
+                >
                     {format!("Logs ({})", trace.with_value(|t| t.logs.len()))}
                 </a>
             </nav>
             {move || {
                 let state = state.get();
                 if state.tab == "logs" {
-                    trace.with_value(|t| view! { <TraceLogs logs=t.logs.clone() spans=t.spans.clone()/> }).into_any()
+                    trace
+                        .with_value(|t| {
+                            view! { <TraceLogs logs=t.logs.clone() spans=t.spans.clone()/> }
+                        })
+                        .into_any()
                 } else {
-                    trace.with_value(|t| rows.with_value(|rows| waterfall(t, rows, &state))).into_any()
+                    trace
+                        .with_value(|t| rows.with_value(|rows| waterfall(t, rows, &state)))
+                        .into_any()
                 }
             }}
         </section>
@@ -242,7 +261,9 @@ fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + 
                 <div class="name-col">"Service and operation"</div>
                 <div class="bar-col">
                     {ticks.iter().map(|pct| view! {
-                        <span class="tick" style=format!("left:{pct}%")>{format::duration((total as f64 * pct / 100.0) as u64)}</span>
+                        <span class="tick" style=format!("left:{pct}%")>
+                            {format::duration((total as f64 * pct / 100.0) as u64)}
+                        </span>
                     }).collect_view()}
                 </div>
             </div>
@@ -250,42 +271,83 @@ fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + 
                 let span = &trace.spans[row.span];
                 let selected = state.span.as_deref() == Some(span.id.as_str());
                 let is_collapsed = collapsed.contains(&span.id);
-                let toggle = (row.children > 0).then(|| {
+                let toggle = if row.children > 0 {
                     let mut next = state.clone();
                     if is_collapsed {
                         next.collapsed.retain(|c| *c != span.id);
                     } else {
                         next.collapsed.push(span.id.clone());
                     }
-                    let label = if is_collapsed { format!("▸ {}", row.children) } else { "▾".to_string() };
-                    view! { <a class="toggle" href=next.href(&trace.id) aria-label="collapse or expand">{label}</a> }.into_any()
-                }).unwrap_or_else(|| view! { <span class="toggle"></span> }.into_any());
-                let select = State { span: if selected { None } else { Some(span.id.clone()) }, ..state.clone() }.href(&trace.id);
+                    let label = if is_collapsed {
+                        format!("▸ {}", row.children)
+                    } else {
+                        "▾".to_string()
+                    };
+                    view! {
+                        <a
+                            class="toggle"
+                            href=next.href(&trace.id)
+                            aria-label="collapse or expand"
+                        >
+                            {label}
+                        </a>
+                    }
+                    .into_any()
+                } else {
+                    view! { <span class="toggle"></span> }.into_any()
+                };
+                let select = State {
+                    span: if selected { None } else { Some(span.id.clone()) },
+                    ..state.clone()
+                }
+                .href(&trace.id);
                 let mut class = String::from("row");
                 if row.critical { class.push_str(" critical"); }
                 if span.error { class.push_str(" error"); }
                 if selected { class.push_str(" selected"); }
                 let colour = service_colour(&span.service);
-                let details = selected.then(|| view! { <SpanDetails span=span.clone() trace=trace.clone()/> });
+                let details = selected
+                    .then(|| view! { <SpanDetails span=span.clone() trace=trace.clone()/> });
+                let bar_style = format!(
+                    "left:{:.3}%;width:{:.3}%;background:{colour}",
+                    row.offset_pct, row.width_pct
+                );
+                let label_style =
+                    format!("left:{:.3}%", (row.offset_pct + row.width_pct).min(92.0));
                 view! {
-                    <div class=class id=format!("span-{}", span.id) data-span=span.id.clone() data-depth=row.depth>
-                        <div class="name-col" style=format!("padding-left:{}px", 6 + row.depth * 16)>
+                    <div
+                        class=class
+                        id=format!("span-{}", span.id)
+                        data-span=span.id.clone()
+                        data-depth=row.depth
+                    >
+                        <div
+                            class="name-col"
+                            style=format!("padding-left:{}px", 6 + row.depth * 16)
+                        >
                             {toggle}
                             <a class="span-link" href=select>
-                                <span class="svc" style=format!("color:{colour}")>{span.service.clone()}</span>
+                                <span class="svc" style=format!("color:{colour}")>
+                                    {span.service.clone()}
+                                </span>
                                 " "
                                 <span class="op">{span.name.clone()}</span>
                             </a>
                         </div>
                         <div class="bar-col">
-                            <div class="bar" style=format!("left:{:.3}%;width:{:.3}%;background:{colour}", row.offset_pct, row.width_pct)></div>
-                            <span class="bar-label" style=format!("left:{:.3}%", (row.offset_pct + row.width_pct).min(92.0))>{format::duration(span.duration_us)}</span>
+                            <div class="bar" style=bar_style></div>
+                            <span class="bar-label" style=label_style>
+                                {format::duration(span.duration_us)}
+                            </span>
                         </div>
                     </div>
                     {details}
                 }
             }).collect_view()}
-            <p class="legend">"Critical path spans are outlined; errors are red. Keys: ↑ ↓ select, ← → collapse and expand."</p>
+            <p class="legend">
+                "Critical path spans are outlined; errors are red. \
+                 Keys: ↑ ↓ select, ← → collapse and expand."
+            </p>
         </div>
     }
 }
@@ -294,7 +356,10 @@ fn tag_table(tags: &[TagView]) -> impl IntoView + use<> {
     view! {
         <table class="tags"><tbody>
             {tags.iter().map(|t| view! {
-                <tr><th>{t.key.clone()}</th><td class=format!("value {}", t.kind)>{t.value.clone()}</td></tr>
+                <tr>
+                    <th>{t.key.clone()}</th>
+                    <td class=format!("value {}", t.kind)>{t.value.clone()}</td>
+                </tr>
             }).collect_view()}
         </tbody></table>
     }
@@ -313,7 +378,13 @@ fn SpanDetails(span: SpanView, trace: TraceView) -> impl IntoView {
         <div class="details" id="span-details">
             <h3>{format!("{}: {}", span.service, span.name)}</h3>
             <p class="meta">
-                {format!("span {} · {} · starts at +{} · {}", span.id, if span.kind.is_empty() { "span" } else { &span.kind }, format::duration(span.start_us - trace_start), format::duration(span.duration_us))}
+                {format!(
+                    "span {} · {} · starts at +{} · {}",
+                    span.id,
+                    if span.kind.is_empty() { "span" } else { &span.kind },
+                    format::duration(span.start_us - trace_start),
+                    format::duration(span.duration_us),
+                )}
             </p>
             <h4>"Tags"</h4>
             {tag_table(&span.tags)}
@@ -322,15 +393,25 @@ fn SpanDetails(span: SpanView, trace: TraceView) -> impl IntoView {
             {(!span.events.is_empty()).then(|| view! {
                 <h4>"Events"</h4>
                 <ul class="events">
-                    {span.events.iter().map(|e| view! {
-                        <li><span class="at">{format!("+{}", format::duration(e.time_us.saturating_sub(trace_start)))}</span>{tag_table(&e.fields)}</li>
+                    {span.events.iter().map(|e| {
+                        let at = format::duration(e.time_us.saturating_sub(trace_start));
+                        view! {
+                            <li>
+                                <span class="at">{format!("+{at}")}</span>
+                                {tag_table(&e.fields)}
+                            </li>
+                        }
                     }).collect_view()}
                 </ul>
             })}
             {(!span.links.is_empty()).then(|| view! {
                 <h4>"Links"</h4>
                 <ul class="links">
-                    {span.links.iter().map(|(t, s)| view! { <li><a href=format!("/trace/{t}?span={s}")>{format!("{t} / {s}")}</a></li> }).collect_view()}
+                    {span.links.iter().map(|(t, s)| view! {
+                        <li>
+                            <a href=format!("/trace/{t}?span={s}")>{format!("{t} / {s}")}</a>
+                        </li>
+                    }).collect_view()}
                 </ul>
             })}
             <h4>{format!("Logs in this span ({})", logs.len())}</h4>
@@ -345,96 +426,4 @@ fn TraceLogs(logs: Vec<LogLine>, spans: Vec<SpanView>) -> impl IntoView {
         return view! { <p class="empty">"No logs carry this trace's id."</p> }.into_any();
     }
     view! { <LogTable logs=logs spans=spans/> }.into_any()
-}
-
-/// Log lines in time order; with `spans`, each links to its span in the waterfall.
-#[component]
-pub(super) fn LogTable(logs: Vec<LogLine>, spans: Vec<SpanView>) -> impl IntoView {
-    let ids: HashSet<String> = spans.iter().map(|s| s.id.clone()).collect();
-    view! {
-        <table class="logs"><tbody>
-            {logs.into_iter().map(|l| {
-                let span_link = l.span_id.clone().filter(|s| ids.contains(s)).map(|s| view! { <a href=format!("?span={s}")>"span"</a> });
-                view! {
-                    <tr class=format!("log sev-{}", severity_class(l.severity_number))>
-                        <td class="time"><Time micros={l.time_ns / 1000}/></td>
-                        <td class="sev">{l.severity.clone()}</td>
-                        <td class="svc">{l.service.clone()}</td>
-                        <td class="body">{l.body.clone()}</td>
-                        <td>{span_link}</td>
-                    </tr>
-                }
-            }).collect_view()}
-        </tbody></table>
-    }
-}
-
-pub(super) fn severity_class(number: i64) -> &'static str {
-    match number {
-        1..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=24 => "error",
-        _ => "unset",
-    }
-}
-
-/// The key of a span in a comparison: its service and operation, with its ancestors'.
-fn path_keys(trace: &TraceView) -> BTreeMap<String, (usize, u64)> {
-    let rows = layout(&trace.spans);
-    let mut stack: Vec<String> = Vec::new();
-    let mut keys: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-    for row in rows {
-        stack.truncate(row.depth);
-        let span = &trace.spans[row.span];
-        stack.push(format!("{}: {}", span.service, span.name));
-        let entry = keys.entry(stack.join(" › ")).or_default();
-        entry.0 += 1;
-        entry.1 += span.duration_us;
-    }
-    keys
-}
-
-#[component]
-fn Compare(a: String, b: String) -> impl IntoView {
-    let traces = Resource::new(
-        move || (a.clone(), b.clone()),
-        |(a, b)| async move { Ok::<_, ServerFnError>((load_trace(a).await?, load_trace(b).await?)) },
-    );
-    view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading traces…"</p> }>
-            {move || Suspend::new(async move {
-                match traces.await {
-                    Ok((Some(a), Some(b))) => {
-                        let (ka, kb) = (path_keys(&a), path_keys(&b));
-                        let all: std::collections::BTreeSet<&String> = ka.keys().chain(kb.keys()).collect();
-                        let rows: Vec<_> = all.into_iter().map(|key| {
-                            let (ca, da) = ka.get(key).copied().unwrap_or_default();
-                            let (cb, db) = kb.get(key).copied().unwrap_or_default();
-                            let (class, change) = match (ca, cb) {
-                                (_, 0) => ("only-a", "only in A".to_string()),
-                                (0, _) => ("only-b", "only in B".to_string()),
-                                _ => ("both", format!("{}{}", if db >= da { "+" } else { "−" }, format::duration(db.abs_diff(da)))),
-                            };
-                            view! { <tr class=class><td>{key.clone()}</td><td>{ca}</td><td>{cb}</td><td>{change}</td></tr> }
-                        }).collect_view();
-                        view! {
-                            <section class="compare">
-                                <h1>"Trace comparison"</h1>
-                                <p>
-                                    "A: "<a href=format!("/trace/{}", a.id)>{a.id.clone()}</a>{format!(" ({})", format::duration(a.duration_us()))}
-                                    " · B: "<a href=format!("/trace/{}", b.id)>{b.id.clone()}</a>{format!(" ({})", format::duration(b.duration_us()))}
-                                </p>
-                                <table class="diff"><tbody><tr><th>"Span path"</th><th>"A"</th><th>"B"</th><th>"Difference"</th></tr>{rows}</tbody></table>
-                                <h2>"Logs of A"</h2><LogTable logs=a.logs.clone() spans=Vec::new()/>
-                                <h2>"Logs of B"</h2><LogTable logs=b.logs.clone() spans=Vec::new()/>
-                            </section>
-                        }.into_any()
-                    }
-                    Ok(_) => view! { <p class="empty">"One of the two traces is not here."</p> }.into_any(),
-                    Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
 }

@@ -1,0 +1,83 @@
+//! The app: the HTML document around it, the header, and the routes to the pages.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::use_params_map;
+use leptos_router::{path, SsrMode};
+
+use crate::pages::compare::ComparePage;
+use crate::pages::dependencies::DependenciesPage;
+use crate::pages::logs::LogsPage;
+use crate::pages::search::SearchPage;
+use crate::pages::trace::TracePage;
+
+/// The HTML document around the app. `hydrate` is false when the wasm bundle is
+/// missing: the pages are then served without scripts, readable as they are. The
+/// bundle's file names come from `options.output_name`, the stylesheet's from
+/// `stylesheet`: both carry a content hash when `cargo xtask ui` built them.
+pub fn shell(options: LeptosOptions, hydrate: bool, stylesheet: String) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="data:,"/>
+                <link rel="stylesheet" id="hopline" href=stylesheet/>
+                {hydrate.then(|| view! {
+                    <HydrationScripts options=options.clone()/>
+                })}
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="Hopline"/>
+        <Router>
+            <header class="top">
+                <a class="brand" href="/search">"Hopline"</a>
+                <nav>
+                    <a href="/search">"Search"</a>
+                    <a href="/dependencies">"Service map"</a>
+                    <a href="/logs">"Logs"</a>
+                </nav>
+            </header>
+            <main>
+                <Routes fallback=|| view! { <p class="error">"No such page."</p> }>
+                    <Route path=path!("/") view=SearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/trace/:id") view=TraceRoute ssr=SsrMode::Async/>
+                    <Route path=path!("/dependencies") view=DependenciesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view=LogsPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// `/trace/{id}` is one trace, `/trace/{a}...{b}` two traces compared.
+#[component]
+fn TraceRoute() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    view! {
+        {move || {
+            let id = id();
+            match id.split_once("...") {
+                Some((a, b)) => {
+                    view! { <ComparePage a=a.to_string() b=b.to_string()/> }.into_any()
+                }
+                None => view! { <TracePage id=id/> }.into_any(),
+            }
+        }}
+    }
+}
