@@ -164,6 +164,9 @@ pub struct StackOptions {
     pub breaker_open_seconds: f64,
     /// Without RabbitMQ: order-service publishes to email-service's embedded queue.
     pub embedded_queue: bool,
+    /// The services export over OTLP/gRPC (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`)
+    /// instead of OTLP/HTTP.
+    pub grpc: bool,
 }
 
 impl Default for StackOptions {
@@ -172,6 +175,7 @@ impl Default for StackOptions {
             breaker_threshold: 5,
             breaker_open_seconds: 10.0,
             embedded_queue: false,
+            grpc: false,
         }
     }
 }
@@ -183,7 +187,14 @@ impl Stack {
         let hopline = Hopline::start(Config::for_tests(&dir.path().join("hopline")))
             .await
             .expect("collector");
-        let otlp = format!("http://{}", hopline.otlp_http_addr);
+        let (otlp, protocol) = if options.grpc {
+            (format!("http://{}", hopline.otlp_grpc_addr), "grpc")
+        } else {
+            (
+                format!("http://{}", hopline.otlp_http_addr),
+                "http/protobuf",
+            )
+        };
         let queue = format!(
             "e2e.{}.{}.order.created",
             std::process::id(),
@@ -200,6 +211,10 @@ impl Stack {
         let common = |extra: Vec<(&str, String)>| -> Vec<(String, String)> {
             let mut env = vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.clone()),
+                (
+                    "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
+                    protocol.to_string(),
+                ),
                 (
                     "AMQP_URL".to_string(),
                     if options.embedded_queue {

@@ -49,7 +49,24 @@ async fn an_order_through_the_gateway_is_one_trace_over_every_hop_with_its_logs(
     if !rabbitmq_available().await {
         return;
     }
-    let stack = Stack::start(StackOptions::default()).await;
+    an_order_is_one_trace(StackOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_export_the_same_trace_over_otlp_grpc() {
+    if !rabbitmq_available().await {
+        return;
+    }
+    an_order_is_one_trace(StackOptions {
+        grpc: true,
+        ..StackOptions::default()
+    })
+    .await;
+}
+
+/// An order through the gateway: one trace over every hop, with its logs.
+async fn an_order_is_one_trace(options: StackOptions) {
+    let stack = Stack::start(options).await;
     let user_id = create_user(&stack).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = stack

@@ -167,7 +167,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !(args.rate > 0.0) {
+    if args.rate.is_nan() || args.rate <= 0.0 {
         anyhow::bail!("--rate must be positive, got {}", args.rate);
     }
     let gateway = args.gateway.trim_end_matches('/').to_string();

@@ -42,13 +42,17 @@ impl Db {
         })
     }
 
-    /// Runs `work` with the connection, in a span named `{operation} {table}`.
+    /// Runs `work` with the connection and `statement`, in a span named
+    /// `{operation} {table}` whose `db.query.text` is `statement`. The SQL is written
+    /// once: `work` runs the statement it is given, e.g.
+    /// `move |c, sql| c.execute(sql, params![a, b])` or
+    /// `|c, sql| { let mut s = c.prepare_cached(sql)?; ... }`.
     pub async fn call<T: Send + 'static>(
         &self,
         operation: &'static str,
         table: &'static str,
         statement: &'static str,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        work: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let span = tracing::info_span!(
             "db",
@@ -66,7 +70,7 @@ impl Db {
             let guard = connection
                 .lock()
                 .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
-            work(&guard).map_err(|e| {
+            work(&guard, statement).map_err(|e| {
                 crate::mark_error(&tracing::Span::current(), e.to_string());
                 anyhow::Error::from(e)
             })

@@ -1,11 +1,14 @@
-//! HTTP: server spans that continue an incoming `traceparent`, and injection into
-//! outgoing `reqwest` requests. Attribute names follow the stable HTTP semantic
-//! conventions.
+//! HTTP: server spans that continue an incoming `traceparent`, injection into
+//! outgoing `reqwest` requests, and the services' JSON error answer. Attribute names
+//! follow the stable HTTP semantic conventions.
+
+use std::collections::BTreeMap;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
+use axum::Json;
 use opentelemetry::propagation::{Extractor, Injector};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -78,4 +81,12 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         super::mark_error(&span, format!("HTTP {}", status.as_u16()));
     }
     response
+}
+
+/// An error answer: `status` with the JSON body `{"error": message}`
+/// (`content-type: application/json`), the same shape in every sample service, e.g.
+/// `error_response(StatusCode::NOT_FOUND, format!("user {id} not found"))`.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = BTreeMap::from([("error", message.into())]);
+    (status, Json(body)).into_response()
 }

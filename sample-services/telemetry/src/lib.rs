@@ -6,7 +6,8 @@
 //!   (carrying the trace and span id of the span they happen in), and returns a guard
 //!   whose [`TelemetryGuard::shutdown`] flushes both.
 //! - [`http`]: an axum middleware that continues an incoming `traceparent` in a server
-//!   span, and [`http::inject`] for outgoing requests.
+//!   span, [`http::inject`] for outgoing requests, and [`http::error_response`], the
+//!   services' JSON error answer.
 //! - [`grpc`]: a tonic client interceptor and the server-side extraction.
 //! - [`amqp`]: trace context in AMQP message headers, both ways, and the queue topology.
 //! - [`db`]: a service's own SQLite database, every statement in a `db.*` client span.
@@ -36,8 +37,10 @@ pub mod grpc;
 pub mod http;
 
 /// Where telemetry goes when `OTEL_EXPORTER_OTLP_ENDPOINT` is not set: Hopline's
-/// OTLP/HTTP port on this machine.
+/// OTLP/HTTP port on this machine (its gRPC port with
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`).
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
+pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 
 /// Flushes and stops the exporters; call it before the process exits.
 pub struct TelemetryGuard {
@@ -83,17 +86,18 @@ pub fn init(service_name: &str, version: &str) -> anyhow::Result<TelemetryGuard>
         .get("OTEL_SERVICE_NAME")
         .cloned()
         .unwrap_or_else(|| service_name.to_string());
+    let protocol = match env.get("OTEL_EXPORTER_OTLP_PROTOCOL").map(String::as_str) {
+        None | Some("") | Some("http/protobuf") => Transport::HttpProtobuf,
+        Some("grpc") => Transport::Grpc,
+        Some(other) => {
+            bail!("OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported here: use http/protobuf or grpc")
+        }
+    };
     let endpoint = env
         .get("OTEL_EXPORTER_OTLP_ENDPOINT")
         .cloned()
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        .unwrap_or_else(|| protocol.default_endpoint().to_string());
     let endpoint = endpoint.trim_end_matches('/').to_string();
-    match env.get("OTEL_EXPORTER_OTLP_PROTOCOL").map(String::as_str) {
-        None | Some("http/protobuf") => {}
-        Some(other) => {
-            bail!("OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported here: use http/protobuf")
-        }
-    }
     let host = hostname();
     let resource = Resource::builder_empty()
         .with_service_name(service_name.clone())
@@ -106,27 +110,7 @@ pub fn init(service_name: &str, version: &str) -> anyhow::Result<TelemetryGuard>
             KeyValue::new("host.name", host),
         ])
         .build();
-
-    let span_exporter = SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{endpoint}/v1/traces"))
-        .build()
-        .context("cannot build the OTLP span exporter")?;
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_resource(resource.clone())
-        .with_batch_exporter(span_exporter)
-        .build();
-    let log_exporter = LogExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{endpoint}/v1/logs"))
-        .build()
-        .context("cannot build the OTLP log exporter")?;
-    let logger_provider = SdkLoggerProvider::builder()
-        .with_resource(resource)
-        .with_batch_exporter(log_exporter)
-        .build();
+    let (tracer_provider, logger_provider) = providers(protocol, &endpoint, resource)?;
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
@@ -155,10 +139,88 @@ pub fn init(service_name: &str, version: &str) -> anyhow::Result<TelemetryGuard>
         .with(OpenTelemetryTracingBridge::new(&logger_provider).with_filter(export_filter))
         .try_init()
         .context("cannot install the tracing subscriber")?;
-    tracing::info!(service = %service_name, %endpoint, "exporting traces and logs over OTLP/HTTP");
+    tracing::info!(service = %service_name, %endpoint, protocol = protocol.name(), "exporting traces and logs over OTLP");
     Ok(TelemetryGuard {
         tracer_provider,
         logger_provider,
+    })
+}
+
+/// How the services export: `OTEL_EXPORTER_OTLP_PROTOCOL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    HttpProtobuf,
+    Grpc,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::HttpProtobuf => "http/protobuf",
+            Transport::Grpc => "grpc",
+        }
+    }
+
+    fn default_endpoint(self) -> &'static str {
+        match self {
+            Transport::HttpProtobuf => DEFAULT_ENDPOINT,
+            Transport::Grpc => DEFAULT_GRPC_ENDPOINT,
+        }
+    }
+}
+
+/// The tracer and logger providers exporting to `endpoint`. OTLP/HTTP uses the
+/// SDK's batch processors, which export from a thread of their own with a blocking
+/// HTTP client; gRPC (tonic) needs the tokio runtime, so its batches are exported
+/// by the runtime's variant of the processors.
+fn providers(
+    transport: Transport,
+    endpoint: &str,
+    resource: Resource,
+) -> anyhow::Result<(SdkTracerProvider, SdkLoggerProvider)> {
+    let traces = SdkTracerProvider::builder().with_resource(resource.clone());
+    let logs = SdkLoggerProvider::builder().with_resource(resource);
+    Ok(match transport {
+        Transport::HttpProtobuf => {
+            let spans = SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{endpoint}/v1/traces"))
+                .build()
+                .context("cannot build the OTLP span exporter")?;
+            let records = LogExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{endpoint}/v1/logs"))
+                .build()
+                .context("cannot build the OTLP log exporter")?;
+            (
+                traces.with_batch_exporter(spans).build(),
+                logs.with_batch_exporter(records).build(),
+            )
+        }
+        Transport::Grpc => {
+            use opentelemetry_sdk::logs::log_processor_with_async_runtime::BatchLogProcessor;
+            use opentelemetry_sdk::runtime::Tokio;
+            use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+            let spans = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .context("cannot build the OTLP/gRPC span exporter")?;
+            let records = LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .context("cannot build the OTLP/gRPC log exporter")?;
+            (
+                traces
+                    .with_span_processor(BatchSpanProcessor::builder(spans, Tokio).build())
+                    .build(),
+                logs.with_log_processor(BatchLogProcessor::builder(records, Tokio).build())
+                    .build(),
+            )
+        }
     })
 }
 
