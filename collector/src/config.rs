@@ -11,9 +11,15 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./hopline-data";
-pub const DEFAULT_OTLP_GRPC_ADDR: &str = "0.0.0.0:4317";
-pub const DEFAULT_OTLP_HTTP_ADDR: &str = "0.0.0.0:4318";
-pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:16686";
+/// Loopback by default: nothing is reachable from elsewhere until it is asked for
+/// (and, without tokens, confirmed with `--insecure`).
+pub const DEFAULT_OTLP_GRPC_ADDR: &str = "127.0.0.1:4317";
+pub const DEFAULT_OTLP_HTTP_ADDR: &str = "127.0.0.1:4318";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:16686";
+/// The tenant of everything when no tenant is configured.
+pub const DEFAULT_TENANT: &str = "default";
+/// Shortest accepted token: 16 characters (e.g. `openssl rand -hex 16` gives 32).
+pub const MIN_TOKEN_LEN: usize = 16;
 pub const DEFAULT_RETENTION: &str = "7d";
 pub const DEFAULT_COMMIT_INTERVAL: &str = "1s";
 pub const DEFAULT_MAX_REQUEST_SIZE: &str = "16MiB";
@@ -59,13 +65,13 @@ pub struct ServeArgs {
     /// Where the write-ahead log and the indexes live [default: ./hopline-data]
     #[arg(long, env = "HOPLINE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// OTLP/gRPC listen address (TraceService, LogsService) [default: 0.0.0.0:4317]
+    /// OTLP/gRPC listen address (TraceService, LogsService) [default: 127.0.0.1:4317]
     #[arg(long, env = "HOPLINE_OTLP_GRPC_ADDR", value_name = "ADDR")]
     pub otlp_grpc_addr: Option<String>,
-    /// OTLP/HTTP listen address (/v1/traces, /v1/logs) [default: 0.0.0.0:4318]
+    /// OTLP/HTTP listen address (/v1/traces, /v1/logs) [default: 127.0.0.1:4318]
     #[arg(long, env = "HOPLINE_OTLP_HTTP_ADDR", value_name = "ADDR")]
     pub otlp_http_addr: Option<String>,
-    /// UI, query API, /health and /metrics listen address [default: 0.0.0.0:16686]
+    /// UI, query API, /health and /metrics listen address [default: 127.0.0.1:16686]
     #[arg(long, env = "HOPLINE_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
     /// How long data is kept: whole splits older than this are dropped [default: 7d]
@@ -151,6 +157,376 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Tokens that may send data (OTLP `Authorization: Bearer <token>`) to the tenant
+    /// `default`, comma-separated; prefer --tokens-file, which stays out of `ps`
+    #[arg(
+        long,
+        env = "HOPLINE_INGEST_TOKENS",
+        value_name = "TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub ingest_tokens: Option<Vec<String>>,
+    /// Tokens that may read (query API, UI, /metrics) the tenant `default`,
+    /// comma-separated; prefer --tokens-file
+    #[arg(
+        long,
+        env = "HOPLINE_QUERY_TOKENS",
+        value_name = "TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub query_tokens: Option<Vec<String>>,
+    /// TOML file of tokens and tenants (`ingest_tokens`, `query_tokens`,
+    /// `[[tenants]]`), re-read on SIGHUP and when it changes
+    #[arg(long, env = "HOPLINE_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// A header naming the signed-in user, set by a single sign-on proxy in front of
+    /// the UI (e.g. X-Forwarded-Email from oauth2-proxy); trusted only from
+    /// --trusted-proxies
+    #[arg(long, env = "HOPLINE_AUTH_PROXY_HEADER", value_name = "HEADER")]
+    pub auth_proxy_header: Option<String>,
+    /// Addresses (CIDRs, comma-separated) whose --auth-proxy-header is believed
+    #[arg(
+        long,
+        env = "HOPLINE_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// PEM certificate chain: serve TLS on all three listeners (with --tls-key);
+    /// re-read on SIGHUP and when the file changes
+    #[arg(long, env = "HOPLINE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "HOPLINE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: OTLP clients must present a certificate signed by one
+    /// (mutual TLS on 4317 and 4318)
+    #[arg(long, env = "HOPLINE_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without tokens (anyone who reaches
+    /// the port may then read or write everything)
+    #[arg(long, env = "HOPLINE_INSECURE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure: Option<bool>,
+    /// Tenants, in the config file only (`[[tenants]]`, as in --tokens-file).
+    #[arg(skip)]
+    #[serde(default)]
+    pub tenants: Option<Vec<TenantSpec>>,
+}
+
+/// One tenant as configured (`[[tenants]]` in `--config` or `--tokens-file`).
+#[derive(Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    pub name: String,
+    #[serde(default)]
+    pub ingest_tokens: Vec<String>,
+    #[serde(default)]
+    pub query_tokens: Vec<String>,
+    /// Users named by `--auth-proxy-header` who may read this tenant: exact, or
+    /// `*@example.com` for a domain, or `*`.
+    #[serde(default)]
+    pub query_users: Vec<String>,
+    /// How long this tenant's data is kept (default: `--retention`).
+    pub retention: Option<String>,
+    pub max_records_per_second: Option<u64>,
+    /// Request bytes (decompressed) per UTC day, e.g. `10GiB`.
+    pub max_bytes_per_day: Option<String>,
+}
+
+/// The tokens file alone: nothing else may be in it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    ingest_tokens: Vec<String>,
+    #[serde(default)]
+    query_tokens: Vec<String>,
+    #[serde(default)]
+    tenants: Vec<TenantSpec>,
+}
+
+/// A tenant, checked: its tokens, who may read it, its retention and limits.
+#[derive(Clone, PartialEq)]
+pub struct Tenant {
+    pub name: String,
+    pub ingest_tokens: Vec<String>,
+    pub query_tokens: Vec<String>,
+    pub query_users: Vec<String>,
+    pub retention: Duration,
+    pub max_records_per_second: Option<u64>,
+    pub max_bytes_per_day: Option<u64>,
+}
+
+/// Who may do what: every tenant (`default` first), from the flags, the config
+/// file and the tokens file. Re-read on SIGHUP from [`AccessSources`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    pub tenants: Vec<Tenant>,
+    /// `--auth-proxy-header`, lower-case, with the networks it is believed from.
+    pub proxy_header: Option<String>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Access {
+    /// No token, no proxy: as before tokens existed, everything open, one tenant.
+    pub fn open(retention: Duration) -> Access {
+        Access {
+            tenants: vec![Tenant::empty(DEFAULT_TENANT, retention)],
+            proxy_header: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    /// Whether writing needs a token.
+    pub fn ingest_protected(&self) -> bool {
+        self.tenants.iter().any(|t| !t.ingest_tokens.is_empty())
+    }
+
+    /// Whether reading needs a token (or a user named by the proxy).
+    pub fn query_protected(&self) -> bool {
+        self.proxy_header.is_some() || self.tenants.iter().any(|t| !t.query_tokens.is_empty())
+    }
+}
+
+/// Never the tokens themselves: a debug print must not leak them.
+impl std::fmt::Debug for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("name", &self.name)
+            .field("ingest_tokens", &self.ingest_tokens.len())
+            .field("query_tokens", &self.query_tokens.len())
+            .field("query_users", &self.query_users)
+            .field("retention", &self.retention)
+            .field("max_records_per_second", &self.max_records_per_second)
+            .field("max_bytes_per_day", &self.max_bytes_per_day)
+            .finish()
+    }
+}
+
+impl Tenant {
+    fn empty(name: &str, retention: Duration) -> Tenant {
+        Tenant {
+            name: name.to_string(),
+            ingest_tokens: Vec::new(),
+            query_tokens: Vec::new(),
+            query_users: Vec::new(),
+            retention,
+            max_records_per_second: None,
+            max_bytes_per_day: None,
+        }
+    }
+}
+
+/// Where [`Access`] comes from, kept to read it again.
+#[derive(Clone, Default)]
+pub struct AccessSources {
+    flag_ingest_tokens: Vec<String>,
+    flag_query_tokens: Vec<String>,
+    config_file: Option<PathBuf>,
+    tokens_file: Option<PathBuf>,
+    proxy_header: Option<String>,
+    trusted_proxies: Vec<String>,
+    retention: Duration,
+}
+
+impl std::fmt::Debug for AccessSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessSources")
+            .field("config_file", &self.config_file)
+            .field("tokens_file", &self.tokens_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessSources {
+    /// The files tokens come from.
+    pub fn files(&self) -> Vec<&Path> {
+        [&self.config_file, &self.tokens_file]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect()
+    }
+
+    /// The files' modification times and sizes: a change means read them again.
+    pub fn stamp(&self) -> Vec<Option<(std::time::SystemTime, u64)>> {
+        self.files()
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(path).ok()?;
+                Some((meta.modified().ok()?, meta.len()))
+            })
+            .collect()
+    }
+
+    /// Reads the files again and checks everything.
+    pub fn load(&self) -> anyhow::Result<Access> {
+        let mut file = TokensFile::default();
+        if let Some(path) = &self.config_file {
+            let args = read_file_config(path)?;
+            file.ingest_tokens = args.ingest_tokens.unwrap_or_default();
+            file.query_tokens = args.query_tokens.unwrap_or_default();
+            file.tenants = args.tenants.unwrap_or_default();
+        }
+        if let Some(path) = &self.tokens_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read tokens file {}", path.display()))?;
+            let tokens: TokensFile = toml::from_str(&text)
+                .with_context(|| format!("invalid tokens file {}", path.display()))?;
+            file.ingest_tokens.extend(tokens.ingest_tokens);
+            file.query_tokens.extend(tokens.query_tokens);
+            file.tenants.extend(tokens.tenants);
+        }
+        let mut default = TenantSpec {
+            name: DEFAULT_TENANT.into(),
+            ingest_tokens: self.flag_ingest_tokens.clone(),
+            query_tokens: self.flag_query_tokens.clone(),
+            ..TenantSpec::default()
+        };
+        default.ingest_tokens.extend(file.ingest_tokens);
+        default.query_tokens.extend(file.query_tokens);
+        let mut specs = vec![default];
+        for spec in file.tenants {
+            match specs.iter_mut().find(|s| s.name == spec.name) {
+                // `[[tenants]] name = "default"` sets the default tenant's limits.
+                Some(existing) if spec.name == DEFAULT_TENANT => {
+                    existing.ingest_tokens.extend(spec.ingest_tokens);
+                    existing.query_tokens.extend(spec.query_tokens);
+                    existing.query_users.extend(spec.query_users);
+                    existing.retention = spec.retention;
+                    existing.max_records_per_second = spec.max_records_per_second;
+                    existing.max_bytes_per_day = spec.max_bytes_per_day;
+                }
+                Some(_) => bail!("tenant '{}' is configured twice", spec.name),
+                None => specs.push(spec),
+            }
+        }
+        let tenants = specs
+            .into_iter()
+            .map(|spec| self.tenant(spec))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let proxy_header = match &self.proxy_header {
+            Some(name) => {
+                let name = name.trim().to_ascii_lowercase();
+                if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    bail!("invalid auth-proxy-header '{name}': not a header name");
+                }
+                if self.trusted_proxies.is_empty() {
+                    bail!("auth-proxy-header needs trusted-proxies: the addresses of the proxies that set it");
+                }
+                Some(name)
+            }
+            None => None,
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|cidr| parse_network(cidr))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Access {
+            tenants,
+            proxy_header,
+            trusted_proxies,
+        })
+    }
+
+    fn tenant(&self, spec: TenantSpec) -> anyhow::Result<Tenant> {
+        let name = spec.name;
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid_name {
+            bail!("invalid tenant name '{name}': use 1 to 64 of a-z, 0-9, '-' and '_'");
+        }
+        for token in spec.ingest_tokens.iter().chain(&spec.query_tokens) {
+            check_token(token).with_context(|| format!("tenant '{name}'"))?;
+        }
+        let retention = match spec.retention {
+            Some(text) => parse_setting("retention", &text, parse_duration)
+                .with_context(|| format!("tenant '{name}'"))?,
+            None => self.retention,
+        };
+        if retention < Duration::from_secs(60) {
+            bail!("tenant '{name}': retention must be at least 1m, got {retention:?}");
+        }
+        let max_bytes_per_day = match spec.max_bytes_per_day {
+            Some(text) => Some(
+                parse_setting("max_bytes_per_day", &text, parse_size)
+                    .with_context(|| format!("tenant '{name}'"))? as u64,
+            ),
+            None => None,
+        };
+        if spec.max_records_per_second == Some(0) || max_bytes_per_day == Some(0) {
+            bail!(
+                "tenant '{name}': a rate limit of 0 would refuse everything; leave it out for none"
+            );
+        }
+        if name != DEFAULT_TENANT
+            && spec.ingest_tokens.is_empty()
+            && spec.query_tokens.is_empty()
+            && spec.query_users.is_empty()
+        {
+            bail!("tenant '{name}' has no ingest_tokens, query_tokens or query_users: nobody could reach it");
+        }
+        Ok(Tenant {
+            name,
+            ingest_tokens: spec.ingest_tokens,
+            query_tokens: spec.query_tokens,
+            query_users: spec.query_users,
+            retention,
+            max_records_per_second: spec.max_records_per_second,
+            max_bytes_per_day,
+        })
+    }
+}
+
+impl std::fmt::Debug for TenantSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSpec")
+            .field("name", &self.name)
+            .field("ingest_tokens", &self.ingest_tokens.len())
+            .field("query_tokens", &self.query_tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token must be long enough not to be guessed, and plain enough to travel in a
+/// header and a cookie unchanged.
+fn check_token(token: &str) -> anyhow::Result<()> {
+    if token.len() < MIN_TOKEN_LEN {
+        bail!(
+            "a token of {} characters is too short to be secret: use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 16`)",
+            token.len()
+        );
+    }
+    let plain = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+    if !plain {
+        bail!("a token may hold only letters, digits and - . _ ~ + / =");
+    }
+    Ok(())
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (one host).
+fn parse_network(text: &str) -> anyhow::Result<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| anyhow::anyhow!("invalid trusted-proxies entry '{text}': expected a CIDR such as 10.0.0.0/8 or an address"))
+}
+
+/// TLS files: the server's certificate and key, and for mutual TLS on the OTLP
+/// listeners the CAs of client certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -188,6 +564,16 @@ impl ServeArgs {
             max_log_body,
             max_indexed_keys,
             allowed_hosts,
+            ingest_tokens,
+            query_tokens,
+            tokens_file,
+            auth_proxy_header,
+            trusted_proxies,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            insecure,
+            tenants,
         )
     }
 }
@@ -263,6 +649,15 @@ pub struct Config {
     pub server: ServerLimits,
     pub query: QueryLimits,
     pub records: RecordLimits,
+    /// Tokens and tenants as they were at start.
+    pub access: Access,
+    /// Where to read them again (SIGHUP).
+    pub access_sources: AccessSources,
+    pub tls: Option<TlsFiles>,
+    /// How often the tokens and TLS files are checked for changes.
+    pub reload_interval: Duration,
+    /// How often each index drops what is past its retention.
+    pub retention_interval: Duration,
 }
 
 impl Config {
@@ -273,6 +668,10 @@ impl Config {
             Some(path) => read_file_config(path)?,
             None => ServeArgs::default(),
         };
+        // Tokens of the command line and environment, apart: the files' are read
+        // again on SIGHUP.
+        let flag_ingest_tokens = args.ingest_tokens.clone().unwrap_or_default();
+        let flag_query_tokens = args.query_tokens.clone().unwrap_or_default();
         let args = args.or(file);
         let text = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.into());
         let duration = |name: &str, value: Option<String>, default: &str| {
@@ -285,6 +684,29 @@ impl Config {
             value.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
         };
         let http_addr = parse_addr("http-addr", &text(args.http_addr, DEFAULT_HTTP_ADDR))?;
+        let retention = duration("retention", args.retention, DEFAULT_RETENTION)?;
+        let access_sources = AccessSources {
+            flag_ingest_tokens,
+            flag_query_tokens,
+            config_file: args.config.clone(),
+            tokens_file: args.tokens_file,
+            proxy_header: args.auth_proxy_header,
+            trusted_proxies: args.trusted_proxies.unwrap_or_default(),
+            retention,
+        };
+        let access = access_sources.load()?;
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+            }),
+            (None, None) if args.tls_client_ca.is_some() => {
+                bail!("tls-client-ca needs tls-cert and tls-key")
+            }
+            (None, None) => None,
+            _ => bail!("tls-cert and tls-key go together: give both, or neither"),
+        };
         let records = RecordLimits::default();
         let query = QueryLimits::default();
         let config = Config {
@@ -298,7 +720,7 @@ impl Config {
                 &text(args.otlp_http_addr, DEFAULT_OTLP_HTTP_ADDR),
             )?,
             http_addr,
-            retention: duration("retention", args.retention, DEFAULT_RETENTION)?,
+            retention,
             commit_interval: duration(
                 "commit-interval",
                 args.commit_interval,
@@ -344,8 +766,14 @@ impl Config {
                 max_events: count(args.max_events, records.max_events),
                 max_log_body: size("max-log-body", args.max_log_body, "256KiB")?,
             },
+            access,
+            access_sources,
+            tls,
+            reload_interval: Duration::from_secs(5),
+            retention_interval: Duration::from_secs(30),
         };
         config.validate()?;
+        config.check_exposure(args.insecure.unwrap_or(false))?;
         Ok(config)
     }
 
@@ -375,7 +803,64 @@ impl Config {
             },
             query: QueryLimits::default(),
             records: RecordLimits::default(),
+            access: Access::open(Duration::from_secs(7 * 24 * 3600)),
+            access_sources: AccessSources {
+                retention: Duration::from_secs(7 * 24 * 3600),
+                ..AccessSources::default()
+            },
+            tls: None,
+            reload_interval: Duration::from_millis(200),
+            retention_interval: Duration::from_secs(30),
         }
+    }
+
+    /// Tests: tokens and tenants as a tokens file would give them.
+    pub fn with_tokens_file(mut self, path: &Path) -> anyhow::Result<Config> {
+        self.access_sources.tokens_file = Some(path.to_path_buf());
+        self.access = self.access_sources.load()?;
+        Ok(self)
+    }
+
+    /// What is reachable from other machines without a token: a listener on a
+    /// non-loopback address with nothing to check. Refused unless `insecure`; said
+    /// in the log either way.
+    pub fn check_exposure(&self, insecure: bool) -> anyhow::Result<()> {
+        let ingest_open = !self.access.ingest_protected()
+            && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none());
+        let listeners = [
+            (
+                "otlp-grpc-addr",
+                self.otlp_grpc_addr,
+                ingest_open,
+                "anyone may write",
+            ),
+            (
+                "otlp-http-addr",
+                self.otlp_http_addr,
+                ingest_open,
+                "anyone may write",
+            ),
+            (
+                "http-addr",
+                self.http_addr,
+                !self.access.query_protected(),
+                "anyone may read every trace and log",
+            ),
+        ];
+        for (name, addr, open, what) in listeners {
+            if !open || addr.ip().is_loopback() {
+                continue;
+            }
+            if !insecure {
+                bail!(
+                    "{name} {addr} is reachable from other machines and no token protects it ({what}): \
+                     configure tokens (--tokens-file, --ingest-tokens, --query-tokens), listen on 127.0.0.1, \
+                     or pass --insecure to accept it"
+                );
+            }
+            tracing::warn!(listener = name, %addr, "--insecure: no token protects this listener; {what}");
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -639,5 +1124,81 @@ mod tests {
             error.to_string().contains("invalid retention 'soon'"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn listening_beyond_loopback_without_tokens_needs_insecure() {
+        let exposed = || ServeArgs {
+            http_addr: Some("0.0.0.0:16686".into()),
+            ..ServeArgs::default()
+        };
+        let error = Config::load(exposed()).expect_err("open to the network");
+        let message = format!("{error:#}");
+        assert!(message.contains("http-addr 0.0.0.0:16686"), "{message}");
+        assert!(message.contains("--insecure"), "{message}");
+        assert!(Config::load(ServeArgs {
+            insecure: Some(true),
+            ..exposed()
+        })
+        .is_ok());
+        // Query tokens protect the API port; the OTLP ports stay on loopback.
+        assert!(Config::load(ServeArgs {
+            query_tokens: Some(vec!["0123456789abcdef0123".into()]),
+            ..exposed()
+        })
+        .is_ok());
+        // ...but not the OTLP ports.
+        let error = Config::load(ServeArgs {
+            query_tokens: Some(vec!["0123456789abcdef0123".into()]),
+            otlp_http_addr: Some("0.0.0.0:4318".into()),
+            ..exposed()
+        })
+        .expect_err("ingest open");
+        assert!(format!("{error:#}").contains("otlp-http-addr"), "{error:#}");
+        // The defaults are loopback and need nothing.
+        assert!(Config::load(ServeArgs::default()).is_ok());
+    }
+
+    #[test]
+    fn tokens_and_tenants_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let load = |toml: &str| {
+            let path = dir.path().join("tokens.toml");
+            std::fs::write(&path, toml).expect("write");
+            Config::load(ServeArgs {
+                tokens_file: Some(path),
+                ..ServeArgs::default()
+            })
+            .map_err(|e| format!("{e:#}"))
+        };
+        let error = load("ingest_tokens = [\"short\"]").expect_err("short");
+        assert!(error.contains("too short"), "{error}");
+        let error = load("ingest_tokens = [\"0123456789abcdef;evil\"]").expect_err("charset");
+        assert!(error.contains("only letters"), "{error}");
+        let error =
+            load("[[tenants]]\nname = \"Shop\"\ningest_tokens = [\"0123456789abcdef0123\"]")
+                .expect_err("name");
+        assert!(error.contains("invalid tenant name 'Shop'"), "{error}");
+        let error = load("[[tenants]]\nname = \"lonely\"").expect_err("unreachable");
+        assert!(error.contains("nobody could reach it"), "{error}");
+        let error = load("tenant = []").expect_err("unknown key");
+        assert!(error.contains("tenant"), "{error}");
+        let config = load(
+            "query_tokens = [\"0123456789abcdef0123\"]\n[[tenants]]\nname = \"shop\"\ningest_tokens = [\"abcdef0123456789abcd\"]\nretention = \"2d\"\nmax_bytes_per_day = \"1GiB\"\n",
+        )
+        .expect("valid");
+        let names: Vec<&str> = config
+            .access
+            .tenants
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["default", "shop"]);
+        assert_eq!(
+            config.access.tenants[1].retention,
+            Duration::from_secs(2 * 86400)
+        );
+        assert_eq!(config.access.tenants[1].max_bytes_per_day, Some(1 << 30));
+        assert!(config.access.query_protected() && config.access.ingest_protected());
     }
 }

@@ -21,7 +21,8 @@ use std::time::Duration;
 use prost::bytes::Bytes;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::config::RecordLimits;
+use crate::access::{AccessControl, TenantId, Throttled};
+use crate::config::{Config, RecordLimits};
 use crate::decode::convert::Converted;
 use crate::decode::protobuf;
 use crate::metrics::Metrics;
@@ -52,6 +53,9 @@ pub enum IngestError {
     Unavailable(String),
     #[error("cannot encode records: {0}")]
     Encode(String),
+    /// Over the tenant's rate limits.
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
 }
 
 /// Records converted from one request and encoded for the log, with what was rejected.
@@ -82,21 +86,26 @@ pub struct Ingester {
     limits: RecordLimits,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    /// Whose records these are, and the limits they are counted against.
+    access: Arc<AccessControl>,
+    tenant: TenantId,
 }
 
 impl Ingester {
-    /// A queue of `queue_records` records and `queue_bytes` bytes per signal.
+    /// The default tenant's ingester, with a queue of `config.queue_capacity`
+    /// records and `config.queue_bytes` bytes per signal, and `config.records`'
+    /// limits.
     pub fn new(
         wal: Wal,
         writers: [mpsc::Sender<WriterMsg>; 2],
-        queue_records: u64,
-        queue_bytes: usize,
-        limits: RecordLimits,
+        config: &Config,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        access: Arc<AccessControl>,
     ) -> Self {
-        let records_total = queue_records.min(u32::MAX as u64 / 2) as u32;
-        let kibibytes_total = (queue_bytes >> 10).clamp(1, u32::MAX as usize / 2) as u32;
+        let limits = config.records;
+        let records_total = config.queue_capacity.min(u32::MAX as u64 / 2) as u32;
+        let kibibytes_total = (config.queue_bytes >> 10).clamp(1, u32::MAX as usize / 2) as u32;
         let semaphore = |permits: u32| Arc::new(Semaphore::new(permits as usize));
         Self {
             wal,
@@ -108,7 +117,30 @@ impl Ingester {
             limits,
             metrics,
             clock,
+            access,
+            tenant: 0,
         }
+    }
+
+    /// The ingester of another tenant: its own log and writers, the same queue
+    /// (what waits to be indexed is bounded for the whole process).
+    pub fn for_tenant(
+        &self,
+        tenant: TenantId,
+        wal: Wal,
+        writers: [mpsc::Sender<WriterMsg>; 2],
+    ) -> Self {
+        Self {
+            wal,
+            writers,
+            tenant,
+            ..self.clone()
+        }
+    }
+
+    /// The tenant whose records this takes.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
     }
 
     /// What one record may cost.
@@ -191,7 +223,9 @@ impl Ingester {
     /// Refuses at once, before any decoding, when `signal`'s queue is nearly full
     /// (under a sixteenth free): under overload the CPU goes to indexing, not to
     /// decoding requests that would be refused anyway.
+    /// Also refuses a tenant over its rate limits.
     pub fn check_capacity(&self, signal: Signal) -> Result<(), IngestError> {
+        self.access.admit(self.tenant, self.now())?;
         let records = self.records[signal.ordinal()].available_permits() as u64;
         let kibibytes = self.kibibytes[signal.ordinal()].available_permits() as u64;
         if records * 16 >= u64::from(self.records_total)
@@ -246,12 +280,15 @@ impl Ingester {
                 })
                 .is_ok()
         });
+        let payload_bytes = prepared.payload.len() as u64;
         self.wal
             .append(signal, prepared.payload, on_durable)
             .await
             .map_err(|e| {
                 IngestError::Unavailable(format!("cannot make the records durable: {e}"))
             })?;
+        self.access
+            .charge(self.tenant, signal, count, payload_bytes, self.now());
         Ok(outcome)
     }
 
@@ -472,14 +509,18 @@ mod tests {
         // Writers that never index: what is queued stays queued.
         let (spans, _spans_rx) = mpsc::channel();
         let (logs, _logs_rx) = mpsc::channel();
+        let mut config = Config::for_tests(dir.path());
+        config.queue_bytes = 4 << 20;
         let ingester = Ingester::new(
             wal,
             [spans, logs],
-            16_384,
-            4 << 20,
-            RecordLimits::default(),
-            metrics,
+            &config,
+            Arc::clone(&metrics),
             Arc::new(crate::model::SystemClock),
+            Arc::new(AccessControl::new(
+                crate::config::Access::open(Duration::from_secs(3600)),
+                &metrics,
+            )),
         );
         // One span of 1 MiB per request: the record count is nothing, the bytes fill
         // the queue after four.

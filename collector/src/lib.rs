@@ -4,7 +4,8 @@
 //! The data's way through, one module per stage:
 //!
 //! ```text
-//! net (the three listeners)       connection caps, header and idle timeouts
+//! net (the three listeners)       connection caps, header and idle timeouts, TLS
+//!   -> access                     token -> tenant (or 401/403), the tenant's rate (429)
 //!   -> otlp (gRPC :4317, HTTP :4318) read bodies under a byte budget; map errors to statuses
 //!   -> decode                     protobuf/JSON -> model (Span, LogRecord); reject bad
 //!                                 records, cut what is over the record limits
@@ -23,6 +24,7 @@
 //! [`Hopline::start`] wires it all and [`Hopline::shutdown`] takes it down in order,
 //! committing what was acknowledged.
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod decode;
@@ -37,6 +39,7 @@ pub mod store;
 pub mod wal;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
@@ -44,11 +47,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::access::{AccessControl, Role};
+use crate::config::{AccessSources, Config, Tenant, DEFAULT_TENANT};
 use crate::ingest::{Ingester, WalPayload};
 use crate::metrics::Metrics;
 use crate::model::Signal;
 use crate::model::{Clock, SystemClock};
+use crate::net::tls::{self, Tls};
 use crate::store::writer::{self, WriterHandle, WriterMsg, WriterSettings};
 use crate::store::Store;
 use crate::wal::{Wal, WalThread};
@@ -58,33 +63,56 @@ pub struct Hopline {
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The tenant `default`'s indexes (everything, when no tenant is configured).
     pub store: Store,
     pub metrics: Arc<Metrics>,
     ingester: Ingester,
+    tenants: Vec<Pipeline>,
+    access: Arc<AccessControl>,
+    access_sources: AccessSources,
+    tls: Option<Arc<Tls>>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
+}
+
+/// One tenant's own indexes, write-ahead log and writer threads.
+struct Pipeline {
+    store: Store,
+    ingester: Ingester,
     writers: Vec<WriterHandle>,
     wal: Wal,
     wal_thread: WalThread,
 }
 
-impl Hopline {
-    pub async fn start(config: Config) -> anyhow::Result<Hopline> {
-        Self::start_with_clock(config, Arc::new(SystemClock)).await
+/// Where a tenant's data lives: the data directory itself for `default` (as before
+/// tenants existed), `tenants/<name>/` under it for the others.
+fn tenant_dir(data_dir: &Path, tenant: &str) -> PathBuf {
+    if tenant == DEFAULT_TENANT {
+        data_dir.to_path_buf()
+    } else {
+        data_dir.join("tenants").join(tenant)
     }
+}
 
-    /// Starts with an injected clock (tests use one to move time).
-    pub async fn start_with_clock(
-        config: Config,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Hopline> {
-        let metrics = Arc::new(Metrics::default());
-        let index_dir = config.data_dir.join("index");
+impl Pipeline {
+    /// Opens a tenant's indexes, starts its writers, replays its log. `queue` is
+    /// the ingester whose queue every tenant shares (none for the first).
+    async fn start(
+        config: &Config,
+        tenant: &Tenant,
+        id: access::TenantId,
+        queue: Option<&Ingester>,
+        access: &Arc<AccessControl>,
+        clock: &Arc<dyn Clock>,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Pipeline> {
+        let dir = tenant_dir(&config.data_dir, &tenant.name);
+        let index_dir = dir.join("index");
         let store = {
-            let metrics = Arc::clone(&metrics);
+            let metrics = Arc::clone(metrics);
             tokio::task::spawn_blocking(move || Store::open(&index_dir, &metrics.health))
                 .await?
-                .context("cannot open the indexes")?
+                .with_context(|| format!("cannot open the indexes of tenant '{}'", tenant.name))?
         };
 
         // The writers report commits to the log, which only exists after replay.
@@ -100,7 +128,8 @@ impl Hopline {
         let settings = WriterSettings {
             commit_interval: config.commit_interval,
             split_duration: config.split_duration,
-            retention: config.retention,
+            retention: tenant.retention,
+            retention_interval: config.retention_interval,
             max_indexed_keys: config.max_indexed_keys,
         };
         let mut writers = Vec::new();
@@ -110,8 +139,8 @@ impl Hopline {
                     &store,
                     signal,
                     settings.clone(),
-                    Arc::clone(&clock),
-                    Arc::clone(&metrics),
+                    Arc::clone(clock),
+                    Arc::clone(metrics),
                     Arc::clone(&on_commit),
                 )
                 .context("cannot start index writer")?,
@@ -120,10 +149,10 @@ impl Hopline {
         let writer_txs = [writers[0].tx.clone(), writers[1].tx.clone()];
 
         let committed = [store.spans.committed_lsn(), store.logs.committed_lsn()];
-        let wal_dir = config.data_dir.join("wal");
+        let wal_dir = dir.join("wal");
         let replay_txs = writer_txs.clone();
         let record_limits = config.records;
-        let wal_metrics = Arc::clone(&metrics);
+        let wal_metrics = Arc::clone(metrics);
         let (wal, wal_thread) = tokio::task::spawn_blocking(move || {
             Wal::open(&wal_dir, committed, wal_metrics, |record| {
                 match WalPayload::decode(record.signal, record.payload.into(), &record_limits) {
@@ -136,18 +165,63 @@ impl Hopline {
             })
         })
         .await?
-        .context("cannot open the write-ahead log")?;
+        .with_context(|| format!("cannot open the write-ahead log of tenant '{}'", tenant.name))?;
         let _ = wal_cell.set(wal.clone());
 
-        let ingester = Ingester::new(
-            wal.clone(),
-            writer_txs,
-            config.queue_capacity,
-            config.queue_bytes,
-            config.records,
-            Arc::clone(&metrics),
-            Arc::clone(&clock),
-        );
+        let ingester = match queue {
+            Some(first) => first.for_tenant(id, wal.clone(), writer_txs),
+            None => Ingester::new(
+                wal.clone(),
+                writer_txs,
+                config,
+                Arc::clone(metrics),
+                Arc::clone(clock),
+                Arc::clone(access),
+            ),
+        };
+        Ok(Pipeline {
+            store,
+            ingester,
+            writers,
+            wal,
+            wal_thread,
+        })
+    }
+
+    /// Commits what was acknowledged and stops the threads.
+    fn stop(self) {
+        drop(self.ingester);
+        for writer in self.writers {
+            writer.join();
+        }
+        drop(self.wal);
+        self.wal_thread.join();
+    }
+}
+
+impl Hopline {
+    pub async fn start(config: Config) -> anyhow::Result<Hopline> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts with an injected clock (tests use one to move time).
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Hopline> {
+        let metrics = Arc::new(Metrics::default());
+        let access = Arc::new(AccessControl::new(config.access.clone(), &metrics));
+        let tls = config.tls.clone().map(Tls::load).transpose()?;
+
+        let mut tenants: Vec<Pipeline> = Vec::new();
+        for (id, tenant) in config.access.tenants.iter().enumerate() {
+            let queue = tenants.first().map(|first| &first.ingester);
+            let pipeline =
+                Pipeline::start(&config, tenant, id, queue, &access, &clock, &metrics).await?;
+            tenants.push(pipeline);
+        }
+        let ingester = tenants[0].ingester.clone();
+        let store = tenants[0].store.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let open_files = net::raise_open_files_limit();
@@ -167,18 +241,35 @@ impl Hopline {
             let budget = body_limits.budget.clone();
             metrics.set_inflight_bytes(move || budget.in_use() as u64);
         }
-        let grpc_routes = otlp::grpc::OtlpGrpc::new(ingester.clone())
+        let gate = otlp::IngestGate {
+            access: Arc::clone(&access),
+            ingesters: Arc::new(tenants.iter().map(|t| t.ingester.clone()).collect()),
+            metrics: Arc::clone(&metrics),
+        };
+        let grpc_routes = otlp::grpc::OtlpGrpc
             .routes(body_limits.clone())
-            .into_axum_router();
+            .into_axum_router()
+            .layer(axum::middleware::from_fn_with_state(
+                gate.clone(),
+                otlp::authenticate,
+            ));
         let allowed_hosts = net::AllowedHosts::new(&server_limits.allowed_hosts);
-        let otlp_router = otlp::http::router(ingester.clone(), body_limits).layer(
-            axum::middleware::from_fn_with_state(allowed_hosts.clone(), net::origin_guard),
-        );
+        let otlp_router = otlp::http::router(body_limits)
+            .layer(axum::middleware::from_fn_with_state(
+                gate,
+                otlp::authenticate,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                allowed_hosts.clone(),
+                net::origin_guard,
+            ));
+        let ingest_tls = tls.clone().map(|tls| (tls, tls::Listener::Ingest));
         let mut servers = vec![
             net::serve(
                 grpc_listener,
                 grpc_routes,
                 &server_limits,
+                ingest_tls.clone(),
                 shutdown_rx.clone(),
                 "OTLP/gRPC",
             ),
@@ -186,44 +277,64 @@ impl Hopline {
                 http_listener,
                 otlp_router,
                 &server_limits,
+                ingest_tls,
                 shutdown_rx.clone(),
                 "OTLP/HTTP",
             ),
         ];
-        // The UI's server functions call the query API on this same listener.
-        let loopback = match http_addr.ip() {
-            ip if ip.is_unspecified() => {
-                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), http_addr.port())
-            }
-            _ => http_addr,
-        };
-        let api_router = api::router(api::ApiState {
+        let api_state = api::ApiState {
             store: store.clone(),
+            stores: Arc::new(tenants.iter().map(|t| t.store.clone()).collect()),
+            access: Arc::clone(&access),
+            tls: tls.is_some(),
             metrics: Arc::clone(&metrics),
             clock: Arc::clone(&clock),
             shutdown: shutdown_rx.clone(),
             queries: api::QueryGate::new(config.query),
-        })
-        .merge(api::ui::router(
-            &config.ui_dir,
-            format!("http://{loopback}"),
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            allowed_hosts,
-            net::browser_guard,
-        ));
+        };
+        let api_router = api::router(api_state.clone());
+        // The pages call the query API in process, as their viewer.
+        let ui_router =
+            api::ui::router(&config.ui_dir, api_router.clone(), Arc::clone(&access)).layer(
+                axum::middleware::from_fn_with_state(api_state, api::auth::authenticate),
+            );
+        let api_router = api_router
+            .merge(ui_router)
+            .layer(axum::middleware::from_fn_with_state(
+                allowed_hosts,
+                net::browser_guard,
+            ));
         servers.push(net::serve(
             api_listener,
             api_router,
             &server_limits,
-            shutdown_rx,
+            tls.clone().map(|tls| (tls, tls::Listener::Query)),
+            shutdown_rx.clone(),
             "UI and query API",
         ));
+        spawn_reloader(
+            Arc::clone(&access),
+            config.access_sources.clone(),
+            tls.clone(),
+            config.reload_interval,
+            shutdown_rx,
+        );
 
-        info!(%otlp_grpc_addr, "OTLP/gRPC listening (TraceService, LogsService)");
-        info!(%otlp_http_addr, "OTLP/HTTP listening (POST /v1/traces, /v1/logs)");
-        info!(url = %format!("http://{http_addr}/"), "UI and query API listening (/api, /api/v3, /api/logs, /health, /metrics)");
-        info!(data_dir = %config.data_dir.display(), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let ingest_auth = if access.protects(Role::Ingest) {
+            "token required"
+        } else {
+            "open"
+        };
+        let query_auth = if access.protects(Role::Query) {
+            "sign-in required"
+        } else {
+            "open"
+        };
+        info!(%otlp_grpc_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/gRPC listening (TraceService, LogsService)");
+        info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs)");
+        info!(url = %format!("{scheme}://{http_addr}/"), auth = query_auth, "UI and query API listening (/api, /api/v3, /api/logs, /health, /metrics)");
+        info!(data_dir = %config.data_dir.display(), tenants = %access.names().join(", "), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
 
         Ok(Hopline {
             otlp_grpc_addr,
@@ -232,22 +343,42 @@ impl Hopline {
             store,
             metrics,
             ingester,
+            tenants,
+            access,
+            access_sources: config.access_sources,
+            tls,
             shutdown,
             servers,
-            writers,
-            wal,
-            wal_thread,
         })
     }
 
-    /// Commits both indexes now; everything acknowledged before is then searchable.
+    /// The indexes of tenant `name`.
+    pub fn tenant_store(&self, name: &str) -> Option<&Store> {
+        let id = self.access.names().iter().position(|n| n == name)?;
+        Some(&self.tenants[id].store)
+    }
+
+    /// Reads the tokens and TLS files again (what SIGHUP does). On an error the
+    /// running tokens and certificate stay, and the error says what was wrong.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        reload(&self.access, &self.access_sources, self.tls.as_deref())
+    }
+
+    /// Commits every tenant's indexes now; everything acknowledged before is then
+    /// searchable.
     pub async fn flush(&self) -> Result<(), store::StoreError> {
-        self.ingester.flush().await
+        for tenant in &self.tenants {
+            tenant.ingester.flush().await?;
+        }
+        Ok(())
     }
 
     /// Commits and seals the active splits (a new split starts with the next batch).
     pub async fn seal(&self) -> Result<(), store::StoreError> {
-        self.ingester.seal().await
+        for tenant in &self.tenants {
+            tenant.ingester.seal().await?;
+        }
+        Ok(())
     }
 
     /// Stops accepting, finishes in-flight requests, commits, and stops the threads.
@@ -257,15 +388,11 @@ impl Hopline {
             let _ = server.await;
         }
         drop(self.ingester);
-        let writers = self.writers;
-        let wal = self.wal;
-        let wal_thread = self.wal_thread;
+        let tenants = self.tenants;
         let joined = tokio::task::spawn_blocking(move || {
-            for writer in writers {
-                writer.join();
+            for tenant in tenants {
+                tenant.stop();
             }
-            drop(wal);
-            wal_thread.join();
         })
         .await;
         if joined.is_err() {
@@ -273,4 +400,59 @@ impl Hopline {
         }
         info!("stopped; everything acknowledged is committed");
     }
+}
+
+fn reload(
+    access: &AccessControl,
+    sources: &AccessSources,
+    tls: Option<&Tls>,
+) -> anyhow::Result<()> {
+    let table = sources.load().context("tokens not reloaded")?;
+    access
+        .replace(table)
+        .map_err(anyhow::Error::msg)
+        .context("tokens not reloaded")?;
+    if let Some(tls) = tls {
+        tls.reload().context("TLS certificate not reloaded")?;
+    }
+    info!("tokens and TLS files read again");
+    Ok(())
+}
+
+/// Reads the tokens file and the TLS files again when one of them changes (checked
+/// every `interval`), as a renewed certificate or a rotated token is dropped in.
+fn spawn_reloader(
+    access: Arc<AccessControl>,
+    sources: AccessSources,
+    tls: Option<Arc<Tls>>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if sources.files().is_empty() && tls.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut stamp = sources.stamp();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let tokens_changed = sources.stamp() != stamp;
+            let tls_changed = tls.as_ref().is_some_and(|tls| tls.changed());
+            if !tokens_changed && !tls_changed {
+                continue;
+            }
+            stamp = sources.stamp();
+            let (access, sources, tls) = (Arc::clone(&access), sources.clone(), tls.clone());
+            let result =
+                tokio::task::spawn_blocking(move || reload(&access, &sources, tls.as_deref()))
+                    .await;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!("{e:#}"),
+                Err(e) => error!(error = %e, "reloading failed"),
+            }
+        }
+    });
 }

@@ -47,29 +47,42 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        shutdown_signal().await;
+        shutdown_signal(&hopline).await;
         info!("shutting down");
         hopline.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM; on SIGHUP reads the tokens and TLS files again.
+async fn shutdown_signal(hopline: &Hopline) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(e) => {
-                    error!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut terminate, mut hangup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(terminate), Ok(hangup)) => (terminate, hangup),
+            (Err(e), _) | (_, Err(e)) => {
+                error!(error = %e, "cannot listen for SIGTERM and SIGHUP; stop with Ctrl-C");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return,
+                _ = terminate.recv() => return,
+                _ = hangup.recv() => {
+                    info!("SIGHUP: reading the tokens and TLS files again");
+                    if let Err(e) = hopline.reload() {
+                        error!("{e:#}");
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]

@@ -81,6 +81,17 @@ impl Histogram {
     }
 }
 
+/// What one tenant sent and was refused, for `/metrics` (label `tenant`).
+#[derive(Debug, Default)]
+pub struct TenantFigures {
+    /// Records accepted, per signal (spans, logs).
+    pub records: [AtomicU64; 2],
+    /// Request bytes accepted (decompressed).
+    pub bytes: AtomicU64,
+    /// Requests refused for being over the tenant's rate limits.
+    pub throttled: AtomicU64,
+}
+
 /// All of the collector's metrics; shared as `Arc<Metrics>`.
 #[derive(Default)]
 pub struct Metrics {
@@ -99,6 +110,10 @@ pub struct Metrics {
     /// Queries stopped because their client went away, or at their time limit.
     pub queries_client_gone: AtomicU64,
     pub queries_timed_out: AtomicU64,
+    /// Requests refused for a missing, wrong or misused credential.
+    pub auth_denied: AtomicU64,
+    /// Per tenant, in the order they are configured.
+    tenants: Mutex<Vec<(String, std::sync::Arc<TenantFigures>)>>,
     /// Problems `/health` reports.
     pub health: crate::health::Health,
     /// Reads the bytes of request bodies being received now (set by the receivers).
@@ -124,6 +139,20 @@ impl Metrics {
     /// Where `hopline_request_bytes_in_flight` comes from.
     pub fn set_inflight_bytes(&self, probe: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.inflight_bytes.set(Box::new(probe));
+    }
+
+    /// The figures of tenant `name`, registered once.
+    pub fn register_tenant(&self, name: &str) -> std::sync::Arc<TenantFigures> {
+        let mut tenants = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, figures)) = tenants.iter().find(|(n, _)| n == name) {
+            return std::sync::Arc::clone(figures);
+        }
+        let figures = std::sync::Arc::new(TenantFigures::default());
+        tenants.push((name.to_string(), std::sync::Arc::clone(&figures)));
+        figures
     }
 
     /// Counts a query stopped because its client went away.
@@ -284,6 +313,50 @@ impl Metrics {
                     "hopline_query_seconds",
                     &format!("route=\"{route}\""),
                 );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hopline_auth_denied_total requests refused for a missing, invalid or misused token\n# TYPE hopline_auth_denied_total counter\nhopline_auth_denied_total {}",
+            self.auth_denied.load(Ordering::Relaxed)
+        );
+        if let Ok(tenants) = self.tenants.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP hopline_tenant_records_total records accepted per tenant\n# TYPE hopline_tenant_records_total counter"
+            );
+            for (name, figures) in tenants.iter() {
+                for signal in Signal::ALL {
+                    let _ = writeln!(
+                        out,
+                        "hopline_tenant_records_total{{tenant=\"{name}\",signal=\"{}\"}} {}",
+                        signal.as_str(),
+                        figures.records[signal.ordinal()].load(Ordering::Relaxed)
+                    );
+                }
+            }
+            type Figure = (&'static str, &'static str, fn(&TenantFigures) -> &AtomicU64);
+            let figures: [Figure; 2] = [
+                (
+                    "hopline_tenant_bytes_total",
+                    "request bytes (decompressed) accepted per tenant",
+                    |f| &f.bytes,
+                ),
+                (
+                    "hopline_tenant_throttled_total",
+                    "requests refused (429) for being over the tenant's rate limits",
+                    |f| &f.throttled,
+                ),
+            ];
+            for (metric, help, value) in figures {
+                let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+                for (name, tenant) in tenants.iter() {
+                    let _ = writeln!(
+                        out,
+                        "{metric}{{tenant=\"{name}\"}} {}",
+                        value(tenant).load(Ordering::Relaxed)
+                    );
+                }
             }
         }
         out

@@ -13,6 +13,8 @@
 //! Request bodies are bounded by the receivers, which read them under a byte budget
 //! (`otlp::body`). Each request carries the peer's address ([`PeerAddr`]).
 
+pub mod tls;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -49,11 +51,13 @@ const MAX_HEADER_LIST: u32 = 64 << 10;
 pub struct PeerAddr(pub SocketAddr);
 
 /// Serves `router` on `listener` until `shutdown` turns true, then lets requests in
-/// flight finish (for up to [`SHUTDOWN_GRACE`]).
+/// flight finish (for up to [`SHUTDOWN_GRACE`]). With `tls`, each connection's
+/// handshake must end within `--request-timeout`.
 pub fn serve(
     listener: TcpListener,
     router: Router,
     limits: &ServerLimits,
+    tls: Option<(Arc<tls::Tls>, tls::Listener)>,
     mut shutdown: watch::Receiver<bool>,
     what: &'static str,
 ) -> JoinHandle<()> {
@@ -72,6 +76,7 @@ pub fn serve(
         .keep_alive_timeout(Duration::from_secs(20));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let idle_timeout = limits.idle_timeout;
+    let handshake_timeout = limits.request_timeout;
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut failing = Throttle::new(Duration::from_secs(10));
@@ -104,13 +109,40 @@ pub fn serve(
                     request.extensions_mut().insert(PeerAddr(peer));
                     router.clone().oneshot(request.map(axum::body::Body::new))
                 });
-            let io = TokioIo::new(IdleTimeout::new(stream, idle_timeout));
-            let connection = builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            let stream = IdleTimeout::new(stream, idle_timeout);
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let acceptor = tls.as_ref().map(|(tls, listener)| tls.acceptor(*listener));
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
+                let result = match acceptor {
+                    None => {
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(connection).await
+                    }
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                let connection = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                    .into_owned();
+                                watcher.watch(connection).await
+                            }
+                            Ok(Err(e)) => {
+                                debug!(server = what, %peer, error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                debug!(server = what, %peer, "TLS handshake timed out");
+                                Ok(())
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = result {
                     debug!(server = what, %peer, error = %e, "connection ended with an error");
                 }
                 drop(permit);

@@ -16,7 +16,14 @@ use crate::pages::trace::TracePage;
 /// missing: the pages are then served without scripts, readable as they are. The
 /// bundle's file names come from `options.output_name`, the stylesheet's from
 /// `stylesheet`: both carry a content hash when `cargo xtask ui` built them.
-pub fn shell(options: LeptosOptions, hydrate: bool, stylesheet: String) -> impl IntoView {
+/// `sign_out`: signing in is needed here, so every page offers to sign out (a
+/// form after the app, outside what the browser hydrates).
+pub fn shell(
+    options: LeptosOptions,
+    hydrate: bool,
+    stylesheet: String,
+    sign_out: bool,
+) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -32,6 +39,11 @@ pub fn shell(options: LeptosOptions, hydrate: bool, stylesheet: String) -> impl 
             </head>
             <body>
                 <App/>
+                {sign_out.then(|| view! {
+                    <form class="signout" method="post" action="/signout">
+                        <button type="submit">"Sign out"</button>
+                    </form>
+                })}
             </body>
         </html>
     }

@@ -1,41 +1,77 @@
-//! Server side: where the query API is, and how the server functions reach it.
+//! Server side: how the pages and server functions reach the query API.
+//!
+//! They call it in process, through its router, with the credentials of the
+//! request being answered (its headers, cookies and peer address): the API checks
+//! them as it would the browser's own call, so a page shows exactly what its
+//! viewer's token may read, and no network hop or TLS sits between the two.
 
-use std::sync::OnceLock;
-
+use axum::body::Body;
+use axum::http::{header, Request};
 use leptos::prelude::ServerFnError;
 use serde_json::Value;
+use tower::ServiceExt;
 
-/// Where the query API listens (`http://127.0.0.1:16686`), provided by `hopline` as
-/// context to the pages and the server functions of its router (one per server, so
-/// several collectors in one process, as in tests, each read their own).
-#[derive(Clone, Debug)]
-pub struct ApiBase(pub String);
+/// The query API's router, provided by `hopline` as context to the pages and the
+/// server functions of its router (one per server, so several collectors in one
+/// process, as in tests, each reach their own).
+#[derive(Clone)]
+pub struct QueryApi {
+    pub router: axum::Router,
+    /// Copies what identifies the viewer from the page request's extensions (its
+    /// peer address) to the API request's; nothing else, since routing state
+    /// there (the page's path parameters) would confuse the API's routes.
+    pub carry: fn(&axum::http::Extensions, &mut axum::http::Extensions),
+}
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(reqwest::Client::new)
+/// Largest answer a page reads from the query API.
+const MAX_ANSWER: usize = 64 << 20;
+
+/// The request to the API for `path`, carrying the credentials of the request
+/// being answered.
+fn request(api: &QueryApi, path: &str) -> Result<Request<Body>, ServerFnError> {
+    let mut request = Request::get(path)
+        .body(Body::empty())
+        .map_err(|e| ServerFnError::new(format!("bad query API path {path}: {e}")))?;
+    if let Some(parts) = leptos::prelude::use_context::<axum::http::request::Parts>() {
+        // What identifies the viewer: a bearer token, the sign-in cookie, the
+        // tenant asked for, a trusted proxy's user header, the peer address.
+        (api.carry)(&parts.extensions, request.extensions_mut());
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_LENGTH
+                && name != header::CONTENT_TYPE
+                && name != header::ACCEPT
+                && name != header::ACCEPT_ENCODING
+                && name != header::TRANSFER_ENCODING
+            {
+                request.headers_mut().append(name, value.clone());
+            }
+        }
+    }
+    Ok(request)
 }
 
 /// GET a query API path; a 404 is `None`, any other error says what the API said.
 pub async fn get_optional(path: &str) -> Result<Option<Value>, ServerFnError> {
-    let base = leptos::prelude::use_context::<ApiBase>()
-        .ok_or_else(|| ServerFnError::new("the UI is not connected to a query API"))?
-        .0;
-    let response = client()
-        .get(format!("{base}{path}"))
-        .send()
+    let api = leptos::prelude::use_context::<QueryApi>()
+        .ok_or_else(|| ServerFnError::new("the UI is not connected to a query API"))?;
+    let request = request(&api, path)?;
+    let response = api
+        .router
+        .oneshot(request)
         .await
-        .map_err(|e| ServerFnError::new(format!("query API unreachable: {e}")))?;
+        .map_err(|e| ServerFnError::new(format!("query API failed: {e}")))?;
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
+        .await
+        .map_err(|e| ServerFnError::new(format!("cannot read the query API's answer: {e}")))?;
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if status.as_u16() == 404 {
         return Ok(None);
     }
     if !status.is_success() {
         let message = body["errors"][0]["msg"]
             .as_str()
-            .unwrap_or("query failed")
-            .to_string();
+            .map_or_else(|| format!("query failed (HTTP {status})"), str::to_string);
         return Err(ServerFnError::new(message));
     }
     Ok(Some(body))

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::Stream;
 use serde_json::{json, Value};
 
+use super::auth::Tenant;
 use super::traces::pairs;
 use super::{ApiError, ApiState};
 use tokio::sync::mpsc;
@@ -23,7 +24,7 @@ use crate::query::{log_json, params};
 use crate::store::search::LogFilter;
 
 pub(super) async fn search(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = params::log_search(&pairs(query)?, state.now())?;
@@ -57,7 +58,7 @@ const TAIL_BUFFER: usize = 32;
 /// ([`TAIL_MAX_PER_POLL`]); `closed` (`{"reason":"..."}`) before the server ends a
 /// tail that does not keep up. At most `--max-tails` are open at once.
 pub(super) async fn tail(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let filter = params::log_search(&pairs(query)?, state.now())?;

@@ -2,6 +2,7 @@
 //! (`/api/v3/...`), the logs API, `/health` and `/metrics`. Handlers extract their
 //! parameters, call one query function on the blocking pool, and render.
 
+pub mod auth;
 mod error;
 mod logs;
 mod traces;
@@ -15,12 +16,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 pub use error::ApiError;
 
+use crate::access::{AccessControl, TenantId};
 use crate::config::QueryLimits;
 use crate::metrics::Metrics;
 use crate::model::Clock;
@@ -31,7 +33,14 @@ use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct ApiState {
+    /// The caller's tenant's store once [`auth::authenticate`] has found it
+    /// ([`auth::Tenant`]); the default tenant's before.
     pub store: Store,
+    /// Every tenant's store, by [`TenantId`].
+    pub stores: Arc<Vec<Store>>,
+    pub access: Arc<AccessControl>,
+    /// Whether the port serves TLS (the sign-in cookie is then `Secure`).
+    pub tls: bool,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     /// Becomes true when the server stops: long-lived answers (the log tail) end then.
@@ -109,6 +118,14 @@ impl ApiState {
         result.map_err(QueryError::from)?.map_err(ApiError::from)
     }
 
+    /// This state, seeing only `tenant`'s data.
+    fn for_tenant(&self, tenant: TenantId) -> ApiState {
+        ApiState {
+            store: self.stores[tenant].clone(),
+            ..self.clone()
+        }
+    }
+
     fn now(&self) -> u64 {
         self.clock.now_unix_nanos()
     }
@@ -133,7 +150,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v3/operations", get(traces::v3_operations))
         .route("/api/v3/traces", get(traces::v3_search))
         .route("/api/v3/traces/{trace_id}", get(traces::v3_trace))
+        .route("/signin", get(auth::sign_in_page).post(auth::sign_in))
+        .route("/signout", post(auth::sign_out))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe_latency,
@@ -157,11 +180,24 @@ async fn observe_latency(State(state): State<ApiState>, request: Request, next: 
 /// `/health`: 200 and `"status":"ok"`, or 503 and `"degraded"` while something
 /// holds that stops ingest (a full disk, failing commits); `problems` also lists
 /// what was found since start (a damaged log segment, a quarantined split).
+/// Open to all (load balancers probe it): figures of the whole process, no tenant's.
 async fn health(State(state): State<ApiState>) -> Response {
-    let store = state.store.clone();
-    let (spans_bytes, logs_bytes) = tokio::task::spawn_blocking(move || store.disk_usage())
-        .await
-        .unwrap_or_default();
+    let stores = Arc::clone(&state.stores);
+    let (spans_bytes, logs_bytes) = tokio::task::spawn_blocking(move || {
+        stores
+            .iter()
+            .map(Store::disk_usage)
+            .fold((0, 0), |(s, l), (a, b)| (s + a, l + b))
+    })
+    .await
+    .unwrap_or_default();
+    let splits = |signal: crate::model::Signal| -> usize {
+        state
+            .stores
+            .iter()
+            .map(|store| store.of(signal).splits().len())
+            .sum()
+    };
     let health = &state.metrics.health;
     let degraded = health.is_degraded();
     let status = if degraded {
@@ -173,8 +209,8 @@ async fn health(State(state): State<ApiState>) -> Response {
         "status": if degraded { "degraded" } else { "ok" },
         "problems": health.problems(),
         "version": env!("CARGO_PKG_VERSION"),
-        "spans": { "splits": state.store.spans.splits().len(), "bytes": spans_bytes },
-        "logs": { "splits": state.store.logs.splits().len(), "bytes": logs_bytes },
+        "spans": { "splits": splits(crate::model::Signal::Spans), "bytes": spans_bytes },
+        "logs": { "splits": splits(crate::model::Signal::Logs), "bytes": logs_bytes },
     }));
     (status, body).into_response()
 }

@@ -2,11 +2,12 @@
 //! `/api/dependencies`) and api_v3 (`/api/v3/...`).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiState};
+use super::auth::Tenant;
+use super::ApiError;
 use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
 use crate::query::{jaeger, otlp_json, QueryError};
@@ -29,10 +30,7 @@ fn services_of(store: &Store, cancel: &Cancel) -> Result<Vec<String>, QueryError
         .collect())
 }
 
-pub(super) async fn services(
-    State(state): State<ApiState>,
-    query: Pairs,
-) -> Result<Json<Value>, ApiError> {
+pub(super) async fn services(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &[])?;
     let services = state.blocking(services_of).await?;
     let total = services.len();
@@ -55,7 +53,7 @@ fn operations_of(
 }
 
 pub(super) async fn service_operations(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     Path(service): Path<String>,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
@@ -90,7 +88,7 @@ fn operations_params(
 }
 
 pub(super) async fn operations(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let (service, kind) = operations_params(&pairs(query)?, "service", "spanKind")?;
@@ -155,10 +153,7 @@ fn warnings(trace: &TraceSpans) -> Vec<String> {
     )]
 }
 
-pub(super) async fn search(
-    State(state): State<ApiState>,
-    query: Pairs,
-) -> Result<Json<Value>, ApiError> {
+pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
     let search = params::trace_search(&pairs(query)?, state.now())?;
     let max_spans = state.queries.limits.max_spans_per_trace;
     let data = state
@@ -198,7 +193,7 @@ fn one_trace(
 }
 
 pub(super) async fn trace(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     Path(trace_id): Path<String>,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
@@ -214,7 +209,7 @@ pub(super) async fn trace(
 }
 
 pub(super) async fn dependencies(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let pairs = pairs(query)?;
@@ -241,7 +236,7 @@ pub(super) async fn dependencies(
 }
 
 pub(super) async fn v3_services(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &[])?;
@@ -250,7 +245,7 @@ pub(super) async fn v3_services(
 }
 
 pub(super) async fn v3_operations(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let (service, kind) = operations_params(&pairs(query)?, "service", "span_kind")?;
@@ -265,7 +260,7 @@ pub(super) async fn v3_operations(
 }
 
 pub(super) async fn v3_trace(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     Path(trace_id): Path<String>,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
@@ -281,7 +276,7 @@ pub(super) async fn v3_trace(
 }
 
 pub(super) async fn v3_search(
-    State(state): State<ApiState>,
+    Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let filter = params::v3_trace_search(&pairs(query)?, state.now())?;

@@ -2,6 +2,7 @@
 //! server functions, and the wasm bundle under `/pkg` when it has been built.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,9 +13,12 @@ use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tracing::{info, warn};
 
-/// The UI's routes. `api_base` is where the server functions reach the query API
-/// (this same server); `ui_dir` holds `pkg/` from `cargo xtask ui`.
-pub fn router(ui_dir: &Path, api_base: String) -> Router {
+use crate::access::{AccessControl, Role};
+
+/// The UI's routes. The pages and server functions call `api` (the query API's
+/// router) in process; `ui_dir` holds `pkg/` from `cargo xtask ui`. `access` says
+/// whether signing in is needed, so whether pages offer to sign out.
+pub fn router(ui_dir: &Path, api: Router, access: Arc<AccessControl>) -> Router {
     let pkg = ui_dir.join("pkg");
     let bundle = Bundle::find(&pkg);
     match &bundle {
@@ -47,12 +51,18 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
         .leptos_routes_with_context(
             &options,
             routes,
-            move || leptos::prelude::provide_context(hopline_ui::ssr::ApiBase(api_base.clone())),
+            move || {
+                leptos::prelude::provide_context(hopline_ui::ssr::QueryApi {
+                    router: api.clone(),
+                    carry: carry_peer,
+                })
+            },
             {
                 let options = options.clone();
                 move || {
                     content_security_policy();
-                    hopline_ui::shell(options.clone(), hydrate, stylesheet.clone())
+                    let sign_out = access.protects(Role::Query);
+                    hopline_ui::shell(options.clone(), hydrate, stylesheet.clone(), sign_out)
                 }
             },
         )
@@ -61,6 +71,13 @@ pub fn router(ui_dir: &Path, api_base: String) -> Router {
         .route("/pkg/{file}", get(asset))
         .with_state(pkg);
     pages.merge(assets)
+}
+
+/// The viewer's address, from a page request to the API request made for it.
+fn carry_peer(from: &axum::http::Extensions, to: &mut axum::http::Extensions) {
+    if let Some(peer) = from.get::<crate::net::PeerAddr>() {
+        to.insert(*peer);
+    }
 }
 
 /// A page's `Content-Security-Policy`: scripts only from this server and the

@@ -35,23 +35,17 @@ use crate::ingest::Ingester;
 pub const METRICS_UNSUPPORTED: &str =
     "hopline stores traces and logs, not metrics: send metrics to a metrics backend";
 
-#[derive(Clone)]
-pub struct OtlpGrpc {
-    ingester: Ingester,
-}
+/// The OTLP/gRPC services. Each request finds the [`Ingester`] of its tenant in its
+/// extensions, put there by [`super::authenticate`].
+#[derive(Clone, Default)]
+pub struct OtlpGrpc;
 
 impl OtlpGrpc {
-    pub fn new(ingester: Ingester) -> Self {
-        Self { ingester }
-    }
-
     /// The gRPC routes of the three OTLP services; request messages are read
     /// within `limits`.
     pub fn routes(self, limits: BodyLimits) -> tonic::service::Routes {
-        let traces =
-            ExportServer::<ExportTraceServiceRequest>::new(self.ingester.clone(), limits.clone());
-        let logs =
-            ExportServer::<ExportLogsServiceRequest>::new(self.ingester.clone(), limits.clone());
+        let traces = ExportServer::<ExportTraceServiceRequest>::new(limits.clone());
+        let logs = ExportServer::<ExportLogsServiceRequest>::new(limits.clone());
         let metrics = MetricsServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(limits.max_size);
@@ -73,15 +67,13 @@ impl MetricsService for OtlpGrpc {
 
 /// The gRPC service of one signal (`<S::GRPC_SERVICE>/Export`).
 pub struct ExportServer<S> {
-    ingester: Ingester,
     limits: BodyLimits,
     signal: PhantomData<fn() -> S>,
 }
 
 impl<S> ExportServer<S> {
-    pub fn new(ingester: Ingester, limits: BodyLimits) -> Self {
+    pub fn new(limits: BodyLimits) -> Self {
         Self {
-            ingester,
             limits,
             signal: PhantomData,
         }
@@ -90,7 +82,7 @@ impl<S> ExportServer<S> {
 
 impl<S> Clone for ExportServer<S> {
     fn clone(&self) -> Self {
-        Self::new(self.ingester.clone(), self.limits.clone())
+        Self::new(self.limits.clone())
     }
 }
 
@@ -124,12 +116,16 @@ where
                 Status::unimplemented(format!("{} has one method, Export", S::GRPC_SERVICE));
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        // Under overload, refuse before reading and decompressing the body.
-        if let Err(error) = self.ingester.check_capacity(S::SIGNAL) {
+        let Some(ingester) = request.extensions().get::<Ingester>().cloned() else {
+            let status = Status::internal("no tenant was resolved for this request");
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
+        // Under overload, or over the tenant's rate, refuse before reading and
+        // decompressing the body.
+        if let Err(error) = ingester.check_capacity(S::SIGNAL) {
             let status = OtlpError::from(error).into_status();
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let ingester = self.ingester.clone();
         let limits = self.limits.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();

@@ -4,7 +4,7 @@
 //! act on. `/v1/metrics` answers 404 with a message.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -21,24 +21,20 @@ use crate::ingest::Ingester;
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
-#[derive(Clone)]
-struct HttpState {
-    ingester: Ingester,
-    limits: BodyLimits,
-}
-
-/// The OTLP/HTTP router; bodies are read within `limits` ([`super::body`]).
-pub fn router(ingester: Ingester, limits: BodyLimits) -> Router {
+/// The OTLP/HTTP router; bodies are read within `limits` ([`super::body`]). Each
+/// request finds the [`Ingester`] of its tenant in its extensions, put there by
+/// [`super::authenticate`].
+pub fn router(limits: BodyLimits) -> Router {
     Router::new()
         .route("/v1/traces", post(export::<ExportTraceServiceRequest>))
         .route("/v1/logs", post(export::<ExportLogsServiceRequest>))
         .route("/v1/metrics", post(metrics))
         .layer(DefaultBodyLimit::disable())
-        .with_state(HttpState { ingester, limits })
+        .with_state(limits)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Encoding {
+pub(super) enum Encoding {
     Protobuf,
     Json,
 }
@@ -61,7 +57,7 @@ struct RpcStatus {
     message: String,
 }
 
-fn error_response(error: OtlpError, encoding: Encoding) -> Response {
+pub(super) fn error_response(error: OtlpError, encoding: Encoding) -> Response {
     if matches!(error, OtlpError::Internal(_)) {
         tracing::error!(error = %error, "otlp/http export failed");
     }
@@ -90,7 +86,7 @@ fn error_response(error: OtlpError, encoding: Encoding) -> Response {
     response
 }
 
-fn request_encoding(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
+pub(super) fn request_encoding(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -133,7 +129,8 @@ fn success<T: Message + serde::Serialize>(response: T, encoding: Encoding) -> Re
 
 /// `POST /v1/traces` and `/v1/logs`: one handler, typed by the signal.
 async fn export<S: OtlpSignal>(
-    State(state): State<HttpState>,
+    State(limits): State<BodyLimits>,
+    Extension(ingester): Extension<Ingester>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -144,8 +141,8 @@ async fn export<S: OtlpSignal>(
     // Refused before its body is read (full queue, too large, too slow, over the
     // budget): the connection is closed after the answer, so that the client does
     // not send its next request behind the unread rest of this one.
-    let received = match state.ingester.check_capacity(S::SIGNAL) {
-        Ok(()) => body::read_http(&headers, body, &state.limits).await,
+    let received = match ingester.check_capacity(S::SIGNAL) {
+        Ok(()) => body::read_http(&headers, body, &limits).await,
         Err(error) => Err(error.into()),
     };
     let received = match received {
@@ -160,7 +157,7 @@ async fn export<S: OtlpSignal>(
                 Payload::Decoded(run_blocking(move || decode_json::<S>(&bytes)).await??)
             }
         };
-        export_request(&state.ingester, payload).await
+        export_request(&ingester, payload).await
     }
     .await;
     // The body's budget was held until here.
@@ -172,7 +169,7 @@ async fn export<S: OtlpSignal>(
 }
 
 /// An answer given without reading the whole request: `Connection: close`.
-fn unread(mut response: Response) -> Response {
+pub(super) fn unread(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

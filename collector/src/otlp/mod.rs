@@ -13,7 +13,13 @@ pub mod body;
 pub mod grpc;
 pub mod http;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -24,9 +30,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 
 use prost::bytes::Bytes;
 
+use crate::access::{self, AccessControl, Credentials, Role};
 use crate::decode::convert::{convert_logs, convert_traces};
 use crate::decode::protobuf;
 use crate::ingest::{ExportOutcome, IngestError, Ingester, Prepared};
+use crate::metrics::Metrics;
 use crate::model::Signal;
 
 /// What a receiver tells a client that it could not take a request.
@@ -45,6 +53,18 @@ pub enum OtlpError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// Over the tenant's rate limits: 429 / `ResourceExhausted` with retry info.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after: Duration,
+    },
+    /// No or a wrong credential: 401 / `Unauthenticated`.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A credential that may not do this: 403 / `PermissionDenied`.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -62,6 +82,10 @@ impl From<IngestError> for OtlpError {
             },
             IngestError::Unavailable(message) => OtlpError::Unavailable(message),
             IngestError::Encode(message) => OtlpError::Internal(message),
+            IngestError::Throttled(throttled) => OtlpError::Throttled {
+                message: throttled.to_string(),
+                retry_after: throttled.retry_after,
+            },
         }
     }
 }
@@ -76,6 +100,9 @@ impl OtlpError {
             OtlpError::Overloaded { .. } | OtlpError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            OtlpError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            OtlpError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            OtlpError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             OtlpError::NotFound(_) => StatusCode::NOT_FOUND,
             OtlpError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             OtlpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,6 +116,9 @@ impl OtlpError {
             }
             OtlpError::TooLarge(_) => tonic::Code::ResourceExhausted,
             OtlpError::Overloaded { .. } | OtlpError::Unavailable(_) => tonic::Code::Unavailable,
+            OtlpError::Throttled { .. } => tonic::Code::ResourceExhausted,
+            OtlpError::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            OtlpError::PermissionDenied(_) => tonic::Code::PermissionDenied,
             OtlpError::NotFound(_) => tonic::Code::Unimplemented,
             OtlpError::Timeout(_) => tonic::Code::DeadlineExceeded,
             OtlpError::Internal(_) => tonic::Code::Internal,
@@ -97,7 +127,8 @@ impl OtlpError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            OtlpError::Overloaded { retry_after, .. } => Some(*retry_after),
+            OtlpError::Overloaded { retry_after, .. }
+            | OtlpError::Throttled { retry_after, .. } => Some(*retry_after),
             OtlpError::Unavailable(_) => Some(crate::ingest::RETRY_AFTER),
             _ => None,
         }
@@ -107,8 +138,131 @@ impl OtlpError {
         if matches!(self, OtlpError::Internal(_)) {
             tracing::error!(error = %self, "export failed");
         }
-        tonic::Status::new(self.grpc_code(), self.to_string())
+        let code = self.grpc_code();
+        let message = self.to_string();
+        // A client told to slow down is told when to retry (`google.rpc.RetryInfo`),
+        // as the OTLP specification asks; it then retries the same request.
+        match self.retry_after() {
+            Some(delay)
+                if code == tonic::Code::ResourceExhausted || code == tonic::Code::Unavailable =>
+            {
+                let details = retry_info_status(code, &message, delay);
+                tonic::Status::with_details(code, message, details.into())
+            }
+            _ => tonic::Status::new(code, message),
+        }
     }
+}
+
+/// `google.rpc.Status` with one `google.rpc.RetryInfo` detail, as
+/// `grpc-status-details-bin` carries it.
+fn retry_info_status(code: tonic::Code, message: &str, delay: Duration) -> Vec<u8> {
+    use prost::Message;
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ProtoDuration {
+        #[prost(int64, tag = "1")]
+        seconds: i64,
+        #[prost(int32, tag = "2")]
+        nanos: i32,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        retry_delay: Option<ProtoDuration>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Any {
+        #[prost(string, tag = "1")]
+        type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        value: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+        #[prost(message, repeated, tag = "3")]
+        details: Vec<Any>,
+    }
+    let retry = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: delay.as_secs().max(1) as i64,
+            nanos: 0,
+        }),
+    };
+    RpcStatus {
+        code: code as i32,
+        message: message.to_string(),
+        details: vec![Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: retry.encode_to_vec(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Who may write to which tenant, and each tenant's [`Ingester`] (by
+/// [`access::TenantId`]).
+#[derive(Clone)]
+pub struct IngestGate {
+    pub access: Arc<AccessControl>,
+    pub ingesters: Arc<Vec<Ingester>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Before anything is read or decoded: the request's token must be one that may
+/// write, and names its tenant, whose [`Ingester`] goes into the request's
+/// extensions. Refusals answer in the request's own protocol (a gRPC status, or an
+/// OTLP/HTTP `Status` in the request's encoding).
+pub async fn authenticate(
+    State(gate): State<IngestGate>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let credentials = Credentials {
+        token: text(header::AUTHORIZATION.as_str()).and_then(access::bearer_token),
+        proxy_user: None,
+        org_id: text(access::ORG_ID_HEADER),
+    };
+    let denied = match gate.access.authorize(Role::Ingest, credentials) {
+        Ok(tenant) => {
+            let ingester = gate.ingesters[tenant].clone();
+            request.extensions_mut().insert(ingester);
+            return next.run(request).await;
+        }
+        Err(denied) => denied,
+    };
+    gate.metrics
+        .auth_denied
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let error = if denied.is_forbidden() {
+        OtlpError::PermissionDenied(denied.to_string())
+    } else if denied.is_ambiguous() {
+        OtlpError::Decode(denied.to_string())
+    } else {
+        OtlpError::Unauthenticated(denied.to_string())
+    };
+    let is_grpc =
+        text(header::CONTENT_TYPE.as_str()).is_some_and(|t| t.starts_with("application/grpc"));
+    let mut response = if is_grpc {
+        error
+            .into_status()
+            .into_http::<axum::body::Body>()
+            .into_response()
+    } else {
+        let encoding = http::request_encoding(request.headers()).unwrap_or(http::Encoding::Json);
+        http::unread(http::error_response(error, encoding))
+    };
+    if !is_grpc {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }
 
 /// An export request as a transport hands it over.

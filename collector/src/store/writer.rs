@@ -25,8 +25,6 @@ use crate::metrics::Metrics;
 use crate::model::Clock;
 use crate::model::Signal;
 
-/// How often retention runs.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 /// After a failed commit (a full disk), the next try waits this long, doubling up
 /// to [`MAX_RETRY_DELAY`]; a failure is logged at most once per
 /// [`FAILURE_LOG_INTERVAL`].
@@ -67,6 +65,8 @@ pub struct WriterSettings {
     pub commit_interval: Duration,
     pub split_duration: Duration,
     pub retention: Duration,
+    /// How often retention runs (30 s; tests shorten it).
+    pub retention_interval: Duration,
     /// Distinct attribute keys a split indexes.
     pub max_indexed_keys: usize,
 }
@@ -171,7 +171,7 @@ impl WriterTask {
                     .settings
                     .commit_interval
                     .saturating_sub(since.elapsed()),
-                (None, None) => RETENTION_INTERVAL,
+                (None, None) => self.settings.retention_interval,
             };
             match rx.recv_timeout(timeout) {
                 Ok(WriterMsg::Batch {
@@ -453,7 +453,7 @@ impl WriterTask {
             let failed = self.seal().err();
             self.after_commit(failed.as_ref());
         }
-        if self.last_retention.elapsed() >= RETENTION_INTERVAL {
+        if self.last_retention.elapsed() >= self.settings.retention_interval {
             self.last_retention = Instant::now();
             let cutoff = now.saturating_sub(self.settings.retention.as_nanos() as u64);
             if let Err(e) = self.index.enforce_retention(cutoff) {
