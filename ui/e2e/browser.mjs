@@ -1,11 +1,13 @@
 // Hopline's UI in a real browser (Debian's Chromium, driven by playwright-core; no
 // browser download). The Rust test `ui_browser` starts a collector with a known
-// trace and logs and runs: node browser.mjs <base-url> <trace-id> <screenshot-dir> <hydrated:0|1> <otlp-http-url>
+// trace and logs, and tokens, and runs:
+//   node browser.mjs <base-url> <trace-id> <screenshot-dir> <hydrated:0|1> <otlp-http-url> <query-token> <ingest-token>
+// The browser signs in with the query token first, as a person would.
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
-const [base, traceId, shots, hydrated, otlp] = process.argv.slice(2);
+const [base, traceId, shots, hydrated, otlp, queryToken, ingestToken] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const browser = await chromium.launch({
@@ -31,6 +33,25 @@ async function check(name, body) {
 }
 function expect(condition, message) { if (!condition) throw new Error(message); }
 const settle = async () => { await page.waitForLoadState('networkidle'); };
+
+await check('a page asks to sign in, and the query token signs in', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  expect(new URL(page.url()).pathname === '/signin', `not sent to sign in: ${page.url()}`);
+  await page.fill('input[name=token]', 'not-a-token-at-all-0000');
+  await page.click('button[type=submit]');
+  expect(await page.locator('.error').textContent() !== '', 'no error for a wrong token');
+  // That answer was a deliberate 401, which Chromium logs as a failed load.
+  const refused = consoleErrors.findIndex((e) => e.includes('status of 401'));
+  expect(refused >= 0, 'the wrong token was not answered 401');
+  consoleErrors.splice(refused, 1);
+  await page.fill('input[name=token]', queryToken);
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/search\?service=frontend/);
+  const cookies = await page.context().cookies();
+  const cookie = cookies.find((c) => c.name === 'hopline_token');
+  expect(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', `cookie: ${JSON.stringify(cookie)}`);
+  expect(await page.evaluate(() => document.cookie.includes('hopline_token')) === false, 'scripts can read the token');
+});
 
 await check('search finds the trace and plots it', async () => {
   await page.goto(`${base}/search?service=frontend&lookback=1h`);
@@ -139,7 +160,8 @@ if (hydrated === '1') {
     const now = `${Date.now()}000000`;
     const body = { resourceLogs: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'stock' } }] },
       scopeLogs: [{ logRecords: [{ timeUnixNano: now, severityNumber: 13, body: { stringValue: 'inventory low for SKU-7' } }] }] }] };
-    const response = await fetch(`${otlp}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await fetch(`${otlp}/v1/logs`, { method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestToken}` }, body: JSON.stringify(body) });
     expect(response.status === 200, `OTLP answered ${response.status}`);
     await page.waitForSelector('#live-lines >> text=inventory low for SKU-7', { timeout: 15000 });
   });
@@ -147,6 +169,14 @@ if (hydrated === '1') {
     expect(consoleErrors.length === 0, consoleErrors.join(' | '));
   });
 }
+
+await check('signing out ends the session', async () => {
+  await page.goto(`${base}/search`);
+  await page.click('form.signout button');
+  await page.waitForURL(/\/signin/);
+  await page.goto(`${base}/logs`);
+  expect(new URL(page.url()).pathname === '/signin', `still signed in: ${page.url()}`);
+});
 
 await browser.close();
 console.log(`${passed} passed, ${failed} failed`);

@@ -21,6 +21,9 @@ pub struct TestServer {
     pub hopline: Hopline,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Sent by [`TestServer::post`] and [`TestServer::get`] when set.
+    pub ingest_token: Option<String>,
+    pub query_token: Option<String>,
 }
 
 impl TestServer {
@@ -37,6 +40,8 @@ impl TestServer {
             hopline,
             dir,
             http: reqwest::Client::new(),
+            ingest_token: None,
+            query_token: None,
         }
     }
 
@@ -49,6 +54,8 @@ impl TestServer {
             hopline,
             dir,
             http: reqwest::Client::new(),
+            ingest_token: None,
+            query_token: None,
         }
     }
 
@@ -60,9 +67,19 @@ impl TestServer {
         format!("http://{}{path}", self.hopline.http_addr)
     }
 
+    /// Sends `ingest` with what it posts and `query` with what it gets.
+    pub fn with_token(mut self, ingest: &str, query: &str) -> TestServer {
+        self.ingest_token = Some(ingest.to_string());
+        self.query_token = Some(query.to_string());
+        self
+    }
+
     pub async fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-        self.http
-            .post(self.otlp_url(path))
+        let mut request = self.http.post(self.otlp_url(path));
+        if let Some(token) = &self.ingest_token {
+            request = request.bearer_auth(token);
+        }
+        request
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -92,12 +109,11 @@ impl TestServer {
 
     /// GET on the API port: status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(self.api_url(path))
-            .send()
-            .await
-            .expect("request");
+        let mut request = self.http.get(self.api_url(path));
+        if let Some(token) = &self.query_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.expect("json body");
         (status, body)

@@ -12,5 +12,6 @@ mod hostile;
 mod otel_sdk;
 mod otlp_json;
 mod retention;
+mod security;
 mod tail;
 mod ui_browser;

@@ -67,3 +67,74 @@ async fn expired_splits_are_dropped_whole_and_recent_ones_kept() {
     assert_eq!(body["total"], 1);
     server.hopline.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_keeps_its_data_as_long_as_its_retention_says() {
+    const INGEST_SHORT: &str = "ingest-short-0123456789ab";
+    const INGEST_DEFAULT: &str = "ingest-default-0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "ingest_tokens = [\"{INGEST_DEFAULT}\"]\n[[tenants]]\nname = \"short\"\ningest_tokens = [\"{INGEST_SHORT}\"]\nretention = \"1h\"\n"
+        ),
+    )
+    .expect("tokens");
+    let start = 1_735_689_600 * 1_000_000_000; // 2025-01-01
+    let clock = Arc::new(FakeClock(AtomicU64::new(start)));
+    let mut config = hopline::config::Config::for_tests(&dir.path().join("data"))
+        .with_tokens_file(&tokens)
+        .expect("tokens file");
+    config.retention_interval = std::time::Duration::from_millis(100);
+    let hopline = hopline::Hopline::start_with_clock(config, clock.clone())
+        .await
+        .expect("start");
+    let http = reqwest::Client::new();
+    for token in [INGEST_SHORT, INGEST_DEFAULT] {
+        let spans = traces_request("svc", vec![span([9; 16], 1, None, "op", start, 1000)]);
+        let response = http
+            .post(format!("http://{}/v1/traces", hopline.otlp_http_addr))
+            .bearer_auth(token)
+            .header("content-type", "application/x-protobuf")
+            .body(prost::Message::encode_to_vec(&spans))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+    }
+    hopline.seal().await.expect("seal");
+    let short = hopline.tenant_store("short").expect("tenant").clone();
+    assert_eq!(short.spans.splits().len(), 1);
+    // Two hours on: past "short"'s hour, well within the default's 7 days.
+    clock
+        .0
+        .store(start + 2 * 3600 * 1_000_000_000, Ordering::SeqCst);
+    hopline.flush().await.expect("flush");
+    let dropped = eventually(std::time::Duration::from_secs(10), || {
+        let short = short.clone();
+        async move {
+            short
+                .spans
+                .splits()
+                .iter()
+                .all(|s| s.meta().num_docs == 0)
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        dropped.is_some(),
+        "tenant short's split outlived its 1h retention"
+    );
+    assert!(
+        hopline
+            .store
+            .spans
+            .splits()
+            .iter()
+            .any(|s| s.meta().num_docs == 1),
+        "the default tenant's split went with it"
+    );
+    hopline.shutdown().await;
+}

@@ -59,7 +59,24 @@ async fn the_ui_in_a_real_browser() {
     let site = target_dir().join("site");
     let bundle = hopline::api::ui::Bundle::find(&site.join("pkg"));
     let hydrated = bundle.is_some();
-    let server = TestServer::start_with(|config| config.ui_dir = site.clone()).await;
+    // As deployed: tokens, so the browser signs in first.
+    const INGEST: &str = "browser-ingest-token-0123456789";
+    const QUERY: &str = "browser-query-token-0123456789";
+    let tokens = tempfile::NamedTempFile::new().expect("tokens file");
+    std::fs::write(
+        tokens.path(),
+        format!("ingest_tokens = [\"{INGEST}\"]\nquery_tokens = [\"{QUERY}\"]\n"),
+    )
+    .expect("tokens");
+    let server = TestServer::start_with(|config| {
+        config.ui_dir = site.clone();
+        *config = config
+            .clone()
+            .with_tokens_file(tokens.path())
+            .expect("tokens file");
+    })
+    .await;
+    let server = server.with_token(INGEST, QUERY);
 
     let trace = [0x5e; 16];
     let now = now_nanos() - 5_000_000_000;
@@ -129,6 +146,8 @@ async fn the_ui_in_a_real_browser() {
         .arg(&shots)
         .arg(if hydrated { "1" } else { "0" })
         .arg(server.otlp_url(""))
+        .arg(QUERY)
+        .arg(INGEST)
         .output()
         .await
         .expect("run node");
@@ -137,9 +156,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "11 passed, 0 failed"
+            "13 passed, 0 failed"
         } else {
-            "7 passed, 0 failed"
+            "9 passed, 0 failed"
         }),
         "{stdout}"
     );
@@ -148,6 +167,7 @@ async fn the_ui_in_a_real_browser() {
         let page = server
             .http
             .get(format!("{base}/search"))
+            .bearer_auth(QUERY)
             .send()
             .await
             .expect("page")
