@@ -23,4 +23,6 @@ COPY --from=build /site /usr/local/site
 USER hopline
 WORKDIR /data
 ENTRYPOINT []
-CMD ["hopline", "--data-dir", "/data/hopline"]
+# Every interface (the container's network), so tokens are required: set
+# HOPLINE_INGEST_TOKENS and HOPLINE_QUERY_TOKENS (or --tokens-file), or pass --insecure.
+CMD ["hopline", "--data-dir", "/data/hopline", "--otlp-grpc-addr", "0.0.0.0:4317", "--otlp-http-addr", "0.0.0.0:4318", "--http-addr", "0.0.0.0:16686"]

@@ -64,14 +64,23 @@ else
     echo "demo: queue: no RabbitMQ here, using email-service's embedded in-process queue (same trace headers)"
 fi
 
+# Tokens, as a deployment would have them: the services write with one, the UI
+# reads with the other. New ones each run, in a file only this user can read.
+umask 077
+token() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+ingest_token=$(token)
+query_token=$(token)
+printf 'ingest_tokens = ["%s"]\nquery_tokens = ["%s"]\n' "$ingest_token" "$query_token" >"$data/tokens.toml"
+umask 022
 export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318"
+export OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ingest_token"
 start() { # name command...
     local name=$1; shift
     "$@" >"$data/logs/$name.log" 2>&1 &
     pids+=($!)
 }
 
-start hopline "$bin/hopline" --data-dir "$data/hopline"
+start hopline "$bin/hopline" --data-dir "$data/hopline" --tokens-file "$data/tokens.toml"
 wait_for hopline http://127.0.0.1:16686/health
 DATABASE_URL="sqlite:$data/user-service.db" start user-service "$bin/user-service"
 DATABASE_URL="sqlite:$data/order-service.db" start order-service "$bin/order-service"
@@ -84,7 +93,9 @@ done
 cat <<TXT
 
   Hopline is running.
-    UI and query API   http://localhost:16686   (try /api/services, /api/traces?service=gateway)
+    UI and query API   http://localhost:16686   (sign in with the query token below;
+                       curl -H "Authorization: Bearer \$token" .../api/services)
+    query token        $query_token   (also in $data/tokens.toml)
     gateway            http://localhost:8080    (POST /api/users, POST /api/orders)
     OTLP               grpc://localhost:4317, http://localhost:4318
     logs               $data/logs/

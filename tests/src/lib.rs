@@ -180,13 +180,40 @@ impl Default for StackOptions {
     }
 }
 
+/// The token the sample services send with (`OTEL_EXPORTER_OTLP_HEADERS`).
+pub const INGEST_TOKEN: &str = "e2e-ingest-token-0123456789";
+/// The token the tests read with.
+pub const QUERY_TOKEN: &str = "e2e-query-token-0123456789";
+
+/// A client that reads the query API with [`QUERY_TOKEN`].
+fn query_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_static("Bearer e2e-query-token-0123456789"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
 impl Stack {
     pub async fn start(options: StackOptions) -> Stack {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::tempdir().expect("tempdir");
-        let hopline = Hopline::start(Config::for_tests(&dir.path().join("hopline")))
-            .await
-            .expect("collector");
+        // As deployed: the services send with an ingest token, the tests read with a
+        // query token.
+        let tokens = dir.path().join("tokens.toml");
+        std::fs::write(
+            &tokens,
+            format!("ingest_tokens = [\"{INGEST_TOKEN}\"]\nquery_tokens = [\"{QUERY_TOKEN}\"]\n"),
+        )
+        .expect("tokens file");
+        let config = Config::for_tests(&dir.path().join("hopline"))
+            .with_tokens_file(&tokens)
+            .expect("tokens");
+        let hopline = Hopline::start(config).await.expect("collector");
         let (otlp, protocol) = if options.grpc {
             (format!("http://{}", hopline.otlp_grpc_addr), "grpc")
         } else {
@@ -214,6 +241,10 @@ impl Stack {
                 (
                     "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
                     protocol.to_string(),
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS".to_string(),
+                    format!("authorization=Bearer%20{INGEST_TOKEN}"),
                 ),
                 (
                     "AMQP_URL".to_string(),
@@ -293,7 +324,7 @@ impl Stack {
             embedded_queue: options.embedded_queue,
             services,
             dir,
-            http: reqwest::Client::new(),
+            http: query_client(),
         };
         for url in [
             format!("{}/health", stack.user),
