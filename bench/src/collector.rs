@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::http::{Http, TlsClient};
 use crate::process;
 use anyhow::{bail, Context};
 use hopline::store::dir_size;
@@ -25,7 +26,61 @@ pub struct Collector {
     pub log_path: PathBuf,
     /// When the collector was started: the origin of every offset reported.
     pub origin: Instant,
-    pub http: reqwest::Client,
+    /// Carries the token and trusts the bench's CA under `--secure`.
+    pub http: Http,
+    pub secure: Option<Secure>,
+}
+
+/// `--secure`: the collector with a token (both ingest and query) and TLS on all
+/// three listeners, as an exposed deployment runs it; the bench's own CA.
+#[derive(Clone)]
+pub struct Secure {
+    pub token: String,
+    pub ca_pem: String,
+    cert: PathBuf,
+    key: PathBuf,
+    tokens: PathBuf,
+}
+
+impl Secure {
+    /// A CA, a certificate for 127.0.0.1 and a tokens file, in `dir`.
+    pub fn create(dir: &Path) -> anyhow::Result<Secure> {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+        let key = rcgen::KeyPair::generate()?;
+        let cert =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &ca)?;
+        let token = format!(
+            "bench-{:016x}{:016x}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15
+        );
+        let secure = Secure {
+            token,
+            ca_pem: ca.pem(),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            tokens: dir.join("tokens.toml"),
+        };
+        std::fs::write(&secure.cert, cert.pem())?;
+        std::fs::write(&secure.key, key.serialize_pem())?;
+        std::fs::write(
+            &secure.tokens,
+            format!(
+                "ingest_tokens = [\"{0}\"]\nquery_tokens = [\"{0}\"]\n",
+                secure.token
+            ),
+        )?;
+        Ok(secure)
+    }
+
+    /// gRPC's TLS settings.
+    pub fn grpc_tls(&self) -> tonic::transport::ClientTlsConfig {
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
+            .domain_name("127.0.0.1")
+    }
 }
 
 /// Free loopback ports, found by binding port 0.
@@ -40,13 +95,32 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 }
 
 impl Collector {
-    pub async fn start(binary: &Path, dir: &Path) -> anyhow::Result<Collector> {
+    pub async fn start(
+        binary: &Path,
+        dir: &Path,
+        secure: Option<Secure>,
+    ) -> anyhow::Result<Collector> {
         let data_dir = dir.join("data");
         let log_path = dir.join("hopline.log");
         let ports = free_ports(3)?;
         let [grpc, http, api] = [ports[0], ports[1], ports[2]].map(|p| format!("127.0.0.1:{p}"));
         let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(secure) = &secure {
+            command
+                .arg("--tls-cert")
+                .arg(&secure.cert)
+                .arg("--tls-key")
+                .arg(&secure.key)
+                .arg("--tokens-file")
+                .arg(&secure.tokens);
+        }
+        let scheme = if secure.is_some() { "https" } else { "http" };
+        let http_client = match &secure {
+            Some(secure) => Http::Tls(Arc::new(TlsClient::new(&secure.ca_pem, &secure.token)?)),
+            None => Http::Plain(reqwest::Client::new()),
+        };
+        let child = command
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--otlp-grpc-addr", &grpc, "--otlp-http-addr", &http])
@@ -60,22 +134,22 @@ impl Collector {
         let collector = Collector {
             pid: child.id().to_string(),
             child: Mutex::new(child),
-            api: format!("http://{api}"),
-            otlp_http: format!("http://{http}"),
-            otlp_grpc: format!("http://{grpc}"),
+            api: format!("{scheme}://{api}"),
+            otlp_http: format!("{scheme}://{http}"),
+            otlp_grpc: format!("{scheme}://{grpc}"),
             data_dir,
             log_path,
             origin: Instant::now(),
-            http: reqwest::Client::new(),
+            http: http_client,
+            secure,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let health = collector
                 .http
-                .get(format!("{}/health", collector.api))
-                .send()
+                .get(&format!("{}/health", collector.api))
                 .await;
-            if matches!(&health, Ok(r) if r.status().is_success()) {
+            if matches!(&health, Ok(answer) if answer.is_success()) {
                 return Ok(collector);
             }
             if let Some(status) = collector.try_wait()? {
@@ -125,14 +199,9 @@ impl Collector {
     }
 
     async fn metric_line(&self, series: &str) -> anyhow::Result<u64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.api))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let answer = self.http.get(&format!("{}/metrics", self.api)).await?;
+        anyhow::ensure!(answer.is_success(), "/metrics answered {}", answer.status);
+        let text = answer.text();
         let prefix = format!("{series} ");
         text.lines()
             .find_map(|line| line.strip_prefix(&prefix))

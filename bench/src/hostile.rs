@@ -61,12 +61,14 @@ async fn send_trace(collector: &Collector, trace_id: [u8; 16], spans: u64) -> an
         loop {
             let response = collector
                 .http
-                .post(format!("{}/v1/traces", collector.otlp_http))
-                .header("content-type", "application/x-protobuf")
-                .body(body.clone())
-                .send()
+                .post(
+                    &format!("{}/v1/traces", collector.otlp_http),
+                    "application/x-protobuf",
+                    None,
+                    body.clone(),
+                )
                 .await?;
-            if response.status().is_success() {
+            if response.is_success() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -118,7 +120,7 @@ pub async fn hostile(collector: Arc<Collector>) -> anyhow::Result<HostileReport>
         let (http, url) = (collector.http.clone(), url.clone());
         readers.push(tokio::spawn(async move {
             let started = Instant::now();
-            let body = http.get(url).send().await?.bytes().await?;
+            let body = http.get(&url).await?.body;
             let json: serde_json::Value = serde_json::from_slice(&body)?;
             let spans = json["data"][0]["spans"].as_array().map_or(0, Vec::len);
             anyhow::Ok((
@@ -150,15 +152,13 @@ pub async fn hostile(collector: Arc<Collector>) -> anyhow::Result<HostileReport>
     ));
     let answers_by_search = collector
         .http
-        .get(format!(
+        .get(&format!(
             "{}/api/traces?service={}&limit=20&lookback=1h",
             collector.api,
             workload::service_name(0)
         ))
-        .send()
         .await?
-        .bytes()
-        .await?;
+        .body;
     rows.push((
         "a search with limit=20 that matches it".into(),
         format!("{} answer", mib(answers_by_search.len() as u64)),

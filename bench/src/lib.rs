@@ -14,6 +14,7 @@
 
 pub mod collector;
 pub mod hostile;
+pub mod http;
 pub mod load;
 pub mod probe;
 pub mod process;

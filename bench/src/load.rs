@@ -147,7 +147,7 @@ impl Phase {
         let mut tasks = Vec::new();
         for i in 0..connections {
             let transport = if i % 2 == 0 {
-                Transport::grpc(&collector.otlp_grpc).await?
+                Transport::grpc(&collector.otlp_grpc, collector.secure.as_ref()).await?
             } else {
                 Transport::Http {
                     client: collector.http.clone(),
@@ -423,7 +423,7 @@ enum Transport {
     /// Boxed: the two clients are most of the enum's size.
     Grpc(Box<GrpcClients>),
     Http {
-        client: reqwest::Client,
+        client: crate::http::Http,
         url: String,
     },
 }
@@ -431,6 +431,8 @@ enum Transport {
 struct GrpcClients {
     traces: TraceServiceClient<Channel>,
     logs: LogsServiceClient<Channel>,
+    /// `authorization` metadata under `--secure`.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 /// How one attempt went.
@@ -441,8 +443,17 @@ enum Sent {
 }
 
 impl Transport {
-    async fn grpc(url: &str) -> anyhow::Result<Transport> {
-        let channel = Channel::from_shared(url.to_string())?
+    async fn grpc(
+        url: &str,
+        secure: Option<&crate::collector::Secure>,
+    ) -> anyhow::Result<Transport> {
+        let mut endpoint = Channel::from_shared(url.to_string())?;
+        let mut authorization = None;
+        if let Some(secure) = secure {
+            endpoint = endpoint.tls_config(secure.grpc_tls())?;
+            authorization = Some(format!("Bearer {}", secure.token).parse()?);
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to {url}"))?;
@@ -453,6 +464,7 @@ impl Transport {
             logs: LogsServiceClient::new(channel)
                 .send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip),
+            authorization,
         })))
     }
 
@@ -464,12 +476,15 @@ impl Transport {
     async fn send(&mut self, payload: &Payload, body: &[u8]) -> anyhow::Result<Sent> {
         match self {
             Transport::Grpc(clients) => {
+                let token = clients.authorization.clone();
                 let result = match payload {
                     Payload::Spans(request) => {
-                        clients.traces.export(request.clone()).await.map(|_| ())
+                        let request = authorized(request.clone(), token);
+                        clients.traces.export(request).await.map(|_| ())
                     }
                     Payload::Logs(request) => {
-                        clients.logs.export(request.clone()).await.map(|_| ())
+                        let request = authorized(request.clone(), token);
+                        clients.logs.export(request).await.map(|_| ())
                     }
                 };
                 match result {
@@ -487,24 +502,34 @@ impl Transport {
             }
             Transport::Http { client, url } => {
                 let response = client
-                    .post(url.as_str())
-                    .header("content-type", "application/x-protobuf")
-                    .header("content-encoding", "gzip")
-                    .body(body.to_vec())
-                    .send()
+                    .post(url, "application/x-protobuf", Some("gzip"), body.to_vec())
                     .await?;
-                let status = response.status();
-                if status.is_success() {
+                if response.is_success() {
                     return Ok(Sent::Accepted);
                 }
-                if status.as_u16() == 429 || status.as_u16() == 503 {
+                if response.status == 429 || response.status == 503 {
                     return Ok(Sent::Refused(Duration::from_millis(200)));
                 }
-                let text = response.text().await.unwrap_or_default();
-                anyhow::bail!("HTTP export failed: {status} {text}")
+                anyhow::bail!(
+                    "HTTP export failed: {} {}",
+                    response.status,
+                    response.text()
+                )
             }
         }
     }
+}
+
+/// `message` as a request, with the `authorization` metadata of `--secure`.
+fn authorized<T>(
+    message: T,
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 /// One connection: takes the next batch, sends it until it is accepted, repeats.

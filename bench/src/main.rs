@@ -81,6 +81,10 @@ struct Args {
     /// 16 MiB and send 16 KiB).
     #[arg(long)]
     hostile: bool,
+    /// Run the collector as an exposed deployment would: a token on every request
+    /// and TLS on all three listeners (to measure what they cost).
+    #[arg(long)]
+    secure: bool,
 }
 
 struct Plan {
@@ -235,7 +239,7 @@ fn run_other(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let collector = Arc::new(Collector::start(binary, dir).await?);
+        let collector = Arc::new(Collector::start(binary, dir, secure(args, dir)?).await?);
         let (report, lost) = match args.soak {
             Some(duration) => {
                 anyhow::ensure!(
@@ -289,6 +293,16 @@ struct Report {
     rss_series: Vec<(Duration, Memory)>,
 }
 
+/// The token and certificates of `--secure`, in `dir`.
+fn secure(args: &Args, dir: &std::path::Path) -> anyhow::Result<Option<collector::Secure>> {
+    if !args.secure {
+        return Ok(None);
+    }
+    let secure = collector::Secure::create(dir)?;
+    eprintln!("--secure: TLS on all listeners and a bearer token on every request");
+    Ok(Some(secure))
+}
+
 async fn bench(
     args: &Args,
     plan: &Plan,
@@ -296,7 +310,7 @@ async fn bench(
     binary: &std::path::Path,
     dir: &std::path::Path,
 ) -> anyhow::Result<Report> {
-    let collector = Arc::new(Collector::start(binary, dir).await?);
+    let collector = Arc::new(Collector::start(binary, dir, secure(args, dir)?).await?);
     eprintln!(
         "collector pid {} listening: OTLP/gRPC {}, OTLP/HTTP {}, API {} (log: {})",
         collector.pid,

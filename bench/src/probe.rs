@@ -94,13 +94,15 @@ pub async fn visibility_probe(
         };
         let response = collector
             .http
-            .post(format!("{}/v1/{path}", collector.otlp_http))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
+            .post(
+                &format!("{}/v1/{path}", collector.otlp_http),
+                "application/x-protobuf",
+                None,
+                body,
+            )
             .await
             .context("probe export failed")?;
-        if !response.status().is_success() {
+        if !response.is_success() {
             // Refused under overload: not acknowledged, so nothing to wait for.
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;

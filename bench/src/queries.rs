@@ -14,9 +14,8 @@ pub(crate) async fn timed_get(
     url: &str,
 ) -> anyhow::Result<(Duration, u16, Value)> {
     let started = Instant::now();
-    let response = collector.http.get(url).send().await?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await?;
+    let response = collector.http.get(url).await?;
+    let (status, body) = (response.status, response.body);
     let elapsed = started.elapsed();
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Ok((elapsed, status, json))

@@ -57,24 +57,28 @@ async fn visibility(collector: &Collector, n: u64) -> anyhow::Result<Duration> {
     loop {
         let response = collector
             .http
-            .post(format!("{}/v1/logs", collector.otlp_http))
-            .json(&request)
-            .send()
+            .post(
+                &format!("{}/v1/logs", collector.otlp_http),
+                "application/json",
+                None,
+                serde_json::to_vec(&request)?,
+            )
             .await?;
-        if response.status().is_success() {
+        if response.is_success() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let acknowledged = Instant::now();
     while acknowledged.elapsed() < Duration::from_secs(60) {
-        let body: serde_json::Value = collector
+        let body = collector
             .http
-            .get(format!("{}/api/logs?query={marker}&limit=1", collector.api))
-            .send()
+            .get(&format!(
+                "{}/api/logs?query={marker}&limit=1",
+                collector.api
+            ))
             .await?
-            .json()
-            .await?;
+            .json()?;
         if body["total"].as_u64().is_some_and(|total| total > 0) {
             return Ok(acknowledged.elapsed());
         }
@@ -88,14 +92,12 @@ async fn log_search(collector: &Collector) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let response = collector
         .http
-        .get(format!(
+        .get(&format!(
             "{}/api/logs?query=timeout&limit=100",
             collector.api
         ))
-        .send()
         .await?;
-    anyhow::ensure!(response.status().is_success(), "log search failed");
-    response.bytes().await?;
+    anyhow::ensure!(response.is_success(), "log search failed");
     Ok(started.elapsed())
 }
 
