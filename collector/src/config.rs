@@ -231,7 +231,8 @@ pub struct TenantSpec {
     /// How long this tenant's data is kept (default: `--retention`).
     pub retention: Option<String>,
     pub max_records_per_second: Option<u64>,
-    /// Request bytes (decompressed) per UTC day, e.g. `10GiB`.
+    /// Bytes written to the write-ahead log per UTC day (a protobuf request as
+    /// received, decompressed), e.g. `10GiB`.
     pub max_bytes_per_day: Option<String>,
 }
 

@@ -86,7 +86,7 @@ impl Histogram {
 pub struct TenantFigures {
     /// Records accepted, per signal (spans, logs).
     pub records: [AtomicU64; 2],
-    /// Request bytes accepted (decompressed).
+    /// Bytes written to the write-ahead log for it.
     pub bytes: AtomicU64,
     /// Requests refused for being over the tenant's rate limits.
     pub throttled: AtomicU64,
@@ -339,7 +339,7 @@ impl Metrics {
             let figures: [Figure; 2] = [
                 (
                     "hopline_tenant_bytes_total",
-                    "request bytes (decompressed) accepted per tenant",
+                    "bytes written to the write-ahead log per tenant (a protobuf request as received, decompressed)",
                     |f| &f.bytes,
                 ),
                 (
