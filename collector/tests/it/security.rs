@@ -877,3 +877,49 @@ fn sdk_span(name: &str) -> opentelemetry_sdk::trace::SpanData {
         instrumentation_scope: InstrumentationScope::builder("mtls").build(),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reads_the_tokens_file_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, format!("ingest_tokens = [\"{INGEST_A}\"]\n")).expect("write");
+    let tokens_arg = tokens.to_str().expect("utf-8 path");
+    let collector = spawn_collector(&dir.path().join("data"), &["--tokens-file", tokens_arg]);
+    let client = reqwest::Client::new();
+    let post = |token: &'static str| {
+        let (client, url) = (client.clone(), format!("{}/v1/traces", collector.http));
+        async move {
+            let request = traces_request("hup", vec![span([6; 16], 1, None, "h", now_nanos(), 1)]);
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/x-protobuf")
+                .body(prost::Message::encode_to_vec(&request))
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(INGEST_A).await, 200);
+    std::fs::write(&tokens, format!("ingest_tokens = [\"{INGEST_B}\"]\n")).expect("write");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &collector.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // Read again (SIGHUP's default would have ended the process).
+    let rotated = eventually(Duration::from_secs(10), || async {
+        (post(INGEST_B).await == 200).then_some(())
+    })
+    .await;
+    assert!(rotated.is_some(), "the new token was never accepted");
+    assert_eq!(post(INGEST_A).await, 401);
+    let log = collector.log().join("\n");
+    assert!(log.contains("SIGHUP"), "{log}");
+    assert!(
+        !log.contains(INGEST_A) && !log.contains(INGEST_B),
+        "a token was logged: {log}"
+    );
+}
