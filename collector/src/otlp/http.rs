@@ -48,15 +48,6 @@ impl Encoding {
     }
 }
 
-/// `google.rpc.Status`, the body of an OTLP/HTTP error.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
 pub(super) fn error_response(error: OtlpError, encoding: Encoding) -> Response {
     if matches!(error, OtlpError::Internal(_)) {
         tracing::error!(error = %error, "otlp/http export failed");
@@ -74,7 +65,7 @@ pub(super) fn error_response(error: OtlpError, encoding: Encoding) -> Response {
         Encoding::Protobuf => (
             status,
             [(header::CONTENT_TYPE, PROTOBUF)],
-            RpcStatus { code, message }.encode_to_vec(),
+            error.rpc_status().encode_to_vec(),
         )
             .into_response(),
     };

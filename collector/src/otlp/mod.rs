@@ -29,6 +29,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use prost::bytes::Bytes;
+use prost::Message;
 
 use crate::access::{self, AccessControl, Credentials, Role};
 use crate::decode::convert::{convert_logs, convert_traces};
@@ -139,68 +140,77 @@ impl OtlpError {
             tracing::error!(error = %self, "export failed");
         }
         let code = self.grpc_code();
-        let message = self.to_string();
-        // A client told to slow down is told when to retry (`google.rpc.RetryInfo`),
-        // as the OTLP specification asks; it then retries the same request.
         match self.retry_after() {
-            Some(delay)
-                if code == tonic::Code::ResourceExhausted || code == tonic::Code::Unavailable =>
-            {
-                let details = retry_info_status(code, &message, delay);
-                tonic::Status::with_details(code, message, details.into())
+            // A client told to slow down is told when to retry
+            // (`google.rpc.RetryInfo`), as the OTLP specification asks.
+            Some(_) => {
+                let details = self.rpc_status().encode_to_vec();
+                tonic::Status::with_details(code, self.to_string(), details.into())
             }
-            _ => tonic::Status::new(code, message),
+            None => tonic::Status::new(code, self.to_string()),
+        }
+    }
+
+    /// The `google.rpc.Status` of this error: the body of an OTLP/HTTP error (in
+    /// protobuf) and gRPC's `grpc-status-details-bin`, with a `RetryInfo` when the
+    /// client should come back later.
+    fn rpc_status(&self) -> RpcStatus {
+        let details = self
+            .retry_after()
+            .map(|delay| ProtoAny {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: RetryInfo {
+                    retry_delay: Some(ProtoDuration {
+                        seconds: delay.as_secs().max(1) as i64,
+                        nanos: 0,
+                    }),
+                }
+                .encode_to_vec(),
+            })
+            .into_iter()
+            .collect();
+        RpcStatus {
+            code: self.grpc_code() as i32,
+            message: self.to_string(),
+            details,
         }
     }
 }
 
-/// `google.rpc.Status` with one `google.rpc.RetryInfo` detail, as
-/// `grpc-status-details-bin` carries it.
-fn retry_info_status(code: tonic::Code, message: &str, delay: Duration) -> Vec<u8> {
-    use prost::Message;
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct ProtoDuration {
-        #[prost(int64, tag = "1")]
-        seconds: i64,
-        #[prost(int32, tag = "2")]
-        nanos: i32,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RetryInfo {
-        #[prost(message, optional, tag = "1")]
-        retry_delay: Option<ProtoDuration>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Any {
-        #[prost(string, tag = "1")]
-        type_url: String,
-        #[prost(bytes = "vec", tag = "2")]
-        value: Vec<u8>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-        #[prost(message, repeated, tag = "3")]
-        details: Vec<Any>,
-    }
-    let retry = RetryInfo {
-        retry_delay: Some(ProtoDuration {
-            seconds: delay.as_secs().max(1) as i64,
-            nanos: 0,
-        }),
-    };
-    RpcStatus {
-        code: code as i32,
-        message: message.to_string(),
-        details: vec![Any {
-            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-            value: retry.encode_to_vec(),
-        }],
-    }
-    .encode_to_vec()
+/// `google.rpc.Status`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
 }
 
 /// Who may write to which tenant, and each tenant's [`Ingester`] (by
