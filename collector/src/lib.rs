@@ -54,6 +54,7 @@ use crate::metrics::Metrics;
 use crate::model::Signal;
 use crate::model::{Clock, SystemClock};
 use crate::net::tls::{self, Tls};
+use crate::query::service::{LocalQueries, QueryGate, QueryService};
 use crate::store::writer::{self, WriterHandle, WriterMsg, WriterSettings};
 use crate::store::Store;
 use crate::wal::{Wal, WalThread};
@@ -221,7 +222,6 @@ impl Hopline {
             tenants.push(pipeline);
         }
         let ingester = tenants[0].ingester.clone();
-        let store = tenants[0].store.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let open_files = net::raise_open_files_limit();
@@ -282,15 +282,27 @@ impl Hopline {
                 "OTLP/HTTP",
             ),
         ];
+        let gate = QueryGate::new(config.query);
+        let queries: Vec<Arc<dyn QueryService>> = tenants
+            .iter()
+            .map(|tenant| {
+                Arc::new(LocalQueries::new(
+                    tenant.store.clone(),
+                    gate.clone(),
+                    Arc::clone(&metrics),
+                    Arc::clone(&clock),
+                    shutdown_rx.clone(),
+                )) as Arc<dyn QueryService>
+            })
+            .collect();
         let api_state = api::ApiState {
-            store: store.clone(),
+            queries: Arc::clone(&queries[0]),
+            tenants: Arc::new(queries),
             stores: Arc::new(tenants.iter().map(|t| t.store.clone()).collect()),
             access: Arc::clone(&access),
             tls: tls.is_some(),
             metrics: Arc::clone(&metrics),
             clock: Arc::clone(&clock),
-            shutdown: shutdown_rx.clone(),
-            queries: api::QueryGate::new(config.query),
         };
         let api_router = api::router(api_state.clone());
         // The pages call the query API in process, as their viewer.
@@ -340,7 +352,7 @@ impl Hopline {
             otlp_grpc_addr,
             otlp_http_addr,
             http_addr,
-            store,
+            store: tenants[0].store.clone(),
             metrics,
             ingester,
             tenants,

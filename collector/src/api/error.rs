@@ -69,6 +69,7 @@ impl From<QueryError> for ApiError {
             QueryError::BadRequest(message) => ApiError::bad_request(message),
             QueryError::NotFound(message) => ApiError::not_found(message),
             QueryError::TooMany { .. } => ApiError::unavailable(error.to_string()),
+            QueryError::Unavailable(message) => ApiError::unavailable(message),
             QueryError::Store(StoreError::Cancelled(Stop::TimedOut)) => ApiError::unavailable(
                 "the query ran out of time (--query-timeout) and was stopped: narrow it (a shorter time range, a service, more specific terms)",
             ),

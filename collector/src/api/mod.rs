@@ -1,6 +1,6 @@
 //! The HTTP API on the UI port: Jaeger's v1 JSON API (`/api/...`), Jaeger's api_v3
-//! (`/api/v3/...`), the logs API, `/health` and `/metrics`. Handlers extract their
-//! parameters, call one query function on the blocking pool, and render.
+//! (`/api/v3/...`), the logs API, `/health` and `/metrics`. Handlers parse their
+//! parameters, call the tenant's [`QueryService`], and render.
 
 pub mod auth;
 mod error;
@@ -8,7 +8,6 @@ mod logs;
 mod traces;
 pub mod ui;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,105 +22,33 @@ use serde_json::json;
 pub use error::ApiError;
 
 use crate::access::{AccessControl, TenantId};
-use crate::config::QueryLimits;
 use crate::metrics::Metrics;
 use crate::model::Clock;
+use crate::query::service::QueryService;
 use crate::query::QueryError;
-use crate::store::search::{Cancel, Stop};
 use crate::store::Store;
-use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct ApiState {
-    /// The caller's tenant's store once [`auth::authenticate`] has found it
+    /// The caller's tenant's queries once [`auth::authenticate`] has found it
     /// ([`auth::Tenant`]); the default tenant's before.
-    pub store: Store,
-    /// Every tenant's store, by [`TenantId`].
+    pub queries: Arc<dyn QueryService>,
+    /// Every tenant's queries, by [`TenantId`].
+    pub tenants: Arc<Vec<Arc<dyn QueryService>>>,
+    /// Every tenant's store, for the figures of `/health`.
     pub stores: Arc<Vec<Store>>,
     pub access: Arc<AccessControl>,
     /// Whether the port serves TLS (the sign-in cookie is then `Secure`).
     pub tls: bool,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
-    /// Becomes true when the server stops: long-lived answers (the log tail) end then.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    pub queries: QueryGate,
-}
-
-/// What a query may cost: how many run at once, how long one may take.
-#[derive(Clone)]
-pub struct QueryGate {
-    slots: Arc<Semaphore>,
-    /// Live tails open now.
-    pub(crate) tails: Arc<Semaphore>,
-    pub limits: QueryLimits,
-}
-
-impl QueryGate {
-    pub fn new(limits: QueryLimits) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(limits.max_concurrent)),
-            tails: Arc::new(Semaphore::new(limits.max_tails)),
-            limits,
-        }
-    }
-}
-
-/// Stops a search when dropped armed: the request future it lives in was dropped
-/// because the client went away.
-struct StopOnDrop(Option<(Cancel, Arc<Metrics>)>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if let Some((cancel, metrics)) = self.0.take() {
-            cancel.stop(Stop::ClientGone);
-            metrics.query_client_gone();
-        }
-    }
 }
 
 impl ApiState {
-    /// Runs a query on the blocking pool (tantivy searches are synchronous): when
-    /// one of `--max-concurrent-queries` is free (waiting up to `--query-timeout`
-    /// for it), stopped at `--query-timeout` or as soon as the client hangs up.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Store, &Cancel) -> Result<T, QueryError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let timeout = self.queries.limits.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let cancel = Cancel::with_deadline(deadline.into_std());
-        let mut guard = StopOnDrop(Some((cancel.clone(), Arc::clone(&self.metrics))));
-        let slot =
-            tokio::time::timeout_at(deadline, Arc::clone(&self.queries.slots).acquire_owned())
-                .await;
-        let Ok(Ok(slot)) = slot else {
-            self.metrics.queries_refused.fetch_add(1, Ordering::Relaxed);
-            return Err(ApiError::from(QueryError::TooMany {
-                running: self.queries.limits.max_concurrent,
-                waited: timeout,
-            }));
-        };
-        let store = self.store.clone();
-        let task_cancel = cancel.clone();
-        // The slot is held until the work itself ends, not only this future.
-        let result = tokio::task::spawn_blocking(move || {
-            let result = work(&store, &task_cancel);
-            drop(slot);
-            result
-        })
-        .await;
-        guard.0 = None;
-        if cancel.stopped() == Some(Stop::TimedOut) {
-            self.metrics.query_timed_out();
-        }
-        result.map_err(QueryError::from)?.map_err(ApiError::from)
-    }
-
     /// This state, seeing only `tenant`'s data.
     fn for_tenant(&self, tenant: TenantId) -> ApiState {
         ApiState {
-            store: self.stores[tenant].clone(),
+            queries: Arc::clone(&self.tenants[tenant]),
             ..self.clone()
         }
     }
@@ -129,6 +56,16 @@ impl ApiState {
     fn now(&self) -> u64 {
         self.clock.now_unix_nanos()
     }
+}
+
+/// Renders an answer on the blocking pool: a Jaeger trace of many thousand spans
+/// takes milliseconds to turn into JSON, too long for the runtime's threads.
+async fn render<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::from(QueryError::from(e)))
 }
 
 pub fn router(state: ApiState) -> Router {

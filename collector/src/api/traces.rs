@@ -7,12 +7,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::Tenant;
-use super::ApiError;
+use super::{render, ApiError};
 use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
+use crate::query::service::{Operation, Trace};
 use crate::query::{jaeger, otlp_json, QueryError};
-use crate::store::search::{Cancel, TraceFilter, TraceSpans};
-use crate::store::Store;
 
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -22,34 +21,11 @@ pub(super) fn pairs(query: Pairs) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
 }
 
-fn services_of(store: &Store, cancel: &Cancel) -> Result<Vec<String>, QueryError> {
-    Ok(store
-        .spans
-        .services(store.span_schema.service, cancel)?
-        .into_iter()
-        .collect())
-}
-
 pub(super) async fn services(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &[])?;
-    let services = state.blocking(services_of).await?;
+    let services = state.queries.services().await?;
     let total = services.len();
     Ok(Json(jaeger::envelope(json!(services), total)))
-}
-
-fn operations_of(
-    store: &Store,
-    service: &str,
-    kind: Option<SpanKind>,
-    cancel: &Cancel,
-) -> Result<Vec<(String, String)>, QueryError> {
-    let operations = store
-        .spans
-        .operations(&store.span_schema, service, cancel)?;
-    Ok(operations
-        .into_iter()
-        .filter(|(_, k)| kind.is_none_or(|kind| kind.as_jaeger() == k))
-        .collect())
 }
 
 pub(super) async fn service_operations(
@@ -58,10 +34,8 @@ pub(super) async fn service_operations(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &[])?;
-    let operations = state
-        .blocking(move |store, cancel| operations_of(store, &service, None, cancel))
-        .await?;
-    let mut names: Vec<String> = operations.into_iter().map(|(name, _)| name).collect();
+    let operations = state.queries.operations(service, None).await?;
+    let mut names: Vec<String> = operations.into_iter().map(|op| op.name).collect();
     names.dedup();
     let total = names.len();
     Ok(Json(jaeger::envelope(json!(names), total)))
@@ -87,62 +61,25 @@ fn operations_params(
     Ok((service, kind))
 }
 
+fn operations_json(operations: &[Operation]) -> Vec<Value> {
+    operations
+        .iter()
+        .map(|op| json!({ "name": op.name, "spanKind": op.span_kind }))
+        .collect()
+}
+
 pub(super) async fn operations(
     Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let (service, kind) = operations_params(&pairs(query)?, "service", "spanKind")?;
-    let operations = state
-        .blocking(move |store, cancel| operations_of(store, &service, kind, cancel))
-        .await?;
-    let data: Vec<Value> = operations
-        .iter()
-        .map(|(name, kind)| json!({ "name": name, "spanKind": kind }))
-        .collect();
+    let data = operations_json(&state.queries.operations(service, kind).await?);
     let total = data.len();
     Ok(Json(jaeger::envelope(json!(data), total)))
 }
 
-/// Spans a search answer holds in all: past it, the traces that follow are cut
-/// harder (each keeps at least its earliest span), so that a search cannot make
-/// an answer of millions of spans.
-const MAX_SPANS_PER_SEARCH: usize = 100_000;
-
-/// Loads traces, in the order given, skipping ids with no spans: each cut to the
-/// trace cap, and all together to [`MAX_SPANS_PER_SEARCH`].
-fn load_traces(
-    store: &Store,
-    ids: &[TraceId],
-    max_spans: usize,
-    cancel: &Cancel,
-) -> Result<Vec<(TraceId, TraceSpans)>, QueryError> {
-    let mut traces = Vec::with_capacity(ids.len());
-    let mut budget = MAX_SPANS_PER_SEARCH;
-    for id in ids {
-        let cap = max_spans.min(budget).max(1);
-        let trace = store.spans.trace(&store.span_schema, *id, cap, cancel)?;
-        if !trace.spans.is_empty() {
-            budget = budget.saturating_sub(trace.spans.len());
-            traces.push((*id, trace));
-        }
-    }
-    Ok(traces)
-}
-
-fn search_traces(
-    store: &Store,
-    filter: &TraceFilter,
-    max_spans: usize,
-    cancel: &Cancel,
-) -> Result<Vec<(TraceId, TraceSpans)>, QueryError> {
-    let ids = store
-        .spans
-        .find_traces(&store.span_schema, filter, cancel)?;
-    load_traces(store, &ids, max_spans, cancel)
-}
-
 /// What a Jaeger trace says when it was cut.
-fn warnings(trace: &TraceSpans) -> Vec<String> {
+fn warnings(trace: &Trace) -> Vec<String> {
     if !trace.is_cut() {
         return Vec::new();
     }
@@ -153,43 +90,26 @@ fn warnings(trace: &TraceSpans) -> Vec<String> {
     )]
 }
 
+fn trace_json(trace: &Trace) -> Value {
+    jaeger::trace_json(trace.id, &trace.spans, &warnings(trace))
+}
+
 pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
     let search = params::trace_search(&pairs(query)?, state.now())?;
-    let max_spans = state.queries.limits.max_spans_per_trace;
-    let data = state
-        .blocking(move |store, cancel| {
-            let traces = match search {
-                TraceSearch::Ids(ids) => load_traces(store, &ids, max_spans, cancel)?,
-                TraceSearch::Filter(filter) => search_traces(store, &filter, max_spans, cancel)?,
-            };
-            // Rendered here, off the runtime.
-            Ok(traces
-                .iter()
-                .map(|(id, trace)| jaeger::trace_json(*id, &trace.spans, &warnings(trace)))
-                .collect::<Vec<Value>>())
-        })
-        .await?;
+    let traces = state.queries.find_traces(search).await?;
+    let data = render(move || traces.iter().map(trace_json).collect::<Vec<Value>>()).await?;
     let total = data.len();
     Ok(Json(jaeger::envelope(json!(data), total)))
 }
 
-fn one_trace(
-    store: &Store,
-    text: &str,
-    max_spans: usize,
-    cancel: &Cancel,
-) -> Result<(TraceId, TraceSpans), QueryError> {
-    let id = params::parse_trace_id(text)?;
-    let trace = store
-        .spans
-        .trace(&store.span_schema, id, max_spans, cancel)?;
-    if trace.spans.is_empty() {
-        return Err(QueryError::NotFound(format!(
-            "trace {} not found",
-            id.to_hex()
-        )));
-    }
-    Ok((id, trace))
+/// The trace `text` names, or 404.
+async fn one_trace(state: &super::ApiState, text: &str) -> Result<Trace, ApiError> {
+    let id: TraceId = params::parse_trace_id(text)?;
+    state
+        .queries
+        .trace(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("trace {} not found", id.to_hex())))
 }
 
 pub(super) async fn trace(
@@ -198,14 +118,9 @@ pub(super) async fn trace(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &["start", "end", "prettyPrint", "raw"])?;
-    let max_spans = state.queries.limits.max_spans_per_trace;
-    let trace = state
-        .blocking(move |store, cancel| {
-            let (id, trace) = one_trace(store, &trace_id, max_spans, cancel)?;
-            Ok(jaeger::trace_json(id, &trace.spans, &warnings(&trace)))
-        })
-        .await?;
-    Ok(Json(jaeger::envelope(json!([trace]), 1)))
+    let trace = one_trace(&state, &trace_id).await?;
+    let data = render(move || trace_json(&trace)).await?;
+    Ok(Json(jaeger::envelope(json!([data]), 1)))
 }
 
 pub(super) async fn dependencies(
@@ -218,13 +133,7 @@ pub(super) async fn dependencies(
     let lookback_ms = params.u64("lookback")?.unwrap_or(24 * 3600 * 1000);
     let end = end_ms.saturating_mul(1_000_000);
     let start = end.saturating_sub(lookback_ms.saturating_mul(1_000_000));
-    let links = state
-        .blocking(move |store, cancel| {
-            Ok(store
-                .spans
-                .dependencies(&store.span_schema, start, end, cancel)?)
-        })
-        .await?;
+    let links = state.queries.dependencies(start, end).await?;
     let data: Vec<Value> = links
         .iter()
         .map(|link| {
@@ -240,7 +149,7 @@ pub(super) async fn v3_services(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &[])?;
-    let services = state.blocking(services_of).await?;
+    let services = state.queries.services().await?;
     Ok(Json(json!({ "services": services })))
 }
 
@@ -249,13 +158,7 @@ pub(super) async fn v3_operations(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let (service, kind) = operations_params(&pairs(query)?, "service", "span_kind")?;
-    let operations = state
-        .blocking(move |store, cancel| operations_of(store, &service, kind, cancel))
-        .await?;
-    let data: Vec<Value> = operations
-        .iter()
-        .map(|(name, kind)| json!({ "name": name, "spanKind": kind }))
-        .collect();
+    let data = operations_json(&state.queries.operations(service, kind).await?);
     Ok(Json(json!({ "operations": data })))
 }
 
@@ -265,13 +168,8 @@ pub(super) async fn v3_trace(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(&pairs(query)?, &["start_time", "end_time", "raw_traces"])?;
-    let max_spans = state.queries.limits.max_spans_per_trace;
-    let result = state
-        .blocking(move |store, cancel| {
-            let (_, trace) = one_trace(store, &trace_id, max_spans, cancel)?;
-            Ok(otlp_json::traces_data(&trace.spans))
-        })
-        .await?;
+    let trace = one_trace(&state, &trace_id).await?;
+    let result = render(move || otlp_json::traces_data(&trace.spans)).await?;
     Ok(Json(json!({ "result": result })))
 }
 
@@ -280,16 +178,15 @@ pub(super) async fn v3_search(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let filter = params::v3_trace_search(&pairs(query)?, state.now())?;
-    let max_spans = state.queries.limits.max_spans_per_trace;
-    let result = state
-        .blocking(move |store, cancel| {
-            let traces = search_traces(store, &filter, max_spans, cancel)?;
-            let spans: Vec<crate::model::Span> = traces
-                .into_iter()
-                .flat_map(|(_, trace)| trace.spans)
-                .collect();
-            Ok(otlp_json::traces_data(&spans))
-        })
+    let traces = state
+        .queries
+        .find_traces(TraceSearch::Filter(filter))
         .await?;
+    let result = render(move || {
+        let spans: Vec<crate::model::Span> =
+            traces.into_iter().flat_map(|trace| trace.spans).collect();
+        otlp_json::traces_data(&spans)
+    })
+    .await?;
     Ok(Json(json!({ "result": result })))
 }

@@ -1,10 +1,13 @@
-//! Reading: API parameters -> store filters, and stored records -> API JSON.
-//! Pure functions, no HTTP types; `api` calls them and maps [`QueryError`].
+//! Reading: API parameters -> typed filters ([`params`]), the query service that
+//! answers them ([`service`]), and records -> API JSON ([`jaeger`], [`otlp_json`],
+//! [`log_json`]). No HTTP types; `api` calls them and maps [`QueryError`].
 
 pub mod jaeger;
 pub mod logql;
 pub mod otlp_json;
 pub mod params;
+pub mod service;
+pub mod tail;
 
 use std::time::Duration;
 
@@ -22,6 +25,9 @@ pub enum QueryError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A limit other than query slots is reached for now (e.g. `--max-tails`).
+    #[error("{0}")]
+    Unavailable(String),
     /// Every query slot was taken for as long as this one could wait.
     #[error("too many queries: {running} run at once (--max-concurrent-queries) and this one waited {waited:?} for its turn; retry later")]
     TooMany { running: usize, waited: Duration },

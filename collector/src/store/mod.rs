@@ -11,6 +11,7 @@ pub mod split;
 pub mod terms;
 pub mod writer;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -19,9 +20,10 @@ use tracing::info;
 
 use crate::health::Health;
 use crate::model::Signal;
-use crate::model::{LogRecord, Span};
+use crate::model::{LogRecord, Span, TraceId};
 pub use error::StoreError;
 use schema::{LogSchema, SpanSchema};
+use search::{Cancel, DependencyLink, LogFilter, TraceFilter, TraceSpans};
 use split::Split;
 
 /// Records of one signal, as they travel from the log to an index writer.
@@ -161,13 +163,13 @@ impl SignalIndex {
     }
 }
 
-/// Both indexes, and their schemas.
+/// Both indexes, each searched with its own schema.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub spans: Arc<SignalIndex>,
     pub logs: Arc<SignalIndex>,
-    pub span_schema: Arc<SpanSchema>,
-    pub log_schema: Arc<LogSchema>,
+    span_schema: Arc<SpanSchema>,
+    log_schema: Arc<LogSchema>,
 }
 
 impl Store {
@@ -195,6 +197,60 @@ impl Store {
             Signal::Spans => &self.spans,
             Signal::Logs => &self.logs,
         }
+    }
+
+    /// The spans of a trace: the `max_spans` earliest, and how many it has in all.
+    pub fn trace(
+        &self,
+        trace_id: TraceId,
+        max_spans: usize,
+        cancel: &Cancel,
+    ) -> Result<TraceSpans, StoreError> {
+        self.spans
+            .trace(&self.span_schema, trace_id, max_spans, cancel)
+    }
+
+    /// Ids of the traces with a span matching `filter`, newest first.
+    pub fn find_traces(
+        &self,
+        filter: &TraceFilter,
+        cancel: &Cancel,
+    ) -> Result<Vec<TraceId>, StoreError> {
+        self.spans.find_traces(&self.span_schema, filter, cancel)
+    }
+
+    /// Every service name that has spans.
+    pub fn services(&self, cancel: &Cancel) -> Result<BTreeSet<String>, StoreError> {
+        self.spans.services(self.span_schema.service, cancel)
+    }
+
+    /// The span names of a service, with their kinds (Jaeger's words).
+    pub fn operations(
+        &self,
+        service: &str,
+        cancel: &Cancel,
+    ) -> Result<BTreeSet<(String, String)>, StoreError> {
+        self.spans.operations(&self.span_schema, service, cancel)
+    }
+
+    /// Calls between services among the spans that started in `[start, end]`.
+    pub fn dependencies(
+        &self,
+        start: u64,
+        end: u64,
+        cancel: &Cancel,
+    ) -> Result<Vec<DependencyLink>, StoreError> {
+        self.spans
+            .dependencies(&self.span_schema, start, end, cancel)
+    }
+
+    /// Log records matching `filter`, newest first, and how many matched in all.
+    pub fn search_logs(
+        &self,
+        filter: &LogFilter,
+        cancel: &Cancel,
+    ) -> Result<(Vec<LogRecord>, u64), StoreError> {
+        self.logs.search_logs(&self.log_schema, filter, cancel)
     }
 
     /// Disk use of each index, in bytes.

@@ -260,7 +260,7 @@ impl SignalIndex {
     /// The spans of a trace, deduplicated by span id: the `max_spans` earliest by
     /// start time, and how many there are in all. Only the spans returned are read
     /// from the document store; the rest are counted from the index and columns.
-    pub fn trace(
+    pub(super) fn trace(
         &self,
         schema: &SpanSchema,
         trace_id: TraceId,
@@ -340,7 +340,7 @@ impl SignalIndex {
 
     /// Ids of the traces with a span matching `filter`, newest first (by the start of
     /// their newest matching span), at most `filter.limit`.
-    pub fn find_traces(
+    pub(super) fn find_traces(
         &self,
         schema: &SpanSchema,
         filter: &TraceFilter,
@@ -430,7 +430,11 @@ impl SignalIndex {
     }
 
     /// Every service name.
-    pub fn services(&self, field: Field, cancel: &Cancel) -> Result<BTreeSet<String>, StoreError> {
+    pub(super) fn services(
+        &self,
+        field: Field,
+        cancel: &Cancel,
+    ) -> Result<BTreeSet<String>, StoreError> {
         let mut services = BTreeSet::new();
         for split in self.splits() {
             cancel.check()?;
@@ -442,7 +446,7 @@ impl SignalIndex {
     }
 
     /// The span names of a service, with their kinds.
-    pub fn operations(
+    pub(super) fn operations(
         &self,
         schema: &SpanSchema,
         service: &str,
@@ -466,7 +470,7 @@ impl SignalIndex {
 
     /// Calls between services among the spans that started in `[start, end]`: a
     /// span whose parent belongs to another service is one call parent -> child.
-    pub fn dependencies(
+    pub(super) fn dependencies(
         &self,
         schema: &SpanSchema,
         start: u64,
@@ -525,7 +529,7 @@ impl SignalIndex {
     }
 
     /// Log records matching `filter`, newest first, and how many matched in all.
-    pub fn search_logs(
+    pub(super) fn search_logs(
         &self,
         schema: &LogSchema,
         filter: &LogFilter,

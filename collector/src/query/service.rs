@@ -1,0 +1,292 @@
+//! The query service: the one seam between the query API (and the pages) and
+//! storage, as Jaeger's `QueryService` sits over its span reader. Every method
+//! takes typed filters and returns the model; handlers only parse, call and render.
+//!
+//! [`LocalQueries`] answers from this process's own indexes. A distributed
+//! implementation answers the same calls from many nodes; the API cannot tell.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::params::TraceSearch;
+use super::tail::{self, Tail};
+use super::QueryError;
+use crate::config::QueryLimits;
+use crate::metrics::Metrics;
+use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
+use crate::store::search::{Cancel, DependencyLink, LogFilter, Stop, TraceFilter};
+use crate::store::Store;
+
+pub type QueryResult<'a, T> = BoxFuture<'a, Result<T, QueryError>>;
+
+/// An operation (span name) of a service, with its kind in Jaeger's words
+/// (`server`, `client`, ...; empty when unspecified).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Operation {
+    pub name: String,
+    pub span_kind: String,
+}
+
+/// One trace as a lookup returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub id: TraceId,
+    /// The earliest spans by start time, at most `--max-spans-per-trace`, in
+    /// start order.
+    pub spans: Vec<Span>,
+    /// How many spans the trace has in all.
+    pub total: usize,
+}
+
+impl Trace {
+    /// Whether spans were left out (`total` is more than were returned).
+    pub fn is_cut(&self) -> bool {
+        self.total > self.spans.len()
+    }
+}
+
+/// A page of log records, newest first, and how many matched in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage {
+    pub records: Vec<LogRecord>,
+    pub total: u64,
+}
+
+/// What the API and the pages ask of storage. Same answers whichever
+/// implementation is behind it.
+pub trait QueryService: Send + Sync + 'static {
+    /// Every service that has spans, in name order.
+    fn services(&self) -> QueryResult<'_, Vec<String>>;
+
+    /// The operations of `service`, in name order; only those of `kind` if given.
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> QueryResult<'_, Vec<Operation>>;
+
+    /// The traces a search names, in its order (newest first for a filter), each
+    /// cut to the span cap; ids without spans are left out.
+    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, Vec<Trace>>;
+
+    /// One trace, or `None` when no span of it is stored.
+    fn trace(&self, id: TraceId) -> QueryResult<'_, Option<Trace>>;
+
+    /// Calls between services among the spans that started in `[start, end]` (ns).
+    fn dependencies(&self, start: u64, end: u64) -> QueryResult<'_, Vec<DependencyLink>>;
+
+    /// Log records matching `filter`, newest first.
+    fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage>;
+
+    /// Follows `filter` from now on: new lines as they become searchable, each
+    /// once. Refused when `--max-tails` are open.
+    fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError>;
+}
+
+/// Spans one search answer holds in all: past it, the traces that follow are cut
+/// harder (each keeps at least its earliest span), so that a search cannot make
+/// an answer of millions of spans.
+pub const MAX_SPANS_PER_SEARCH: usize = 100_000;
+
+/// What a query may cost: how many run at once, how long one may take, how many
+/// tails are open.
+#[derive(Clone)]
+pub struct QueryGate {
+    slots: Arc<Semaphore>,
+    tails: Arc<Semaphore>,
+    pub limits: QueryLimits,
+}
+
+impl QueryGate {
+    pub fn new(limits: QueryLimits) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent)),
+            tails: Arc::new(Semaphore::new(limits.max_tails)),
+            limits,
+        }
+    }
+}
+
+/// The query service over this process's own indexes (one tenant's store).
+#[derive(Clone)]
+pub struct LocalQueries {
+    store: Store,
+    gate: QueryGate,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    /// Becomes true when the server stops: tails end then.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl LocalQueries {
+    pub fn new(
+        store: Store,
+        gate: QueryGate,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            store,
+            gate,
+            metrics,
+            clock,
+            shutdown,
+        }
+    }
+
+    /// Runs a search on the blocking pool (tantivy searches are synchronous): when
+    /// one of `--max-concurrent-queries` is free (waiting up to `--query-timeout`
+    /// for it), stopped at `--query-timeout` or as soon as the caller's future is
+    /// dropped (the client hung up).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store, &Cancel) -> Result<T, QueryError> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let timeout = self.gate.limits.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let cancel = Cancel::with_deadline(deadline.into_std());
+        let mut guard = StopOnDrop(Some((cancel.clone(), Arc::clone(&self.metrics))));
+        let slot =
+            tokio::time::timeout_at(deadline, Arc::clone(&self.gate.slots).acquire_owned()).await;
+        let Ok(Ok(slot)) = slot else {
+            self.metrics.queries_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(QueryError::TooMany {
+                running: self.gate.limits.max_concurrent,
+                waited: timeout,
+            });
+        };
+        let store = self.store.clone();
+        let task_cancel = cancel.clone();
+        // The slot is held until the work itself ends, not only this future.
+        let result = tokio::task::spawn_blocking(move || {
+            let result = work(&store, &task_cancel);
+            drop(slot);
+            result
+        })
+        .await;
+        guard.0 = None;
+        if cancel.stopped() == Some(Stop::TimedOut) {
+            self.metrics.query_timed_out();
+        }
+        result?
+    }
+}
+
+/// Stops a search when dropped armed: the future it lives in was dropped because
+/// the client went away.
+struct StopOnDrop(Option<(Cancel, Arc<Metrics>)>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some((cancel, metrics)) = self.0.take() {
+            cancel.stop(Stop::ClientGone);
+            metrics.query_client_gone();
+        }
+    }
+}
+
+/// Loads traces, in the order given, skipping ids with no spans: each cut to
+/// `max_spans`, and all together to [`MAX_SPANS_PER_SEARCH`].
+fn load_traces(
+    store: &Store,
+    ids: &[TraceId],
+    max_spans: usize,
+    cancel: &Cancel,
+) -> Result<Vec<Trace>, QueryError> {
+    let mut traces = Vec::with_capacity(ids.len());
+    let mut budget = MAX_SPANS_PER_SEARCH;
+    for &id in ids {
+        let cap = max_spans.min(budget).max(1);
+        let found = store.trace(id, cap, cancel)?;
+        if !found.spans.is_empty() {
+            budget = budget.saturating_sub(found.spans.len());
+            traces.push(Trace {
+                id,
+                spans: found.spans,
+                total: found.total,
+            });
+        }
+    }
+    Ok(traces)
+}
+
+fn search_traces(
+    store: &Store,
+    filter: &TraceFilter,
+    max_spans: usize,
+    cancel: &Cancel,
+) -> Result<Vec<Trace>, QueryError> {
+    let ids = store.find_traces(filter, cancel)?;
+    load_traces(store, &ids, max_spans, cancel)
+}
+
+impl QueryService for LocalQueries {
+    fn services(&self) -> QueryResult<'_, Vec<String>> {
+        Box::pin(self.blocking(|store, cancel| Ok(store.services(cancel)?.into_iter().collect())))
+    }
+
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> QueryResult<'_, Vec<Operation>> {
+        Box::pin(self.blocking(move |store, cancel| {
+            Ok(store
+                .operations(&service, cancel)?
+                .into_iter()
+                .filter(|(_, k)| kind.is_none_or(|kind| kind.as_jaeger() == k))
+                .map(|(name, span_kind)| Operation { name, span_kind })
+                .collect())
+        }))
+    }
+
+    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, Vec<Trace>> {
+        let max_spans = self.gate.limits.max_spans_per_trace;
+        Box::pin(self.blocking(move |store, cancel| match search {
+            TraceSearch::Ids(ids) => load_traces(store, &ids, max_spans, cancel),
+            TraceSearch::Filter(filter) => search_traces(store, &filter, max_spans, cancel),
+        }))
+    }
+
+    fn trace(&self, id: TraceId) -> QueryResult<'_, Option<Trace>> {
+        let max_spans = self.gate.limits.max_spans_per_trace;
+        Box::pin(
+            self.blocking(move |store, cancel| {
+                Ok(load_traces(store, &[id], max_spans, cancel)?.pop())
+            }),
+        )
+    }
+
+    fn dependencies(&self, start: u64, end: u64) -> QueryResult<'_, Vec<DependencyLink>> {
+        Box::pin(self.blocking(move |store, cancel| Ok(store.dependencies(start, end, cancel)?)))
+    }
+
+    fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage> {
+        Box::pin(self.blocking(move |store, cancel| {
+            let (records, total) = store.search_logs(&filter, cancel)?;
+            Ok(LogPage { records, total })
+        }))
+    }
+
+    fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError> {
+        let Ok(open) = Arc::clone(&self.gate.tails).try_acquire_owned() else {
+            return Err(QueryError::Unavailable(format!(
+                "{} live tails are open (--max-tails); retry later",
+                self.gate.limits.max_tails
+            )));
+        };
+        let (events, received) = mpsc::channel(tail::BUFFER);
+        let queries = self.clone();
+        let clock = Arc::clone(&self.clock);
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tail::follow(&queries, clock.as_ref(), filter, shutdown, events).await;
+            drop(open);
+        });
+        Ok(received)
+    }
+}
