@@ -45,7 +45,7 @@ pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::
     } else {
         store.span_schema.schema.clone()
     };
-    let split = Split::create(&dir.join("raw"), schema, clock.now_unix_nanos(), 0)
+    let split = Split::create(&dir.join("raw"), schema, clock.now_unix_nanos(), 0, None)
         .context("cannot create the raw split")?;
     let mut writer = split.writer()?;
     let mut origins = OriginIds::new(Arc::clone(&split.origins));

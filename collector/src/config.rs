@@ -209,6 +209,43 @@ pub struct ServeArgs {
     /// the port may then read or write everything)
     #[arg(long, env = "HOPLINE_INSECURE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub insecure: Option<bool>,
+    /// What this process does: `all` (one box, the default), or in a cluster
+    /// `ingest` (receivers, WAL, publishing), `search` (UI and query API over the
+    /// published splits and the ingest nodes) or `janitor` (merges, retention)
+    #[arg(long, env = "HOPLINE_ROLE", value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Cluster mode: sealed splits go to this S3 bucket and prefix
+    /// (`s3://bucket/prefix`); credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY. Needs --metastore
+    #[arg(long, env = "HOPLINE_OBJECT_STORE", value_name = "URL")]
+    pub object_store: Option<String>,
+    /// Cluster mode: split metadata and node heartbeats in this PostgreSQL
+    /// database (`postgres://user@host/db`); migrations are applied at start
+    #[arg(long, env = "HOPLINE_METASTORE", value_name = "URL")]
+    pub metastore: Option<String>,
+    /// S3 endpoint for MinIO, SeaweedFS, Ceph... (path-style requests); plain
+    /// `http://` is allowed [default: AWS_ENDPOINT_URL, else AWS's]
+    #[arg(long, env = "HOPLINE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1]
+    #[arg(long, env = "HOPLINE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Cluster mode: how often an ingest node seals and publishes its splits; at
+    /// most this much acknowledged data lives on its disk alone [default: 30s]
+    #[arg(long, env = "HOPLINE_PUBLISH_INTERVAL", value_name = "DURATION")]
+    pub publish_interval: Option<String>,
+    /// Cluster mode: disk a search node may use for splits fetched from object
+    /// storage [default: 10GiB]
+    #[arg(long, env = "HOPLINE_CACHE_SIZE", value_name = "SIZE")]
+    pub cache_size: Option<String>,
+    /// Cluster mode: this node's name, unique in the cluster (letters, digits,
+    /// `-`) [default: the host name]
+    #[arg(long, env = "HOPLINE_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// Cluster mode: the address other nodes reach this node's query API at
+    /// [default: --http-addr, with the host name for 0.0.0.0]
+    #[arg(long, env = "HOPLINE_ADVERTISE_ADDR", value_name = "HOST:PORT")]
+    pub advertise_addr: Option<String>,
     /// Tenants, in the config file only (`[[tenants]]`, as in --tokens-file).
     #[arg(skip)]
     #[serde(default)]
@@ -574,6 +611,15 @@ impl ServeArgs {
             tls_key,
             tls_client_ca,
             insecure,
+            role,
+            object_store,
+            metastore,
+            s3_endpoint,
+            s3_region,
+            publish_interval,
+            cache_size,
+            node_id,
+            advertise_addr,
             tenants,
         )
     }
@@ -659,6 +705,121 @@ pub struct Config {
     pub reload_interval: Duration,
     /// How often each index drops what is past its retention.
     pub retention_interval: Duration,
+    /// What this process does.
+    pub role: NodeRole,
+    /// Cluster mode (`--object-store` and `--metastore`); `None` on one box.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// What a process does (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Everything, on one box or as one node of a cluster.
+    All,
+    Ingest,
+    Search,
+    Janitor,
+}
+
+impl NodeRole {
+    pub fn parse(text: &str) -> anyhow::Result<NodeRole> {
+        Ok(match text {
+            "all" => NodeRole::All,
+            "ingest" => NodeRole::Ingest,
+            "search" => NodeRole::Search,
+            "janitor" => NodeRole::Janitor,
+            other => bail!("role must be all, ingest, search or janitor, got '{other}'"),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::All => "all",
+            NodeRole::Ingest => "ingest",
+            NodeRole::Search => "search",
+            NodeRole::Janitor => "janitor",
+        }
+    }
+
+    /// Whether this role takes OTLP (receivers, WAL, writers).
+    pub fn ingests(self) -> bool {
+        matches!(self, NodeRole::All | NodeRole::Ingest)
+    }
+
+    /// Whether this role serves the UI and the query API to users.
+    pub fn serves_queries(self) -> bool {
+        matches!(self, NodeRole::All | NodeRole::Search)
+    }
+}
+
+/// Where a cluster keeps its data and metadata, and this node's part in it.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `s3://bucket/prefix`, parsed.
+    pub bucket: String,
+    pub prefix: String,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    /// The PostgreSQL URL (it may hold a password: never logged whole).
+    pub metastore: String,
+    pub publish_interval: Duration,
+    pub cache_size: u64,
+    pub node_id: String,
+    /// Where other nodes reach this node's query API (`host:port`).
+    pub advertise_addr: String,
+}
+
+impl ClusterSettings {
+    /// The metastore's URL without its password, for the log.
+    pub fn metastore_for_log(&self) -> String {
+        match self.metastore.split_once('@') {
+            Some((credentials, host)) => match credentials.rsplit_once(':') {
+                Some((user, _)) if user.contains("//") => format!("{user}:***@{host}"),
+                _ => format!("{credentials}@{host}"),
+            },
+            None => self.metastore.clone(),
+        }
+    }
+}
+
+/// Reads `s3://bucket/prefix` into the bucket and the prefix (without slashes
+/// at either end).
+pub fn parse_object_store(url: &str) -> anyhow::Result<(String, String)> {
+    let Some(rest) = url.strip_prefix("s3://") else {
+        bail!("object-store must be an s3:// URL (s3://bucket/prefix), got '{url}'");
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        bail!("object-store '{url}' names no bucket (s3://bucket/prefix)");
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// A node name: letters, digits and `-`, at most 63 of them. It becomes part of
+/// split names and object keys.
+fn check_node_id(id: &str) -> anyhow::Result<()> {
+    if id.is_empty() || id.len() > 63 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        bail!("node-id must be 1 to 63 letters, digits or '-', got '{id}'");
+    }
+    Ok(())
+}
+
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name: String = name
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    if name.is_empty() {
+        "hopline".into()
+    } else {
+        name
+    }
 }
 
 impl Config {
@@ -710,6 +871,42 @@ impl Config {
         };
         let records = RecordLimits::default();
         let query = QueryLimits::default();
+        let role = NodeRole::parse(&text(args.role, "all"))?;
+        let cluster = match (args.object_store, args.metastore) {
+            (Some(object_store), Some(metastore)) => {
+                let (bucket, prefix) = parse_object_store(&object_store)?;
+                if !metastore.starts_with("postgres://") && !metastore.starts_with("postgresql://")
+                {
+                    bail!("metastore must be a postgres:// URL");
+                }
+                let node_id = args.node_id.unwrap_or_else(host_name);
+                check_node_id(&node_id)?;
+                let advertise_addr = match args.advertise_addr {
+                    Some(addr) => addr,
+                    None if http_addr.ip().is_unspecified() => {
+                        format!("{}:{}", host_name(), http_addr.port())
+                    }
+                    None => http_addr.to_string(),
+                };
+                Some(ClusterSettings {
+                    bucket,
+                    prefix,
+                    s3_endpoint: args.s3_endpoint,
+                    s3_region: args.s3_region,
+                    metastore,
+                    publish_interval: duration("publish-interval", args.publish_interval, "30s")?,
+                    cache_size: size("cache-size", args.cache_size, "10GiB")? as u64,
+                    node_id,
+                    advertise_addr,
+                })
+            }
+            (None, None) if role == NodeRole::All => None,
+            (None, None) => bail!(
+                "role {} is for a cluster: give --object-store and --metastore",
+                role.as_str()
+            ),
+            _ => bail!("object-store and metastore go together: give both, or neither"),
+        };
         let config = Config {
             data_dir: args.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             otlp_grpc_addr: parse_addr(
@@ -772,7 +969,14 @@ impl Config {
             tls,
             reload_interval: Duration::from_secs(5),
             retention_interval: Duration::from_secs(30),
+            role,
+            cluster,
         };
+        let mut config = config;
+        if let Some(cluster) = &config.cluster {
+            // Sealed splits are what gets published: seal at least this often.
+            config.split_duration = config.split_duration.min(cluster.publish_interval);
+        }
         config.validate()?;
         config.check_exposure(args.insecure.unwrap_or(false))?;
         Ok(config)
@@ -812,6 +1016,8 @@ impl Config {
             tls: None,
             reload_interval: Duration::from_millis(200),
             retention_interval: Duration::from_secs(30),
+            role: NodeRole::All,
+            cluster: None,
         }
     }
 

@@ -26,6 +26,7 @@
 
 pub mod access;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod health;
@@ -41,6 +42,7 @@ pub mod wal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -48,7 +50,9 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::access::{AccessControl, Role};
-use crate::config::{AccessSources, Config, Tenant, DEFAULT_TENANT};
+use crate::cluster::queries::ClusterQueries;
+use crate::cluster::Cluster;
+use crate::config::{AccessSources, ClusterSettings, Config, NodeRole, Tenant, DEFAULT_TENANT};
 use crate::ingest::{Ingester, WalPayload};
 use crate::metrics::Metrics;
 use crate::model::Signal;
@@ -85,6 +89,60 @@ struct Pipeline {
     wal_thread: WalThread,
 }
 
+/// Connects to the cluster's engines and starts this node's part: heartbeats,
+/// publishing (roles that ingest), retention (`all`, `janitor`).
+async fn start_cluster(
+    config: &Config,
+    settings: &ClusterSettings,
+    tenants: &[Pipeline],
+    metrics: &Arc<Metrics>,
+    clock: &Arc<dyn Clock>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Arc<Cluster>> {
+    let cluster = Arc::new(
+        Cluster::connect(
+            settings.clone(),
+            config.role,
+            &config.data_dir.join("cache"),
+            Arc::clone(metrics),
+            Duration::from_secs(30),
+        )
+        .await?,
+    );
+    cluster.spawn_heartbeat(shutdown.clone());
+    if config.role.ingests() {
+        let stores = tenants
+            .iter()
+            .zip(&config.access.tenants)
+            .map(|(pipeline, tenant)| cluster::publish::TenantStore {
+                name: tenant.name.clone(),
+                store: pipeline.store.clone(),
+            })
+            .collect();
+        cluster.spawn_publisher(stores, shutdown.clone());
+    }
+    if matches!(config.role, NodeRole::All | NodeRole::Janitor) {
+        let retention = config
+            .access
+            .tenants
+            .iter()
+            .map(|tenant| cluster::janitor::Retention {
+                tenant: tenant.name.clone(),
+                keep: tenant.retention,
+            })
+            .collect();
+        cluster::janitor::spawn(
+            Arc::clone(&cluster),
+            retention,
+            Arc::clone(clock),
+            config.retention_interval,
+            cluster::janitor::deletion_grace(config.query.timeout),
+            shutdown.clone(),
+        );
+    }
+    Ok(cluster)
+}
+
 /// Where a tenant's data lives: the data directory itself for `default` (as before
 /// tenants existed), `tenants/<name>/` under it for the others.
 fn tenant_dir(data_dir: &Path, tenant: &str) -> PathBuf {
@@ -115,6 +173,9 @@ impl Pipeline {
                 .await?
                 .with_context(|| format!("cannot open the indexes of tenant '{}'", tenant.name))?
         };
+        if let Some(cluster) = &config.cluster {
+            store.set_node(&cluster.node_id);
+        }
 
         // The writers report commits to the log, which only exists after replay.
         let wal_cell: Arc<OnceLock<Wal>> = Arc::new(OnceLock::new());
@@ -223,6 +284,12 @@ impl Hopline {
         }
         let ingester = tenants[0].ingester.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let cluster = match &config.cluster {
+            Some(settings) => Some(
+                start_cluster(&config, settings, &tenants, &metrics, &clock, &shutdown_rx).await?,
+            ),
+            None => None,
+        };
 
         let open_files = net::raise_open_files_limit();
         let mut server_limits = config.server.clone();
@@ -264,35 +331,50 @@ impl Hopline {
                 net::origin_guard,
             ));
         let ingest_tls = tls.clone().map(|tls| (tls, tls::Listener::Ingest));
-        let mut servers = vec![
-            net::serve(
+        let mut servers = Vec::new();
+        if config.role.ingests() {
+            servers.push(net::serve(
                 grpc_listener,
                 grpc_routes,
                 &server_limits,
                 ingest_tls.clone(),
                 shutdown_rx.clone(),
                 "OTLP/gRPC",
-            ),
-            net::serve(
+            ));
+            servers.push(net::serve(
                 http_listener,
                 otlp_router,
                 &server_limits,
                 ingest_tls,
                 shutdown_rx.clone(),
                 "OTLP/HTTP",
-            ),
-        ];
+            ));
+        } else {
+            // This role takes no OTLP: the ports close again.
+            drop((grpc_listener, http_listener));
+        }
         let gate = QueryGate::new(config.query);
         let queries: Vec<Arc<dyn QueryService>> = tenants
             .iter()
-            .map(|tenant| {
-                Arc::new(LocalQueries::new(
-                    tenant.store.clone(),
+            .zip(&config.access.tenants)
+            .map(|(pipeline, tenant)| match &cluster {
+                Some(cluster) if config.role.serves_queries() => Arc::new(ClusterQueries::new(
+                    Arc::clone(cluster),
+                    tenant.name.clone(),
+                    pipeline.store.clone(),
                     gate.clone(),
                     Arc::clone(&metrics),
                     Arc::clone(&clock),
                     shutdown_rx.clone(),
-                )) as Arc<dyn QueryService>
+                ))
+                    as Arc<dyn QueryService>,
+                _ => Arc::new(LocalQueries::new(
+                    pipeline.store.clone(),
+                    gate.clone(),
+                    Arc::clone(&metrics),
+                    Arc::clone(&clock),
+                    shutdown_rx.clone(),
+                )) as Arc<dyn QueryService>,
             })
             .collect();
         let api_state = api::ApiState {
@@ -343,10 +425,12 @@ impl Hopline {
         } else {
             "open"
         };
-        info!(%otlp_grpc_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/gRPC listening (TraceService, LogsService)");
-        info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs)");
+        if config.role.ingests() {
+            info!(%otlp_grpc_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/gRPC listening (TraceService, LogsService)");
+            info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs)");
+        }
         info!(url = %format!("{scheme}://{http_addr}/"), auth = query_auth, "UI and query API listening (/api, /api/v3, /api/logs, /health, /metrics)");
-        info!(data_dir = %config.data_dir.display(), tenants = %access.names().join(", "), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
+        info!(role = config.role.as_str(), data_dir = %config.data_dir.display(), tenants = %access.names().join(", "), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
 
         Ok(Hopline {
             otlp_grpc_addr,

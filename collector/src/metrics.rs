@@ -112,6 +112,8 @@ pub struct Metrics {
     pub queries_timed_out: AtomicU64,
     /// Requests refused for a missing, wrong or misused credential.
     pub auth_denied: AtomicU64,
+    /// Cluster mode: publishing and the split cache.
+    pub cluster: ClusterMetrics,
     /// Per tenant, in the order they are configured.
     tenants: Mutex<Vec<(String, std::sync::Arc<TenantFigures>)>>,
     /// Problems `/health` reports.
@@ -120,6 +122,33 @@ pub struct Metrics {
     inflight_bytes: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
     /// Query latency per API route, keyed by the route's pattern.
     queries: Mutex<Vec<(String, Histogram)>>,
+}
+
+/// What a node of a cluster moves to and from object storage.
+#[derive(Debug, Default)]
+pub struct ClusterMetrics {
+    pub published_splits: AtomicU64,
+    pub published_records: AtomicU64,
+    pub published_bytes: AtomicU64,
+    /// Time spent publishing (summarising, uploading, the metastore), in µs.
+    pub publish_micros: AtomicU64,
+    pub fetched_splits: AtomicU64,
+    pub fetched_bytes: AtomicU64,
+}
+
+impl ClusterMetrics {
+    pub fn note_published(&self, records: u64, bytes: u64, took: std::time::Duration) {
+        self.published_splits.fetch_add(1, Ordering::Relaxed);
+        self.published_records.fetch_add(records, Ordering::Relaxed);
+        self.published_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.publish_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn note_fetched(&self, bytes: u64) {
+        self.fetched_splits.fetch_add(1, Ordering::Relaxed);
+        self.fetched_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -288,6 +317,36 @@ impl Metrics {
                 "hopline_wal_write_errors_total",
                 "group commits of the write-ahead log that failed (their requests were refused)",
                 &self.wal_write_errors,
+            ),
+            (
+                "hopline_published_splits_total",
+                "splits uploaded to object storage and published in the metastore (cluster mode)",
+                &self.cluster.published_splits,
+            ),
+            (
+                "hopline_published_records_total",
+                "records in those splits",
+                &self.cluster.published_records,
+            ),
+            (
+                "hopline_published_bytes_total",
+                "bytes of those splits",
+                &self.cluster.published_bytes,
+            ),
+            (
+                "hopline_publish_microseconds_total",
+                "time spent publishing them (summary, upload, metastore)",
+                &self.cluster.publish_micros,
+            ),
+            (
+                "hopline_cache_fetched_splits_total",
+                "splits fetched from object storage into the split cache",
+                &self.cluster.fetched_splits,
+            ),
+            (
+                "hopline_cache_fetched_bytes_total",
+                "bytes of those splits",
+                &self.cluster.fetched_bytes,
             ),
         ] {
             let _ = writeln!(

@@ -467,6 +467,13 @@ impl Signal {
         }
     }
 
+    /// The signal [`Signal::as_str`] names.
+    pub fn parse(name: &str) -> Option<Signal> {
+        Signal::ALL
+            .into_iter()
+            .find(|signal| signal.as_str() == name)
+    }
+
     /// The signal's place in per-signal arrays (`[spans, logs]`): queues, writers,
     /// the write-ahead log's checkpoints.
     pub fn ordinal(self) -> usize {

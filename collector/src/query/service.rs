@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 use super::params::TraceSearch;
 use super::tail::{self, Tail};
@@ -96,7 +96,7 @@ pub const MAX_SPANS_PER_SEARCH: usize = 100_000;
 #[derive(Clone)]
 pub struct QueryGate {
     slots: Arc<Semaphore>,
-    tails: Arc<Semaphore>,
+    pub(super) tails: Arc<Semaphore>,
     pub limits: QueryLimits,
 }
 
@@ -176,6 +176,20 @@ impl LocalQueries {
     }
 }
 
+impl LocalQueries {
+    /// The ids of the traces `filter` selects, newest first, without their spans.
+    pub async fn find_trace_ids(&self, filter: TraceFilter) -> Result<Vec<TraceId>, QueryError> {
+        self.blocking(move |store, cancel| {
+            Ok(store
+                .find_traces(&filter, cancel)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect())
+        })
+        .await
+    }
+}
+
 /// Stops a search when dropped armed: the future it lives in was dropped because
 /// the client went away.
 struct StopOnDrop(Option<(Cancel, Arc<Metrics>)>);
@@ -220,7 +234,11 @@ fn search_traces(
     max_spans: usize,
     cancel: &Cancel,
 ) -> Result<Vec<Trace>, QueryError> {
-    let ids = store.find_traces(filter, cancel)?;
+    let ids: Vec<TraceId> = store
+        .find_traces(filter, cancel)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     load_traces(store, &ids, max_spans, cancel)
 }
 
@@ -273,20 +291,12 @@ impl QueryService for LocalQueries {
     }
 
     fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError> {
-        let Ok(open) = Arc::clone(&self.gate.tails).try_acquire_owned() else {
-            return Err(QueryError::Unavailable(format!(
-                "{} live tails are open (--max-tails); retry later",
-                self.gate.limits.max_tails
-            )));
-        };
-        let (events, received) = mpsc::channel(tail::BUFFER);
-        let queries = self.clone();
-        let clock = Arc::clone(&self.clock);
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            tail::follow(&queries, clock.as_ref(), filter, shutdown, events).await;
-            drop(open);
-        });
-        Ok(received)
+        tail::spawn(
+            self.clone(),
+            &self.gate,
+            Arc::clone(&self.clock),
+            self.shutdown.clone(),
+            filter,
+        )
     }
 }

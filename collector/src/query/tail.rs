@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::service::QueryService;
+use std::sync::Arc;
+
+use super::service::{QueryGate, QueryService};
+use super::QueryError;
 use crate::model::{AnyValue, Clock, LogRecord};
 use crate::store::search::LogFilter;
 
@@ -37,6 +40,29 @@ const PAGE: usize = 1000;
 const MAX_PER_POLL: usize = 20_000;
 /// Events waiting for a subscriber: one that falls this far behind is dropped.
 pub const BUFFER: usize = 32;
+
+/// Starts a tail of `filter` over `queries` (its own task), unless `--max-tails`
+/// are open.
+pub fn spawn<Q: QueryService + Clone>(
+    queries: Q,
+    gate: &QueryGate,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+    filter: LogFilter,
+) -> Result<Tail, QueryError> {
+    let Ok(open) = Arc::clone(&gate.tails).try_acquire_owned() else {
+        return Err(QueryError::Unavailable(format!(
+            "{} live tails are open (--max-tails); retry later",
+            gate.limits.max_tails
+        )));
+    };
+    let (events, received) = mpsc::channel(BUFFER);
+    tokio::spawn(async move {
+        follow(&queries, clock.as_ref(), filter, shutdown, events).await;
+        drop(open);
+    });
+    Ok(received)
+}
 
 /// A line's identity for the seen-set: the hash of what a search returns of it.
 fn line_key(record: &LogRecord) -> u64 {

@@ -14,7 +14,7 @@ pub mod writer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tracing::info;
 
@@ -23,7 +23,7 @@ use crate::model::Signal;
 use crate::model::{LogRecord, Span, TraceId};
 pub use error::StoreError;
 use schema::{LogSchema, SpanSchema};
-use search::{Cancel, DependencyLink, LogFilter, TraceFilter, TraceSpans};
+use search::{Cancel, DependencyLink, LogFilter, SplitSummary, TraceFilter, TraceSpans};
 use split::Split;
 
 /// Records of one signal, as they travel from the log to an index writer.
@@ -79,7 +79,16 @@ pub struct SignalIndex {
     root: PathBuf,
     splits: RwLock<Vec<Arc<Split>>>,
     next_seq: AtomicU64,
+    /// In a cluster, this node's name: the end of every split name it makes.
+    node: OnceLock<String>,
+    /// The log position below which every record is in a split that was
+    /// published and then dropped from this disk ([`PUBLISHED_LSN_FILE`]).
+    published_lsn: AtomicU64,
 }
+
+/// Under each index's directory: the highest log position of a split that was
+/// published and removed from local disk. Replay starts past it.
+const PUBLISHED_LSN_FILE: &str = "published-lsn";
 
 impl SignalIndex {
     fn open(signal: Signal, root: PathBuf, health: &Health) -> Result<SignalIndex, StoreError> {
@@ -101,12 +110,55 @@ impl SignalIndex {
             docs,
             "opened index"
         );
+        let published_lsn = match std::fs::read_to_string(root.join(PUBLISHED_LSN_FILE)) {
+            Ok(text) => text.trim().parse::<u64>().map_err(|e| {
+                StoreError::Corrupt(format!("{}: {e}", root.join(PUBLISHED_LSN_FILE).display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
         Ok(SignalIndex {
             signal,
             root,
             splits: RwLock::new(splits),
             next_seq: AtomicU64::new(0),
+            node: OnceLock::new(),
+            published_lsn: AtomicU64::new(published_lsn),
         })
+    }
+
+    /// An index over `splits` alone, for searches (nothing is written to it).
+    fn view(signal: Signal, splits: Vec<Arc<Split>>) -> SignalIndex {
+        SignalIndex {
+            signal,
+            root: PathBuf::new(),
+            splits: RwLock::new(splits),
+            next_seq: AtomicU64::new(0),
+            node: OnceLock::new(),
+            published_lsn: AtomicU64::new(0),
+        }
+    }
+
+    /// The directory its splits live in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Drops split `id`, published in a cluster, from this index: its log
+    /// position is noted first (replay after a restart starts past it), then it is
+    /// taken from the list. The caller moves or deletes its directory.
+    pub fn forget_published(&self, split: &Split) -> Result<(), StoreError> {
+        let lsn = split.meta().lsn;
+        if lsn > self.published_lsn.load(Ordering::Acquire) {
+            let path = self.root.join(PUBLISHED_LSN_FILE);
+            let partial = self.root.join(format!("{PUBLISHED_LSN_FILE}.partial"));
+            std::fs::write(&partial, lsn.to_string())?;
+            std::fs::File::open(&partial)?.sync_all()?;
+            std::fs::rename(&partial, &path)?;
+            self.published_lsn.fetch_max(lsn, Ordering::AcqRel);
+        }
+        self.remove_split(&split.id);
+        Ok(())
     }
 
     /// The splits as they are now; searches work on such a snapshot.
@@ -117,13 +169,15 @@ impl SignalIndex {
             .unwrap_or_default()
     }
 
-    /// The highest log sequence number committed in any split.
+    /// The highest log sequence number committed in any split, or in one
+    /// published and dropped from this disk.
     pub fn committed_lsn(&self) -> u64 {
         self.splits()
             .iter()
             .map(|split| split.meta().lsn)
             .max()
             .unwrap_or(0)
+            .max(self.published_lsn.load(Ordering::Acquire))
     }
 
     fn add_split(&self, split: Arc<Split>) {
@@ -140,7 +194,13 @@ impl SignalIndex {
 
     fn create_split(&self, schema: tantivy::schema::Schema, now: u64) -> Result<Split, StoreError> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        Split::create(&self.root, schema, now, seq)
+        Split::create(
+            &self.root,
+            schema,
+            now,
+            seq,
+            self.node.get().map(String::as_str),
+        )
     }
 
     /// Drops every sealed split whose newest record is older than `cutoff` (ns since
@@ -192,6 +252,24 @@ impl Store {
         })
     }
 
+    /// Cluster mode: every split made from now on ends in `node`'s name.
+    pub fn set_node(&self, node: &str) {
+        for index in [&self.spans, &self.logs] {
+            let _ = index.node.set(node.to_string());
+        }
+    }
+
+    /// The same indexes seeing only the given splits: what a cluster search runs
+    /// over (some of this node's own splits, some fetched from object storage).
+    pub fn view(&self, spans: Vec<Arc<Split>>, logs: Vec<Arc<Split>>) -> Store {
+        Store {
+            spans: Arc::new(SignalIndex::view(Signal::Spans, spans)),
+            logs: Arc::new(SignalIndex::view(Signal::Logs, logs)),
+            span_schema: Arc::clone(&self.span_schema),
+            log_schema: Arc::clone(&self.log_schema),
+        }
+    }
+
     pub fn of(&self, signal: Signal) -> &Arc<SignalIndex> {
         match signal {
             Signal::Spans => &self.spans,
@@ -210,12 +288,13 @@ impl Store {
             .trace(&self.span_schema, trace_id, max_spans, cancel)
     }
 
-    /// Ids of the traces with a span matching `filter`, newest first.
+    /// Ids of the traces with a span matching `filter`, newest first, each with
+    /// the start of its newest matching span.
     pub fn find_traces(
         &self,
         filter: &TraceFilter,
         cancel: &Cancel,
-    ) -> Result<Vec<TraceId>, StoreError> {
+    ) -> Result<Vec<(TraceId, u64)>, StoreError> {
         self.spans.find_traces(&self.span_schema, filter, cancel)
     }
 
@@ -251,6 +330,24 @@ impl Store {
         cancel: &Cancel,
     ) -> Result<(Vec<LogRecord>, u64), StoreError> {
         self.logs.search_logs(&self.log_schema, filter, cancel)
+    }
+
+    /// What a search needs to skip `split` (one of `signal`'s) without opening it.
+    pub fn summarize(&self, signal: Signal, split: &Split) -> Result<SplitSummary, StoreError> {
+        match signal {
+            Signal::Spans => search::summarize(
+                split,
+                self.span_schema.trace_id,
+                self.span_schema.service,
+                None,
+            ),
+            Signal::Logs => search::summarize(
+                split,
+                self.log_schema.trace_id,
+                self.log_schema.service,
+                Some(self.log_schema.level),
+            ),
+        }
     }
 
     /// Disk use of each index, in bytes.

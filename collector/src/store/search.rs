@@ -339,13 +339,13 @@ impl SignalIndex {
     }
 
     /// Ids of the traces with a span matching `filter`, newest first (by the start of
-    /// their newest matching span), at most `filter.limit`.
+    /// their newest matching span, given with each), at most `filter.limit`.
     pub(super) fn find_traces(
         &self,
         schema: &SpanSchema,
         filter: &TraceFilter,
         cancel: &Cancel,
-    ) -> Result<Vec<TraceId>, StoreError> {
+    ) -> Result<Vec<(TraceId, u64)>, StoreError> {
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
         let query_of = |origins: &Origins, within: bool| {
@@ -425,7 +425,7 @@ impl SignalIndex {
         traces.truncate(filter.limit);
         Ok(traces
             .into_iter()
-            .map(|((hi, lo), _)| TraceId::from_halves(hi, lo))
+            .map(|((hi, lo), newest)| (TraceId::from_halves(hi, lo), newest))
             .collect())
     }
 
@@ -637,17 +637,69 @@ fn for_each_term(
     field: Field,
     mut each: impl FnMut(&str),
 ) -> Result<(), StoreError> {
+    for_each_term_bytes(split, field, |bytes| {
+        if let Ok(term) = std::str::from_utf8(bytes) {
+            each(term);
+        }
+    })
+}
+
+fn for_each_term_bytes(
+    split: &Split,
+    field: Field,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), StoreError> {
     let searcher = split.reader.searcher();
     for segment in searcher.segment_readers() {
         let inverted = segment.inverted_index(field)?;
         let mut stream = inverted.terms().stream()?;
         while stream.advance() {
-            if let Ok(term) = std::str::from_utf8(stream.key()) {
-                each(term);
-            }
+            each(stream.key());
         }
     }
     Ok(())
+}
+
+/// What a search needs to skip a split without opening it: read from the
+/// split's term dictionaries once, when it is published.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitSummary {
+    pub services: Vec<String>,
+    /// Log levels present (`error`, `warn`, ...); empty for spans.
+    pub levels: Vec<String>,
+    /// Every trace id, once.
+    pub trace_ids: Vec<TraceId>,
+}
+
+/// The summary of `split`, one of `signal`'s, read with `trace_id`, `service`
+/// and (for logs) `level` fields.
+pub(super) fn summarize(
+    split: &Split,
+    trace_id: Field,
+    service: Field,
+    level: Option<Field>,
+) -> Result<SplitSummary, StoreError> {
+    let mut services = BTreeSet::new();
+    for_each_term(split, service, |term| {
+        services.insert(term.to_string());
+    })?;
+    let mut levels = BTreeSet::new();
+    if let Some(level) = level {
+        for_each_term(split, level, |term| {
+            levels.insert(term.to_string());
+        })?;
+    }
+    let mut trace_ids = BTreeSet::new();
+    for_each_term_bytes(split, trace_id, |bytes| {
+        if let Ok(id) = <[u8; 16]>::try_from(bytes) {
+            trace_ids.insert(id);
+        }
+    })?;
+    Ok(SplitSummary {
+        services: services.into_iter().collect(),
+        levels: levels.into_iter().collect(),
+        trace_ids: trace_ids.into_iter().map(TraceId).collect(),
+    })
 }
 
 /// The analyzer the `body` field was indexed with.
@@ -1110,7 +1162,10 @@ mod tests {
             let found = store
                 .spans
                 .find_traces(&store.span_schema, &filter, &Cancel::default())
-                .expect("search");
+                .expect("search")
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>();
             let want: Vec<TraceId> = expected
                 .iter()
                 .take(limit)

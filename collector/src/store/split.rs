@@ -80,8 +80,14 @@ pub struct Split {
     /// The resources and scopes its documents came from.
     pub origins: Arc<Origins>,
     pub sealed: AtomicBool,
+    /// In a cluster: its upload is complete and the metastore says `published`.
+    pub published: AtomicBool,
     columns: Mutex<ColumnCache>,
 }
+
+/// The file that says a split was published (cluster mode), so that a restart
+/// does not publish it again.
+pub const PUBLISHED_MARKER: &str = "published";
 
 /// Columns of this split's segments, opened once: opening a column reads its block
 /// index, which for a segment of millions of records cost more than a trace lookup
@@ -109,6 +115,17 @@ impl Split {
 
     pub fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::Acquire)
+    }
+
+    pub fn is_published(&self) -> bool {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// Notes on disk and in memory that the split is published.
+    pub fn mark_published(&self) -> io::Result<()> {
+        fs::write(self.dir.join(PUBLISHED_MARKER), b"")?;
+        self.published.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The u64 column `name` of segment `ord` of `searcher` (one of this split's).
@@ -160,13 +177,19 @@ impl Split {
     }
 
     /// Creates a new, empty split directory under `root`.
+    /// Its name is `split-<created>-<seq>`, followed by `-<node>` in a cluster,
+    /// where it must be unique.
     pub fn create(
         root: &Path,
         schema: Schema,
         created: u64,
         seq: u64,
+        node: Option<&str>,
     ) -> Result<Split, StoreError> {
-        let id = format!("split-{created:020}-{seq:04}");
+        let id = match node {
+            Some(node) => format!("split-{created:020}-{seq:04}-{node}"),
+            None => format!("split-{created:020}-{seq:04}"),
+        };
         let dir = root.join(&id);
         fs::create_dir_all(&dir)?;
         let settings = IndexSettings {
@@ -201,6 +224,7 @@ impl Split {
             }),
             origins,
             sealed: AtomicBool::new(false),
+            published: AtomicBool::new(false),
             columns: Mutex::default(),
         })
     }
@@ -250,6 +274,7 @@ impl Split {
             meta: RwLock::new(meta),
             origins: Arc::new(origins),
             sealed: AtomicBool::new(true),
+            published: AtomicBool::new(dir.join(PUBLISHED_MARKER).exists()),
             columns: Mutex::default(),
         };
         split.check()?;
@@ -315,8 +340,8 @@ mod tests {
     #[test]
     fn a_split_of_another_format_is_refused_with_a_reason() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let split =
-            Split::create(dir.path(), schema::SpanSchema::new().schema, 1, 0).expect("create");
+        let split = Split::create(dir.path(), schema::SpanSchema::new().schema, 1, 0, None)
+            .expect("create");
         let mut writer = split.writer().expect("writer");
         // What the first layout wrote: no `format` in the commit payload.
         let mut meta = serde_json::to_value(split.meta()).expect("json");
@@ -332,8 +357,8 @@ mod tests {
             "{message}"
         );
 
-        let current =
-            Split::create(dir.path(), schema::SpanSchema::new().schema, 2, 1).expect("create");
+        let current = Split::create(dir.path(), schema::SpanSchema::new().schema, 2, 1, None)
+            .expect("create");
         let mut writer = current.writer().expect("writer");
         let mut prepared = writer.prepare_commit().expect("prepare");
         prepared.set_payload(&serde_json::to_string(&current.meta()).expect("json"));

@@ -171,7 +171,12 @@ impl WriterTask {
                     .settings
                     .commit_interval
                     .saturating_sub(since.elapsed()),
-                (None, None) => self.settings.retention_interval,
+                // Idle: wake up to seal on time (publishing in a cluster waits
+                // for it) and to apply retention.
+                (None, None) => self
+                    .settings
+                    .retention_interval
+                    .min(self.settings.split_duration / 4),
             };
             match rx.recv_timeout(timeout) {
                 Ok(WriterMsg::Batch {

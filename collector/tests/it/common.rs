@@ -270,7 +270,8 @@ pub fn tag<'a>(tags: &'a Value, key: &str) -> &'a Value {
 
 pub struct Collector {
     pub child: Child,
-    /// `http://127.0.0.1:PORT` of OTLP/HTTP and of the API.
+    /// `http://127.0.0.1:PORT` of OTLP/HTTP (empty for a role that does not
+    /// ingest) and of the API.
     pub http: String,
     pub api: String,
     log: Arc<Mutex<Vec<String>>>,
@@ -286,7 +287,17 @@ impl Drop for Collector {
 /// Starts the real binary on port 0, with `args` after the defaults, and reads the
 /// addresses it logs; its log lines are kept for [`Collector::log`].
 pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
+    spawn_collector_env(data_dir, args, &[])
+}
+
+/// [`spawn_collector`] with environment variables.
+pub fn spawn_collector_env(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Collector {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hopline"))
+        .envs(envs.iter().copied())
         .args(["serve", "--data-dir"])
         .arg(data_dir)
         .args([
@@ -314,7 +325,9 @@ pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
     let mut lines = BufReader::new(stdout).lines();
     let (mut http, mut api) = (None, None);
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    while http.is_none() || api.is_none() {
+    // Up to the line that says it is ready (roles that do not ingest log no
+    // OTLP address).
+    loop {
         let line = lines
             .next()
             .expect("hopline exited before listening")
@@ -327,6 +340,9 @@ pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
         if let Some(url) = field(&line, "url=") {
             api = Some(url.trim_end_matches('/').to_string());
         }
+        if line.contains(" ready") && api.is_some() {
+            break;
+        }
     }
     // Keep reading the log so the child never blocks on a full pipe.
     let kept = Arc::clone(&log);
@@ -337,7 +353,9 @@ pub fn spawn_collector(data_dir: &std::path::Path, args: &[&str]) -> Collector {
     });
     Collector {
         child,
-        http: format!("http://{}", http.expect("http")),
+        http: http
+            .map(|addr| format!("http://{addr}"))
+            .unwrap_or_default(),
         api: api.expect("api"),
         log,
     }

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod bad_input;
+mod cluster;
 mod common;
 mod crash;
 mod faults;

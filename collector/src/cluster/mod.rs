@@ -1,0 +1,153 @@
+//! Cluster mode (`--object-store` and `--metastore`): sealed splits go to
+//! S3-compatible storage, their metadata to PostgreSQL, and any node reads them
+//! from there. Nothing here is home-made consensus: the metastore's transactions
+//! are the commit points, the object store holds the bytes.
+//!
+//! - [`publish`]: ingest nodes stage, upload and publish their sealed splits.
+//! - [`cache`]: search nodes fetch published splits into a bounded disk cache.
+//! - [`queries`]: the query service over published splits (and this node's own).
+//! - [`janitor`]: retention through the metastore, one node at a time.
+
+pub mod cache;
+pub mod filter;
+pub mod janitor;
+pub mod metastore;
+pub mod objects;
+pub mod publish;
+pub mod queries;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{ClusterSettings, NodeRole};
+use crate::health::Throttle;
+use crate::metrics::Metrics;
+use cache::SplitCache;
+use metastore::{Metastore, NodeRow};
+use objects::SplitObjects;
+
+/// How often a node says it is alive; a node silent for three of these is
+/// taken for dead.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A node's handle on the cluster's engines.
+pub struct Cluster {
+    pub settings: ClusterSettings,
+    pub role: NodeRole,
+    pub metastore: Metastore,
+    pub objects: SplitObjects,
+    /// Published splits on this disk (nodes that search: `all`, `search`).
+    pub cache: Option<SplitCache>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Cluster {
+    /// Connects to the metastore (applying its migrations) and the bucket, and
+    /// opens the split cache under `cache_dir` for roles that search. Waits up
+    /// to `wait` for the metastore to answer.
+    pub async fn connect(
+        settings: ClusterSettings,
+        role: NodeRole,
+        cache_dir: &std::path::Path,
+        metrics: Arc<Metrics>,
+        wait: Duration,
+    ) -> anyhow::Result<Cluster> {
+        let metastore = Metastore::connect(&settings.metastore, wait)
+            .await
+            .with_context(|| format!("metastore {}", settings.metastore_for_log()))?;
+        let objects = SplitObjects::s3(&settings).context("object store")?;
+        if let Err(e) = objects.check().await {
+            // Not fatal: publishing retries, and ingest goes on meanwhile.
+            warn!(bucket = %objects.url, error = %e, "object storage does not answer yet; publishing retries");
+        }
+        let cache = match role {
+            NodeRole::All | NodeRole::Search => Some(
+                SplitCache::open(
+                    cache_dir,
+                    settings.cache_size,
+                    objects.clone(),
+                    Arc::clone(&metrics),
+                )
+                .context("split cache")?,
+            ),
+            NodeRole::Ingest | NodeRole::Janitor => None,
+        };
+        info!(
+            node = %settings.node_id,
+            role = role.as_str(),
+            metastore = %settings.metastore_for_log(),
+            object_store = %objects.url,
+            publish_interval = ?settings.publish_interval,
+            "cluster mode"
+        );
+        Ok(Cluster {
+            settings,
+            role,
+            metastore,
+            objects,
+            cache,
+            metrics,
+        })
+    }
+
+    /// Says this node is alive every [`HEARTBEAT`] until `shutdown`.
+    pub fn spawn_heartbeat(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let cluster = Arc::clone(self);
+        tokio::spawn(async move {
+            let node = NodeRow {
+                id: cluster.settings.node_id.clone(),
+                role: cluster.role.as_str().to_string(),
+                address: cluster.settings.advertise_addr.clone(),
+            };
+            let mut failing = Throttle::new(Duration::from_secs(30));
+            loop {
+                match cluster.metastore.heartbeat(&node).await {
+                    Ok(()) => {
+                        if failing.admit_recovery() {
+                            info!("metastore answers again");
+                        }
+                        cluster.metrics.health.set("metastore", None);
+                    }
+                    Err(e) => {
+                        if let Some(suppressed) = failing.admit() {
+                            warn!(error = %e, failed_since_last_report = suppressed, "metastore does not answer");
+                        }
+                        cluster.metrics.health.set(
+                            "metastore",
+                            Some(format!("the metastore does not answer: {e}")),
+                        );
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(HEARTBEAT) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        });
+    }
+
+    /// Publishes sealed splits every few seconds until `shutdown`, then once
+    /// more.
+    pub fn spawn_publisher(
+        self: &Arc<Self>,
+        tenants: Vec<publish::TenantStore>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut publisher = publish::Publisher::new(Arc::clone(self), tenants);
+        let every = (self.settings.publish_interval / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+        tokio::spawn(async move {
+            loop {
+                publisher.round().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        });
+    }
+}
