@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hopline::decode::convert::{convert_logs, convert_traces};
-use hopline::model::{Clock, SystemClock};
+use hopline::model::{Clock, Signal, SystemClock};
 use hopline::store::origin::OriginIds;
 use hopline::store::split::Split;
 use hopline::store::writer::index_records;
@@ -40,11 +40,7 @@ impl RawResult {
 pub fn index(workload: Workload, logs: bool, count: u64, dir: &Path) -> anyhow::Result<RawResult> {
     let store = Store::open(dir, &Default::default()).context("cannot open the raw index")?;
     let clock = SystemClock;
-    let schema = if logs {
-        store.log_schema.schema.clone()
-    } else {
-        store.span_schema.schema.clone()
-    };
+    let schema = store.schema(if logs { Signal::Logs } else { Signal::Spans });
     let split = Split::create(&dir.join("raw"), schema, clock.now_unix_nanos(), 0, None)
         .context("cannot create the raw split")?;
     let mut writer = split.writer()?;

@@ -149,6 +149,15 @@ impl AccessControl {
         Ok(())
     }
 
+    /// A query token of `tenant`, as it is now: what one node of a cluster shows
+    /// another to ask for that tenant's data. `None` when it has none.
+    pub fn query_token(&self, tenant: TenantId) -> Option<String> {
+        self.table()
+            .tenants
+            .get(tenant)
+            .and_then(|tenant| tenant.query_tokens.first().cloned())
+    }
+
     /// Whether `role` needs credentials at all.
     pub fn protects(&self, role: Role) -> bool {
         let table = self.table();

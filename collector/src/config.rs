@@ -765,8 +765,22 @@ pub struct ClusterSettings {
     pub publish_interval: Duration,
     pub cache_size: u64,
     pub node_id: String,
-    /// Where other nodes reach this node's query API (`host:port`).
-    pub advertise_addr: String,
+    /// Where other nodes reach this node's query API (`host:port`); by default
+    /// the address it listens on (the host name for 0.0.0.0).
+    pub advertise_addr: Option<String>,
+}
+
+impl ClusterSettings {
+    /// Where other nodes reach this node, which listens on `http_addr`.
+    pub fn advertised(&self, http_addr: SocketAddr) -> String {
+        match &self.advertise_addr {
+            Some(addr) => addr.clone(),
+            None if http_addr.ip().is_unspecified() => {
+                format!("{}:{}", host_name(), http_addr.port())
+            }
+            None => http_addr.to_string(),
+        }
+    }
 }
 
 impl ClusterSettings {
@@ -881,13 +895,7 @@ impl Config {
                 }
                 let node_id = args.node_id.unwrap_or_else(host_name);
                 check_node_id(&node_id)?;
-                let advertise_addr = match args.advertise_addr {
-                    Some(addr) => addr,
-                    None if http_addr.ip().is_unspecified() => {
-                        format!("{}:{}", host_name(), http_addr.port())
-                    }
-                    None => http_addr.to_string(),
-                };
+                let advertise_addr = args.advertise_addr;
                 Some(ClusterSettings {
                     bucket,
                     prefix,

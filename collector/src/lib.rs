@@ -50,6 +50,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::access::{AccessControl, Role};
+use crate::cluster::leaf::LeafServer;
 use crate::cluster::queries::ClusterQueries;
 use crate::cluster::Cluster;
 use crate::config::{AccessSources, ClusterSettings, Config, NodeRole, Tenant, DEFAULT_TENANT};
@@ -89,8 +90,8 @@ struct Pipeline {
     wal_thread: WalThread,
 }
 
-/// Connects to the cluster's engines and starts this node's part: heartbeats,
-/// publishing (roles that ingest), retention (`all`, `janitor`).
+/// Connects to the cluster's engines and starts this node's part (heartbeats
+/// start once it listens): publishing (roles that ingest), retention (`all`, `janitor`).
 async fn start_cluster(
     config: &Config,
     settings: &ClusterSettings,
@@ -109,7 +110,6 @@ async fn start_cluster(
         )
         .await?,
     );
-    cluster.spawn_heartbeat(shutdown.clone());
     if config.role.ingests() {
         let stores = tenants
             .iter()
@@ -119,7 +119,11 @@ async fn start_cluster(
                 store: pipeline.store.clone(),
             })
             .collect();
-        cluster.spawn_publisher(stores, shutdown.clone());
+        cluster.spawn_publisher(
+            stores,
+            cluster::publish::grace(config.query.timeout),
+            shutdown.clone(),
+        );
     }
     if matches!(config.role, NodeRole::All | NodeRole::Janitor) {
         let retention = config
@@ -135,7 +139,7 @@ async fn start_cluster(
             Arc::clone(&cluster),
             retention,
             Arc::clone(clock),
-            config.retention_interval,
+            cluster::janitor::INTERVAL,
             cluster::janitor::deletion_grace(config.query.timeout),
             shutdown.clone(),
         );
@@ -354,18 +358,24 @@ impl Hopline {
             drop((grpc_listener, http_listener));
         }
         let gate = QueryGate::new(config.query);
+        let leaves = cluster.as_ref().map(|cluster| {
+            Arc::new(LeafServer {
+                cluster: Arc::clone(cluster),
+                stores: tenants.iter().map(|t| t.store.clone()).collect(),
+                gate: gate.clone(),
+                metrics: Arc::clone(&metrics),
+                clock: Arc::clone(&clock),
+                shutdown: shutdown_rx.clone(),
+            })
+        });
         let queries: Vec<Arc<dyn QueryService>> = tenants
             .iter()
-            .zip(&config.access.tenants)
-            .map(|(pipeline, tenant)| match &cluster {
-                Some(cluster) if config.role.serves_queries() => Arc::new(ClusterQueries::new(
-                    Arc::clone(cluster),
-                    tenant.name.clone(),
-                    pipeline.store.clone(),
-                    gate.clone(),
-                    Arc::clone(&metrics),
-                    Arc::clone(&clock),
-                    shutdown_rx.clone(),
+            .enumerate()
+            .map(|(id, pipeline)| match &leaves {
+                Some(leaves) if config.role.serves_queries() => Arc::new(ClusterQueries::new(
+                    Arc::clone(leaves),
+                    Arc::clone(&access),
+                    id,
                 ))
                     as Arc<dyn QueryService>,
                 _ => Arc::new(LocalQueries::new(
@@ -380,6 +390,8 @@ impl Hopline {
         let api_state = api::ApiState {
             queries: Arc::clone(&queries[0]),
             tenants: Arc::new(queries),
+            tenant: 0,
+            leaves,
             stores: Arc::new(tenants.iter().map(|t| t.store.clone()).collect()),
             access: Arc::clone(&access),
             tls: tls.is_some(),
@@ -406,6 +418,9 @@ impl Hopline {
             shutdown_rx.clone(),
             "UI and query API",
         ));
+        if let (Some(cluster), Some(settings)) = (&cluster, &config.cluster) {
+            cluster.spawn_heartbeat(settings.advertised(http_addr), shutdown_rx.clone());
+        }
         spawn_reloader(
             Arc::clone(&access),
             config.access_sources.clone(),

@@ -22,6 +22,7 @@ use serde_json::json;
 pub use error::ApiError;
 
 use crate::access::{AccessControl, TenantId};
+use crate::cluster::leaf::{LeafRequest, LeafServer};
 use crate::metrics::Metrics;
 use crate::model::Clock;
 use crate::query::service::QueryService;
@@ -35,6 +36,10 @@ pub struct ApiState {
     pub queries: Arc<dyn QueryService>,
     /// Every tenant's queries, by [`TenantId`].
     pub tenants: Arc<Vec<Arc<dyn QueryService>>>,
+    /// The caller's tenant once authenticated.
+    pub tenant: TenantId,
+    /// Cluster mode: answers other nodes' leaf searches.
+    pub leaves: Option<Arc<LeafServer>>,
     /// Every tenant's store, for the figures of `/health`.
     pub stores: Arc<Vec<Store>>,
     pub access: Arc<AccessControl>,
@@ -49,6 +54,7 @@ impl ApiState {
     fn for_tenant(&self, tenant: TenantId) -> ApiState {
         ApiState {
             queries: Arc::clone(&self.tenants[tenant]),
+            tenant,
             ..self.clone()
         }
     }
@@ -87,6 +93,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v3/operations", get(traces::v3_operations))
         .route("/api/v3/traces", get(traces::v3_search))
         .route("/api/v3/traces/{trace_id}", get(traces::v3_trace))
+        .route(
+            crate::cluster::leaf::PATH,
+            post(leaf).layer(axum::extract::DefaultBodyLimit::max(
+                crate::cluster::leaf::MAX_REQUEST_BYTES,
+            )),
+        )
         .route("/signin", get(auth::sign_in_page).post(auth::sign_in))
         .route("/signout", post(auth::sign_out))
         .fallback(not_found)
@@ -157,6 +169,23 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// `POST /internal/leaf`: another node of the cluster asks for its part of an
+/// answer (postcard in, postcard out), with the tenant's query token.
+async fn leaf(
+    auth::Tenant(state): auth::Tenant,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let Some(leaves) = &state.leaves else {
+        return Err(ApiError::not_found("this node is not part of a cluster"));
+    };
+    let request: LeafRequest = postcard::from_bytes(&body)
+        .map_err(|e| ApiError::bad_request(format!("undecodable leaf request: {e}")))?;
+    let answer = leaves.serve(state.tenant, request).await?;
+    let body = postcard::to_allocvec(&answer)
+        .map_err(|e| ApiError::internal(format!("cannot encode the leaf answer: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -8,7 +8,7 @@ const BITS_PER_ID: usize = 10;
 const PROBES: u64 = 7;
 
 /// The filter's bytes: a bit array; empty for a split without trace ids.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TraceIdFilter(Vec<u8>);
 
 /// Two independent 64-bit hashes of an id. Ids are meant to be random, but some

@@ -24,8 +24,11 @@ pub struct Retention {
 
 /// Marked splits are deleted after this (longer than any search may run).
 pub fn deletion_grace(query_timeout: Duration) -> Duration {
-    query_timeout + Duration::from_secs(30)
+    query_timeout + Duration::from_secs(5)
 }
+
+/// How often the janitor looks: a few SQL statements when there is nothing to do.
+pub const INTERVAL: Duration = Duration::from_secs(5);
 
 /// One round: marks what is past retention, deletes what was marked long
 /// enough ago. Returns (marked, deleted), or `None` when another janitor holds

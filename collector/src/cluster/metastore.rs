@@ -26,7 +26,7 @@ pub enum MetastoreError {
 }
 
 /// One split as the metastore knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SplitRow {
     /// Unique in the cluster: the split's directory name, which ends in its node.
     pub id: String,
@@ -127,11 +127,24 @@ impl Metastore {
     /// Connects (waiting up to `timeout` for PostgreSQL) and applies the
     /// migrations.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Metastore, MetastoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(timeout)
-            .connect(url)
-            .await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let pool = loop {
+            // A short acquire timeout: while PostgreSQL is down, every caller
+            // (publisher, heartbeat, searches) fails fast and says so.
+            match PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+            {
+                Ok(pool) => break pool,
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metastore does not answer yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         MIGRATOR.run(&pool).await?;
         Ok(Metastore { pool })
     }

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod filter;
 pub mod janitor;
+pub mod leaf;
 pub mod metastore;
 pub mod objects;
 pub mod publish;
@@ -94,14 +95,16 @@ impl Cluster {
         })
     }
 
-    /// Says this node is alive every [`HEARTBEAT`] until `shutdown`.
-    pub fn spawn_heartbeat(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Says every [`HEARTBEAT`] until `shutdown` that this node is alive, and
+    /// reachable at `address`.
+    pub fn spawn_heartbeat(self: &Arc<Self>, address: String, mut shutdown: watch::Receiver<bool>) {
         let cluster = Arc::clone(self);
+        info!(node = %cluster.settings.node_id, %address, "heartbeats to the metastore");
         tokio::spawn(async move {
             let node = NodeRow {
                 id: cluster.settings.node_id.clone(),
                 role: cluster.role.as_str().to_string(),
-                address: cluster.settings.advertise_addr.clone(),
+                address,
             };
             let mut failing = Throttle::new(Duration::from_secs(30));
             loop {
@@ -135,9 +138,10 @@ impl Cluster {
     pub fn spawn_publisher(
         self: &Arc<Self>,
         tenants: Vec<publish::TenantStore>,
+        grace: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut publisher = publish::Publisher::new(Arc::clone(self), tenants);
+        let mut publisher = publish::Publisher::new(Arc::clone(self), tenants, grace);
         let every = (self.settings.publish_interval / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(5));
         tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! Splits in S3-compatible object storage: one object per file of a split, under
-//! `<prefix>/<tenant>/<signal>/<split id>/`. Uploads stream from disk (multipart
-//! past a few MiB), downloads stream to disk; neither holds a split in memory.
+//! `<prefix>/<tenant>/<signal>/<split id>/`. Uploads read at most a few parts of
+//! 8 MiB at a time (multipart past one part), downloads stream to disk; neither
+//! holds a split in memory.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,10 +9,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
-use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Files up to this size go in one request; larger ones in parts of it.
+const PART_SIZE: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 4;
 
 use super::metastore::SplitRow;
 use crate::config::ClusterSettings;
@@ -109,24 +115,38 @@ impl SplitObjects {
 
     /// Uploads the files `split` lists from `dir`. Complete when it returns Ok.
     pub async fn upload(&self, split: &SplitRow, dir: &Path) -> Result<(), ObjectsError> {
-        for (name, _) in &split.files {
+        for (name, size) in &split.files {
+            let path = self.path(split, name);
             let mut file = tokio::fs::File::open(dir.join(name)).await?;
-            let mut writer = BufWriter::new(Arc::clone(&self.store), self.path(split, name));
+            if *size <= PART_SIZE as u64 {
+                let mut bytes = Vec::with_capacity(*size as usize);
+                file.read_to_end(&mut bytes).await?;
+                self.store.put(&path, PutPayload::from(bytes)).await?;
+                continue;
+            }
+            // Larger files in parts of PART_SIZE, a few in flight at once.
+            let upload = self.store.put_multipart(&path).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut buffer = vec![0u8; 1 << 20];
-            let written = async {
+            let written: Result<(), ObjectsError> = async {
                 loop {
+                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
                     let n = file.read(&mut buffer).await?;
                     if n == 0 {
-                        break;
+                        return Ok(());
                     }
-                    writer.write_all(&buffer[..n]).await?;
+                    writer.write(&buffer[..n]);
                 }
-                writer.shutdown().await
             }
             .await;
-            if let Err(e) = written {
-                let _ = writer.abort().await;
-                return Err(ObjectsError::Io(e));
+            match written {
+                Ok(()) => {
+                    writer.finish().await?;
+                }
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
             }
         }
         Ok(())

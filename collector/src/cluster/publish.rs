@@ -20,8 +20,12 @@ use crate::model::Signal;
 use crate::store::split::Split;
 use crate::store::Store;
 
-/// How long a published split stays searchable on the node that made it.
-pub const GRACE: Duration = Duration::from_secs(60);
+/// How long a published split stays searchable on the node that made it:
+/// longer than a search may take between listing the metastore and asking this
+/// node (`--query-timeout`), so that no search misses it.
+pub fn grace(query_timeout: Duration) -> Duration {
+    query_timeout + Duration::from_secs(5)
+}
 
 /// Why a publish round stopped; said in the log and in `/health`.
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +55,17 @@ pub struct Publisher {
     tenants: Vec<TenantStore>,
     /// When each split still on this disk was published.
     published_at: HashMap<String, Instant>,
+    grace: Duration,
     failing: Throttle,
 }
 
 impl Publisher {
-    pub fn new(cluster: Arc<Cluster>, tenants: Vec<TenantStore>) -> Publisher {
+    pub fn new(cluster: Arc<Cluster>, tenants: Vec<TenantStore>, grace: Duration) -> Publisher {
         Publisher {
             cluster,
             tenants,
             published_at: HashMap::new(),
+            grace,
             failing: Throttle::new(Duration::from_secs(30)),
         }
     }
@@ -107,7 +113,7 @@ impl Publisher {
                         .published_at
                         .entry(split.id.clone())
                         .or_insert_with(Instant::now);
-                    if since.elapsed() >= GRACE {
+                    if since.elapsed() >= self.grace {
                         self.hand_over(tenant, signal, &split)?;
                     }
                 }

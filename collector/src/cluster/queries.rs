@@ -1,151 +1,277 @@
-//! The query service of a cluster node: the same searches as on one box, over
-//! the published splits the metastore lists for the question (those a split's
-//! time range, services or trace-id filter rule out are never fetched), fetched
-//! into the split cache, together with this node's own splits not yet handed
-//! over. A split in both places is searched once (split ids are unique in the
-//! cluster), so the answers are those of one box holding all the splits.
+//! The query service of a node that searches in a cluster. Each question goes
+//! to every node that holds part of the answer, and the parts merge into what
+//! one box holding all the data would answer:
+//!
+//! - published splits (listed in the metastore, minus those a split's time
+//!   range, services or trace-id filter rule out) are spread over the live
+//!   search nodes by rendezvous hashing; each searches its share from its cache
+//!   (a node that does not answer has its share searched here instead);
+//! - every live ingest node searches its own splits not yet handed over, but
+//!   for those this listing already holds (so nothing is counted twice, and a
+//!   split published meanwhile is still on the node that made it: it stays
+//!   there [`super::publish::grace`] after).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::watch;
+use futures_util::future::join_all;
+use tracing::warn;
 
+use super::leaf::{self, LeafAnswer, LeafQuery, LeafRequest, LeafScope, LeafServer};
 use super::metastore::SplitRow;
-use super::Cluster;
-use crate::metrics::Metrics;
-use crate::model::{Clock, Signal, SpanKind, TraceId};
+use super::HEARTBEAT;
+use crate::access::AccessControl;
+use crate::model::{Signal, SpanKind, TraceId};
 use crate::query::params::TraceSearch;
-use crate::query::service::{
-    LocalQueries, LogPage, Operation, QueryGate, QueryResult, QueryService, Trace,
-};
+use crate::query::service::{LogPage, Operation, QueryResult, QueryService, Trace};
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
 use crate::store::search::{DependencyLink, LogFilter};
-use crate::store::Store;
 
 #[derive(Clone)]
 pub struct ClusterQueries {
-    cluster: Arc<Cluster>,
-    tenant: String,
-    /// This tenant's indexes on this node: its own splits (role `all`), or
-    /// empty ones (role `search`) that lend their schemas.
-    local: Store,
-    gate: QueryGate,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
-    shutdown: watch::Receiver<bool>,
+    leaves: Arc<LeafServer>,
+    access: Arc<AccessControl>,
+    tenant: usize,
+    http: reqwest::Client,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QueryError {
     QueryError::Unavailable(format!("cluster storage does not answer: {e}"))
 }
 
+/// A node's address without the scheme, as a URL.
+fn leaf_url(address: &str) -> String {
+    format!("http://{address}{}", leaf::PATH)
+}
+
+/// How the question spreads.
+#[derive(Clone, Copy, PartialEq)]
+enum Spread {
+    /// Published splits over the search nodes.
+    Wide,
+    /// Every published split searched here (the service map joins spans across
+    /// splits, so they must meet in one place).
+    Here,
+}
+
 impl ClusterQueries {
     pub fn new(
-        cluster: Arc<Cluster>,
-        tenant: String,
-        local: Store,
-        gate: QueryGate,
-        metrics: Arc<Metrics>,
-        clock: Arc<dyn Clock>,
-        shutdown: watch::Receiver<bool>,
+        leaves: Arc<LeafServer>,
+        access: Arc<AccessControl>,
+        tenant: usize,
     ) -> ClusterQueries {
         ClusterQueries {
-            cluster,
+            leaves,
+            access,
             tenant,
-            local,
-            gate,
-            metrics,
-            clock,
-            shutdown,
+            http: reqwest::Client::new(),
         }
     }
 
-    /// The published splits of `signal` over `[start, end]` that `keep` admits.
-    async fn rows(
+    fn tenant_name(&self) -> &str {
+        &self.access.names()[self.tenant]
+    }
+
+    /// Asks another node.
+    async fn remote(&self, address: &str, request: &LeafRequest) -> Result<LeafAnswer, String> {
+        let body = postcard::to_allocvec(request).map_err(|e| e.to_string())?;
+        let mut call = self
+            .http
+            .post(leaf_url(address))
+            .timeout(self.leaves.gate.limits.timeout)
+            .header("content-type", "application/octet-stream")
+            .header(crate::access::ORG_ID_HEADER, self.tenant_name())
+            .body(body);
+        if let Some(token) = self.access.query_token(self.tenant) {
+            call = call.bearer_auth(token);
+        }
+        let response = call.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+        }
+        postcard::from_bytes(&bytes).map_err(|e| format!("undecodable answer: {e}"))
+    }
+
+    /// Asks every node that holds part of the answer to `query` over `signal`'s
+    /// data in `[start, end]`; `keep` rules published splits out by their
+    /// metadata.
+    async fn gather(
         &self,
         signal: Signal,
-        start: u64,
-        end: u64,
+        (start, end): (u64, u64),
         keep: impl Fn(&SplitRow) -> bool,
-    ) -> Result<Vec<SplitRow>, QueryError> {
-        let rows = self
-            .cluster
+        query: LeafQuery,
+        spread: Spread,
+    ) -> Result<Vec<LeafAnswer>, QueryError> {
+        let cluster = &self.leaves.cluster;
+        let me = cluster.settings.node_id.clone();
+        let listed = cluster
             .metastore
-            .published(&self.tenant, signal, start, end)
+            .published(self.tenant_name(), signal, start, end)
             .await
             .map_err(unavailable)?;
-        Ok(rows.into_iter().filter(|row| keep(row)).collect())
-    }
-
-    /// Searches over this node's own splits of `signal` and the published ones
-    /// `rows` names (fetched as needed).
-    async fn over(&self, signal: Signal, rows: Vec<SplitRow>) -> Result<LocalQueries, QueryError> {
-        // This node's splits first: one handed over after this listing is then
-        // in the cache, never in neither place.
-        let mut splits = self.local.of(signal).splits();
-        let own: HashSet<String> = splits.iter().map(|split| split.id.clone()).collect();
-        let rows: Vec<SplitRow> = rows
-            .into_iter()
-            .filter(|row| !own.contains(&row.id))
-            .collect();
-        if !rows.is_empty() {
-            let cache = self.cluster.cache.as_ref().ok_or_else(|| {
-                QueryError::Unavailable("this node does not search (--role)".into())
-            })?;
-            let fetch = cache.get(&rows);
-            let fetched = tokio::time::timeout(self.gate.limits.timeout, fetch)
-                .await
-                .map_err(|_| {
-                    unavailable(format!(
-                        "fetching {} splits took longer than --query-timeout",
-                        rows.len()
-                    ))
-                })?
-                .map_err(unavailable)?;
-            splits.extend(fetched);
-        }
-        let view = match signal {
-            Signal::Spans => self.local.view(splits, Vec::new()),
-            Signal::Logs => self.local.view(Vec::new(), splits),
+        let exclude: Vec<String> = listed.iter().map(|row| row.id.clone()).collect();
+        let nodes = cluster
+            .metastore
+            .live_nodes(HEARTBEAT * 3)
+            .await
+            .map_err(unavailable)?;
+        let mut searchers: Vec<String> = match spread {
+            Spread::Wide => nodes
+                .iter()
+                .filter(|node| node.role == "search" || node.role == "all")
+                .map(|node| node.id.clone())
+                .collect(),
+            Spread::Here => Vec::new(),
         };
-        Ok(LocalQueries::new(
-            view,
-            self.gate.clone(),
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.clock),
-            self.shutdown.clone(),
-        ))
+        if !searchers.contains(&me) {
+            searchers.push(me.clone());
+        }
+        let mut groups: HashMap<String, Vec<SplitRow>> = HashMap::new();
+        for row in listed.into_iter().filter(|row| keep(row)) {
+            if let Some(owner) = leaf::owner(&row.id, &searchers) {
+                groups.entry(owner.clone()).or_default().push(row);
+            }
+        }
+        let addresses: HashMap<&str, &str> = nodes
+            .iter()
+            .map(|node| (node.id.as_str(), node.address.as_str()))
+            .collect();
+
+        // Here: this node's own splits (but those listed) and its share.
+        let mine = groups.remove(&me).unwrap_or_default();
+        let here = async {
+            let queries = self
+                .leaves
+                .queries(self.tenant, Some(&exclude), &mine, signal)
+                .await?;
+            leaf::answer(&queries, query.clone()).await
+        };
+        // Other search nodes: their shares, searched here if they fail.
+        let shares = groups.into_iter().map(|(node, rows)| {
+            let query = query.clone();
+            let address = addresses.get(node.as_str()).map(|a| a.to_string());
+            async move {
+                let sent: Vec<SplitRow> = rows
+                    .iter()
+                    .map(|row| SplitRow {
+                        trace_filter: Default::default(),
+                        ..row.clone()
+                    })
+                    .collect();
+                let request = LeafRequest {
+                    scope: LeafScope::Published(sent),
+                    query: query.clone(),
+                };
+                let failure = match address {
+                    Some(address) => match self.remote(&address, &request).await {
+                        Ok(answer) => return Ok(answer),
+                        Err(e) => e,
+                    },
+                    None => "no address".to_string(),
+                };
+                warn!(node = %node, error = %failure, splits = rows.len(), "a search node did not answer; searching its share here");
+                let queries = self.leaves.queries(self.tenant, None, &rows, signal).await?;
+                leaf::answer(&queries, query).await
+            }
+        });
+        // Ingest nodes: what they have not handed over yet.
+        let ingesters = nodes
+            .iter()
+            .filter(|node| (node.role == "ingest" || node.role == "all") && node.id != me)
+            .map(|node| {
+                let request = LeafRequest {
+                    scope: LeafScope::Own {
+                        exclude: exclude.clone(),
+                    },
+                    query: query.clone(),
+                };
+                async move {
+                    match self.remote(&node.address, &request).await {
+                        Ok(answer) => Ok(Some(answer)),
+                        Err(e) => {
+                            warn!(node = %node.id, error = %e, "an ingest node did not answer; its data not yet published is left out");
+                            Ok::<_, QueryError>(None)
+                        }
+                    }
+                }
+            });
+        let (here, shares, ingesters) = tokio::join!(here, join_all(shares), join_all(ingesters));
+        let mut answers = vec![here?];
+        for share in shares {
+            answers.push(share?);
+        }
+        for answer in ingesters {
+            answers.extend(answer?);
+        }
+        Ok(answers)
     }
 
     async fn traces_by_id(&self, ids: Vec<TraceId>) -> Result<Vec<Trace>, QueryError> {
-        let rows = self
-            .rows(Signal::Spans, 0, u64::MAX, |row| {
-                ids.iter().any(|id| row.trace_filter.may_contain(id))
-            })
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let answers = self
+            .gather(
+                Signal::Spans,
+                (0, u64::MAX),
+                |row| ids.iter().any(|id| row.trace_filter.may_contain(id)),
+                LeafQuery::Traces(ids.clone()),
+                Spread::Wide,
+            )
             .await?;
-        self.over(Signal::Spans, rows)
-            .await?
-            .find_traces(TraceSearch::Ids(ids))
+        leaf::traces(answers, &ids, self.leaves.gate.limits.max_spans_per_trace)
+    }
+}
+
+/// Time a whole cluster question may take: the query timeout, and a little for
+/// the hops.
+fn deadline(timeout: Duration) -> Duration {
+    timeout + Duration::from_secs(2)
+}
+
+impl ClusterQueries {
+    async fn within<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        tokio::time::timeout(deadline(self.leaves.gate.limits.timeout), work)
             .await
+            .map_err(|_| {
+                QueryError::Unavailable("the cluster did not answer within --query-timeout".into())
+            })?
     }
 }
 
 impl QueryService for ClusterQueries {
     fn services(&self) -> QueryResult<'_, Vec<String>> {
-        Box::pin(async move {
-            // From the metastore's service sets: nothing is fetched.
-            let rows = self.rows(Signal::Spans, 0, u64::MAX, |_| true).await?;
-            let mut services: std::collections::BTreeSet<String> = self
-                .over(Signal::Spans, Vec::new())
-                .await?
-                .services()
-                .await?
-                .into_iter()
-                .collect();
-            services.extend(rows.into_iter().flat_map(|row| row.services));
-            Ok(services.into_iter().collect())
-        })
+        Box::pin(self.within(async move {
+            // Published splits answer from the metastore's service sets.
+            let rows = self
+                .leaves
+                .cluster
+                .metastore
+                .published(self.tenant_name(), Signal::Spans, 0, u64::MAX)
+                .await
+                .map_err(unavailable)?;
+            let mut answers = self
+                .gather(
+                    Signal::Spans,
+                    (0, u64::MAX),
+                    |_| false,
+                    LeafQuery::Services,
+                    Spread::Wide,
+                )
+                .await?;
+            answers.push(LeafAnswer::Services(
+                rows.into_iter().flat_map(|row| row.services).collect(),
+            ));
+            leaf::services(answers)
+        }))
     }
 
     fn operations(
@@ -153,89 +279,102 @@ impl QueryService for ClusterQueries {
         service: String,
         kind: Option<SpanKind>,
     ) -> QueryResult<'_, Vec<Operation>> {
-        Box::pin(async move {
-            let rows = self
-                .rows(Signal::Spans, 0, u64::MAX, |row| {
-                    row.services.contains(&service)
-                })
+        Box::pin(self.within(async move {
+            let answers = self
+                .gather(
+                    Signal::Spans,
+                    (0, u64::MAX),
+                    |row| row.services.contains(&service),
+                    LeafQuery::Operations(service.clone()),
+                    Spread::Wide,
+                )
                 .await?;
-            self.over(Signal::Spans, rows)
-                .await?
-                .operations(service, kind)
-                .await
-        })
+            Ok(leaf::operations(answers)?
+                .into_iter()
+                .filter(|(_, k)| kind.is_none_or(|kind| kind.as_jaeger() == k))
+                .map(|(name, span_kind)| Operation { name, span_kind })
+                .collect())
+        }))
     }
 
     fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, Vec<Trace>> {
-        Box::pin(async move {
-            match search {
-                TraceSearch::Ids(ids) => self.traces_by_id(ids).await,
+        Box::pin(self.within(async move {
+            let ids = match search {
+                TraceSearch::Ids(ids) => ids,
                 TraceSearch::Filter(filter) => {
-                    let rows = self
-                        .rows(Signal::Spans, filter.start_min, filter.start_max, |row| {
-                            filter
-                                .service
-                                .as_ref()
-                                .is_none_or(|service| row.services.contains(service))
-                        })
+                    let limit = filter.limit;
+                    let answers = self
+                        .gather(
+                            Signal::Spans,
+                            (filter.start_min, filter.start_max),
+                            |row| {
+                                filter
+                                    .service
+                                    .as_ref()
+                                    .is_none_or(|service| row.services.contains(service))
+                            },
+                            LeafQuery::FindTraces(filter.clone()),
+                            Spread::Wide,
+                        )
                         .await?;
-                    // The traces' other spans may lie in splits the filter ruled
-                    // out: they are looked up by id over every split.
-                    let found = self
-                        .over(Signal::Spans, rows)
-                        .await?
-                        .find_trace_ids(filter)
-                        .await?;
-                    let mut traces = self.traces_by_id(found.clone()).await?;
-                    let order: std::collections::HashMap<TraceId, usize> =
-                        found.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-                    traces.sort_by_key(|trace| order.get(&trace.id).copied().unwrap_or(usize::MAX));
-                    Ok(traces)
+                    leaf::hits(answers, limit)?
                 }
-            }
-        })
+            };
+            // A trace's other spans may lie anywhere: looked up by id everywhere.
+            self.traces_by_id(ids).await
+        }))
     }
 
     fn trace(&self, id: TraceId) -> QueryResult<'_, Option<Trace>> {
-        Box::pin(async move { Ok(self.traces_by_id(vec![id]).await?.pop()) })
+        Box::pin(self.within(async move { Ok(self.traces_by_id(vec![id]).await?.pop()) }))
     }
 
     fn dependencies(&self, start: u64, end: u64) -> QueryResult<'_, Vec<DependencyLink>> {
-        Box::pin(async move {
-            let rows = self.rows(Signal::Spans, start, end, |_| true).await?;
-            self.over(Signal::Spans, rows)
-                .await?
-                .dependencies(start, end)
-                .await
-        })
+        Box::pin(self.within(async move {
+            let answers = self
+                .gather(
+                    Signal::Spans,
+                    (start, end),
+                    |_| true,
+                    LeafQuery::Dependencies { start, end },
+                    Spread::Here,
+                )
+                .await?;
+            leaf::dependencies(answers)
+        }))
     }
 
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage> {
-        Box::pin(async move {
-            let rows = self
-                .rows(Signal::Logs, filter.start, filter.end, |row| {
-                    filter
-                        .service
-                        .as_ref()
-                        .is_none_or(|service| row.services.contains(service))
-                        && filter
-                            .trace_id
-                            .is_none_or(|id| row.trace_filter.may_contain(&id))
-                })
+        Box::pin(self.within(async move {
+            let limit = filter.limit;
+            let answers = self
+                .gather(
+                    Signal::Logs,
+                    (filter.start, filter.end),
+                    |row| {
+                        filter
+                            .service
+                            .as_ref()
+                            .is_none_or(|service| row.services.contains(service))
+                            && filter
+                                .trace_id
+                                .is_none_or(|id| row.trace_filter.may_contain(&id))
+                    },
+                    LeafQuery::Logs(filter.clone()),
+                    Spread::Wide,
+                )
                 .await?;
-            self.over(Signal::Logs, rows)
-                .await?
-                .search_logs(filter)
-                .await
-        })
+            let (records, total) = leaf::logs(answers, limit)?;
+            Ok(LogPage { records, total })
+        }))
     }
 
     fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError> {
         tail::spawn(
             self.clone(),
-            &self.gate,
-            Arc::clone(&self.clock),
-            self.shutdown.clone(),
+            &self.leaves.gate,
+            Arc::clone(&self.leaves.clock),
+            self.leaves.shutdown.clone(),
             filter,
         )
     }

@@ -177,16 +177,14 @@ impl LocalQueries {
 }
 
 impl LocalQueries {
-    /// The ids of the traces `filter` selects, newest first, without their spans.
-    pub async fn find_trace_ids(&self, filter: TraceFilter) -> Result<Vec<TraceId>, QueryError> {
-        self.blocking(move |store, cancel| {
-            Ok(store
-                .find_traces(&filter, cancel)?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect())
-        })
-        .await
+    /// The traces `filter` selects, newest first, each with the start of its
+    /// newest matching span: what a cluster merges across nodes.
+    pub async fn find_trace_hits(
+        &self,
+        filter: TraceFilter,
+    ) -> Result<Vec<(TraceId, u64)>, QueryError> {
+        self.blocking(move |store, cancel| Ok(store.find_traces(&filter, cancel)?))
+            .await
     }
 }
 

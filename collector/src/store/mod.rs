@@ -332,6 +332,14 @@ impl Store {
         self.logs.search_logs(&self.log_schema, filter, cancel)
     }
 
+    /// The tantivy schema of `signal`'s documents.
+    pub fn schema(&self, signal: Signal) -> tantivy::schema::Schema {
+        match signal {
+            Signal::Spans => self.span_schema.schema.clone(),
+            Signal::Logs => self.log_schema.schema.clone(),
+        }
+    }
+
     /// What a search needs to skip `split` (one of `signal`'s) without opening it.
     pub fn summarize(&self, signal: Signal, split: &Split) -> Result<SplitSummary, StoreError> {
         match signal {

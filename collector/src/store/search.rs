@@ -110,7 +110,7 @@ impl TraceSpans {
 }
 
 /// Which spans select a trace: every given criterion must hold for one span.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TraceFilter {
     pub service: Option<String>,
     pub operation: Option<String>,
@@ -125,7 +125,7 @@ pub struct TraceFilter {
 }
 
 /// A parsed log query: what `query=` says.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum LogExpr {
     /// A word or `field:value`: one term (or, for body text that tokenises into
     /// several words, those words in sequence).
@@ -143,7 +143,7 @@ pub enum LogExpr {
     Not(Box<LogExpr>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogField {
     Body,
     Service,
@@ -153,7 +153,7 @@ pub enum LogField {
     Attribute(String),
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogFilter {
     pub expr: Option<LogExpr>,
     pub service: Option<String>,
@@ -167,7 +167,7 @@ pub struct LogFilter {
 }
 
 /// A call between two services in the service map.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DependencyLink {
     pub parent: String,
     pub child: String,

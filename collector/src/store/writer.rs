@@ -367,10 +367,7 @@ impl WriterTask {
 
     fn active_split(&mut self) -> Result<&mut ActiveSplit, StoreError> {
         if self.active.is_none() {
-            let schema = match self.index.signal {
-                Signal::Spans => self.store.span_schema.schema.clone(),
-                Signal::Logs => self.store.log_schema.schema.clone(),
-            };
+            let schema = self.store.schema(self.index.signal);
             let split = Arc::new(
                 self.index
                     .create_split(schema, self.clock.now_unix_nanos())?,

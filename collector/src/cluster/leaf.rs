@@ -1,0 +1,357 @@
+//! Leaf searches: what one node asks another in a cluster, over the other's
+//! query API (`POST /internal/leaf`, postcard bodies, the tenant's query token).
+//! A leaf answers over its own splits not yet handed over (ingest nodes: the
+//! recent data), or over published splits the asking node assigned it (search
+//! nodes: each split goes to one node by rendezvous hashing, so their caches
+//! stay warm). The answers merge into what one box would answer.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::metastore::SplitRow;
+use crate::model::{LogRecord, Span, TraceId};
+use crate::query::params::TraceSearch;
+use crate::query::service::{LocalQueries, QueryService, Trace, MAX_SPANS_PER_SEARCH};
+use crate::query::QueryError;
+use crate::store::search::{DependencyLink, LogFilter, TraceFilter};
+
+/// The route leaves answer on.
+pub const PATH: &str = "/internal/leaf";
+
+/// Largest leaf request accepted (the published splits it names).
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LeafQuery {
+    Services,
+    /// Operations of a service, with their kinds.
+    Operations(String),
+    /// Ids of the traces a filter selects, with the start of their newest
+    /// matching span.
+    FindTraces(TraceFilter),
+    /// Spans of these traces.
+    Traces(Vec<TraceId>),
+    Dependencies {
+        start: u64,
+        end: u64,
+    },
+    Logs(LogFilter),
+}
+
+/// Which splits a leaf searches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LeafScope {
+    /// Its own splits, but for these (published ones the asking node searches).
+    Own { exclude: Vec<String> },
+    /// These published splits (fetched into its cache as needed).
+    Published(Vec<SplitRow>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeafRequest {
+    pub scope: LeafScope,
+    pub query: LeafQuery,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LeafAnswer {
+    Services(Vec<String>),
+    Operations(Vec<(String, String)>),
+    Hits(Vec<(TraceId, u64)>),
+    Traces(Vec<(TraceId, Vec<Span>, usize)>),
+    Dependencies(Vec<DependencyLink>),
+    Logs { records: Vec<LogRecord>, total: u64 },
+}
+
+/// Answers `query` over the splits `queries` searches.
+pub async fn answer(queries: &LocalQueries, query: LeafQuery) -> Result<LeafAnswer, QueryError> {
+    Ok(match query {
+        LeafQuery::Services => LeafAnswer::Services(queries.services().await?),
+        LeafQuery::Operations(service) => LeafAnswer::Operations(
+            queries
+                .operations(service, None)
+                .await?
+                .into_iter()
+                .map(|op| (op.name, op.span_kind))
+                .collect(),
+        ),
+        LeafQuery::FindTraces(filter) => LeafAnswer::Hits(queries.find_trace_hits(filter).await?),
+        LeafQuery::Traces(ids) => LeafAnswer::Traces(
+            queries
+                .find_traces(TraceSearch::Ids(ids))
+                .await?
+                .into_iter()
+                .map(|trace| (trace.id, trace.spans, trace.total))
+                .collect(),
+        ),
+        LeafQuery::Dependencies { start, end } => {
+            LeafAnswer::Dependencies(queries.dependencies(start, end).await?)
+        }
+        LeafQuery::Logs(filter) => {
+            let page = queries.search_logs(filter).await?;
+            LeafAnswer::Logs {
+                records: page.records,
+                total: page.total,
+            }
+        }
+    })
+}
+
+fn mismatch(what: &str) -> QueryError {
+    QueryError::Unavailable(format!(
+        "a node of the cluster answered something other than {what}: are all nodes the same version?"
+    ))
+}
+
+pub fn services(answers: Vec<LeafAnswer>) -> Result<Vec<String>, QueryError> {
+    let mut all = BTreeSet::new();
+    for answer in answers {
+        let LeafAnswer::Services(services) = answer else {
+            return Err(mismatch("services"));
+        };
+        all.extend(services);
+    }
+    Ok(all.into_iter().collect())
+}
+
+pub fn operations(answers: Vec<LeafAnswer>) -> Result<Vec<(String, String)>, QueryError> {
+    let mut all = BTreeSet::new();
+    for answer in answers {
+        let LeafAnswer::Operations(operations) = answer else {
+            return Err(mismatch("operations"));
+        };
+        all.extend(operations);
+    }
+    Ok(all.into_iter().collect())
+}
+
+/// The `limit` newest traces over every answer, as one box orders them (newest
+/// matching span first, then id).
+pub fn hits(answers: Vec<LeafAnswer>, limit: usize) -> Result<Vec<TraceId>, QueryError> {
+    let mut newest: HashMap<TraceId, u64> = HashMap::new();
+    for answer in answers {
+        let LeafAnswer::Hits(hits) = answer else {
+            return Err(mismatch("trace ids"));
+        };
+        for (id, start) in hits {
+            let entry = newest.entry(id).or_insert(start);
+            *entry = (*entry).max(start);
+        }
+    }
+    let mut traces: Vec<(TraceId, u64)> = newest.into_iter().collect();
+    traces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    traces.truncate(limit);
+    Ok(traces.into_iter().map(|(id, _)| id).collect())
+}
+
+/// The traces `ids` names, in that order, their spans gathered from every answer:
+/// each span once (by span id), the earliest `max_spans` by start, and all
+/// together within [`MAX_SPANS_PER_SEARCH`], as one box cuts them.
+pub fn traces(
+    answers: Vec<LeafAnswer>,
+    ids: &[TraceId],
+    max_spans: usize,
+) -> Result<Vec<Trace>, QueryError> {
+    let mut found: HashMap<TraceId, (Vec<Span>, usize)> = HashMap::new();
+    for answer in answers {
+        let LeafAnswer::Traces(traces) = answer else {
+            return Err(mismatch("traces"));
+        };
+        for (id, spans, total) in traces {
+            let entry = found.entry(id).or_default();
+            entry.0.extend(spans);
+            entry.1 += total;
+        }
+    }
+    let mut budget = MAX_SPANS_PER_SEARCH;
+    let mut traces = Vec::new();
+    for id in ids {
+        let Some((mut spans, total)) = found.remove(id) else {
+            continue;
+        };
+        let mut seen = HashSet::new();
+        spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
+        spans.retain(|span| seen.insert(span.span_id));
+        spans.truncate(max_spans.min(budget).max(1));
+        budget = budget.saturating_sub(spans.len());
+        traces.push(Trace {
+            id: *id,
+            total: total.max(spans.len()),
+            spans,
+        });
+    }
+    Ok(traces)
+}
+
+/// Calls between services, summed over the answers.
+pub fn dependencies(answers: Vec<LeafAnswer>) -> Result<Vec<DependencyLink>, QueryError> {
+    let mut counts: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    for answer in answers {
+        let LeafAnswer::Dependencies(links) = answer else {
+            return Err(mismatch("dependencies"));
+        };
+        for link in links {
+            let count = counts.entry((link.parent, link.child)).or_default();
+            count.0 += link.call_count;
+            count.1 += link.error_count;
+        }
+    }
+    let mut links: Vec<DependencyLink> = counts
+        .into_iter()
+        .map(
+            |((parent, child), (call_count, error_count))| DependencyLink {
+                parent,
+                child,
+                call_count,
+                error_count,
+            },
+        )
+        .collect();
+    links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+    Ok(links)
+}
+
+/// The `limit` newest records over every answer, and how many matched in all.
+pub fn logs(answers: Vec<LeafAnswer>, limit: usize) -> Result<(Vec<LogRecord>, u64), QueryError> {
+    let mut all = Vec::new();
+    let mut total = 0;
+    for answer in answers {
+        let LeafAnswer::Logs { records, total: n } = answer else {
+            return Err(mismatch("log records"));
+        };
+        all.extend(records);
+        total += n;
+    }
+    // Stable: records of the same time keep the order the answers gave them.
+    all.sort_by_key(|record| std::cmp::Reverse(record.time_unix_nano));
+    all.truncate(limit);
+    Ok((all, total))
+}
+
+/// The node that searches `split` among `nodes`: the highest hash of the pair
+/// (rendezvous hashing: a node that comes or goes moves only its own share).
+pub fn owner<'a>(split: &str, nodes: &'a [String]) -> Option<&'a String> {
+    nodes.iter().max_by_key(|node| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(node.as_str(), split), &mut hasher);
+        std::hash::Hasher::finish(&hasher)
+    })
+}
+
+/// What answers leaf requests on this node (and the local part of its own
+/// cluster searches): every tenant's own splits, and the split cache.
+pub struct LeafServer {
+    pub cluster: std::sync::Arc<super::Cluster>,
+    /// Each tenant's indexes on this node, by tenant id.
+    pub stores: Vec<crate::store::Store>,
+    pub gate: crate::query::service::QueryGate,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub clock: std::sync::Arc<dyn crate::model::Clock>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl LeafServer {
+    /// Searches over `tenant`'s own splits (but `exclude`) and the published
+    /// `rows` (fetched into the cache as needed).
+    pub async fn queries(
+        &self,
+        tenant: usize,
+        exclude: Option<&[String]>,
+        rows: &[SplitRow],
+        signal: crate::model::Signal,
+    ) -> Result<LocalQueries, QueryError> {
+        let store = self
+            .stores
+            .get(tenant)
+            .ok_or_else(|| QueryError::BadRequest(format!("no tenant {tenant}")))?;
+        let mut splits = match exclude {
+            Some(exclude) => {
+                let exclude: HashSet<&str> = exclude.iter().map(String::as_str).collect();
+                store
+                    .of(signal)
+                    .splits()
+                    .into_iter()
+                    .filter(|split| !exclude.contains(split.id.as_str()))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        if !rows.is_empty() {
+            let cache = self.cluster.cache.as_ref().ok_or_else(|| {
+                QueryError::Unavailable(format!(
+                    "node {} does not search published splits (--role {})",
+                    self.cluster.settings.node_id,
+                    self.cluster.role.as_str()
+                ))
+            })?;
+            let fetched = tokio::time::timeout(self.gate.limits.timeout, cache.get(rows))
+                .await
+                .map_err(|_| {
+                    QueryError::Unavailable(format!(
+                        "fetching {} splits from object storage took longer than --query-timeout",
+                        rows.len()
+                    ))
+                })?
+                .map_err(|e| QueryError::Unavailable(format!("cannot fetch splits: {e}")))?;
+            splits.extend(fetched);
+        }
+        let view = match signal {
+            crate::model::Signal::Spans => store.view(splits, Vec::new()),
+            crate::model::Signal::Logs => store.view(Vec::new(), splits),
+        };
+        Ok(LocalQueries::new(
+            view,
+            self.gate.clone(),
+            std::sync::Arc::clone(&self.metrics),
+            std::sync::Arc::clone(&self.clock),
+            self.shutdown.clone(),
+        ))
+    }
+
+    /// Answers a leaf request of another node.
+    pub async fn serve(
+        &self,
+        tenant: usize,
+        request: LeafRequest,
+    ) -> Result<LeafAnswer, QueryError> {
+        let signal = match &request.query {
+            LeafQuery::Logs(_) => crate::model::Signal::Logs,
+            _ => crate::model::Signal::Spans,
+        };
+        let queries = match &request.scope {
+            LeafScope::Own { exclude } => self.queries(tenant, Some(exclude), &[], signal).await?,
+            LeafScope::Published(rows) => self.queries(tenant, None, rows, signal).await?,
+        };
+        answer(&queries, request.query).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendezvous_moves_only_the_share_of_a_node_that_leaves() {
+        let nodes: Vec<String> = ["search-1", "search-2", "search-3"]
+            .map(String::from)
+            .to_vec();
+        let splits: Vec<String> = (0..3000).map(|n| format!("split-{n}")).collect();
+        let before: Vec<&String> = splits
+            .iter()
+            .map(|s| owner(s, &nodes).expect("owner"))
+            .collect();
+        for node in &nodes {
+            let share = before.iter().filter(|owner| **owner == node).count();
+            assert!((800..1200).contains(&share), "{node} owns {share} of 3000");
+        }
+        let fewer: Vec<String> = nodes[..2].to_vec();
+        for (split, owner_before) in splits.iter().zip(&before) {
+            let now = owner(split, &fewer).expect("owner");
+            if *owner_before != "search-3" {
+                assert_eq!(now, *owner_before, "{split} moved though its node stayed");
+            }
+        }
+        assert_eq!(owner("x", &[]), None);
+    }
+}
