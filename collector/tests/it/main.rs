@@ -7,6 +7,7 @@ mod bad_input;
 mod cluster;
 mod common;
 mod crash;
+mod deploy;
 mod faults;
 mod fuzz_seeds;
 mod hostile;
