@@ -135,9 +135,15 @@ async fn start_cluster(
                 keep: tenant.retention,
             })
             .collect();
+        let merging = cluster::janitor::Merging {
+            store: tenants[0].store.clone(),
+            scratch: config.data_dir.join("merge"),
+            settled: cluster::janitor::merge_after(config.query.timeout),
+        };
         cluster::janitor::spawn(
             Arc::clone(&cluster),
             retention,
+            merging,
             Arc::clone(clock),
             cluster::janitor::INTERVAL,
             cluster::janitor::deletion_grace(config.query.timeout),

@@ -236,6 +236,68 @@ impl Metastore {
         rows.iter().map(split_row).collect()
     }
 
+    /// The published splits of `tenant`'s `signal` published at least `settled`
+    /// ago, oldest first: what the janitor may merge (a split just published may
+    /// still be searched on the node that made it).
+    pub async fn mergeable(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        settled: Duration,
+    ) -> Result<Vec<SplitRow>, MetastoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SPLIT_COLUMNS} FROM splits \
+             WHERE tenant = $1 AND signal = $2 AND state = 'published' \
+               AND updated_at < now() - make_interval(secs => $3) \
+             ORDER BY min_time, id"
+        ))
+        .bind(tenant)
+        .bind(signal.as_str())
+        .bind(settled.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(split_row).collect()
+    }
+
+    /// Publishes staged split `merged` in place of `sources`, in one
+    /// transaction: searches see either the sources or the merged split, never
+    /// both. False (and nothing changed) when a source is no longer published.
+    pub async fn replace(&self, merged: &str, sources: &[String]) -> Result<bool, MetastoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE splits SET state = 'marked_for_deletion', updated_at = now() \
+             WHERE id = ANY($1) AND state = 'published'",
+        )
+        .bind(sources)
+        .execute(&mut *transaction)
+        .await?;
+        let published = sqlx::query(
+            "UPDATE splits SET state = 'published', updated_at = now() \
+             WHERE id = $1 AND state = 'staged'",
+        )
+        .bind(merged)
+        .execute(&mut *transaction)
+        .await?;
+        if marked.rows_affected() != sources.len() as u64 || published.rows_affected() != 1 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives up a staged split (its objects go with the marked ones).
+    pub async fn abandon(&self, id: &str) -> Result<(), MetastoreError> {
+        sqlx::query(
+            "UPDATE splits SET state = 'marked_for_deletion', updated_at = now() \
+             WHERE id = $1 AND state = 'staged'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Marks every published split of `tenant`'s `signal` whose newest record is
     /// older than `cutoff` for deletion; searches stop seeing them at once.
     /// Returns them.

@@ -175,7 +175,7 @@ impl Publisher {
 }
 
 /// The metastore row of a sealed split: its summary, files and sizes.
-fn describe(
+pub(super) fn describe(
     store: &Store,
     signal: Signal,
     split: &Split,

@@ -332,6 +332,25 @@ impl Store {
         self.logs.search_logs(&self.log_schema, filter, cancel)
     }
 
+    /// Every record of `split` (one of `signal`'s), in batches, to `each`.
+    pub fn scan(
+        &self,
+        signal: Signal,
+        split: &Split,
+        cancel: &Cancel,
+        each: impl FnMut(Records) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        search::scan(
+            split,
+            signal,
+            &self.span_schema,
+            &self.log_schema,
+            4096,
+            cancel,
+            each,
+        )
+    }
+
     /// The tantivy schema of `signal`'s documents.
     pub fn schema(&self, signal: Signal) -> tantivy::schema::Schema {
         match signal {

@@ -25,8 +25,8 @@ use super::origin::{Origin, Origins};
 use super::schema::{columns, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
 use super::terms::{operation_term, tag_term};
-use super::SignalIndex;
-use crate::model::{LogRecord, Span, SpanId, SpanKind, TraceId};
+use super::{Records, SignalIndex};
+use crate::model::{LogRecord, Signal, Span, SpanId, SpanKind, TraceId};
 
 /// Why a search stopped before its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -883,6 +883,77 @@ impl SignalIndex {
         segments.sort_by_key(|segment| Reverse(segment.newest));
         Ok((segments, total))
     }
+}
+
+/// Every record of `split` (one of `signal`'s, its documents read with
+/// `span_schema` or `log_schema`), in batches of at most `batch`, to `each`:
+/// what merging splits reads.
+pub(super) fn scan(
+    split: &Split,
+    signal: Signal,
+    span_schema: &SpanSchema,
+    log_schema: &LogSchema,
+    batch: usize,
+    cancel: &Cancel,
+    mut each: impl FnMut(Records) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let searcher = split.reader.searcher();
+    let corrupt = |e: postcard::Error| StoreError::Corrupt(e.to_string());
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let ord = ord as SegmentOrdinal;
+        let alive: Vec<DocId> = segment.doc_ids_alive().collect();
+        for docs in alive.chunks(batch.max(1)) {
+            cancel.check()?;
+            let records = match signal {
+                Signal::Spans => {
+                    let readers = SpanColumnReaders::open(split, &searcher, ord)?;
+                    let mut spans = Vec::with_capacity(docs.len());
+                    for &doc in docs {
+                        let payload = stored_payload(
+                            &searcher,
+                            DocAddress::new(ord, doc),
+                            span_schema.payload,
+                        )?;
+                        let columns = readers.get(doc);
+                        let origin = origin_of(split, columns.origin)?;
+                        spans.push(
+                            span_schema
+                                .span(&payload, columns, &origin)
+                                .map_err(corrupt)?,
+                        );
+                    }
+                    Records::Spans(spans)
+                }
+                Signal::Logs => {
+                    let time = split.u64_column(&searcher, ord, columns::TIME)?;
+                    let span_id = split.u64_column(&searcher, ord, columns::SPAN_ID)?;
+                    let origin = split.u64_column(&searcher, ord, columns::ORIGIN)?;
+                    let mut logs = Vec::with_capacity(docs.len());
+                    for &doc in docs {
+                        let payload = stored_payload(
+                            &searcher,
+                            DocAddress::new(ord, doc),
+                            log_schema.payload,
+                        )?;
+                        let origin = origin_of(split, origin.first(doc).unwrap_or(0))?;
+                        logs.push(
+                            log_schema
+                                .record(
+                                    &payload,
+                                    time.first(doc).unwrap_or(0),
+                                    span_id.first(doc).unwrap_or(0),
+                                    &origin,
+                                )
+                                .map_err(corrupt)?,
+                        );
+                    }
+                    Records::Logs(logs)
+                }
+            };
+            each(records)?;
+        }
+    }
+    Ok(())
 }
 
 /// The columns a span document keeps its ids and times in, for one segment.

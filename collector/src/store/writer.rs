@@ -526,3 +526,54 @@ pub fn index_records(
     }
     Ok(())
 }
+
+/// Builds one split under `root` holding every record of `sources` (all of
+/// `signal`'s), committed and sealed, its segments merged into one: what the
+/// janitor publishes in place of many small splits. Records keep their
+/// resources and scopes (the new split numbers them anew).
+pub fn merge_splits(
+    store: &Store,
+    signal: Signal,
+    root: &std::path::Path,
+    created: u64,
+    node: &str,
+    sources: &[Arc<Split>],
+    cancel: &crate::store::search::Cancel,
+) -> Result<Split, StoreError> {
+    std::fs::create_dir_all(root)?;
+    let split = Split::create(root, store.schema(signal), created, 0, Some(node))?;
+    let mut writer = split.writer()?;
+    let mut origins = OriginIds::new(Arc::clone(&split.origins));
+    let mut scratch = Scratch::with_max_keys(usize::MAX);
+    let mut meta = split.meta();
+    for source in sources {
+        store.scan(signal, source, cancel, |records| {
+            index_records(
+                &writer,
+                store,
+                &mut origins,
+                &mut scratch,
+                &records,
+                |time| meta.extend(time),
+            )
+        })?;
+    }
+    origins.save()?;
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(
+        &serde_json::to_string(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    );
+    prepared.commit()?;
+    // One segment: a merged split is searched often and never written again.
+    let segments = split.index.searchable_segment_ids()?;
+    if segments.len() > 1 {
+        writer.merge(&segments).wait()?;
+    }
+    writer.wait_merging_threads()?;
+    if let Ok(mut current) = split.meta.write() {
+        *current = meta;
+    }
+    split.reader.reload()?;
+    split.sealed.store(true, Ordering::Release);
+    Ok(split)
+}

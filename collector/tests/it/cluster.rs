@@ -896,3 +896,59 @@ async fn the_janitor_deletes_what_is_past_retention_through_the_metastore() {
         janitor.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_janitor_merges_small_splits_and_the_answers_stay_the_same() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let Some(engines) = Engines::start() else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    // Three hours old: their hour is over, so two splits of it are worth a merge.
+    let base = now_nanos() - 3 * 3600 * 1_000_000_000;
+    let bodies = workload(base, 9);
+    let one_box = tempfile::tempdir().expect("tempdir");
+    let reference = spawn_collector(one_box.path(), &[]);
+    send(&http, std::slice::from_ref(&reference.http), &bodies).await;
+
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ingest = engines.spawn(dirs[0].path(), "ingest", "ingest-0", FAST);
+    let search = engines.spawn(dirs[1].path(), "search", "search-0", FAST);
+    // Three bursts, each published on its own: three splits per signal.
+    let mut sent = 0;
+    for burst in bodies.chunks(bodies.len() / 3) {
+        send(&http, std::slice::from_ref(&ingest.http), burst).await;
+        sent += burst.len() as u64;
+        let published = eventually(Duration::from_secs(30), || {
+            let (http, api) = (http.clone(), ingest.api.clone());
+            async move {
+                (metric(&http, &api, "hopline_published_records_total").await >= sent).then_some(())
+            }
+        })
+        .await;
+        assert!(published.is_some(), "burst not published");
+    }
+    assert_eq!(split_states(&engines.db), "published|6");
+    let questions = questions(base);
+    same_answers(&http, &reference.api, &[&search.api], &questions).await;
+
+    let janitor = engines.spawn(dirs[2].path(), "janitor", "janitor-0", FAST);
+    let merged = eventually(Duration::from_secs(90), || {
+        let db = &engines.db;
+        async move { (split_states(db) == "published|2").then_some(()) }
+    })
+    .await;
+    assert!(
+        merged.is_some(),
+        "not merged: splits {}; janitor log: {:?}",
+        split_states(&engines.db),
+        janitor.log()
+    );
+    assert!(janitor
+        .log()
+        .iter()
+        .any(|line| line.contains("merged splits")));
+    same_answers(&http, &reference.api, &[&search.api], &questions).await;
+}
