@@ -110,6 +110,7 @@ async fn start_cluster(
         )
         .await?,
     );
+    cluster.spawn_cache_sweeper(shutdown.clone());
     if config.role.ingests() {
         let stores = tenants
             .iter()

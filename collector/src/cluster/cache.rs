@@ -183,6 +183,11 @@ impl SplitCache {
         }
     }
 
+    /// The ids of the splits cached now.
+    pub fn ids(&self) -> Vec<String> {
+        self.entries().keys().cloned().collect()
+    }
+
     /// Bytes on disk now.
     pub fn bytes(&self) -> u64 {
         self.entries().values().map(|e| e.bytes).sum()

@@ -334,6 +334,18 @@ impl Metastore {
         rows.iter().map(split_row).collect()
     }
 
+    /// Which of `ids` are no longer published (marked, deleted or unknown).
+    pub async fn gone(&self, ids: &[String]) -> Result<Vec<String>, MetastoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT wanted.id FROM unnest($1::text[]) AS wanted(id) \
+             WHERE NOT EXISTS \
+               (SELECT 1 FROM splits WHERE splits.id = wanted.id AND splits.state = 'published')",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Removes the rows of splits whose objects are gone.
     pub async fn delete(&self, ids: &[String]) -> Result<(), MetastoreError> {
         sqlx::query("DELETE FROM splits WHERE id = ANY($1) AND state = 'marked_for_deletion'")

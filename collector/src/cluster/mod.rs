@@ -133,6 +133,34 @@ impl Cluster {
         });
     }
 
+    /// Drops from the cache, every [`HEARTBEAT`] × 6, the splits the cluster no
+    /// longer publishes (merged away or past retention): searches stopped
+    /// reading them when they were marked; this frees their disk.
+    pub fn spawn_cache_sweeper(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let cluster = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(HEARTBEAT * 6) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+                let Some(cache) = &cluster.cache else { return };
+                let ids = cache.ids();
+                if ids.is_empty() {
+                    continue;
+                }
+                match cluster.metastore.gone(&ids).await {
+                    Ok(gone) => {
+                        for id in gone {
+                            cache.remove(&id);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot sweep the split cache; retrying"),
+                }
+            }
+        });
+    }
+
     /// Publishes sealed splits every few seconds until `shutdown`, then once
     /// more.
     pub fn spawn_publisher(

@@ -895,6 +895,24 @@ async fn the_janitor_deletes_what_is_past_retention_through_the_metastore() {
         objects(&engines.weed).await,
         janitor.log()
     );
+    // The search node's cache lets them go too.
+    let cache = dirs[1].path().join("cache");
+    let cached = || {
+        std::fs::read_dir(&cache)
+            .map(|entries| entries.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    assert!(cached() > 0, "the search node cached nothing");
+    let swept = eventually(Duration::from_secs(60), || {
+        let n = cached();
+        async move { (n == 0).then_some(()) }
+    })
+    .await;
+    assert!(
+        swept.is_some(),
+        "{} deleted splits still in the search node's cache",
+        cached()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
