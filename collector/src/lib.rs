@@ -331,6 +331,14 @@ impl Hopline {
                 gate.clone(),
                 otlp::authenticate,
             ));
+        // A node of a cluster answers to the address it advertises: the other
+        // nodes call it by that name.
+        if let Some(settings) = &config.cluster {
+            if !server_limits.allowed_hosts.is_empty() {
+                let advertised = settings.advertised(http_addr).to_ascii_lowercase();
+                server_limits.allowed_hosts.push(advertised);
+            }
+        }
         let allowed_hosts = net::AllowedHosts::new(&server_limits.allowed_hosts);
         let otlp_router = otlp::http::router(body_limits)
             .layer(axum::middleware::from_fn_with_state(

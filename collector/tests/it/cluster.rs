@@ -783,7 +783,16 @@ async fn records_not_yet_published_are_searched_on_the_ingest_nodes() {
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     // Nothing is published for an hour: every answer comes from the ingest nodes.
-    let slow = ["--publish-interval", "1h", "--query-timeout", "5s"];
+    // They listen on 127.0.0.2, so the search node calls them by a name that is
+    // not a default allowed host: they answer to the address they advertise.
+    let slow = [
+        "--publish-interval",
+        "1h",
+        "--query-timeout",
+        "5s",
+        "--http-addr",
+        "127.0.0.2:0",
+    ];
     let ingest: Vec<Collector> = (0..2)
         .map(|n| engines.spawn(dirs[n].path(), "ingest", &format!("ingest-{n}"), &slow))
         .collect();

@@ -300,14 +300,16 @@ pub fn spawn_collector_env(
         .envs(envs.iter().copied())
         .args(["serve", "--data-dir"])
         .arg(data_dir)
-        .args([
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
+        .args(
+            [
+                ["--otlp-grpc-addr", "127.0.0.1:0"],
+                ["--otlp-http-addr", "127.0.0.1:0"],
+                ["--http-addr", "127.0.0.1:0"],
+            ]
+            .into_iter()
+            .filter(|[flag, _]| !args.contains(flag))
+            .flatten(),
+        )
         .args(args)
         .args(
             Some(["--commit-interval", "200ms"])
