@@ -199,7 +199,34 @@ fn query_client() -> reqwest::Client {
 }
 
 impl Stack {
+    /// Starts the stack; when a service does not become healthy (a port picked
+    /// free was taken by another process before the service bound it), the
+    /// attempt is torn down and the stack starts again on new ports, up to three
+    /// times.
     pub async fn start(options: StackOptions) -> Stack {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(&options).await {
+                Ok(stack) => return stack,
+                Err((failed, why)) if attempt < 3 => {
+                    eprintln!("the stack did not start ({why}); trying again on new ports");
+                    failed.tear_down().await;
+                    attempt += 1;
+                }
+                Err((_, why)) => panic!("{why}"),
+            }
+        }
+    }
+
+    /// Stops the services and the collector of a stack that failed to start.
+    async fn tear_down(mut self) {
+        self.services.clear();
+        if let Some(hopline) = self.hopline.take() {
+            hopline.shutdown().await;
+        }
+    }
+
+    async fn try_start(options: &StackOptions) -> Result<Stack, (Stack, String)> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::tempdir().expect("tempdir");
         // As deployed: the services send with an ingest token, the tests read with a
@@ -341,10 +368,10 @@ impl Stack {
                 for service in &stack.services {
                     eprintln!("--- {} ---\n{}", service.name, service.log());
                 }
-                panic!("{url} did not become healthy");
+                return Err((stack, format!("{url} did not become healthy")));
             }
         }
-        stack
+        Ok(stack)
     }
 
     pub fn api(&self, path: &str) -> String {

@@ -72,7 +72,25 @@ pub struct Weed {
 }
 
 impl Weed {
+    /// Starts the server on free ports; again on new ones while a port picked
+    /// free is taken by another process before the server binds it (up to three
+    /// times).
     pub fn start() -> Weed {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let mut weed = Weed::configure();
+            match weed.try_resume() {
+                Ok(()) => return weed,
+                Err(why) => {
+                    weed.stop();
+                    failures.push(why);
+                }
+            }
+        }
+        panic!("SeaweedFS did not start: {failures:?}");
+    }
+
+    fn configure() -> Weed {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("s3.json");
         std::fs::write(
@@ -113,41 +131,49 @@ impl Weed {
         ] {
             args.push(format!("-{flag}={}", free_port()));
         }
-        let mut weed = Weed {
+        Weed {
             child: None,
             dir,
             args,
             s3: format!("http://127.0.0.1:{s3_port}"),
-        };
-        weed.resume();
-        weed
+        }
     }
 
     /// Starts the server (again, on the same data and ports) and waits until
-    /// its S3 API answers.
-    pub fn resume(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("weed.log")).expect("log");
+    /// its S3 API answers; an error when it exits first or takes over 60 s.
+    fn try_resume(&mut self) -> Result<(), String> {
+        let log =
+            std::fs::File::create(self.dir.path().join("weed.log")).map_err(|e| e.to_string())?;
         let child = Command::new(weed_binary().expect("weed, checked by Engines::start"))
             .args(&self.args)
-            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
             .stderr(Stdio::from(log))
             .spawn()
-            .expect("start weed");
+            .map_err(|e| e.to_string())?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         let address = self.s3.trim_start_matches("http://").to_string();
-        loop {
+        while Instant::now() < deadline {
             if std::net::TcpStream::connect(&address).is_ok() {
                 // The S3 gateway listens before the filer behind it is ready.
                 std::thread::sleep(Duration::from_secs(2));
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS did not start: see {}",
-                self.dir.path().join("weed.log").display()
-            );
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                return Err(format!(
+                    "weed exited ({status}); see {}",
+                    self.dir.path().join("weed.log").display()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(200));
+        }
+        Err("its S3 API did not answer within 60 s".into())
+    }
+
+    /// Starts the server again after [`Weed::stop`], on the same data and ports.
+    pub fn resume(&mut self) {
+        if let Err(why) = self.try_resume() {
+            panic!("SeaweedFS did not start again: {why}");
         }
     }
 
