@@ -377,6 +377,7 @@ impl Hopline {
             Arc::new(LeafServer {
                 cluster: Arc::clone(cluster),
                 stores: tenants.iter().map(|t| t.store.clone()).collect(),
+                tenants: access.names().to_vec(),
                 gate: gate.clone(),
                 metrics: Arc::clone(&metrics),
                 clock: Arc::clone(&clock),

@@ -44,8 +44,10 @@ pub enum LeafQuery {
 pub enum LeafScope {
     /// Its own splits, but for these (published ones the asking node searches).
     Own { exclude: Vec<String> },
-    /// These published splits (fetched into its cache as needed).
-    Published(Vec<SplitRow>),
+    /// These published splits, by id (fetched into its cache as needed). The
+    /// leaf reads their rows from the metastore itself, for the caller's tenant
+    /// only: what a caller sends names splits, never where their bytes are.
+    Published(Vec<String>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,6 +247,8 @@ pub struct LeafServer {
     pub cluster: std::sync::Arc<super::Cluster>,
     /// Each tenant's indexes on this node, by tenant id.
     pub stores: Vec<crate::store::Store>,
+    /// Each tenant's name, by tenant id.
+    pub tenants: Vec<String>,
     pub gate: crate::query::service::QueryGate,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub clock: std::sync::Arc<dyn crate::model::Clock>,
@@ -309,6 +313,14 @@ impl LeafServer {
         ))
     }
 
+    /// The name of tenant `tenant` (its id on this node).
+    fn cluster_tenant_name(&self, tenant: usize) -> Result<String, QueryError> {
+        self.tenants
+            .get(tenant)
+            .cloned()
+            .ok_or_else(|| QueryError::BadRequest(format!("no tenant {tenant}")))
+    }
+
     /// Answers a leaf request of another node.
     pub async fn serve(
         &self,
@@ -321,7 +333,25 @@ impl LeafServer {
         };
         let queries = match &request.scope {
             LeafScope::Own { exclude } => self.queries(tenant, Some(exclude), &[], signal).await?,
-            LeafScope::Published(rows) => self.queries(tenant, None, rows, signal).await?,
+            LeafScope::Published(ids) => {
+                let name = self.cluster_tenant_name(tenant)?;
+                let rows = self
+                    .cluster
+                    .metastore
+                    .published_by_id(&name, signal, ids)
+                    .await
+                    .map_err(|e| QueryError::Unavailable(format!("cannot list splits: {e}")))?;
+                if rows.len() != ids.len() {
+                    // Merged away or expired since the asker listed them: its
+                    // answer would be wrong either way, so it asks again.
+                    return Err(QueryError::Unavailable(format!(
+                        "{} of the {} splits asked for are no longer published",
+                        ids.len() - rows.len(),
+                        ids.len()
+                    )));
+                }
+                self.queries(tenant, None, &rows, signal).await?
+            }
         };
         answer(&queries, request.query).await
     }

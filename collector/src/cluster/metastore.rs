@@ -298,6 +298,26 @@ impl Metastore {
         Ok(())
     }
 
+    /// The published splits of `tenant`'s `signal` among `ids`.
+    pub async fn published_by_id(
+        &self,
+        tenant: &str,
+        signal: Signal,
+        ids: &[String],
+    ) -> Result<Vec<SplitRow>, MetastoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SPLIT_COLUMNS} FROM splits \
+             WHERE tenant = $1 AND signal = $2 AND state = 'published' AND id = ANY($3) \
+             ORDER BY min_time, id"
+        ))
+        .bind(tenant)
+        .bind(signal.as_str())
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(split_row).collect()
+    }
+
     /// Marks every published split of `tenant`'s `signal` whose newest record is
     /// older than `cutoff` for deletion; searches stop seeing them at once.
     /// Returns them.

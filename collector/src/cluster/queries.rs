@@ -156,15 +156,8 @@ impl ClusterQueries {
             let query = query.clone();
             let address = addresses.get(node.as_str()).map(|a| a.to_string());
             async move {
-                let sent: Vec<SplitRow> = rows
-                    .iter()
-                    .map(|row| SplitRow {
-                        trace_filter: Default::default(),
-                        ..row.clone()
-                    })
-                    .collect();
                 let request = LeafRequest {
-                    scope: LeafScope::Published(sent),
+                    scope: LeafScope::Published(rows.iter().map(|row| row.id.clone()).collect()),
                     query: query.clone(),
                 };
                 let failure = match address {

@@ -832,6 +832,37 @@ async fn records_not_yet_published_are_searched_on_the_ingest_nodes() {
             0
         );
     }
+
+    // The leaf route takes hostile input like any other: garbage, too much, and
+    // splits that are not the caller's (or not published) are refused.
+    use hopline::cluster::leaf::{LeafQuery, LeafRequest, LeafScope, MAX_REQUEST_BYTES, PATH};
+    let leaf = format!("{}{PATH}", ingest[0].api);
+    let call = |body: Vec<u8>| {
+        let (http, leaf) = (http.clone(), leaf.clone());
+        async move {
+            let response = http.post(&leaf).body(body).send().await.expect("leaf call");
+            (
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, text) = call(b"\xff\xff\xff not postcard".to_vec()).await;
+    assert!(
+        status == 400 && text.contains("undecodable leaf request"),
+        "{status} {text}"
+    );
+    let (status, _) = call(vec![0; MAX_REQUEST_BYTES + 1]).await;
+    assert_eq!(status, 413);
+    let foreign = LeafRequest {
+        scope: LeafScope::Published(vec!["../../other-tenant/spans/split-1".into()]),
+        query: LeafQuery::Services,
+    };
+    let (status, text) = call(postcard::to_allocvec(&foreign).expect("encode")).await;
+    assert!(
+        status == 503 && text.contains("no longer published"),
+        "{status} {text}"
+    );
 }
 
 /// Rows of the metastore's `splits` table, by state.
