@@ -188,7 +188,7 @@ async fn leaf(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
-async fn not_found(request: Request) -> ApiError {
+pub(super) async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!(
         "no route for {} {}",
         request.method(),

@@ -12,6 +12,7 @@ use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
 use crate::query::service::{Operation, Trace};
 use crate::query::{jaeger, otlp_json, QueryError};
+use crate::store::search::MAX_MATCHING_TRACES;
 
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -96,10 +97,15 @@ fn trace_json(trace: &Trace) -> Value {
 
 pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
     let search = params::trace_search(&pairs(query)?, state.now())?;
-    let traces = state.queries.find_traces(search).await?;
-    let data = render(move || traces.iter().map(trace_json).collect::<Vec<Value>>()).await?;
-    let total = data.len();
-    Ok(Json(jaeger::envelope(json!(data), total)))
+    let page = state.queries.find_traces(search).await?;
+    let data = render(move || page.traces.iter().map(trace_json).collect::<Vec<Value>>()).await?;
+    // `total`: how many traces matched in all, of which `data` holds the first
+    // `limit`; past what a search counts, that bound, marked `totalCapped`.
+    let mut body = jaeger::envelope(json!(data), page.total.unwrap_or(MAX_MATCHING_TRACES));
+    if page.total.is_none() {
+        body["totalCapped"] = json!(true);
+    }
+    Ok(Json(body))
 }
 
 /// The trace `text` names, or 404.
@@ -181,7 +187,8 @@ pub(super) async fn v3_search(
     let traces = state
         .queries
         .find_traces(TraceSearch::Filter(filter))
-        .await?;
+        .await?
+        .traces;
     let result = render(move || {
         let spans: Vec<crate::model::Span> =
             traces.into_iter().flat_map(|trace| trace.spans).collect();

@@ -47,25 +47,38 @@ pub fn router(ui_dir: &Path, api: Router, access: Arc<AccessControl>) -> Router 
         .site_pkg_dir("pkg")
         .build();
     let routes = generate_route_list(hopline_ui::App);
-    let pages = Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || {
-                leptos::prelude::provide_context(hopline_ui::ssr::QueryApi {
-                    router: api.clone(),
-                    carry: carry_peer,
-                })
-            },
-            {
-                let options = options.clone();
-                move || {
-                    content_security_policy();
-                    let sign_out = access.protects(Role::Query);
-                    hopline_ui::shell(options.clone(), hydrate, stylesheet.clone(), sign_out)
+    let context = move || {
+        leptos::prelude::provide_context(hopline_ui::ssr::QueryApi {
+            router: api.clone(),
+            carry: carry_peer,
+        })
+    };
+    let app = {
+        let options = options.clone();
+        move || {
+            content_security_policy();
+            let sign_out = access.protects(Role::Query);
+            hopline_ui::shell(options.clone(), hydrate, stylesheet.clone(), sign_out)
+        }
+    };
+    // Any other path gets the app's "no such page", as a page with status 404
+    // (paths under the query API keep its JSON 404).
+    let no_such_page = {
+        let render = leptos_axum::render_app_async_with_context(context.clone(), app.clone());
+        move |request: axum::extract::Request| {
+            let render = render.clone();
+            async move {
+                let path = request.uri().path();
+                if path.starts_with("/api/") || path.starts_with("/internal/") {
+                    return super::not_found(request).await.into_response();
                 }
-            },
-        )
+                render(request).await
+            }
+        }
+    };
+    let pages = Router::new()
+        .leptos_routes_with_context(&options, routes, context, app)
+        .route("/{*path}", get(no_such_page))
         .with_state(options);
     let assets = Router::new()
         .route("/pkg/{file}", get(asset))

@@ -14,7 +14,9 @@ use crate::model::{LogRecord, Span, TraceId};
 use crate::query::params::TraceSearch;
 use crate::query::service::{LocalQueries, QueryService, Trace, MAX_SPANS_PER_SEARCH};
 use crate::query::QueryError;
-use crate::store::search::{DependencyLink, LogFilter, TraceFilter};
+use crate::store::search::{
+    DependencyLink, LogFilter, TraceFilter, TraceHit, TraceHits, MAX_MATCHING_TRACES,
+};
 
 /// The route leaves answer on.
 pub const PATH: &str = "/internal/leaf";
@@ -27,8 +29,7 @@ pub enum LeafQuery {
     Services,
     /// Operations of a service, with their kinds.
     Operations(String),
-    /// Ids of the traces a filter selects, with the start of their newest
-    /// matching span.
+    /// The traces a filter selects, with what orders them.
     FindTraces(TraceFilter),
     /// Spans of these traces.
     Traces(Vec<TraceId>),
@@ -60,7 +61,7 @@ pub struct LeafRequest {
 pub enum LeafAnswer {
     Services(Vec<String>),
     Operations(Vec<(String, String)>),
-    Hits(Vec<(TraceId, u64)>),
+    Hits(TraceHits),
     Traces(Vec<(TraceId, Vec<Span>, usize)>),
     Dependencies(Vec<DependencyLink>),
     Logs { records: Vec<LogRecord>, total: u64 },
@@ -83,6 +84,7 @@ pub async fn answer(queries: &LocalQueries, query: LeafQuery) -> Result<LeafAnsw
             queries
                 .find_traces(TraceSearch::Ids(ids))
                 .await?
+                .traces
                 .into_iter()
                 .map(|trace| (trace.id, trace.spans, trace.total))
                 .collect(),
@@ -128,23 +130,29 @@ pub fn operations(answers: Vec<LeafAnswer>) -> Result<Vec<(String, String)>, Que
     Ok(all.into_iter().collect())
 }
 
-/// The `limit` newest traces over every answer, as one box orders them (newest
-/// matching span first, then id).
-pub fn hits(answers: Vec<LeafAnswer>, limit: usize) -> Result<Vec<TraceId>, QueryError> {
-    let mut newest: HashMap<TraceId, u64> = HashMap::new();
+/// The traces of every answer as one box would have found them: a trace's hits
+/// merged, the total counted over the union (unknown when an answer's was, or
+/// when the union passes [`MAX_MATCHING_TRACES`]).
+pub fn hits(answers: Vec<LeafAnswer>) -> Result<TraceHits, QueryError> {
+    let mut merged: HashMap<TraceId, TraceHit> = HashMap::new();
+    let mut complete = true;
     for answer in answers {
         let LeafAnswer::Hits(hits) = answer else {
             return Err(mismatch("trace ids"));
         };
-        for (id, start) in hits {
-            let entry = newest.entry(id).or_insert(start);
-            *entry = (*entry).max(start);
+        complete &= hits.total.is_some();
+        for hit in hits.hits {
+            merged
+                .entry(hit.id)
+                .and_modify(|known| known.merge(&hit))
+                .or_insert(hit);
         }
     }
-    let mut traces: Vec<(TraceId, u64)> = newest.into_iter().collect();
-    traces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    traces.truncate(limit);
-    Ok(traces.into_iter().map(|(id, _)| id).collect())
+    let total = (complete && merged.len() <= MAX_MATCHING_TRACES).then_some(merged.len());
+    Ok(TraceHits {
+        hits: merged.into_values().collect(),
+        total,
+    })
 }
 
 /// The traces `ids` names, in that order, their spans gathered from every answer:

@@ -24,7 +24,9 @@ use super::HEARTBEAT;
 use crate::access::AccessControl;
 use crate::model::{Signal, SpanKind, TraceId};
 use crate::query::params::TraceSearch;
-use crate::query::service::{LogPage, Operation, QueryResult, QueryService, Trace};
+use crate::query::service::{
+    first_traces, LogPage, Operation, QueryResult, QueryService, Trace, TracePage,
+};
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
 use crate::store::search::{DependencyLink, LogFilter};
@@ -290,12 +292,11 @@ impl QueryService for ClusterQueries {
         }))
     }
 
-    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, Vec<Trace>> {
+    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, TracePage> {
         Box::pin(self.within(async move {
-            let ids = match search {
-                TraceSearch::Ids(ids) => ids,
+            let (ids, total) = match search {
+                TraceSearch::Ids(ids) => (ids, None),
                 TraceSearch::Filter(filter) => {
-                    let limit = filter.limit;
                     let answers = self
                         .gather(
                             Signal::Spans,
@@ -310,11 +311,17 @@ impl QueryService for ClusterQueries {
                             Spread::Wide,
                         )
                         .await?;
-                    leaf::hits(answers, limit)?
+                    let hits = leaf::hits(answers)?;
+                    let total = hits.total;
+                    (first_traces(hits, &filter)?, Some(total))
                 }
             };
             // A trace's other spans may lie anywhere: looked up by id everywhere.
-            self.traces_by_id(ids).await
+            let traces = self.traces_by_id(ids).await?;
+            Ok(TracePage {
+                total: total.unwrap_or(Some(traces.len())),
+                traces,
+            })
         }))
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{logql, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
-use crate::store::search::{LogFilter, TraceFilter};
+use crate::store::search::{LogFilter, TraceFilter, TraceOrder};
 
 pub const DEFAULT_TRACE_LIMIT: usize = 20;
 pub const MAX_TRACE_LIMIT: usize = 1500;
@@ -154,7 +154,30 @@ pub const TRACE_SEARCH_PARAMS: &[&str] = &[
     "prettyPrint",
     "raw",
     "uiFind",
+    "sort",
 ];
+
+/// `sort=`: the words the pages, Jaeger's UI (its sort keys) and people use.
+fn trace_order(params: &Params<'_>) -> Result<TraceOrder, QueryError> {
+    let Some(word) = params.get("sort") else {
+        return Ok(TraceOrder::Newest);
+    };
+    Ok(match word.to_ascii_lowercase().as_str() {
+        "recent" | "newest" | "most_recent" => TraceOrder::Newest,
+        "oldest" => TraceOrder::Oldest,
+        "longest" | "duration" | "longest_first" => TraceOrder::Longest,
+        "shortest" | "shortest_first" => TraceOrder::Shortest,
+        "spans" | "most_spans" => TraceOrder::MostSpans,
+        "errors" | "most_errors" => TraceOrder::MostErrors,
+        _ => {
+            return Err(bad(
+                "sort",
+                word,
+                "expected recent, oldest, longest (or duration), shortest, spans or errors",
+            ))
+        }
+    })
+}
 
 /// What `/api/traces` asks for: explicit trace ids, or a search.
 #[derive(Debug, PartialEq)]
@@ -179,9 +202,8 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
     if !ids.is_empty() {
         return Ok(TraceSearch::Ids(ids));
     }
-    let service = params
-        .get("service")
-        .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
+    // Without a service, every service's spans are searched.
+    let service = params.get("service").filter(|service| !service.is_empty());
     let (start_min, start_max) = time_window(&params, now_nanos)?;
     let mut tags = json_tags(&params, "tags")?;
     for tag in params.all("tag") {
@@ -203,7 +225,7 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
         })
         .transpose()?;
     let filter = TraceFilter {
-        service: Some(service.to_string()),
+        service: service.map(str::to_string),
         operation: params
             .get("operation")
             .filter(|op| *op != "all")
@@ -215,6 +237,7 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
         duration_min: params.duration("minDuration")?.map(|d| d.as_nanos() as u64),
         duration_max: params.duration("maxDuration")?.map(|d| d.as_nanos() as u64),
         limit: params.limit(DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT)?,
+        order: trace_order(&params)?,
     };
     if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
         if min > max {
@@ -279,6 +302,7 @@ pub fn v3_trace_search(
             .duration("query.duration_max")?
             .map(|d| d.as_nanos() as u64),
         limit,
+        order: TraceOrder::Newest,
     })
 }
 
@@ -446,6 +470,34 @@ mod tests {
         assert_eq!(filter.duration_max, Some(1_500_000_000));
         assert_eq!(filter.start_max - filter.start_min, 3600 * 1_000_000_000);
         assert_eq!(filter.limit, 5);
+        assert_eq!(filter.order, TraceOrder::Newest);
+    }
+
+    #[test]
+    fn trace_search_takes_any_service_and_an_order() {
+        let Ok(TraceSearch::Filter(filter)) = trace_search(
+            &pairs(&[("tags", r#"{"error":"true"}"#), ("sort", "duration")]),
+            NOW,
+        ) else {
+            panic!("not a filter");
+        };
+        assert_eq!(filter.service, None);
+        assert_eq!(filter.order, TraceOrder::Longest);
+        for (word, order) in [
+            ("recent", TraceOrder::Newest),
+            ("oldest", TraceOrder::Oldest),
+            ("LONGEST_FIRST", TraceOrder::Longest),
+            ("shortest", TraceOrder::Shortest),
+            ("spans", TraceOrder::MostSpans),
+            ("errors", TraceOrder::MostErrors),
+        ] {
+            let Ok(TraceSearch::Filter(filter)) =
+                trace_search(&pairs(&[("service", "a"), ("sort", word)]), NOW)
+            else {
+                panic!("not a filter");
+            };
+            assert_eq!(filter.order, order, "{word}");
+        }
     }
 
     #[test]
@@ -455,7 +507,10 @@ mod tests {
                 &[("service", "a"), ("serivce", "b")],
                 "unknown query parameter 'serivce'",
             ),
-            (&[("operation", "x")], "'service' is required"),
+            (
+                &[("operation", "x"), ("sort", "loudest")],
+                "invalid sort 'loudest'",
+            ),
             (
                 &[("service", "a"), ("minDuration", "fast")],
                 "invalid minDuration 'fast'",

@@ -17,7 +17,10 @@ use super::QueryError;
 use crate::config::QueryLimits;
 use crate::metrics::Metrics;
 use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
-use crate::store::search::{Cancel, DependencyLink, LogFilter, Stop, TraceFilter};
+use crate::store::search::{
+    Cancel, DependencyLink, LogFilter, Stop, TraceFilter, TraceHits, TraceOrder,
+    MAX_MATCHING_TRACES,
+};
 use crate::store::Store;
 
 pub type QueryResult<'a, T> = BoxFuture<'a, Result<T, QueryError>>;
@@ -48,6 +51,33 @@ impl Trace {
     }
 }
 
+/// The traces a search returns, in its order, and how many matched in all
+/// (`None`: more than [`MAX_MATCHING_TRACES`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracePage {
+    pub traces: Vec<Trace>,
+    pub total: Option<usize>,
+}
+
+/// The ids of the first `filter.limit` traces of `hits` in `filter.order`, or why
+/// that order cannot be had.
+pub fn first_traces(mut hits: TraceHits, filter: &TraceFilter) -> Result<Vec<TraceId>, QueryError> {
+    if hits.total.is_none() && filter.order != TraceOrder::Newest {
+        return Err(QueryError::BadRequest(format!(
+            "more than {MAX_MATCHING_TRACES} traces match in this time range, too many to sort: \
+             only the most recent can be listed; narrow the search (a shorter range, a service, \
+             an operation, tags) to sort it otherwise"
+        )));
+    }
+    filter.order.sort(&mut hits.hits);
+    Ok(hits
+        .hits
+        .iter()
+        .take(filter.limit)
+        .map(|hit| hit.id)
+        .collect())
+}
+
 /// A page of log records, newest first, and how many matched in all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogPage {
@@ -68,9 +98,9 @@ pub trait QueryService: Send + Sync + 'static {
         kind: Option<SpanKind>,
     ) -> QueryResult<'_, Vec<Operation>>;
 
-    /// The traces a search names, in its order (newest first for a filter), each
-    /// cut to the span cap; ids without spans are left out.
-    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, Vec<Trace>>;
+    /// The traces a search names, in its order (the filter's), each cut to the
+    /// span cap; ids without spans are left out.
+    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, TracePage>;
 
     /// One trace, or `None` when no span of it is stored.
     fn trace(&self, id: TraceId) -> QueryResult<'_, Option<Trace>>;
@@ -177,12 +207,9 @@ impl LocalQueries {
 }
 
 impl LocalQueries {
-    /// The traces `filter` selects, newest first, each with the start of its
-    /// newest matching span: what a cluster merges across nodes.
-    pub async fn find_trace_hits(
-        &self,
-        filter: TraceFilter,
-    ) -> Result<Vec<(TraceId, u64)>, QueryError> {
+    /// The traces `filter` selects, unordered, with what orders them: what a
+    /// cluster merges across nodes.
+    pub async fn find_trace_hits(&self, filter: TraceFilter) -> Result<TraceHits, QueryError> {
         self.blocking(move |store, cancel| Ok(store.find_traces(&filter, cancel)?))
             .await
     }
@@ -231,13 +258,14 @@ fn search_traces(
     filter: &TraceFilter,
     max_spans: usize,
     cancel: &Cancel,
-) -> Result<Vec<Trace>, QueryError> {
-    let ids: Vec<TraceId> = store
-        .find_traces(filter, cancel)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    load_traces(store, &ids, max_spans, cancel)
+) -> Result<TracePage, QueryError> {
+    let hits = store.find_traces(filter, cancel)?;
+    let total = hits.total;
+    let ids = first_traces(hits, filter)?;
+    Ok(TracePage {
+        traces: load_traces(store, &ids, max_spans, cancel)?,
+        total,
+    })
 }
 
 impl QueryService for LocalQueries {
@@ -260,10 +288,16 @@ impl QueryService for LocalQueries {
         }))
     }
 
-    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, Vec<Trace>> {
+    fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, TracePage> {
         let max_spans = self.gate.limits.max_spans_per_trace;
         Box::pin(self.blocking(move |store, cancel| match search {
-            TraceSearch::Ids(ids) => load_traces(store, &ids, max_spans, cancel),
+            TraceSearch::Ids(ids) => {
+                let traces = load_traces(store, &ids, max_spans, cancel)?;
+                Ok(TracePage {
+                    total: Some(traces.len()),
+                    traces,
+                })
+            }
             TraceSearch::Filter(filter) => search_traces(store, &filter, max_spans, cancel),
         }))
     }

@@ -23,7 +23,7 @@ use crate::model::Signal;
 use crate::model::{LogRecord, Span, TraceId};
 pub use error::StoreError;
 use schema::{LogSchema, SpanSchema};
-use search::{Cancel, DependencyLink, LogFilter, SplitSummary, TraceFilter, TraceSpans};
+use search::{Cancel, DependencyLink, LogFilter, SplitSummary, TraceFilter, TraceHits, TraceSpans};
 use split::Split;
 
 /// Records of one signal, as they travel from the log to an index writer.
@@ -288,13 +288,12 @@ impl Store {
             .trace(&self.span_schema, trace_id, max_spans, cancel)
     }
 
-    /// Ids of the traces with a span matching `filter`, newest first, each with
-    /// the start of its newest matching span.
+    /// The traces with a span matching `filter`, unordered, with what orders them.
     pub fn find_traces(
         &self,
         filter: &TraceFilter,
         cancel: &Cancel,
-    ) -> Result<Vec<(TraceId, u64)>, StoreError> {
+    ) -> Result<TraceHits, StoreError> {
         self.spans.find_traces(&self.span_schema, filter, cancel)
     }
 

@@ -2,6 +2,7 @@
 //! I/O-bound: callers run it on the blocking pool.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -122,7 +123,124 @@ pub struct TraceFilter {
     pub duration_min: Option<u64>,
     pub duration_max: Option<u64>,
     pub limit: usize,
+    /// Which of the matching traces come first.
+    pub order: TraceOrder,
 }
+
+/// How a trace search orders the traces that match, all of them in the window,
+/// before the first `limit` are taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TraceOrder {
+    /// By the start of the trace's newest matching span, newest first.
+    #[default]
+    Newest,
+    /// By the start of the trace's oldest matching span, oldest first.
+    Oldest,
+    /// By the trace's duration, longest first.
+    Longest,
+    /// By the trace's duration, shortest first.
+    Shortest,
+    /// By the trace's span count, most first.
+    MostSpans,
+    /// By the trace's spans with an error status, most first.
+    MostErrors,
+}
+
+impl TraceOrder {
+    /// Whether the order needs what a trace is as a whole (its duration, spans,
+    /// errors), not only its matching spans.
+    pub fn needs_whole_traces(self) -> bool {
+        !matches!(self, TraceOrder::Newest | TraceOrder::Oldest)
+    }
+
+    /// Sorts `hits` into this order; ties go to the newer trace, then the id.
+    pub fn sort(self, hits: &mut [TraceHit]) {
+        let newest_then_id =
+            |a: &TraceHit, b: &TraceHit| b.newest.cmp(&a.newest).then(a.id.cmp(&b.id));
+        match self {
+            TraceOrder::Newest => hits.sort_by(newest_then_id),
+            TraceOrder::Oldest => {
+                hits.sort_by(|a, b| a.oldest.cmp(&b.oldest).then(a.id.cmp(&b.id)))
+            }
+            TraceOrder::Longest => hits.sort_by(|a, b| {
+                b.duration()
+                    .cmp(&a.duration())
+                    .then_with(|| newest_then_id(a, b))
+            }),
+            TraceOrder::Shortest => hits.sort_by(|a, b| {
+                a.duration()
+                    .cmp(&b.duration())
+                    .then_with(|| newest_then_id(a, b))
+            }),
+            TraceOrder::MostSpans => {
+                hits.sort_by(|a, b| b.spans.cmp(&a.spans).then_with(|| newest_then_id(a, b)))
+            }
+            TraceOrder::MostErrors => {
+                hits.sort_by(|a, b| b.errors.cmp(&a.errors).then_with(|| newest_then_id(a, b)))
+            }
+        }
+    }
+}
+
+/// What a search knows of one matching trace, read from columns only: enough to
+/// order it. The whole-trace figures count the trace's spans that started in the
+/// search's window, and are filled only for orders that need them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TraceHit {
+    pub id: TraceId,
+    /// The start of its newest and of its oldest matching span, ns.
+    pub newest: u64,
+    pub oldest: u64,
+    /// The earliest start and the latest end of its spans, ns.
+    pub first_start: u64,
+    pub last_end: u64,
+    pub spans: u32,
+    pub errors: u32,
+}
+
+impl TraceHit {
+    fn new(id: TraceId, start: u64) -> Self {
+        TraceHit {
+            id,
+            newest: start,
+            oldest: start,
+            first_start: u64::MAX,
+            last_end: 0,
+            spans: 0,
+            errors: 0,
+        }
+    }
+
+    /// The trace's duration, ns (0 when its spans were not read).
+    pub fn duration(&self) -> u64 {
+        self.last_end.saturating_sub(self.first_start)
+    }
+
+    /// Adds what another part of the data knows of the same trace.
+    pub fn merge(&mut self, other: &TraceHit) {
+        self.newest = self.newest.max(other.newest);
+        self.oldest = self.oldest.min(other.oldest);
+        self.first_start = self.first_start.min(other.first_start);
+        self.last_end = self.last_end.max(other.last_end);
+        self.spans = self.spans.saturating_add(other.spans);
+        self.errors = self.errors.saturating_add(other.errors);
+    }
+}
+
+/// The traces a search matched.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TraceHits {
+    /// Every matching trace, unordered; or, when more than
+    /// [`MAX_MATCHING_TRACES`] match, only the `limit` newest.
+    pub hits: Vec<TraceHit>,
+    /// How many traces matched in all; `None` when more than
+    /// [`MAX_MATCHING_TRACES`] did.
+    pub total: Option<usize>,
+}
+
+/// Matching traces a search holds at once to count and order them (about 60 bytes
+/// each): past it, a search answers only newest first, without a total.
+pub const MAX_MATCHING_TRACES: usize = 200_000;
 
 /// A parsed log query: what `query=` says.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -172,7 +290,8 @@ pub struct DependencyLink {
     pub parent: String,
     pub child: String,
     pub call_count: u64,
-    /// Calls whose callee span has an error status.
+    /// Calls whose callee span, or the caller's span it descends from (the
+    /// client span), has an error status.
     pub error_count: u64,
 }
 
@@ -338,14 +457,26 @@ impl SignalIndex {
         Ok(TraceSpans { spans, total })
     }
 
-    /// Ids of the traces with a span matching `filter`, newest first (by the start of
-    /// their newest matching span, given with each), at most `filter.limit`.
+    /// The traces with a span matching `filter`: every one of them (up to
+    /// [`MAX_MATCHING_TRACES`]) with what its matching spans say, and with the
+    /// whole-trace figures when `filter.order` needs them.
     pub(super) fn find_traces(
         &self,
         schema: &SpanSchema,
         filter: &TraceFilter,
         cancel: &Cancel,
-    ) -> Result<Vec<(TraceId, u64)>, StoreError> {
+    ) -> Result<TraceHits, StoreError> {
+        self.find_traces_up_to(schema, filter, MAX_MATCHING_TRACES, cancel)
+    }
+
+    /// [`Self::find_traces`], holding at most `cap` traces.
+    fn find_traces_up_to(
+        &self,
+        schema: &SpanSchema,
+        filter: &TraceFilter,
+        cap: usize,
+        cancel: &Cancel,
+    ) -> Result<TraceHits, StoreError> {
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
         let query_of = |origins: &Origins, within: bool| {
@@ -382,8 +513,6 @@ impl SignalIndex {
             }
             all_of(clauses)
         };
-        // Once `limit` traces are found, a segment whose newest span is older than
-        // the limit-th of them can change nothing.
         let (segments, _) = self.candidates(
             (filter.start_min, filter.start_max),
             columns::START,
@@ -391,42 +520,97 @@ impl SignalIndex {
             cancel,
             query_of,
         )?;
-        let limit = filter.limit.max(1);
-        // The newest matching span's start of each trace.
-        let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
-        for_each_newest_first(
-            &segments,
-            cancel,
-            &mut newest,
-            |newest| {
-                if newest.len() < limit {
-                    return None;
+        let mut matches: HashMap<(u64, u64), TraceHit> = HashMap::new();
+        let mut over = false;
+        for candidate in &segments {
+            cancel.check()?;
+            let hi = candidate.column(columns::TRACE_HI)?;
+            let lo = candidate.column(columns::TRACE_LO)?;
+            let start = candidate.column(columns::START)?;
+            candidate.for_each_doc(|doc| {
+                let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
+                    return;
+                };
+                let start = start.first(doc).unwrap_or(0);
+                let known = matches.len();
+                match matches.entry((hi, lo)) {
+                    Entry::Occupied(mut hit) => {
+                        let hit = hit.get_mut();
+                        hit.newest = hit.newest.max(start);
+                        hit.oldest = hit.oldest.min(start);
+                    }
+                    Entry::Vacant(slot) if known < cap => {
+                        slot.insert(TraceHit::new(TraceId::from_halves(hi, lo), start));
+                    }
+                    Entry::Vacant(_) => over = true,
                 }
-                let mut starts: Vec<u64> = newest.values().copied().collect();
-                let (_, floor, _) = starts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
-                Some(*floor)
-            },
-            |newest, _, candidate| {
-                let hi = candidate.column(columns::TRACE_HI)?;
-                let lo = candidate.column(columns::TRACE_LO)?;
-                let start = candidate.column(columns::START)?;
-                candidate.for_each_doc(|doc| {
-                    let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
-                        return;
-                    };
-                    let start = start.first(doc).unwrap_or(0);
-                    let entry = newest.entry((hi, lo)).or_insert(start);
-                    *entry = (*entry).max(start);
-                })
-            },
-        )?;
-        let mut traces: Vec<_> = newest.into_iter().collect();
-        traces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        traces.truncate(filter.limit);
-        Ok(traces
-            .into_iter()
-            .map(|((hi, lo), newest)| (TraceId::from_halves(hi, lo), newest))
-            .collect())
+            })?;
+            if over {
+                break;
+            }
+        }
+        if over {
+            return Ok(TraceHits {
+                hits: newest_traces(&segments, filter.limit, cancel)?,
+                total: None,
+            });
+        }
+        if filter.order.needs_whole_traces() {
+            self.whole_traces(
+                schema,
+                (filter.start_min, filter.start_max),
+                &mut matches,
+                cancel,
+            )?;
+        }
+        Ok(TraceHits {
+            total: Some(matches.len()),
+            hits: matches.into_values().collect(),
+        })
+    }
+
+    /// Fills in the whole-trace figures of `matches` from every span that started
+    /// in `[start, end]`.
+    fn whole_traces(
+        &self,
+        schema: &SpanSchema,
+        (start, end): (u64, u64),
+        matches: &mut HashMap<(u64, u64), TraceHit>,
+        cancel: &Cancel,
+    ) -> Result<(), StoreError> {
+        let (segments, _) =
+            self.candidates((start, end), columns::START, false, cancel, |_, within| {
+                if within {
+                    Box::new(AllQuery)
+                } else {
+                    u64_range(schema.start, Some(start), Some(end))
+                }
+            })?;
+        for candidate in &segments {
+            cancel.check()?;
+            let hi = candidate.column(columns::TRACE_HI)?;
+            let lo = candidate.column(columns::TRACE_LO)?;
+            let starts = candidate.column(columns::START)?;
+            let durations = candidate.column(columns::DURATION)?;
+            let errors = candidate.column(columns::ERROR)?;
+            candidate.for_each_doc(|doc| {
+                let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
+                    return;
+                };
+                let Some(hit) = matches.get_mut(&(hi, lo)) else {
+                    return;
+                };
+                let start = starts.first(doc).unwrap_or(0);
+                let end = start.saturating_add(durations.first(doc).unwrap_or(0));
+                hit.first_start = hit.first_start.min(start);
+                hit.last_end = hit.last_end.max(end);
+                hit.spans = hit.spans.saturating_add(1);
+                hit.errors = hit
+                    .errors
+                    .saturating_add(u32::from(errors.first(doc).unwrap_or(0) != 0));
+            })?;
+        }
+        Ok(())
     }
 
     /// Every service name.
@@ -480,7 +664,8 @@ impl SignalIndex {
         let query = u64_range(schema.start, Some(start), Some(end));
         let mut services: Vec<String> = Vec::new();
         let mut service_ids: HashMap<String, u32> = HashMap::new();
-        let mut span_service: HashMap<(u64, u64, u64), u32> = HashMap::new();
+        // Each span's service and error flag.
+        let mut span_service: HashMap<(u64, u64, u64), (u32, bool)> = HashMap::new();
         let mut children: Vec<(u64, u64, u64, u32, bool)> = Vec::new();
         for split in self.splits() {
             cancel.check()?;
@@ -497,7 +682,7 @@ impl SignalIndex {
                     services.push(row.service.clone());
                     (services.len() - 1) as u32
                 });
-                span_service.insert((row.trace.0, row.trace.1, row.span_id), id);
+                span_service.insert((row.trace.0, row.trace.1, row.span_id), (id, row.error));
                 if row.parent_id != 0 {
                     children.push((row.trace.0, row.trace.1, row.parent_id, id, row.error));
                 }
@@ -505,11 +690,13 @@ impl SignalIndex {
         }
         let mut counts: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
         for (hi, lo, parent, child, error) in children {
-            if let Some(&parent_service) = span_service.get(&(hi, lo, parent)) {
+            if let Some(&(parent_service, parent_error)) = span_service.get(&(hi, lo, parent)) {
                 if parent_service != child {
+                    // Failed as the callee saw it, or as the caller did (a client
+                    // span that got a 404 while the server span is not an error).
                     let count = counts.entry((parent_service, child)).or_default();
                     count.0 += 1;
-                    count.1 += u64::from(error);
+                    count.1 += u64::from(error || parent_error);
                 }
             }
         }
@@ -832,6 +1019,51 @@ fn for_each_newest_first<S>(
         visit(state, i, candidate)?;
     }
     Ok(())
+}
+
+/// The `limit` traces with the newest matching spans, reading no further than
+/// needed: once `limit` traces are found, a segment whose newest span is older
+/// than the limit-th of them can change nothing.
+fn newest_traces(
+    segments: &[CandidateSegment],
+    limit: usize,
+    cancel: &Cancel,
+) -> Result<Vec<TraceHit>, StoreError> {
+    let limit = limit.max(1);
+    let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
+    for_each_newest_first(
+        segments,
+        cancel,
+        &mut newest,
+        |newest| {
+            if newest.len() < limit {
+                return None;
+            }
+            let mut starts: Vec<u64> = newest.values().copied().collect();
+            let (_, floor, _) = starts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+            Some(*floor)
+        },
+        |newest, _, candidate| {
+            let hi = candidate.column(columns::TRACE_HI)?;
+            let lo = candidate.column(columns::TRACE_LO)?;
+            let start = candidate.column(columns::START)?;
+            candidate.for_each_doc(|doc| {
+                let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
+                    return;
+                };
+                let start = start.first(doc).unwrap_or(0);
+                let entry = newest.entry((hi, lo)).or_insert(start);
+                *entry = (*entry).max(start);
+            })
+        },
+    )?;
+    let mut hits: Vec<TraceHit> = newest
+        .into_iter()
+        .map(|((hi, lo), start)| TraceHit::new(TraceId::from_halves(hi, lo), start))
+        .collect();
+    TraceOrder::Newest.sort(&mut hits);
+    hits.truncate(limit);
+    Ok(hits)
 }
 
 impl SignalIndex {
@@ -1230,20 +1462,87 @@ mod tests {
                 limit,
                 ..TraceFilter::default()
             };
-            let found = store
-                .spans
-                .find_traces(&store.span_schema, &filter, &Cancel::default())
-                .expect("search")
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect::<Vec<_>>();
             let want: Vec<TraceId> = expected
                 .iter()
                 .take(limit)
                 .map(|(trace, _)| TraceId::from_halves(7, *trace))
                 .collect();
-            assert_eq!(found, want, "limit {limit}");
+            // Every match counted and ordered; and, holding fewer traces than
+            // match, the newest found by reading only the newest segments.
+            for cap in [MAX_MATCHING_TRACES, 5] {
+                let mut found = store
+                    .spans
+                    .find_traces_up_to(&store.span_schema, &filter, cap, &Cancel::default())
+                    .expect("search");
+                let total = (cap > expected.len()).then_some(expected.len());
+                assert_eq!(found.total, total, "limit {limit}, cap {cap}");
+                TraceOrder::Newest.sort(&mut found.hits);
+                let found: Vec<TraceId> = found.hits.iter().take(limit).map(|hit| hit.id).collect();
+                assert_eq!(found, want, "limit {limit}, cap {cap}");
+            }
         }
+    }
+
+    #[test]
+    fn trace_search_orders_every_match_by_whole_traces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let resource = Arc::new(Resource::default());
+        // Trace t (0..30) has t % 5 + 1 spans, one each 100 ns from 1_000 + t,
+        // the last of them failing when t % 3 == 0; its spans go to two splits.
+        // A search for failing spans matches traces 0, 3, ..., 27; their order
+        // by duration, spans and errors comes from all their spans.
+        let mut n = 0;
+        let mut splits: [Vec<Span>; 2] = Default::default();
+        for t in 0..30u64 {
+            let count = t % 5 + 1;
+            for i in 0..count {
+                n += 1;
+                let error = t % 3 == 0 && i == count - 1;
+                splits[(i % 2) as usize].push(span(t, n, 1_000 + t + i * 100, error, &resource));
+            }
+        }
+        for (created, mut spans) in splits.into_iter().enumerate() {
+            let second = spans.split_off(spans.len() / 2);
+            let batches = vec![Records::Spans(spans), Records::Spans(second)];
+            add_split(&store, &store.spans, created as u64 + 1, batches);
+        }
+        let search = |order| {
+            let filter = TraceFilter {
+                tags: vec![("error".into(), "true".into())],
+                start_min: 0,
+                start_max: u64::MAX,
+                limit: 3,
+                order,
+                ..TraceFilter::default()
+            };
+            let mut found = store
+                .spans
+                .find_traces(&store.span_schema, &filter, &Cancel::default())
+                .expect("search");
+            assert_eq!(found.total, Some(10));
+            order.sort(&mut found.hits);
+            found
+                .hits
+                .iter()
+                .take(3)
+                .map(|hit| (hit.id.0[15] as u64, hit.duration(), hit.spans, hit.errors))
+                .collect::<Vec<_>>()
+        };
+        // 4 spans (t % 5 == 3: 3, 18) last 310 ns; 5 spans (24, 9) 410 ns; ties
+        // go to the newer trace.
+        let longest = search(TraceOrder::Longest);
+        assert_eq!(
+            longest,
+            vec![(24, 410, 5, 1), (9, 410, 5, 1), (18, 310, 4, 1)]
+        );
+        assert_eq!(search(TraceOrder::MostSpans), longest);
+        let shortest: Vec<u64> = search(TraceOrder::Shortest).iter().map(|t| t.0).collect();
+        assert_eq!(shortest, vec![15, 0, 21]);
+        let oldest: Vec<u64> = search(TraceOrder::Oldest).iter().map(|t| t.0).collect();
+        assert_eq!(oldest, vec![0, 15, 6]);
+        let errors = search(TraceOrder::MostErrors);
+        assert!(errors.iter().all(|t| t.3 == 1), "{errors:?}");
     }
 
     #[test]

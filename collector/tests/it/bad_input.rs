@@ -448,7 +448,11 @@ async fn query_api_bad_input_table() {
             400,
             "unknown query parameter 'colour'",
         ),
-        ("/api/traces?operation=x", 400, "'service' is required"),
+        (
+            "/api/traces?service=a&sort=loudest",
+            400,
+            "invalid sort 'loudest'",
+        ),
         (
             "/api/traces?service=a&minDuration=soon",
             400,

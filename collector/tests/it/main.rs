@@ -14,6 +14,7 @@ mod hostile;
 mod otel_sdk;
 mod otlp_json;
 mod retention;
+mod search_order;
 mod security;
 mod tail;
 mod ui_browser;

@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use serde_json::Value;
 
-use crate::common::{eventually, span_parents, tag, TestServer};
+use crate::common::{eventually, span_parents, tag, urlencode, TestServer};
 
 #[derive(Clone, Copy)]
 enum Transport {
@@ -333,17 +333,6 @@ async fn round_trip(transport: Transport) {
         "{body}"
     );
     server.hopline.shutdown().await;
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

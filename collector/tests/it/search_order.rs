@@ -1,0 +1,161 @@
+//! Trace search over every match: `sort=` orders all the traces that match in the
+//! window (not only the newest page), `total` counts them, the service is
+//! optional; and the service map counts a call as failed when the caller's client
+//! span failed.
+
+use opentelemetry_proto::tonic::trace::v1::Status;
+
+use crate::common::*;
+
+fn ids(body: &serde_json::Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .map(|traces| {
+            traces
+                .iter()
+                .map(|t| t["traceID"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn sorts_count_and_span_services_over_every_match() {
+    let server = TestServer::start().await;
+    let ms = 1_000_000;
+    let base = now_nanos() - 60_000 * ms;
+    // Ten gateway traces, one a second, the newest last. Trace n lasts
+    // (n * 37 % 10 + 1) * 10 ms and has n % 4 + 1 order-service spans; traces 2
+    // and 7 fail in order-service. The three longest (7, 4 and 1) are not the
+    // three newest (9, 8 and 7): a sort of the newest page would miss two.
+    let mut expected = Vec::new();
+    for n in 0..10u8 {
+        let trace = [n + 1; 16];
+        let start = base + u64::from(n) * 1_000 * ms;
+        let duration = (u64::from(n) * 37 % 10 + 1) * 10 * ms;
+        let root = span(trace, 1, None, "GET /checkout", start, duration);
+        let children: Vec<_> = (0..n % 4 + 1)
+            .map(|i| {
+                let mut child = span(trace, 2 + i, Some(1), "SELECT", start + ms, ms);
+                if i == 0 && (n == 2 || n == 7) {
+                    child.status = Some(Status {
+                        code: 2,
+                        message: "deadlock".into(),
+                    });
+                }
+                child
+            })
+            .collect();
+        server
+            .export("/v1/traces", &traces_request("gateway", vec![root]))
+            .await;
+        server
+            .export("/v1/traces", &traces_request("order-service", children))
+            .await;
+        expected.push((hex(&trace), duration, n % 4 + 2, n == 2 || n == 7));
+    }
+    server.flush().await;
+    let by = |key: fn(&(String, u64, u8, bool)) -> (u64, u64)| {
+        let mut sorted: Vec<_> = expected.iter().enumerate().collect();
+        // Ties go to the newer trace.
+        sorted.sort_by_key(|(n, t)| (std::cmp::Reverse(key(t)), std::cmp::Reverse(*n)));
+        sorted
+            .into_iter()
+            .take(3)
+            .map(|(_, t)| t.0.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let (status, body) = server.get("/api/traces?service=gateway&limit=3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 10, "{body}");
+    let newest: Vec<String> = expected.iter().rev().take(3).map(|t| t.0.clone()).collect();
+    assert_eq!(ids(&body), newest);
+
+    for word in ["longest", "duration"] {
+        let (_, body) = server
+            .get(&format!("/api/traces?service=gateway&limit=3&sort={word}"))
+            .await;
+        assert_eq!(body["total"], 10, "{body}");
+        assert_eq!(ids(&body), by(|t| (t.1, 0)), "sort={word}");
+    }
+    let (_, body) = server
+        .get("/api/traces?service=gateway&limit=3&sort=spans")
+        .await;
+    assert_eq!(ids(&body), by(|t| (u64::from(t.2), 0)));
+    let (_, body) = server
+        .get("/api/traces?service=gateway&limit=2&sort=errors")
+        .await;
+    assert_eq!(
+        ids(&body),
+        vec![expected[7].0.clone(), expected[2].0.clone()]
+    );
+    let (_, body) = server
+        .get("/api/traces?service=gateway&limit=2&sort=oldest")
+        .await;
+    assert_eq!(
+        ids(&body),
+        vec![expected[0].0.clone(), expected[1].0.clone()]
+    );
+
+    // Every service: the failing spans are order-service's, their traces found
+    // without naming it.
+    let (status, body) = server
+        .get(&format!(
+            "/api/traces?tags={}&limit=20",
+            urlencode(r#"{"error":"true"}"#)
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 2, "{body}");
+    assert_eq!(
+        ids(&body),
+        vec![expected[7].0.clone(), expected[2].0.clone()]
+    );
+    let (_, body) = server.get("/api/traces?limit=20").await;
+    assert_eq!(body["total"], 10, "{body}");
+
+    let (status, body) = server.get("/api/traces?service=gateway&sort=loudest").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid sort 'loudest'")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_client_call_counts_as_a_failed_edge() {
+    let server = TestServer::start().await;
+    let ms = 1_000_000;
+    let start = now_nanos() - 10_000 * ms;
+    // gateway's client span got a 404 (an error for a client); order-service's
+    // server span is no error (a 4xx is the client's fault). One good call too.
+    for (n, fails) in [(1u8, true), (2, false)] {
+        let trace = [n; 16];
+        let root = span(trace, 1, None, "POST /api/orders", start, 20 * ms);
+        let mut call = span(trace, 2, Some(1), "POST", start + ms, 10 * ms);
+        call.kind = 3;
+        if fails {
+            call.status = Some(Status {
+                code: 2,
+                message: "404 Not Found".into(),
+            });
+        }
+        let served = span(trace, 3, Some(2), "POST /orders", start + 2 * ms, 8 * ms);
+        server
+            .export("/v1/traces", &traces_request("gateway", vec![root, call]))
+            .await;
+        server
+            .export("/v1/traces", &traces_request("order-service", vec![served]))
+            .await;
+    }
+    server.flush().await;
+    let (status, body) = server.get("/api/dependencies").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        serde_json::json!([{"parent": "gateway", "child": "order-service", "callCount": 2, "errorCount": 1}])
+    );
+}
