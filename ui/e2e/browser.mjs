@@ -59,7 +59,8 @@ await check('search finds the trace and plots it', async () => {
   const links = await page.$$eval('a.trace-link', (as) => as.map((a) => a.getAttribute('href')));
   expect(links.includes(`/trace/${traceId}`), `no result for ${traceId}: ${links}`);
   expect(await page.locator('svg.scatter circle').count() >= 1, 'no dot in the scatter plot');
-  expect((await page.textContent('.result')).includes('frontend: GET /checkout'), 'root service and operation missing');
+  const result = await page.textContent(`.result:has(a[href="/trace/${traceId}"])`);
+  expect(result.includes('frontend: GET /checkout'), 'root service and operation missing');
   await page.screenshot({ path: `${shots}/search.png`, fullPage: true });
   await page.click(`a.trace-link[href="/trace/${traceId}"]`);
   await page.waitForURL(`**/trace/${traceId}`);
@@ -126,10 +127,155 @@ await check('the service map shows the calls', async () => {
   await page.goto(`${base}/dependencies`);
   await settle();
   const edges = await page.$$eval('g.edge', (gs) => gs.map((g) => `${g.dataset.parent}->${g.dataset.child}`).sort());
-  expect(JSON.stringify(edges) === JSON.stringify(['checkout->payments', 'frontend->checkout']), `edges ${edges}`);
+  expect(JSON.stringify(edges) === JSON.stringify(['checkout->payments', 'frontend->checkout', 'frontend->inventory']), `edges ${edges}`);
   expect(await page.locator('g.edge.failing[data-child="payments"]').count() === 1, 'the failing call is not marked');
   expect((await page.textContent('g.edge.failing')).includes('1 call, 1 (100.0%) failed'), 'no error count on the failing edge');
   await page.screenshot({ path: `${shots}/service-map.png`, fullPage: true });
+});
+
+// The trace ids the Rust test sent beside the main one.
+const slowId = '51'.repeat(16), orphanId = '54'.repeat(16), fastIds = ['52'.repeat(16), '53'.repeat(16)];
+const resultIds = async () => (await page.$$eval('a.trace-link', (as) => as.map((a) => a.getAttribute('href'))))
+  .map((href) => href.replace('/trace/', ''));
+
+await check('sorting orders every matching trace, and says how many matched', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h&limit=2`);
+  await settle();
+  let ids = await resultIds();
+  expect(JSON.stringify(ids) === JSON.stringify([traceId, orphanId]), `newest: ${ids}`);
+  expect((await page.textContent('.sorts .matched')).trim() === '2 of 5 traces', await page.textContent('.sorts .matched'));
+  await page.click('.sorts a:has-text("Longest first")');
+  await page.waitForURL('**sort=longest**');
+  await settle();
+  ids = await resultIds();
+  // The slow trace is the oldest: a sort of the newest page could not find it.
+  expect(JSON.stringify(ids) === JSON.stringify([slowId, traceId]), `longest: ${ids}`);
+  await page.goto(`${base}/search?service=frontend&lookback=1h&limit=2&sort=shortest`);
+  await settle();
+  ids = await resultIds();
+  expect(JSON.stringify(ids) === JSON.stringify(fastIds), `shortest: ${ids}`);
+});
+
+await check('search across all services finds every failing trace', async () => {
+  await page.goto(`${base}/search?tags=${encodeURIComponent('error=true')}&lookback=1h`);
+  await settle();
+  const ids = (await resultIds()).sort();
+  expect(JSON.stringify(ids) === JSON.stringify([slowId, traceId].sort()), `failing: ${ids}`);
+  expect(await page.$eval('#service', (s) => s.value) === '', 'a service was chosen');
+});
+
+await check('services of one trace never share a colour, and none is red', async () => {
+  await page.goto(`${base}/trace/${traceId}`);
+  await settle();
+  const colours = await page.$$eval('.waterfall .row', (rows) => Object.fromEntries(rows.map((r) => [
+    r.querySelector('.svc').textContent, getComputedStyle(r.querySelector('.swatch')).backgroundColor])));
+  const distinct = new Set(Object.values(colours));
+  expect(Object.keys(colours).length === 3 && distinct.size === 3, `colours ${JSON.stringify(colours)}`);
+  for (const colour of distinct) {
+    const [r, g, b] = colour.match(/\d+/g).map(Number);
+    expect(!(r > 180 && g < 110 && b < 110), `${colour} reads as an error`);
+  }
+  // An error is marked by more than colour.
+  expect(await page.locator('.row.error .error-mark').count() === 1, 'the failing span has no error mark');
+});
+
+await check('error rows are laid out like the others', async () => {
+  const layout = await page.$$eval('.waterfall .row', (rows) => rows.map((r) => {
+    const style = getComputedStyle(r);
+    return { error: r.classList.contains('error'), depth: r.dataset.depth, padding: style.paddingLeft + style.paddingTop,
+      indent: getComputedStyle(r.querySelector('.name-col')).paddingLeft, height: r.getBoundingClientRect().height };
+  }));
+  const failing = layout.find((r) => r.error);
+  const sibling = layout.find((r) => !r.error && r.depth === failing.depth);
+  expect(failing.padding === sibling.padding && failing.indent === sibling.indent && failing.height === sibling.height,
+    `error row ${JSON.stringify(failing)} vs ${JSON.stringify(sibling)}`);
+});
+
+await check('the critical path marks segments, not whole bars', async () => {
+  const share = async (op) => page.$eval(`.row:has(.op:text-is("${op}"))`, (row) => {
+    const lane = row.querySelector('.bar-col').getBoundingClientRect().width;
+    const crit = [...row.querySelectorAll('.crit')].reduce((w, c) => w + c.getBoundingClientRect().width, 0);
+    return { crit: crit / lane, bar: row.querySelector('.bar').getBoundingClientRect().width / lane };
+  });
+  const root = await share('GET /checkout');
+  const charge = await share('charge card');
+  // The root waits on its children for all but 20 of its 120 ms.
+  expect(root.bar > 0.95 && root.crit < 0.25, `root ${JSON.stringify(root)}`);
+  expect(Math.abs(charge.crit - 0.5) < 0.02, `charge card ${JSON.stringify(charge)}`);
+});
+
+await check('spans whose parent is missing are pointed out', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  await settle();
+  const text = await page.textContent(`.result:has(a[href="/trace/${orphanId}"])`);
+  expect(text.includes('1 span has a parent that is not in this trace'), text);
+  await page.goto(`${base}/trace/${orphanId}`);
+  await settle();
+  expect((await page.textContent('.notice.orphans')).includes('1 span has a parent that is not in this trace'), 'no notice on the trace');
+});
+
+await check('a trace id box on every page goes to the trace', async () => {
+  await page.goto(`${base}/logs`);
+  await settle();
+  await page.fill('#trace-jump', traceId);
+  await page.press('#trace-jump', 'Enter');
+  await page.waitForURL(`**/trace/${traceId}`);
+  await page.goto(`${base}/search?traceID=${slowId}`);
+  await page.waitForURL(`**/trace/${slowId}`);
+  expect((await page.textContent('h1')).includes('GET /slow'), 'not the slow trace');
+});
+
+await check('logs honour start and end; lookbacks that are no preset stay', async () => {
+  const day = Date.parse('2020-01-01T00:00:00Z') * 1000;
+  await page.goto(`${base}/logs?query=declined&start=${day}&end=${day + 86_400_000_000}`);
+  await settle();
+  expect((await page.textContent('section.logs-page')).includes('No log lines match'), 'lines found in 2020');
+  expect(await page.$eval('select[name=lookback]', (s) => s.value) === 'custom', 'the range is not shown as custom');
+  await page.goto(`${base}/logs?query=declined&start=${(Date.now() - 600_000) * 1000}&end=${(Date.now() + 60_000) * 1000}`);
+  await settle();
+  expect(await page.locator('.log-line').count() === 1, 'the line is missing from its range');
+  await page.goto(`${base}/dependencies?lookback=30m`);
+  await settle();
+  expect(await page.$eval('select[name=lookback]', (s) => s.value) === '30m', 'a 30m window shows as another');
+  await page.goto(`${base}/logs?lookback=30m`);
+  await settle();
+  expect(await page.$eval('select[name=lookback]', (s) => s.value) === '30m', 'a 30m lookback shows as another');
+});
+
+await check('unknown traces and pages are 404s, bad parameters 400s, in the site\'s frame', async () => {
+  const cases = [
+    ['/trace/0123456789abcdef0123456789abcdef', 404, 'is not here'],
+    ['/no/such/page', 404, 'no page at this address'],
+    ['/dependencies?lookback=bogus', 400, "'bogus' is not a time window"],
+    ['/search?service=frontend&minDuration=soon', 400, "invalid minDuration 'soon'"],
+  ];
+  for (const [path, status, message] of cases) {
+    const response = await page.goto(`${base}${path}`);
+    await settle();
+    expect(response.status() === status, `${path}: HTTP ${response.status()}`);
+    const main = await page.textContent('main');
+    expect(main.includes(message), `${path}: ${main}`);
+    expect(!main.includes('server function') && !main.includes('{"'), `${path}: ${main}`);
+    expect(await page.locator('header.top #trace-jump').count() === 1, `${path}: not in the site's frame`);
+  }
+  // Chromium logs each of those answers as a failed load.
+  for (let i = consoleErrors.length - 1; i >= 0; i--) {
+    if (/status of (404|400)/.test(consoleErrors[i])) consoleErrors.splice(i, 1);
+  }
+});
+
+await check('every page has a title of its own', async () => {
+  const titles = [
+    [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],
+    ['/logs?query=declined', 'Logs: declined'],
+    ['/search?service=frontend', 'Search: frontend'],
+    ['/dependencies', 'Service map'],
+  ];
+  for (const [path, title] of titles) {
+    await page.goto(`${base}${path}`);
+    await settle();
+    expect(await page.title() === title, `${path}: "${await page.title()}"`);
+  }
 });
 
 if (hydrated === '1') {

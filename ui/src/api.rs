@@ -91,6 +91,16 @@ impl TraceView {
         counts
     }
 
+    /// Spans whose parent is not in the trace: still arriving, or lost.
+    pub fn orphans(&self) -> usize {
+        let ids: std::collections::HashSet<&str> =
+            self.spans.iter().map(|s| s.id.as_str()).collect();
+        self.spans
+            .iter()
+            .filter(|s| s.parent.as_deref().is_some_and(|p| !ids.contains(p)))
+            .count()
+    }
+
     /// The root: the earliest span without a parent in the trace.
     pub fn root(&self) -> Option<&SpanView> {
         let ids: std::collections::HashSet<&str> =
@@ -113,6 +123,8 @@ pub struct TraceSummary {
     pub errors: usize,
     pub duration_us: u64,
     pub start_us: u64,
+    /// Spans whose parent is not in the trace.
+    pub orphans: usize,
 }
 
 impl TraceSummary {
@@ -127,6 +139,7 @@ impl TraceSummary {
             errors: trace.errors(),
             duration_us: trace.duration_us(),
             start_us: trace.start_us(),
+            orphans: trace.orphans(),
         }
     }
 }
@@ -260,6 +273,16 @@ pub fn logs_from_api(body: &Value) -> LogPage {
 }
 
 // Server functions live under their own prefix, `/ui-fn`: `/api` is the query API's.
+pub const SERVER_FN_PREFIX: &str = "/ui-fn";
+
+/// What a failed server function says, for a person: the query API's message,
+/// without the framework's wording around it.
+pub fn problem(error: &ServerFnError) -> String {
+    match error {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
 
 #[server(prefix = "/ui-fn")]
 pub async fn list_services() -> Result<Vec<String>, ServerFnError> {
@@ -286,19 +309,38 @@ pub async fn list_operations(service: String) -> Result<Vec<String>, ServerFnErr
         .unwrap_or_default())
 }
 
+/// A page of trace search results, in the order the collector sorted them, and
+/// how many traces matched in all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceResults {
+    pub traces: Vec<TraceSummary>,
+    pub total: u64,
+    /// More matched than the collector counts (`total` is that bound).
+    pub capped: bool,
+}
+
+/// `/api/traces`'s answer -> results.
+pub fn results_from_api(body: &Value) -> TraceResults {
+    TraceResults {
+        traces: body["data"]
+            .as_array()
+            .map(|traces| {
+                traces
+                    .iter()
+                    .map(|t| TraceSummary::of(&trace_from_jaeger(t)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        total: body["total"].as_u64().unwrap_or(0),
+        capped: body["totalCapped"].as_bool().unwrap_or(false),
+    }
+}
+
 /// `query` is the query string of `/api/traces`.
 #[server(prefix = "/ui-fn")]
-pub async fn search_traces(query: String) -> Result<Vec<TraceSummary>, ServerFnError> {
+pub async fn search_traces(query: String) -> Result<TraceResults, ServerFnError> {
     let body = crate::ssr::get(&format!("/api/traces?{query}")).await?;
-    Ok(body["data"]
-        .as_array()
-        .map(|traces| {
-            traces
-                .iter()
-                .map(|t| TraceSummary::of(&trace_from_jaeger(t)))
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(results_from_api(&body))
 }
 
 /// A trace and its logs; `None` when the collector has no such trace.

@@ -6,6 +6,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::use_params_map;
 use leptos_router::{path, SsrMode};
 
+use crate::components::NotFound;
 use crate::pages::compare::ComparePage;
 use crate::pages::dependencies::DependenciesPage;
 use crate::pages::logs::LogsPage;
@@ -62,9 +63,25 @@ pub fn App() -> impl IntoView {
                     <a href="/dependencies">"Service map"</a>
                     <a href="/logs">"Logs"</a>
                 </nav>
+                <form class="trace-jump" method="get" action="/search" role="search">
+                    <input
+                        name="traceID"
+                        id="trace-jump"
+                        placeholder="Trace id"
+                        aria-label="Go to a trace by its id"
+                        autocomplete="off"
+                        spellcheck="false"
+                    />
+                    <button type="submit">"Go"</button>
+                </form>
             </header>
             <main>
-                <Routes fallback=|| view! { <p class="error">"No such page."</p> }>
+                <Routes fallback=|| view! {
+                    <NotFound
+                        title="No such page".to_string()
+                        message="Hopline has no page at this address.".to_string()
+                    />
+                }>
                     <Route path=path!("/") view=SearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/trace/:id") view=TraceRoute ssr=SsrMode::Async/>

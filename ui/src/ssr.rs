@@ -69,6 +69,9 @@ pub async fn get_optional(path: &str) -> Result<Option<Value>, ServerFnError> {
         return Ok(None);
     }
     if !status.is_success() {
+        // The page that shows this error answers with the API's status (a bad
+        // parameter is the viewer's 400, not a 200 with an error on it).
+        set_status(status.as_u16());
         let message = body["errors"][0]["msg"]
             .as_str()
             .map_or_else(|| format!("query failed (HTTP {status})"), str::to_string);
@@ -81,4 +84,20 @@ pub async fn get(path: &str) -> Result<Value, ServerFnError> {
     get_optional(path)
         .await?
         .ok_or_else(|| ServerFnError::new(format!("not found: {path}")))
+}
+
+/// Sets the HTTP status of the page being rendered, when a page is (not when a
+/// server function answers the browser: its own status carries its result).
+pub fn set_status(code: u16) {
+    let is_page = leptos::prelude::use_context::<axum::http::request::Parts>()
+        .is_some_and(|parts| !parts.uri.path().starts_with(crate::api::SERVER_FN_PREFIX));
+    if !is_page {
+        return;
+    }
+    if let (Some(response), Ok(status)) = (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        axum::http::StatusCode::from_u16(code),
+    ) {
+        response.set_status(status);
+    }
 }

@@ -11,7 +11,9 @@ pub struct Row {
     pub span: usize,
     pub depth: usize,
     pub children: usize,
-    pub critical: bool,
+    /// The parts of the span's bar on the critical path, as (offset, width) in
+    /// percent of the trace's duration; empty when it is off the path.
+    pub critical: Vec<(f64, f64)>,
     /// Where the bar starts and how wide it is, in percent of the trace's duration.
     pub offset_pct: f64,
     pub width_pct: f64,
@@ -47,9 +49,14 @@ pub fn layout(spans: &[SpanView]) -> Vec<Row> {
         .unwrap_or(start);
     let total = (end - start).max(1) as f64;
 
-    let mut critical = HashSet::new();
+    let mut critical: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
     if let Some(&root) = roots.iter().max_by_key(|&&i| spans[i].duration_us) {
-        mark_critical(root, spans, &children, &mut critical);
+        for (span, from, to) in critical_path(root, spans, &children) {
+            critical.entry(span).or_default().push((
+                (from - start) as f64 / total * 100.0,
+                (to - from) as f64 / total * 100.0,
+            ));
+        }
     }
 
     let mut rows = Vec::with_capacity(spans.len());
@@ -64,7 +71,7 @@ pub fn layout(spans: &[SpanView]) -> Vec<Row> {
             span: i,
             depth,
             children: kids.len(),
-            critical: critical.contains(&i),
+            critical: critical.remove(&i).unwrap_or_default(),
             offset_pct: (spans[i].start_us - start) as f64 / total * 100.0,
             width_pct: (spans[i].duration_us as f64 / total * 100.0).max(0.2),
         });
@@ -75,27 +82,50 @@ pub fn layout(spans: &[SpanView]) -> Vec<Row> {
     rows
 }
 
-/// Jaeger's rule: walking back from a span's end, the child that finishes last is on
-/// the critical path; then the child that finishes before that one started; and so on.
-fn mark_critical(
-    span: usize,
+/// The critical path under `root`, as Jaeger draws it: the segments (span, from,
+/// to, in µs) that the trace's end waits on. Walking back from a span's end, the
+/// child that finishes last (before that point) holds the path until its own
+/// start, and the span itself holds the gaps between such children. Iterative:
+/// a trace may nest thousands deep.
+fn critical_path(
+    root: usize,
     spans: &[SpanView],
     children: &HashMap<usize, Vec<usize>>,
-    critical: &mut HashSet<usize>,
-) {
-    if !critical.insert(span) {
-        return;
-    }
-    let mut kids: Vec<usize> = children.get(&span).cloned().unwrap_or_default();
-    kids.sort_by_key(|&i| std::cmp::Reverse(spans[i].start_us + spans[i].duration_us));
-    let mut frontier = spans[span].start_us + spans[span].duration_us;
-    for kid in kids {
-        let kid_end = spans[kid].start_us + spans[kid].duration_us;
-        if kid_end <= frontier {
-            mark_critical(kid, spans, children, critical);
-            frontier = spans[kid].start_us;
+) -> Vec<(usize, u64, u64)> {
+    let end = |i: usize| spans[i].start_us + spans[i].duration_us;
+    let mut segments = Vec::new();
+    let mut visited = HashSet::new();
+    // (span, the point its part of the path ends at)
+    let mut work = vec![(root, end(root))];
+    while let Some((span, until)) = work.pop() {
+        if !visited.insert(span) {
+            continue;
+        }
+        let start = spans[span].start_us;
+        let mut frontier = until.min(end(span)).max(start);
+        let mut kids: Vec<usize> = children.get(&span).cloned().unwrap_or_default();
+        kids.sort_by_key(|&kid| std::cmp::Reverse(end(kid)));
+        for kid in kids {
+            if frontier <= start {
+                break;
+            }
+            // A child that started after the frontier is off the path; one that
+            // ends after it (clock skew, async work) holds the path up to it.
+            if spans[kid].start_us >= frontier {
+                continue;
+            }
+            let kid_end = end(kid).min(frontier);
+            if kid_end < frontier {
+                segments.push((span, kid_end, frontier));
+            }
+            work.push((kid, kid_end));
+            frontier = spans[kid].start_us.max(start);
+        }
+        if frontier > start {
+            segments.push((span, start, frontier));
         }
     }
+    segments
 }
 
 /// Rows shown at once: a trace of 10,000 spans is read a window at a time.
@@ -182,12 +212,48 @@ mod tests {
             span("b", Some("root"), 45, 50),
             span("c", Some("root"), 10, 10),
         ];
-        let critical: Vec<&str> = layout(&spans)
+        let rows = layout(&spans);
+        let critical: Vec<&str> = rows
             .iter()
-            .filter(|r| r.critical)
+            .filter(|r| !r.critical.is_empty())
             .map(|r| spans[r.span].id.as_str())
             .collect();
         assert_eq!(critical, vec!["root", "a", "b"]);
+        // The root holds the path only where no child does: [40,45] and [95,100].
+        let mut root = rows[0].critical.clone();
+        root.sort_by(|x, y| x.0.total_cmp(&y.0));
+        assert_eq!(root, vec![(40.0, 5.0), (95.0, 5.0)]);
+        assert_eq!(rows[1].critical, vec![(0.0, 40.0)]);
+    }
+
+    #[test]
+    fn a_short_span_gets_a_short_segment() {
+        // A 750 µs call whose last 80 µs is a query: the query's segment is 80 µs.
+        let spans = vec![
+            span("root", None, 0, 1000),
+            span("call", Some("root"), 100, 750),
+            span("query", Some("call"), 770, 80),
+        ];
+        let rows = layout(&spans);
+        let width = |id: &str| -> f64 {
+            let row = rows.iter().find(|r| spans[r.span].id == id).expect("row");
+            row.critical.iter().map(|c| c.1).sum()
+        };
+        assert_eq!(width("query"), 8.0);
+        assert_eq!(width("call"), 67.0);
+        assert_eq!(width("root"), 25.0);
+    }
+
+    #[test]
+    fn a_deep_trace_does_not_exhaust_the_stack() {
+        let spans: Vec<SpanView> = (0..100_000u64)
+            .map(|i| {
+                let parent = (i > 0).then(|| (i - 1).to_string());
+                span(&i.to_string(), parent.as_deref(), i, 200_000 - 2 * i)
+            })
+            .collect();
+        let rows = layout(&spans);
+        assert!(rows.iter().all(|r| !r.critical.is_empty()));
     }
 
     #[test]

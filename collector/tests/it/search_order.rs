@@ -19,6 +19,9 @@ fn ids(body: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A trace as sent: id, duration, spans, whether it failed.
+type Sent = (String, u64, u8, bool);
+
 #[tokio::test]
 async fn sorts_count_and_span_services_over_every_match() {
     let server = TestServer::start().await;
@@ -28,7 +31,7 @@ async fn sorts_count_and_span_services_over_every_match() {
     // (n * 37 % 10 + 1) * 10 ms and has n % 4 + 1 order-service spans; traces 2
     // and 7 fail in order-service. The three longest (7, 4 and 1) are not the
     // three newest (9, 8 and 7): a sort of the newest page would miss two.
-    let mut expected = Vec::new();
+    let mut expected: Vec<Sent> = Vec::new();
     for n in 0..10u8 {
         let trace = [n + 1; 16];
         let start = base + u64::from(n) * 1_000 * ms;
@@ -55,7 +58,7 @@ async fn sorts_count_and_span_services_over_every_match() {
         expected.push((hex(&trace), duration, n % 4 + 2, n == 2 || n == 7));
     }
     server.flush().await;
-    let by = |key: fn(&(String, u64, u8, bool)) -> (u64, u64)| {
+    let by = |key: fn(&Sent) -> (u64, u64)| {
         let mut sorted: Vec<_> = expected.iter().enumerate().collect();
         // Ties go to the newer trace.
         sorted.sort_by_key(|(n, t)| (std::cmp::Reverse(key(t)), std::cmp::Reverse(*n)));

@@ -112,6 +112,78 @@ async fn the_ui_in_a_real_browser() {
             200
         );
     }
+    // More frontend traces, for sorting over every match: an older, slow one
+    // whose client call got a 404 (the server span is no error), two fast ones,
+    // and one whose parent span never came.
+    let slow = [0x51; 16];
+    let mut call = span(slow, 2, Some(1), "GET /stock", now - 35_000 * ms, 700 * ms);
+    call.kind = 3;
+    call.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        code: 2,
+        message: "404 Not Found".into(),
+    });
+    let extra = [
+        (
+            "frontend",
+            vec![
+                span(slow, 1, None, "GET /slow", now - 35_000 * ms, 800 * ms),
+                call,
+            ],
+        ),
+        (
+            "inventory",
+            vec![span(
+                slow,
+                3,
+                Some(2),
+                "GET /stock",
+                now - 34_990 * ms,
+                600 * ms,
+            )],
+        ),
+        (
+            "frontend",
+            vec![span(
+                [0x52; 16],
+                1,
+                None,
+                "GET /fast",
+                now - 3_000 * ms,
+                2 * ms,
+            )],
+        ),
+        (
+            "frontend",
+            vec![span(
+                [0x53; 16],
+                1,
+                None,
+                "GET /fast",
+                now - 2_000 * ms,
+                3 * ms,
+            )],
+        ),
+        (
+            "frontend",
+            vec![span(
+                [0x54; 16],
+                2,
+                Some(9),
+                "GET /orphan",
+                now - 1_000 * ms,
+                5 * ms,
+            )],
+        ),
+    ];
+    for (service, spans) in extra {
+        assert_eq!(
+            server
+                .post_protobuf("/v1/traces", &traces_request(service, spans))
+                .await
+                .status(),
+            200
+        );
+    }
     let mut declined = log_record(Some(trace), now + 40 * ms, 17, "payment declined by issuer");
     declined.span_id = vec![3; 8];
     let mut started = log_record(Some(trace), now + 6 * ms, 9, "checkout started");
@@ -156,9 +228,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "13 passed, 0 failed"
+            "23 passed, 0 failed"
         } else {
-            "9 passed, 0 failed"
+            "19 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -13,10 +13,10 @@ mod severity;
 #[allow(unreachable_pub)]
 mod time_range;
 
-pub(crate) use colours::service_colour;
-pub(crate) use error_box::{ErrorBox, NO_DATA_HINT};
+pub(crate) use colours::ServiceColours;
+pub(crate) use error_box::{ErrorBox, NotFound, NO_DATA_HINT};
 pub(crate) use log_table::{highlight_terms, LogRow, LogTable};
 pub(crate) use severity::severity_class;
 pub(crate) use time_range::{
-    lookback_ms, LookbackSelect, LOGS_LOOKBACKS, MAP_LOOKBACKS, SEARCH_LOOKBACKS,
+    custom_range, lookback_ms, LookbackSelect, LOGS_LOOKBACKS, MAP_LOOKBACKS, SEARCH_LOOKBACKS,
 };

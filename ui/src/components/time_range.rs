@@ -14,7 +14,8 @@ pub(crate) const SEARCH_LOOKBACKS: &[(&str, &str)] = &[
     ("custom", "Custom range"),
 ];
 
-/// The log search's presets, labelled by their values.
+/// The log search's presets, labelled by their values, with the custom range of
+/// its `from`/`to`.
 pub(crate) const LOGS_LOOKBACKS: &[(&str, &str)] = &[
     ("15m", "15m"),
     ("1h", "1h"),
@@ -22,6 +23,7 @@ pub(crate) const LOGS_LOOKBACKS: &[(&str, &str)] = &[
     ("24h", "24h"),
     ("2d", "2d"),
     ("7d", "7d"),
+    ("custom", "custom range"),
 ];
 
 /// The service map's windows, labelled by their values.
@@ -34,14 +36,23 @@ pub(crate) const MAP_LOOKBACKS: &[(&str, &str)] = &[
 ];
 
 /// `<select name="lookback">` offering `options` (value, label), with the one whose
-/// value is `selected` selected.
+/// value is `selected` selected. A `selected` that is no preset (`30m` from a
+/// link) is offered too, so that submitting the form again keeps it.
 #[component]
 pub(crate) fn LookbackSelect(
     options: &'static [(&'static str, &'static str)],
     selected: Signal<String>,
 ) -> impl IntoView {
+    let other = move || {
+        let current = selected.get();
+        (!current.is_empty() && !options.iter().any(|(value, _)| *value == current)).then(|| {
+            let label = format!("Last {current}");
+            view! { <option value=current selected=true>{label}</option> }
+        })
+    };
     view! {
         <select name="lookback">
+            {other}
             {options.iter().map(|&(value, label)| {
                 let is_selected = move || selected.get() == value;
                 view! { <option value=value selected=is_selected>{label}</option> }
@@ -50,14 +61,55 @@ pub(crate) fn LookbackSelect(
     }
 }
 
-/// `15m`, `1h`, `7d` -> milliseconds (default one hour).
-pub(crate) fn lookback_ms(text: &str) -> u64 {
+/// `30m`, `1h`, `7d` (a whole number and m, h, d or w) -> milliseconds, or what
+/// is wrong with it.
+pub(crate) fn lookback_ms(text: &str) -> Result<u64, String> {
+    let wrong = || {
+        format!("'{text}' is not a time window: give a number and m, h, d or w, such as 30m or 7d")
+    };
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: u64 = number.parse().unwrap_or(1);
-    n * match unit {
+    let n: u64 = number.parse().map_err(|_| wrong())?;
+    let unit = match unit {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => 3_600_000,
+        "w" => 7 * 86_400_000,
+        _ => return Err(wrong()),
+    };
+    n.checked_mul(unit).filter(|ms| *ms > 0).ok_or_else(wrong)
+}
+
+/// An absolute range from a page's URL: `start`/`end` (µs since the epoch, as
+/// Jaeger's UI writes them), or the form's `from`/`to` local times with `tz`, the
+/// browser's offset from UTC in minutes. Empty strings where absent.
+pub(crate) fn custom_range(q: &leptos_router::params::ParamsMap) -> (String, String) {
+    let tz = q
+        .get("tz")
+        .and_then(|tz| tz.parse::<i64>().ok())
+        .unwrap_or(0);
+    let pick = |micros: &str, local: &str| {
+        q.get(local)
+            .filter(|text| !text.is_empty())
+            .and_then(|text| crate::format::parse_datetime_local(&text, tz))
+            .map(|us| us.to_string())
+            .or_else(|| q.get(micros))
+            .unwrap_or_default()
+    };
+    (pick("start", "from"), pick("end", "to"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookbacks_parse_or_say_what_is_wrong() {
+        assert_eq!(lookback_ms("30m"), Ok(1_800_000));
+        assert_eq!(lookback_ms("7d"), Ok(604_800_000));
+        assert_eq!(lookback_ms("2w"), Ok(1_209_600_000));
+        for bad in ["bogus", "", "0h", "1y", "-1h", "99999999999999999999d"] {
+            let error = lookback_ms(bad).expect_err(bad);
+            assert!(error.contains("is not a time window"), "{error}");
+        }
     }
 }

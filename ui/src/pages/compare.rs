@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 use crate::api::{load_trace, TraceView};
 use crate::components::{ErrorBox, LogTable};
@@ -29,11 +30,14 @@ fn path_keys(trace: &TraceView) -> BTreeMap<String, (usize, u64)> {
 /// Traces `a` and `b` side by side.
 #[component]
 pub fn ComparePage(a: String, b: String) -> impl IntoView {
+    let short = |id: &str| id.get(..7).unwrap_or(id).to_string();
+    let title = format!("Compare traces {} and {}", short(&a), short(&b));
     let traces = Resource::new(
         move || (a.clone(), b.clone()),
         |(a, b)| async move { Ok::<_, ServerFnError>((load_trace(a).await?, load_trace(b).await?)) },
     );
     view! {
+        <Title text=title/>
         <Suspense fallback=|| view! { <p class="loading">"Loading traces…"</p> }>
             {move || Suspend::new(async move {
                 match traces.await {
@@ -88,7 +92,7 @@ pub fn ComparePage(a: String, b: String) -> impl IntoView {
                     Ok(_) => view! {
                         <p class="empty">"One of the two traces is not here."</p>
                     }.into_any(),
-                    Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
+                    Err(e) => view! { <ErrorBox message=crate::api::problem(&e)/> }.into_any(),
                 }
             })}
         </Suspense>

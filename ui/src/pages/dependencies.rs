@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{load_dependencies, Dependency};
 use crate::components::{
-    lookback_ms, service_colour, ErrorBox, LookbackSelect, MAP_LOOKBACKS, NO_DATA_HINT,
+    lookback_ms, ErrorBox, LookbackSelect, ServiceColours, MAP_LOOKBACKS, NO_DATA_HINT,
 };
 use crate::tags::encode;
 
@@ -51,11 +52,21 @@ pub fn DependenciesPage() -> impl IntoView {
     let links = Resource::new(
         move || lookback.get(),
         |lookback| async move {
-            let ms = lookback_ms(&lookback);
-            load_dependencies(ms).await
+            let ms = match lookback_ms(&lookback) {
+                Ok(ms) => ms,
+                Err(message) => {
+                    #[cfg(feature = "ssr")]
+                    crate::ssr::set_status(400);
+                    return Err(message);
+                }
+            };
+            load_dependencies(ms)
+                .await
+                .map_err(|e| crate::api::problem(&e))
         },
     );
     view! {
+        <Title text="Service map"/>
         <section class="dependencies">
             <form method="get" action="/dependencies" class="filters">
                 <label>"Window"
@@ -72,7 +83,7 @@ pub fn DependenciesPage() -> impl IntoView {
                             </p>
                         }.into_any(),
                         Ok(links) => view! { <Graph links=links/> }.into_any(),
-                        Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
+                        Err(message) => view! { <ErrorBox message=message/> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -103,6 +114,7 @@ fn edge_label(link: &Dependency) -> String {
 #[component]
 fn Graph(links: Vec<Dependency>) -> impl IntoView {
     let places = place(&links);
+    let colours = ServiceColours::assign(places.keys().map(String::as_str));
     let columns = places.values().map(|(c, _)| c + 1).max().unwrap_or(1);
     let rows = places.values().map(|(_, r)| r + 1).max().unwrap_or(1);
     let (cw, rh, nw, nh) = (340.0, 90.0, 170.0, 40.0);
@@ -146,6 +158,7 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
                     >
                         <line x1=x1 y1=y1 x2=x2 y2=y2 marker-end="url(#arrow)"/>
                         <text x=(x1 + x2) / 2.0 y=(y1 + y2) / 2.0 - 6.0 class="calls">
+                            {(l.errors > 0).then_some("⚠ ")}
                             {edge_label(l)}
                         </text>
                     </g>
@@ -165,7 +178,7 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
                             width=nw
                             height=nh
                             rx=8
-                            style=format!("stroke:{}", service_colour(node))
+                            style=format!("stroke:{}", colours.of(node))
                         />
                         <text x=x + nw / 2.0 y=y + nh / 2.0 + 5.0>{node.clone()}</text>
                     </a>

@@ -1,10 +1,17 @@
-//! `/logs?query=&service=&traceID=&minSeverity=&lookback=&limit=&live=`: log search.
+//! `/logs?query=&service=&traceID=&minSeverity=&lookback=&start=&end=&limit=&live=`:
+//! log search. As on the search page, `lookback=custom` with `start`/`end` (µs),
+//! or the form's `from`/`to` local times, is an absolute range; `start`/`end`
+//! alone mean it too.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{search_logs, LogLine};
-use crate::components::{highlight_terms, ErrorBox, LogRow, LookbackSelect, LOGS_LOOKBACKS};
+use crate::components::{
+    custom_range, highlight_terms, ErrorBox, LogRow, LookbackSelect, LOGS_LOOKBACKS,
+};
+use crate::format;
 use crate::tags::query_string;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -14,20 +21,49 @@ struct Form {
     trace_id: String,
     min_severity: String,
     lookback: String,
+    /// The custom range, µs since the epoch (empty unless `lookback` is `custom`).
+    start: String,
+    end: String,
     limit: String,
     live: bool,
 }
 
 impl Form {
     fn api_query(&self) -> String {
+        let custom = self.lookback == "custom";
+        let range = |value: &String| if custom { value.clone() } else { String::new() };
         query_string(&[
             ("query", self.query.clone()),
             ("service", self.service.clone()),
             ("traceID", self.trace_id.clone()),
             ("minSeverity", self.min_severity.clone()),
-            ("lookback", self.lookback.clone()),
+            (
+                "lookback",
+                if custom {
+                    String::new()
+                } else {
+                    self.lookback.clone()
+                },
+            ),
+            ("start", range(&self.start)),
+            ("end", range(&self.end)),
             ("limit", self.limit.clone()),
         ])
+    }
+
+    /// The document's title: what is searched.
+    fn title(&self) -> String {
+        let what = [&self.query, &self.service, &self.trace_id]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if what.is_empty() {
+            "Logs".to_string()
+        } else {
+            format!("Logs: {what}")
+        }
     }
 }
 
@@ -37,12 +73,21 @@ pub fn LogsPage() -> impl IntoView {
     let form = Memo::new(move |_| {
         let q = query.read();
         let get = |key: &str, default: &str| q.get(key).unwrap_or_else(|| default.to_string());
+        let (start, end) = custom_range(&q);
+        // A link with `start`/`end` and no lookback means that range.
+        let lookback = match q.get("lookback") {
+            Some(lookback) => lookback,
+            None if !start.is_empty() || !end.is_empty() => "custom".to_string(),
+            None => "1h".to_string(),
+        };
         Form {
             query: get("query", ""),
             service: get("service", ""),
             trace_id: get("traceID", ""),
             min_severity: get("minSeverity", ""),
-            lookback: get("lookback", "1h"),
+            lookback,
+            start,
+            end,
             limit: get("limit", "100"),
             live: q.get("live").is_some_and(|v| v == "1"),
         }
@@ -71,6 +116,15 @@ pub fn LogsPage() -> impl IntoView {
         tail::follow(None, RwSignal::new(Vec::new()));
     });
     let lookback = Signal::derive(move || form.get().lookback);
+    // The browser's zone once hydrated (the server renders UTC).
+    let tz = RwSignal::new(0i64);
+    Effect::new(move |_| tz.set(format::browser_offset_minutes()));
+    let local = move |micros: String| {
+        micros
+            .parse::<u64>()
+            .map(|us| format::datetime_local(us, tz.get()))
+            .unwrap_or_default()
+    };
     let live_href = move || {
         let f = form.get();
         format!(
@@ -80,6 +134,7 @@ pub fn LogsPage() -> impl IntoView {
         )
     };
     view! {
+        <Title text=move || form.get().title()/>
         <section class="logs-page">
             <form class="filters" method="get" action="/logs">
                 <label class="wide">"Query"
@@ -105,6 +160,23 @@ pub fn LogsPage() -> impl IntoView {
                     </select>
                 </label>
                 <label>"Time"<LookbackSelect options=LOGS_LOOKBACKS selected=lookback/></label>
+                <label class="range">{move || format!("From ({})", format::zone(tz.get()))}
+                    <input
+                        type="datetime-local"
+                        name="from"
+                        id="from"
+                        value=move || local(form.get().start)
+                    />
+                </label>
+                <label class="range">{move || format!("To ({})", format::zone(tz.get()))}
+                    <input
+                        type="datetime-local"
+                        name="to"
+                        id="to"
+                        value=move || local(form.get().end)
+                    />
+                </label>
+                <input type="hidden" name="tz" value=move || tz.get().to_string()/>
                 <input type="hidden" name="limit" value=move || form.get().limit/>
                 <button type="submit" id="search-logs">"Search logs"</button>
                 <a class="live" id="live" href=live_href>
@@ -143,7 +215,7 @@ pub fn LogsPage() -> impl IntoView {
                                 </ol>
                             }.into_any()
                         }
-                        Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
+                        Err(e) => view! { <ErrorBox message=crate::api::problem(&e)/> }.into_any(),
                     }
                 })}
             </Suspense>

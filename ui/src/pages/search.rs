@@ -2,19 +2,28 @@
 //!
 //! `lookback=custom` with `start`/`end` (µs, as Jaeger's UI writes them) is an
 //! absolute range; the form sends it as `from`/`to` local times and `tz`, the
-//! browser's offset from UTC in minutes.
+//! browser's offset from UTC in minutes. The service is optional (every
+//! service's spans are searched). `/search?traceID=` goes to that trace (two ids:
+//! their comparison), as the trace-id box in the top bar does.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{list_operations, list_services, search_traces, TraceSummary};
-use crate::components::{service_colour, ErrorBox, LookbackSelect, NO_DATA_HINT, SEARCH_LOOKBACKS};
+use crate::api::{list_operations, list_services, search_traces, TraceResults, TraceSummary};
+use crate::components::{
+    custom_range, ErrorBox, LookbackSelect, ServiceColours, NO_DATA_HINT, SEARCH_LOOKBACKS,
+};
 use crate::format::{self, plural, Time};
 use crate::tags::{parse_logfmt, query_string, to_json};
 
-const SORTS: [(&str, &str); 4] = [
+/// The orders the collector sorts every match in (`sort=` of `/api/traces`).
+const SORTS: [(&str, &str); 6] = [
     ("recent", "Most recent"),
+    ("oldest", "Oldest first"),
     ("longest", "Longest first"),
+    ("shortest", "Shortest first"),
     ("spans", "Most spans"),
     ("errors", "Most errors"),
 ];
@@ -64,45 +73,66 @@ impl Form {
                 };
             }
         }
-        Ok(query_string(&pairs))
+        let sort = [("sort", self.sort.clone())];
+        Ok(format!("{}&{}", query_string(&pairs), query_string(&sort)))
     }
 
-    /// `start`/`end` from the URL, or from the form's `from`/`to` local times.
-    fn range(q: &leptos_router::params::ParamsMap) -> (String, String) {
-        let tz = q
-            .get("tz")
-            .and_then(|tz| tz.parse::<i64>().ok())
-            .unwrap_or(0);
-        let pick = |micros: &str, local: &str| {
-            q.get(local)
-                .filter(|text| !text.is_empty())
-                .and_then(|text| format::parse_datetime_local(&text, tz))
-                .map(|us| us.to_string())
-                .or_else(|| q.get(micros))
-                .unwrap_or_default()
-        };
-        (pick("start", "from"), pick("end", "to"))
+    /// The document's title: what is searched.
+    fn title(&self) -> String {
+        let what = [&self.service, &self.operation, &self.tags]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if what.is_empty() {
+            "Search: all services".to_string()
+        } else {
+            format!("Search: {what}")
+        }
     }
 }
 
-fn sort(traces: &mut [TraceSummary], by: &str) {
-    match by {
-        "longest" => traces.sort_by_key(|t| std::cmp::Reverse(t.duration_us)),
-        "spans" => traces.sort_by_key(|t| std::cmp::Reverse(t.span_count)),
-        "errors" => traces.sort_by_key(|t| std::cmp::Reverse(t.errors)),
-        _ => traces.sort_by_key(|t| std::cmp::Reverse(t.start_us)),
+/// Where `/search?traceID=` goes: one id's trace, or two ids' comparison.
+fn trace_jump(ids: &[String]) -> Option<String> {
+    let ids: Vec<&str> = ids
+        .iter()
+        .map(|id| id.trim())
+        .filter(|id| !id.is_empty())
+        .collect();
+    match ids.as_slice() {
+        [] => None,
+        [one] => Some(format!("/trace/{}", crate::tags::encode(one))),
+        [a, b, ..] => Some(format!(
+            "/trace/{}...{}",
+            crate::tags::encode(a),
+            crate::tags::encode(b)
+        )),
     }
 }
 
 #[component]
 pub fn SearchPage() -> impl IntoView {
     let query = use_query_map();
+    let jump = trace_jump(
+        &query
+            .read_untracked()
+            .get_all("traceID")
+            .unwrap_or_default(),
+    );
+    if let Some(path) = jump {
+        return view! { <Redirect path=path/> }.into_any();
+    }
+    search_page(query).into_any()
+}
+
+fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
     let form = Memo::new(move |_| {
         let q = query.read();
         let get = |key: &str, default: &str| q.get(key).unwrap_or_else(|| default.to_string());
         let lookback = get("lookback", "1h");
         let (start, end) = if lookback == "custom" {
-            Form::range(&q)
+            custom_range(&q)
         } else {
             Default::default()
         };
@@ -137,20 +167,21 @@ pub fn SearchPage() -> impl IntoView {
     let results = Resource::new(
         move || form.get(),
         |form| async move {
-            if form.service.is_empty() {
-                return Ok(None);
-            }
             match form.api_query() {
                 Ok(query) => search_traces(query)
                     .await
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
-                Err(message) => Err(message),
+                    .map_err(|e| crate::api::problem(&e)),
+                Err(message) => {
+                    #[cfg(feature = "ssr")]
+                    crate::ssr::set_status(400);
+                    Err(message)
+                }
             }
         },
     );
 
     view! {
+        <Title text=move || form.get().title()/>
         <section class="search">
             <form class="filters" method="get" action="/search">
                 <Suspense fallback=|| view! { <p>"Loading services…"</p> }>
@@ -164,7 +195,7 @@ pub fn SearchPage() -> impl IntoView {
                             <label>"Service"
                                 <select name="service" id="service"
                                     on:change=move |ev| chosen.set(event_target_value(&ev))>
-                                    <option value="">"(choose)"</option>
+                                    <option value="">"all services"</option>
                                     {services.into_iter().map(|s| {
                                         let selected = s == form.service;
                                         view! {
@@ -263,13 +294,7 @@ pub fn SearchPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let form = form.get_untracked();
                     match results.await {
-                        Ok(None) => view! {
-                            <p class="empty">"Choose a service to find its traces."</p>
-                        }.into_any(),
-                        Ok(Some(mut traces)) => {
-                            sort(&mut traces, &form.sort);
-                            view! { <Results traces=traces form=form/> }.into_any()
-                        }
+                        Ok(results) => view! { <Results results=results form=form/> }.into_any(),
                         Err(message) => view! { <ErrorBox message=message/> }.into_any(),
                     }
                 })}
@@ -279,7 +304,8 @@ pub fn SearchPage() -> impl IntoView {
 }
 
 #[component]
-fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
+fn Results(results: TraceResults, form: Form) -> impl IntoView {
+    let traces = results.traces;
     if traces.is_empty() {
         return view! {
             <p class="empty">"No traces match. Widen the time range or drop a filter."</p>
@@ -290,35 +316,55 @@ fn Results(traces: Vec<TraceSummary>, form: Form) -> impl IntoView {
     view! {
         <Scatter traces=traces.clone()/>
         <div class="sorts">
-            <span>{plural(traces.len(), "trace")}</span>
+            <span class="matched">
+                {if results.capped {
+                    format!("{} shown; more than {} traces match", traces.len(), results.total)
+                } else if results.total as usize == traces.len() {
+                    plural(traces.len(), "trace")
+                } else {
+                    format!("{} of {} traces", traces.len(), results.total)
+                }}
+            </span>
             {SORTS.iter().map(|(key, label)| {
                 let class = if form.sort == *key { "sort active" } else { "sort" };
                 view! { <a class=class href=format!("/search?{base}&sort={key}")>{*label}</a> }
             }).collect_view()}
         </div>
         <ol class="results">
-            {traces.into_iter().map(|t| view! {
-                <li class="result">
-                    <a class="trace-link" href=format!("/trace/{}", t.id)>
-                        <span class="title">{format!("{}: {}", t.root_service, t.root_name)}</span>
-                        <span class="duration">{format::duration(t.duration_us)}</span>
-                    </a>
-                    <div class="meta">
-                        <span>{plural(t.span_count, "span")}</span>
-                        {(t.errors > 0).then(|| view! {
-                            <span class="errors">{plural(t.errors, "error")}</span>
-                        })}
-                        {t.services.into_iter().map(|(service, n)| view! {
-                            <span
-                                class="service-chip"
-                                style=format!("border-color:{}", service_colour(&service))
-                            >
-                                {format!("{service} ({n})")}
-                            </span>
-                        }).collect_view()}
-                        <Time micros=t.start_us/>
-                    </div>
-                </li>
+            {traces.into_iter().map(|t| {
+                let colours = ServiceColours::assign(t.services.iter().map(|(s, _)| s.as_str()));
+                view! {
+                    <li class="result">
+                        <a class="trace-link" href=format!("/trace/{}", t.id)>
+                            <span class="title">{format!("{}: {}", t.root_service, t.root_name)}</span>
+                            <span class="duration">{format::duration(t.duration_us)}</span>
+                        </a>
+                        <div class="meta">
+                            <span>{plural(t.span_count, "span")}</span>
+                            {(t.errors > 0).then(|| view! {
+                                <span class="errors">{format!("⚠ {}", plural(t.errors, "error"))}</span>
+                            })}
+                            {(t.orphans > 0).then(|| view! {
+                                <span class="orphans">
+                                    {format!(
+                                        "{} {} a parent that is not in this trace",
+                                        plural(t.orphans, "span"),
+                                        if t.orphans == 1 { "has" } else { "have" },
+                                    )}
+                                </span>
+                            })}
+                            {t.services.into_iter().map(|(service, n)| view! {
+                                <span
+                                    class="service-chip"
+                                    style=format!("border-color:{}", colours.of(&service))
+                                >
+                                    {format!("{service} ({n})")}
+                                </span>
+                            }).collect_view()}
+                            <Time micros=t.start_us/>
+                        </div>
+                    </li>
+                }
             }).collect_view()}
         </ol>
     }

@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{load_trace, LogLine, SpanView, TagView, TraceView};
-use crate::components::{service_colour, ErrorBox, LogTable};
+use crate::components::{ErrorBox, LogTable, NotFound, ServiceColours};
 use crate::format::{self, Time};
 use crate::tags::encode;
 use crate::waterfall::{layout, visible, window, Row, WINDOW};
@@ -79,14 +80,15 @@ pub fn TracePage(id: String) -> impl IntoView {
                             view! { <TraceBody trace=trace state=state/> }.into_any()
                         }
                         Ok(None) => view! {
-                            <p class="empty">
-                                {format!(
+                            <NotFound
+                                title=format!("Trace {id} not found")
+                                message=format!(
                                     "Trace {id} is not here: it may not have arrived yet, \
                                      or it is older than the retention window."
-                                )}
-                            </p>
+                                )
+                            />
                         }.into_any(),
-                        Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
+                        Err(e) => view! { <ErrorBox message=crate::api::problem(&e)/> }.into_any(),
                     }
                 })
             }}
@@ -148,9 +150,19 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
     let summary = crate::api::TraceSummary::of(&trace);
     let rows = layout(&trace.spans);
     let depth = rows.iter().map(|r| r.depth + 1).max().unwrap_or(0);
+    let colours = ServiceColours::assign(summary.services.iter().map(|(s, _)| s.as_str()));
+    let orphans = trace.orphans();
+    let title = format!(
+        "Trace {}: {} {}",
+        trace.id.get(..7).unwrap_or(&trace.id),
+        summary.root_service,
+        summary.root_name
+    );
     let id = trace.id.clone();
     let trace = StoredValue::new(trace);
     let rows = StoredValue::new(rows);
+    let chip_colours = colours.clone();
+    let colours = StoredValue::new(colours);
     let tab_href = {
         let id = id.clone();
         move |tab: &str| {
@@ -163,6 +175,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
     };
     let tab_href2 = tab_href.clone();
     view! {
+        <Title text=title/>
         <section class="trace">
             <h1>{format!("{}: {}", summary.root_service, summary.root_name)}</h1>
             <div class="trace-meta">
@@ -171,6 +184,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                 <span>{format!("depth {depth}")}</span>
                 <span>{format!("duration {}", format::duration(summary.duration_us))}</span>
                 <span class={if summary.errors > 0 { "errors" } else { "" }}>
+                    {(summary.errors > 0).then_some("⚠ ")}
                     {format::plural(summary.errors, "error")}
                 </span>
                 <Time micros=summary.start_us/>
@@ -179,11 +193,21 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
             {trace.with_value(|t| t.warnings.clone()).into_iter().map(|warning| view! {
                 <p class="notice">{warning}</p>
             }).collect_view()}
+            {(orphans > 0).then(|| view! {
+                <p class="notice orphans">
+                    {format!(
+                        "{} {} a parent that is not in this trace: spans may still be \
+                         arriving, or were lost on the way. They are shown as roots.",
+                        format::plural(orphans, "span"),
+                        if orphans == 1 { "has" } else { "have" },
+                    )}
+                </p>
+            })}
             <div class="services">
                 {summary.services.iter().map(|(service, n)| view! {
                     <span
                         class="service-chip"
-                        style=format!("border-color:{}", service_colour(service))
+                        style=format!("border-color:{}", chip_colours.of(service))
                     >
                         {format!("{service} ({n})")}
                     </span>
@@ -214,7 +238,11 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                         .into_any()
                 } else {
                     trace
-                        .with_value(|t| rows.with_value(|rows| waterfall(t, rows, &state)))
+                        .with_value(|t| {
+                            rows.with_value(|rows| {
+                                colours.with_value(|colours| waterfall(t, rows, colours, &state))
+                            })
+                        })
                         .into_any()
                 }
             }}
@@ -222,7 +250,12 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
     }
 }
 
-fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + use<> {
+fn waterfall(
+    trace: &TraceView,
+    rows: &[Row],
+    colours: &ServiceColours,
+    state: &State,
+) -> impl IntoView + use<> {
     let collapsed: HashSet<String> = state.collapsed.iter().cloned().collect();
     let shown = visible(rows, &trace.spans, &collapsed);
     let selected = state
@@ -302,14 +335,14 @@ fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + 
                 }
                 .href(&trace.id);
                 let mut class = String::from("row");
-                if row.critical { class.push_str(" critical"); }
+                if !row.critical.is_empty() { class.push_str(" critical"); }
                 if span.error { class.push_str(" error"); }
                 if selected { class.push_str(" selected"); }
-                let colour = service_colour(&span.service);
+                let colour = colours.of(&span.service);
                 let details = selected
                     .then(|| view! { <SpanDetails span=span.clone() trace=trace.clone()/> });
                 let bar_style = format!(
-                    "left:{:.3}%;width:{:.3}%;background:{colour}",
+                    "left:{:.3}%;width:{:.3}%;background-color:{colour}",
                     row.offset_pct, row.width_pct
                 );
                 let label_style =
@@ -327,15 +360,25 @@ fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + 
                         >
                             {toggle}
                             <a class="span-link" href=select>
-                                <span class="svc" style=format!("color:{colour}")>
-                                    {span.service.clone()}
-                                </span>
+                                <span class="swatch" style=format!("background-color:{colour}")></span>
+                                <span class="svc">{span.service.clone()}</span>
                                 " "
                                 <span class="op">{span.name.clone()}</span>
+                                {span.error.then(|| view! {
+                                    <span class="error-mark" title="error" aria-label="error">
+                                        "⚠"
+                                    </span>
+                                })}
                             </a>
                         </div>
                         <div class="bar-col">
                             <div class="bar" style=bar_style></div>
+                            {row.critical.iter().map(|(offset, width)| view! {
+                                <div
+                                    class="crit"
+                                    style=format!("left:{offset:.3}%;width:{width:.3}%")
+                                ></div>
+                            }).collect_view()}
                             <span class="bar-label" style=label_style>
                                 {format::duration(span.duration_us)}
                             </span>
@@ -345,7 +388,8 @@ fn waterfall(trace: &TraceView, rows: &[Row], state: &State) -> impl IntoView + 
                 }
             }).collect_view()}
             <p class="legend">
-                "Critical path spans are outlined; errors are red. \
+                "The black line inside the bars is the critical path (what the trace's \
+                 end waits on); ⚠ marks a span with an error. \
                  Keys: ↑ ↓ select, ← → collapse and expand."
             </p>
         </div>

@@ -1,5 +1,9 @@
 //! The wasm entry point: hydrates the page the collector rendered.
 
+// The pages' view types nest deeply (a form of a dozen fields in a page in the
+// app): hydrating them needs more than the default query depth.
+#![recursion_limit = "256"]
+
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
