@@ -5,7 +5,7 @@
 // The browser signs in with the query token first, as a person would.
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 
 const [base, traceId, shots, hydrated, otlp, queryToken, ingestToken] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -264,6 +264,72 @@ await check('unknown traces and pages are 404s, bad parameters 400s, in the site
   }
 });
 
+await check('log lines show their attributes inline, counted in the singular', async () => {
+  await page.goto(`${base}/logs?query=declined&lookback=1h`);
+  await settle();
+  const chips = await page.$$eval('.log-line .chip', (cs) => cs.map((c) => c.textContent));
+  expect(JSON.stringify(chips) === JSON.stringify(['component=test']), `chips ${chips}`);
+  expect((await page.textContent('.log-line details.attributes summary')).trim() === '1 attribute', 'not "1 attribute"');
+  await page.goto(`${base}/trace/${traceId}?tab=logs`);
+  await settle();
+  expect(await page.locator('table.logs .chip:has-text("component=test")').count() === 3, 'the trace\'s logs show no attributes');
+  await page.goto(`${base}/trace/${traceId}?span=${'03'.repeat(8)}`);
+  await settle();
+  expect(await page.locator('#span-details .chip:has-text("component=test")').count() === 1, 'logs in the span show no attributes');
+});
+
+await check('a trace downloads as OTLP JSON and as Jaeger JSON', async () => {
+  await page.goto(`${base}/trace/${traceId}`);
+  await settle();
+  for (const [link, check] of [
+    ['#download-otlp', (json) => json.result.resourceSpans.flatMap((r) => r.scopeSpans).flatMap((s) => s.spans).length === 4],
+    ['#download-jaeger', (json) => json.data[0].traceID === traceId && json.data[0].spans.length === 4],
+  ]) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(link)]);
+    expect(download.suggestedFilename().startsWith(`trace-${traceId}`), download.suggestedFilename());
+    const json = JSON.parse(readFileSync(await download.path(), 'utf8'));
+    expect(check(json), `${link}: ${JSON.stringify(json).slice(0, 200)}`);
+  }
+});
+
+await check('the flame graph and the statistics show the trace', async () => {
+  await page.goto(`${base}/trace/${traceId}?tab=flame`);
+  await settle();
+  expect(await page.locator('svg.flame .frame').count() === 4, 'not 4 frames');
+  expect(await page.locator('svg.flame .frame.error').count() === 1, 'the error is not marked');
+  await page.click(`svg.flame .frame[data-span="${'03'.repeat(8)}"]`);
+  await page.waitForURL(`**span=${'03'.repeat(8)}**`);
+  await page.waitForSelector('#span-details');
+  await page.goto(`${base}/trace/${traceId}?tab=stats`);
+  await settle();
+  const rows = await page.$$eval('table.stats tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  expect(rows.length === 4, `rows ${JSON.stringify(rows)}`);
+  // POST /orders lasts 100 ms; its children cover 60 + 20 of it.
+  const orders = rows.find((r) => r[1] === 'POST /orders');
+  expect(orders[3] === '100ms' && orders[4] === '20ms', `POST /orders ${orders}`);
+  expect(rows.find((r) => r[1] === 'charge card')[8].includes('1'), 'no error count');
+});
+
+await check('two results compare by ticking them; a missing one is named', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  await settle();
+  await page.check(`input.pick[value="${traceId}"]`);
+  await page.check(`input.pick[value="${slowId}"]`);
+  await page.click('#compare');
+  await page.waitForURL(/\/trace\/[0-9a-f]+\.\.\.[0-9a-f]+/);
+  await settle();
+  const paths = await page.$$eval('table.diff tr', (trs) => trs.slice(1).map((tr) => tr.firstElementChild.textContent));
+  // Tree order: each trace's paths under their parents, not sorted by name.
+  expect(paths[0].endsWith('GET /checkout') || paths[0].endsWith('GET /slow'), `first ${paths[0]}`);
+  expect(paths.length === 7, `paths ${JSON.stringify(paths)}`);
+  expect(await page.locator('table.diff tr.errors-differ').count() >= 1, 'error differences not shown');
+  const missing = '0123456789abcdef0123456789abcdef';
+  const response = await page.goto(`${base}/trace/${traceId}...${missing}`);
+  expect(response.status() === 404, `HTTP ${response.status()}`);
+  expect((await page.textContent('main')).includes(`B (${missing})`), 'which trace is missing is not said');
+  consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/status of 404/.test(e)));
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],
@@ -278,6 +344,16 @@ await check('every page has a title of its own', async () => {
   }
 });
 
+await check('a selected span inside a collapsed subtree is shown', async () => {
+  const orders = '02'.repeat(8), charge = '03'.repeat(8);
+  await page.goto(`${base}/trace/${traceId}?collapsed=${orders}&span=${charge}`);
+  await settle();
+  expect(await page.locator(`.row[data-span="${charge}"].selected`).count() === 1, 'the selected span is hidden');
+  await page.goto(`${base}/trace/${traceId}?collapsed=${orders}`);
+  await settle();
+  expect(await page.locator(`.row[data-span="${charge}"]`).count() === 0, 'collapsing hides nothing');
+});
+
 if (hydrated === '1') {
   await check('once hydrated, the keyboard moves through the waterfall', async () => {
     await page.goto(`${base}/trace/${traceId}`);
@@ -289,6 +365,20 @@ if (hydrated === '1') {
     await page.waitForFunction(() => document.querySelectorAll('.row.selected').length === 1);
     const selected = await page.textContent('.row.selected .op');
     expect(selected === 'POST /orders', `selected ${selected}`);
+  });
+  await check('stepping through spans adds no history entry per span', async () => {
+    await page.goto(`${base}/search?service=frontend&lookback=1h`);
+    await settle();
+    await page.goto(`${base}/trace/${traceId}`);
+    await settle();
+    await page.waitForTimeout(500);
+    const before = await page.evaluate(() => history.length);
+    for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+    await page.waitForFunction(() => document.querySelector('.row.selected .op')?.textContent === 'INSERT orders' ||
+      document.querySelector('.row.selected .op')?.textContent === 'charge card');
+    expect(await page.evaluate(() => history.length) === before, 'history grew');
+    await page.goBack();
+    await page.waitForURL('**/search?service=frontend**');
   });
   await check('choosing a service refreshes the operations before searching', async () => {
     await page.goto(`${base}/search?service=frontend&lookback=1h`);

@@ -128,6 +128,119 @@ fn critical_path(
     segments
 }
 
+/// What one operation of one service took in a trace, as Jaeger's trace
+/// statistics show it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OperationStats {
+    pub service: String,
+    pub operation: String,
+    pub count: usize,
+    /// Summed durations, µs.
+    pub total_us: u64,
+    /// Summed self time (a span's duration less what its children cover), µs.
+    pub self_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub errors: usize,
+}
+
+impl OperationStats {
+    pub fn avg_us(&self) -> u64 {
+        self.total_us / self.count.max(1) as u64
+    }
+}
+
+/// Each span's self time: its duration less the union of its children's
+/// intervals (clipped to it), µs; by index into `spans`.
+pub fn self_times(spans: &[SpanView]) -> Vec<u64> {
+    let ids: HashMap<&str, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut children: HashMap<usize, Vec<(u64, u64)>> = HashMap::new();
+    for (i, span) in spans.iter().enumerate() {
+        if let Some(&parent) = span.parent.as_deref().and_then(|p| ids.get(p)) {
+            if parent != i {
+                children
+                    .entry(parent)
+                    .or_default()
+                    .push((span.start_us, span.start_us + span.duration_us));
+            }
+        }
+    }
+    spans
+        .iter()
+        .enumerate()
+        .map(|(i, span)| {
+            let (start, end) = (span.start_us, span.start_us + span.duration_us);
+            let mut covered = 0;
+            let mut intervals = children.remove(&i).unwrap_or_default();
+            intervals.sort_unstable();
+            let mut reach = start;
+            for (from, to) in intervals {
+                let (from, to) = (from.max(reach), to.min(end));
+                if to > from {
+                    covered += to - from;
+                    reach = to;
+                }
+            }
+            span.duration_us.saturating_sub(covered)
+        })
+        .collect()
+}
+
+/// Per service and operation: count, total and self time, min, average, max,
+/// errors; the most total time first.
+pub fn statistics(spans: &[SpanView]) -> Vec<OperationStats> {
+    let self_times = self_times(spans);
+    let mut groups: HashMap<(&str, &str), OperationStats> = HashMap::new();
+    for (span, self_us) in spans.iter().zip(self_times) {
+        let stats = groups
+            .entry((span.service.as_str(), span.name.as_str()))
+            .or_insert_with(|| OperationStats {
+                service: span.service.clone(),
+                operation: span.name.clone(),
+                min_us: u64::MAX,
+                ..OperationStats::default()
+            });
+        stats.count += 1;
+        stats.total_us += span.duration_us;
+        stats.self_us += self_us;
+        stats.min_us = stats.min_us.min(span.duration_us);
+        stats.max_us = stats.max_us.max(span.duration_us);
+        stats.errors += usize::from(span.error);
+    }
+    let mut rows: Vec<OperationStats> = groups.into_values().collect();
+    rows.sort_by(|a, b| {
+        b.total_us
+            .cmp(&a.total_us)
+            .then_with(|| (&a.service, &a.operation).cmp(&(&b.service, &b.operation)))
+    });
+    rows
+}
+
+/// The ids of `span`'s ancestors in the trace, nearest first.
+pub fn ancestors(spans: &[SpanView], span: &str) -> Vec<String> {
+    let parents: HashMap<&str, &str> = spans
+        .iter()
+        .filter_map(|s| Some((s.id.as_str(), s.parent.as_deref()?)))
+        .collect();
+    let ids: HashSet<&str> = spans.iter().map(|s| s.id.as_str()).collect();
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut current = span;
+    // Stops at a parent that is not in the trace, or at a cycle.
+    while let Some(&parent) = parents.get(current) {
+        if !ids.contains(parent) || !seen.insert(parent) {
+            break;
+        }
+        out.push(parent.to_string());
+        current = parent;
+    }
+    out
+}
+
 /// Rows shown at once: a trace of 10,000 spans is read a window at a time.
 pub const WINDOW: usize = 1000;
 
@@ -284,6 +397,52 @@ mod tests {
         );
         assert_eq!(window(10_000, None, Some(9_999)), 9000..10_000);
         assert_eq!(window(2_500, None, Some(99_999)), 2000..2500);
+    }
+
+    #[test]
+    fn statistics_sum_per_operation_with_self_time() {
+        // root [0,100] calls "q" twice: [10,30] and [20,50] (overlapping) and "r"
+        // [60,70]; the root's own time is 100 - 40 (10..50) - 10.
+        let mut spans = vec![
+            span("root", None, 0, 100),
+            span("q1", Some("root"), 10, 20),
+            span("q2", Some("root"), 20, 30),
+            span("r", Some("root"), 60, 10),
+        ];
+        spans[1].name = "q".into();
+        spans[2].name = "q".into();
+        spans[2].error = true;
+        let stats = statistics(&spans);
+        let q = stats.iter().find(|s| s.operation == "q").expect("q");
+        assert_eq!(
+            (
+                q.count,
+                q.total_us,
+                q.min_us,
+                q.max_us,
+                q.avg_us(),
+                q.errors
+            ),
+            (2, 50, 20, 30, 25, 1)
+        );
+        let root = &stats[0];
+        assert_eq!((root.operation.as_str(), root.self_us), ("root", 50));
+        assert_eq!(self_times(&spans), vec![50, 20, 30, 10]);
+    }
+
+    #[test]
+    fn ancestors_walk_up_to_the_root() {
+        let spans = vec![
+            span("root", None, 0, 100),
+            span("a", Some("root"), 0, 40),
+            span("a1", Some("a"), 1, 10),
+            span("lost", Some("gone"), 1, 10),
+        ];
+        assert_eq!(
+            ancestors(&spans, "a1"),
+            vec!["a".to_string(), "root".to_string()]
+        );
+        assert!(ancestors(&spans, "lost").is_empty());
     }
 
     #[test]

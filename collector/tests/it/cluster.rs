@@ -1014,7 +1014,14 @@ async fn the_janitor_merges_small_splits_and_the_answers_stay_the_same() {
         .await;
         assert!(published.is_some(), "burst not published");
     }
-    assert_eq!(split_states(&engines.db), "published|6");
+    // At least three splits per signal: a burst that straddles a seal (the
+    // publish interval caps a split's age) makes one more.
+    let states = split_states(&engines.db);
+    let published: usize = states
+        .strip_prefix("published|")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("split states {states}"));
+    assert!(published >= 6, "{states}");
     let questions = questions(base);
     same_answers(&http, &reference.api, &[&search.api], &questions).await;
 

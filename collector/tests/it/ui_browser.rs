@@ -228,9 +228,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "23 passed, 0 failed"
+            "29 passed, 0 failed"
         } else {
-            "19 passed, 0 failed"
+            "24 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -7,7 +7,58 @@ use leptos::prelude::*;
 
 use super::severity_class;
 use crate::api::{LogLine, SpanView};
-use crate::format::Time;
+use crate::format::{plural, Time};
+
+/// Attributes shown inline before the rest are folded away.
+const INLINE_ATTRIBUTES: usize = 6;
+/// Characters of a value shown in a chip (the whole value is its tooltip).
+const CHIP_VALUE_CHARS: usize = 60;
+
+/// A record's attributes: the first few inline as `key=value` chips, and all of
+/// them in a fold.
+#[component]
+pub(crate) fn AttributeChips(attributes: Vec<(String, String)>) -> impl IntoView {
+    if attributes.is_empty() {
+        return ().into_any();
+    }
+    let chips = attributes
+        .iter()
+        .take(INLINE_ATTRIBUTES)
+        .map(|(key, value)| {
+            let shown: String = if value.chars().count() > CHIP_VALUE_CHARS {
+                value.chars().take(CHIP_VALUE_CHARS).chain(['…']).collect()
+            } else {
+                value.clone()
+            };
+            view! {
+                <span class="chip" title=format!("{key}={value}")>
+                    <span class="key">{key.clone()}</span>"="<span class="value">{shown}</span>
+                </span>
+            }
+        })
+        .collect_view();
+    let more = attributes.len().saturating_sub(INLINE_ATTRIBUTES);
+    let summary = if more > 0 {
+        format!(
+            "{more} more ({} in all)",
+            plural(attributes.len(), "attribute")
+        )
+    } else {
+        plural(attributes.len(), "attribute")
+    };
+    view! {
+        <span class="chips">{chips}</span>
+        <details class="attributes">
+            <summary>{summary}</summary>
+            <table class="tags"><tbody>
+                {attributes.into_iter().map(|(k, v)| view! {
+                    <tr><th>{k}</th><td>{v}</td></tr>
+                }).collect_view()}
+            </tbody></table>
+        </details>
+    }
+    .into_any()
+}
 
 /// Log lines in time order; with `spans`, each links to its span in the waterfall.
 #[component]
@@ -26,7 +77,10 @@ pub(crate) fn LogTable(logs: Vec<LogLine>, spans: Vec<SpanView>) -> impl IntoVie
                         <td class="time"><Time micros={l.time_ns / 1000}/></td>
                         <td class="sev">{l.severity.clone()}</td>
                         <td class="svc">{l.service.clone()}</td>
-                        <td class="body">{l.body.clone()}</td>
+                        <td class="body">
+                            {l.body.clone()}
+                            <AttributeChips attributes=l.attributes.clone()/>
+                        </td>
                         <td>{span_link}</td>
                     </tr>
                 }
@@ -98,16 +152,7 @@ pub(crate) fn LogRow(line: LogLine, terms: Vec<String>) -> impl IntoView {
                 }).collect_view()}
             </span>
             {trace_link}
-            {(!line.attributes.is_empty()).then(|| view! {
-                <details class="attributes">
-                    <summary>{format!("{} attributes", line.attributes.len())}</summary>
-                    <table class="tags"><tbody>
-                        {line.attributes.iter().map(|(k, v)| view! {
-                            <tr><th>{k.clone()}</th><td>{v.clone()}</td></tr>
-                        }).collect_view()}
-                    </tbody></table>
-                </details>
-            })}
+            <AttributeChips attributes=line.attributes.clone()/>
         </li>
     }
 }

@@ -13,7 +13,7 @@ mod severity;
 #[allow(unreachable_pub)]
 mod time_range;
 
-pub(crate) use colours::ServiceColours;
+pub(crate) use colours::{ink, ServiceColours};
 pub(crate) use error_box::{ErrorBox, NotFound, NO_DATA_HINT};
 pub(crate) use log_table::{highlight_terms, LogRow, LogTable};
 pub(crate) use severity::severity_class;

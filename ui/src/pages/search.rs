@@ -330,11 +330,23 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
                 view! { <a class=class href=format!("/search?{base}&sort={key}")>{*label}</a> }
             }).collect_view()}
         </div>
+        <form class="compare-form" method="get" action="/search">
+        <p class="compare-hint">
+            "Tick two traces to compare them: "
+            <button type="submit" id="compare">"Compare"</button>
+        </p>
         <ol class="results">
             {traces.into_iter().map(|t| {
                 let colours = ServiceColours::assign(t.services.iter().map(|(s, _)| s.as_str()));
                 view! {
                     <li class="result">
+                        <input
+                            type="checkbox"
+                            name="traceID"
+                            value=t.id.clone()
+                            class="pick"
+                            aria-label=format!("compare trace {}", t.id)
+                        />
                         <a class="trace-link" href=format!("/trace/{}", t.id)>
                             <span class="title">{format!("{}: {}", t.root_service, t.root_name)}</span>
                             <span class="duration">{format::duration(t.duration_us)}</span>
@@ -367,6 +379,7 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
                 }
             }).collect_view()}
         </ol>
+        </form>
     }
     .into_any()
 }

@@ -9,10 +9,21 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{load_trace, LogLine, SpanView, TagView, TraceView};
-use crate::components::{ErrorBox, LogTable, NotFound, ServiceColours};
+use crate::components::{ink, ErrorBox, LogTable, NotFound, ServiceColours};
 use crate::format::{self, Time};
 use crate::tags::encode;
-use crate::waterfall::{layout, visible, window, Row, WINDOW};
+use crate::waterfall::{ancestors, layout, statistics, visible, window, Row, WINDOW};
+
+/// The views of a trace: (`tab=` value, label).
+const TABS: [(&str, &str); 4] = [
+    ("timeline", "Timeline"),
+    ("flame", "Flame graph"),
+    ("stats", "Statistics"),
+    ("logs", "Logs"),
+];
+
+/// Spans drawn in the flame graph; a bigger trace shows its earliest.
+const FLAME_SPANS: usize = 5_000;
 
 #[derive(Clone, Debug, PartialEq, Default)]
 struct State {
@@ -109,7 +120,12 @@ fn keyboard_navigation(
         };
         let current = state.get_untracked();
         let rows = layout(&trace.spans);
-        let collapsed: HashSet<String> = current.collapsed.iter().cloned().collect();
+        let mut collapsed: HashSet<String> = current.collapsed.iter().cloned().collect();
+        if let Some(span) = &current.span {
+            for ancestor in ancestors(&trace.spans, span) {
+                collapsed.remove(&ancestor);
+            }
+        }
         let shown: Vec<&Row> = visible(&rows, &trace.spans, &collapsed);
         let position = current
             .span
@@ -140,7 +156,15 @@ fn keyboard_navigation(
             _ => return,
         }
         event.prevent_default();
-        navigate(&next.href(&id), Default::default());
+        // One history entry for the page, not one per span stepped through.
+        navigate(
+            &next.href(&id),
+            leptos_router::NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
     });
     on_cleanup(move || handle.remove());
 }
@@ -173,7 +197,6 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
             .href(&id)
         }
     };
-    let tab_href2 = tab_href.clone();
     view! {
         <Title text=title/>
         <section class="trace">
@@ -189,6 +212,24 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                 </span>
                 <Time micros=summary.start_us/>
                 <a href=format!("/logs?traceID={id}&lookback=7d")>"Search its logs"</a>
+                <span class="downloads">
+                    "Download: "
+                    <a
+                        id="download-otlp"
+                        href=format!("/api/v3/traces/{id}")
+                        download=format!("trace-{id}.otlp.json")
+                    >
+                        "OTLP JSON"
+                    </a>
+                    " · "
+                    <a
+                        id="download-jaeger"
+                        href=format!("/api/traces/{id}")
+                        download=format!("trace-{id}.jaeger.json")
+                    >
+                        "Jaeger JSON"
+                    </a>
+                </span>
             </div>
             {trace.with_value(|t| t.warnings.clone()).into_iter().map(|warning| view! {
                 <p class="notice">{warning}</p>
@@ -214,37 +255,39 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                 }).collect_view()}
             </div>
             <nav class="tabs">
-                <a
-                    class=move || if state.get().tab != "logs" { "tab active" } else { "tab" }
-                    href=move || tab_href("timeline")
-                >
-                    "Timeline"
-                </a>
-                <a
-                    class=move || if state.get().tab == "logs" { "tab active" } else { "tab" }
-                    id="logs-tab"
-                    href=move || tab_href2("logs")
-                >
-                    {format!("Logs ({})", trace.with_value(|t| t.logs.len()))}
-                </a>
+                {TABS.iter().map(|&(tab, label)| {
+                    let href = tab_href.clone();
+                    let label = if tab == "logs" {
+                        format!("{label} ({})", trace.with_value(|t| t.logs.len()))
+                    } else {
+                        label.to_string()
+                    };
+                    view! {
+                        <a
+                            class=move || if state.get().tab == tab { "tab active" } else { "tab" }
+                            id=format!("{tab}-tab")
+                            href=move || href(tab)
+                        >
+                            {label}
+                        </a>
+                    }
+                }).collect_view()}
             </nav>
             {move || {
                 let state = state.get();
-                if state.tab == "logs" {
-                    trace
-                        .with_value(|t| {
-                            view! { <TraceLogs logs=t.logs.clone() spans=t.spans.clone()/> }
+                trace.with_value(|t| {
+                    rows.with_value(|rows| {
+                        colours.with_value(|colours| match state.tab.as_str() {
+                            "logs" => view! {
+                                <TraceLogs logs=t.logs.clone() spans=t.spans.clone()/>
+                            }
+                            .into_any(),
+                            "flame" => flame_graph(t, rows, colours, &state).into_any(),
+                            "stats" => statistics_table(t).into_any(),
+                            _ => waterfall(t, rows, colours, &state).into_any(),
                         })
-                        .into_any()
-                } else {
-                    trace
-                        .with_value(|t| {
-                            rows.with_value(|rows| {
-                                colours.with_value(|colours| waterfall(t, rows, colours, &state))
-                            })
-                        })
-                        .into_any()
-                }
+                    })
+                })
             }}
         </section>
     }
@@ -256,7 +299,13 @@ fn waterfall(
     colours: &ServiceColours,
     state: &State,
 ) -> impl IntoView + use<> {
-    let collapsed: HashSet<String> = state.collapsed.iter().cloned().collect();
+    // A selected span is always shown: its collapsed ancestors open.
+    let mut collapsed: HashSet<String> = state.collapsed.iter().cloned().collect();
+    if let Some(span) = &state.span {
+        for ancestor in ancestors(&trace.spans, span) {
+            collapsed.remove(&ancestor);
+        }
+    }
     let shown = visible(rows, &trace.spans, &collapsed);
     let selected = state
         .span
@@ -393,6 +442,92 @@ fn waterfall(
                  Keys: ↑ ↓ select, ← → collapse and expand."
             </p>
         </div>
+    }
+}
+
+/// The trace as a flame graph: each span a box under its parent, as wide as it
+/// lasted; a box opens the span in the timeline.
+fn flame_graph(
+    trace: &TraceView,
+    rows: &[Row],
+    colours: &ServiceColours,
+    state: &State,
+) -> impl IntoView + use<> {
+    const LANE: f64 = 20.0;
+    let shown = &rows[..rows.len().min(FLAME_SPANS)];
+    let depth = shown.iter().map(|r| r.depth + 1).max().unwrap_or(1);
+    let height = depth as f64 * LANE;
+    let cut = (rows.len() > FLAME_SPANS).then(|| {
+        view! {
+            <p class="notice">
+                {format!("The flame graph shows the first {FLAME_SPANS} of {} spans.", rows.len())}
+            </p>
+        }
+    });
+    view! {
+        {cut}
+        <svg
+            class="flame"
+            width="100%"
+            height=height
+            role="img"
+            aria-label="flame graph of the trace's spans"
+        >
+            {shown.iter().map(|row| {
+                let span = &trace.spans[row.span];
+                let x = format!("{:.3}%", row.offset_pct);
+                let width = format!("{:.3}%", row.width_pct.max(0.05));
+                let y = row.depth as f64 * LANE;
+                let colour = colours.of(&span.service);
+                let href = State {
+                    span: Some(span.id.clone()),
+                    tab: "timeline".into(),
+                    ..state.clone()
+                }
+                .href(&trace.id);
+                let label = format!("{}: {}", span.service, span.name);
+                let title = format!("{label} ({})", format::duration(span.duration_us));
+                let class = if span.error { "frame error" } else { "frame" };
+                view! {
+                    <a href=href class=class data-span=span.id.clone()>
+                        <title>{title}</title>
+                        <svg x=x y=y width=width height=LANE - 2.0>
+                            <rect width="100%" height="100%" style=format!("fill:{colour}")/>
+                            <text x=3 y=13 style=format!("fill:{}", ink(colour))>{label}</text>
+                        </svg>
+                    </a>
+                }
+            }).collect_view()}
+        </svg>
+    }
+}
+
+/// Per service and operation: count, total, self, min, average and max time,
+/// errors (Jaeger's trace statistics).
+fn statistics_table(trace: &TraceView) -> impl IntoView + use<> {
+    let stats = statistics(&trace.spans);
+    view! {
+        <table class="stats">
+            <thead><tr>
+                <th>"Service"</th><th>"Operation"</th><th>"Count"</th><th>"Total"</th>
+                <th>"Self"</th><th>"Min"</th><th>"Avg"</th><th>"Max"</th><th>"Errors"</th>
+            </tr></thead>
+            <tbody>
+                {stats.into_iter().map(|s| view! {
+                    <tr>
+                        <td>{s.service.clone()}</td>
+                        <td>{s.operation.clone()}</td>
+                        <td class="num">{s.count}</td>
+                        <td class="num">{format::duration(s.total_us)}</td>
+                        <td class="num">{format::duration(s.self_us)}</td>
+                        <td class="num">{format::duration(s.min_us)}</td>
+                        <td class="num">{format::duration(s.avg_us())}</td>
+                        <td class="num">{format::duration(s.max_us)}</td>
+                        <td class="num">{(s.errors > 0).then_some("⚠ ")}{s.errors}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
     }
 }
 
