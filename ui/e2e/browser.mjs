@@ -330,6 +330,28 @@ await check('two results compare by ticking them; a missing one is named', async
   consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/status of 404/.test(e)));
 });
 
+await check('the scatter plot has labelled axes, a log scale, and one tab stop', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  await settle();
+  const xticks = await page.$$eval('svg.scatter .xtick', (ts) => ts.map((t) => t.textContent));
+  expect(xticks.length === 5 && xticks.every((t) => /^\d\d:\d\d:\d\d$/.test(t)), `time labels ${xticks}`);
+  const yticks = await page.$$eval('svg.scatter .ytick', (ts) => ts.map((t) => t.textContent));
+  expect(yticks.includes('10ms') && yticks.includes('100ms'), `duration labels ${yticks}`);
+  // 2 ms to 800 ms: on a log scale the 120 ms trace sits in the upper half.
+  const y = (id) => page.$eval(`svg.scatter a[data-trace="${id}"] circle`, (c) => Number(c.getAttribute('cy')));
+  const [main, slow, fast] = [await y(traceId), await y(slowId), await y(fastIds[0])];
+  expect(main < (slow + fast) / 2, `120 ms at ${main}, between ${slow} and ${fast}`);
+  // Labels sit outside the plotting area, so no dot hides under one.
+  const overlaps = await page.$$eval('svg.scatter', ([svg]) => {
+    const boxes = (sel) => [...svg.querySelectorAll(sel)].map((e) => e.getBoundingClientRect());
+    const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    return boxes('.label').filter((l) => boxes('circle').some((c) => hit(l, c))).length;
+  });
+  expect(overlaps === 0, `${overlaps} labels over dots`);
+  const stops = await page.$$eval('svg.scatter, svg.scatter *', (es) => es.filter((e) => e.tabIndex >= 0).length);
+  expect(stops === 1, `${stops} tab stops in the plot`);
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],
@@ -365,6 +387,17 @@ if (hydrated === '1') {
     await page.waitForFunction(() => document.querySelectorAll('.row.selected').length === 1);
     const selected = await page.textContent('.row.selected .op');
     expect(selected === 'POST /orders', `selected ${selected}`);
+  });
+  await check('the scatter plot is driven by the keyboard', async () => {
+    await page.goto(`${base}/search?service=frontend&lookback=1h`);
+    await settle();
+    await page.waitForTimeout(500);
+    await page.focus('svg.scatter');
+    await page.keyboard.press('Home');
+    // The oldest trace first: the slow one.
+    await page.waitForFunction(() => document.querySelector('.scatter-focus').textContent.includes('GET /slow'));
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`**/trace/${slowId}`);
   });
   await check('stepping through spans adds no history entry per span', async () => {
     await page.goto(`${base}/search?service=frontend&lookback=1h`);

@@ -228,9 +228,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "29 passed, 0 failed"
+            "31 passed, 0 failed"
         } else {
-            "24 passed, 0 failed"
+            "25 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -384,39 +384,172 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
     .into_any()
 }
 
-/// Duration over time; each dot opens its trace.
+/// Where the scatter plot puts things: time left to right, durations on a log
+/// scale (a 750 ms outlier does not flatten the rest), in a `w` x `h` box with
+/// room for the axes' labels left of and below the plot.
+struct Plot {
+    w: f64,
+    h: f64,
+    left: f64,
+    bottom: f64,
+    t0: u64,
+    t1: u64,
+    log_min: f64,
+    log_max: f64,
+}
+
+impl Plot {
+    const TOP: f64 = 12.0;
+    const RIGHT: f64 = 14.0;
+
+    fn new(traces: &[TraceSummary]) -> Plot {
+        let t0 = traces.iter().map(|t| t.start_us).min().unwrap_or(0);
+        let t1 = traces.iter().map(|t| t.start_us).max().unwrap_or(t0).max(t0 + 1);
+        let d = |t: &TraceSummary| (t.duration_us.max(1) as f64).log10();
+        let log_min = traces.iter().map(d).fold(f64::INFINITY, f64::min);
+        let log_max = traces.iter().map(d).fold(f64::NEG_INFINITY, f64::max);
+        let (log_min, log_max) = if log_min.is_finite() && log_max > log_min {
+            (log_min, log_max)
+        } else {
+            let at = if log_min.is_finite() { log_min } else { 0.0 };
+            (at - 0.5, at + 0.5)
+        };
+        Plot {
+            w: 1300.0,
+            h: 200.0,
+            left: 64.0,
+            bottom: 28.0,
+            t0,
+            t1,
+            log_min,
+            log_max,
+        }
+    }
+
+    fn x(&self, micros: u64) -> f64 {
+        let share = micros.saturating_sub(self.t0) as f64 / (self.t1 - self.t0) as f64;
+        self.left + share * (self.w - self.left - Self::RIGHT)
+    }
+
+    fn y(&self, duration_us: u64) -> f64 {
+        let share =
+            ((duration_us.max(1) as f64).log10() - self.log_min) / (self.log_max - self.log_min);
+        self.h - self.bottom - share * (self.h - self.bottom - Self::TOP)
+    }
+
+    /// Durations to label: the powers of ten inside the range, else its ends.
+    fn duration_ticks(&self) -> Vec<u64> {
+        let ticks: Vec<u64> = (0..=12)
+            .map(|p| 10u64.pow(p))
+            .filter(|&d| {
+                let l = (d as f64).log10();
+                l >= self.log_min - 1e-9 && l <= self.log_max + 1e-9
+            })
+            .collect();
+        if ticks.len() >= 2 {
+            ticks
+        } else {
+            vec![
+                10f64.powf(self.log_min).round() as u64,
+                10f64.powf(self.log_max).round() as u64,
+            ]
+        }
+    }
+
+    /// Five times along the axis, as UTC clock times (with the date past a day).
+    fn time_ticks(&self) -> Vec<(u64, String)> {
+        let long = self.t1 - self.t0 > 86_400_000_000;
+        (0..5)
+            .map(|i| {
+                let t = self.t0 + (self.t1 - self.t0) / 4 * i;
+                let text = format::timestamp(t);
+                let label = if long { &text[5..16] } else { &text[11..19] };
+                (t, label.to_string())
+            })
+            .collect()
+    }
+}
+
+/// Duration over time: one focusable plot (arrow keys move between its dots in
+/// time order, Enter opens one); each dot also opens its trace when clicked.
 #[component]
 fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
-    let (w, h, pad) = (1300.0, 180.0, 56.0);
-    let t0 = traces.iter().map(|t| t.start_us).min().unwrap_or(0);
-    let t1 = traces
+    let plot = Plot::new(&traces);
+    let mut traces = traces;
+    traces.sort_by_key(|t| (t.start_us, t.id.clone()));
+    let focused = RwSignal::new(None::<usize>);
+    let described: Vec<String> = traces
         .iter()
-        .map(|t| t.start_us)
-        .max()
-        .unwrap_or(t0)
-        .max(t0 + 1);
-    let dmax = traces
-        .iter()
-        .map(|t| t.duration_us)
-        .max()
-        .unwrap_or(1)
-        .max(1);
+        .map(|t| {
+            format!(
+                "{}: {}, {}, {}",
+                t.root_service,
+                t.root_name,
+                format::duration(t.duration_us),
+                plural(t.errors, "error")
+            )
+        })
+        .collect();
+    let ids: Vec<String> = traces.iter().map(|t| t.id.clone()).collect();
+    let navigate = leptos_router::hooks::use_navigate();
+    let on_key = move |event: leptos::ev::KeyboardEvent| {
+        let last = ids.len().saturating_sub(1);
+        if ids.is_empty() {
+            return;
+        }
+        match event.key().as_str() {
+            "ArrowRight" | "ArrowUp" => {
+                focused.update(|f| *f = Some(f.map_or(0, |i| (i + 1).min(last))))
+            }
+            "ArrowLeft" | "ArrowDown" => {
+                focused.update(|f| *f = Some(f.map_or(last, |i| i.saturating_sub(1))))
+            }
+            "Home" => focused.set(Some(0)),
+            "End" => focused.set(Some(last)),
+            "Enter" => match focused.get_untracked() {
+                Some(i) => navigate(&format!("/trace/{}", ids[i]), Default::default()),
+                None => return,
+            },
+            _ => return,
+        }
+        event.prevent_default();
+    };
+    let axis_y = plot.h - plot.bottom;
     view! {
         <svg
             class="scatter"
-            viewBox=format!("0 0 {w} {h}")
-            role="img"
-            aria-label="trace durations over time"
+            viewBox=format!("0 0 {} {}", plot.w, plot.h)
+            tabindex="0"
+            role="group"
+            aria-label="trace durations over time: arrow keys move between traces, Enter opens one"
+            on:keydown=on_key
         >
-            <line x1=pad y1=h - pad x2=w - 5.0 y2=h - pad class="axis"/>
-            <line x1=pad y1=5.0 x2=pad y2=h - pad class="axis"/>
-            <text x=4.0 y=14.0 class="label">{format::duration(dmax)}</text>
-            <text x=4.0 y=h - pad class="label">"0"</text>
-            {traces.into_iter().map(|t| {
-                let x = pad + (t.start_us - t0) as f64 / (t1 - t0) as f64 * (w - pad - 15.0);
-                let y = h - pad - t.duration_us as f64 / dmax as f64 * (h - pad - 10.0);
+            <line x1=plot.left y1=axis_y x2=plot.w - Plot::RIGHT y2=axis_y class="axis"/>
+            <line x1=plot.left y1=Plot::TOP x2=plot.left y2=axis_y class="axis"/>
+            {plot.duration_ticks().into_iter().map(|d| {
+                let y = plot.y(d);
+                view! {
+                    <line x1=plot.left - 4.0 y1=y x2=plot.w - Plot::RIGHT y2=y class="grid"/>
+                    <text x=plot.left - 7.0 y=y + 4.0 class="label ytick">{format::duration(d)}</text>
+                }
+            }).collect_view()}
+            {plot.time_ticks().into_iter().map(|(t, label)| {
+                let x = plot.x(t);
+                view! {
+                    <line x1=x y1=axis_y x2=x y2=axis_y + 4.0 class="axis"/>
+                    <text x=x y=axis_y + 17.0 class="label xtick">{label}</text>
+                }
+            }).collect_view()}
+            {traces.into_iter().enumerate().map(|(rank, t)| {
+                let (x, y) = (plot.x(t.start_us), plot.y(t.duration_us));
                 let r = 3.0 + (t.span_count as f64).sqrt().min(8.0);
-                let class = if t.errors > 0 { "dot error" } else { "dot" };
+                let error = t.errors > 0;
+                let class = move || {
+                    let mut class = String::from("dot");
+                    if error { class.push_str(" error"); }
+                    if focused.get() == Some(rank) { class.push_str(" focused"); }
+                    class
+                };
                 let title = format!(
                     "{}: {} ({})",
                     t.root_service,
@@ -424,7 +557,7 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
                     format::duration(t.duration_us)
                 );
                 view! {
-                    <a href=format!("/trace/{}", t.id)>
+                    <a href=format!("/trace/{}", t.id) tabindex="-1" data-trace=t.id.clone()>
                         <circle cx=x cy=y r=r class=class>
                             <title>{title}</title>
                         </circle>
@@ -432,5 +565,8 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
                 }
             }).collect_view()}
         </svg>
+        <p class="scatter-focus" aria-live="polite">
+            {move || focused.get().and_then(|i| described.get(i).cloned())}
+        </p>
     }
 }
