@@ -352,6 +352,102 @@ await check('the scatter plot has labelled axes, a log scale, and one tab stop',
   expect(stops === 1, `${stops} tab stops in the plot`);
 });
 
+await check('no serious accessibility violations on any page (axe-core)', async () => {
+  // axe runs as a script in the page: a context of its own that bypasses the
+  // pages' Content-Security-Policy, signed in with the same cookie.
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1400, height: 900 } });
+  await context.addCookies(await page.context().cookies());
+  const audit = await context.newPage();
+  const axe = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+  const pages = [
+    '/search?service=frontend&lookback=1h', `/trace/${traceId}`, `/trace/${traceId}?span=${'03'.repeat(8)}`,
+    `/trace/${traceId}?tab=flame`, `/trace/${traceId}?tab=stats`, `/trace/${traceId}?tab=logs`,
+    '/logs?query=declined&lookback=1h', '/dependencies', `/trace/${traceId}...${slowId}`, '/no/such/page',
+  ];
+  const found = [];
+  for (const theme of ['light', 'dark']) {
+    await audit.emulateMedia({ colorScheme: theme });
+    for (const path of pages) {
+      await audit.goto(`${base}${path}`);
+      await audit.waitForLoadState('networkidle');
+      await audit.addScriptTag({ content: axe });
+      const violations = await audit.evaluate(async () => (await window.axe.run(document, {
+        resultTypes: ['violations'],
+      })).violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.nodes.length}): ${v.nodes.slice(0, 2).map((n) => n.target.join(' ')).join(', ')}`));
+      for (const v of violations) found.push(`${theme} ${path}: ${v}`);
+    }
+  }
+  await context.close();
+  expect(found.length === 0, found.join(' | '));
+});
+
+await check('a dark theme follows the system, and the switch overrides it', async () => {
+  const background = () => page.evaluate(() => {
+    const [r, g, b] = getComputedStyle(document.body).backgroundColor.match(/\d+/g).map(Number);
+    return (r + g + b) / 3;
+  });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`${base}/trace/${traceId}`);
+  await settle();
+  expect(await background() < 60, 'the system\'s dark setting is not followed');
+  await page.click('#theme-light');
+  await page.waitForURL(`**/trace/${traceId}`);
+  await settle();
+  expect(await page.$eval('html', (h) => h.dataset.theme) === 'light' && await background() > 200, 'light was not chosen');
+  await page.screenshot({ path: `${shots}/trace-light.png`, fullPage: true });
+  await page.click('#theme-dark');
+  await page.waitForURL(`**/trace/${traceId}`);
+  await settle();
+  expect(await page.$eval('html', (h) => h.dataset.theme) === 'dark' && await background() < 60, 'dark was not chosen');
+  await page.screenshot({ path: `${shots}/trace-dark.png`, fullPage: true });
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  await settle();
+  await page.screenshot({ path: `${shots}/search-dark.png`, fullPage: true });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.click('#theme-system');
+  await page.waitForURL('**/search?service=frontend**');
+  await settle();
+  expect(await page.$eval('html', (h) => h.dataset.theme === undefined) && await background() > 200, 'back to the system\'s setting failed');
+  // The way back is a path on this site only.
+  await page.goto(`${base}/theme?set=light&back=${encodeURIComponent('//example.com/x')}`);
+  expect(new URL(page.url()).pathname === '/search' && new URL(page.url()).host === new URL(base).host, page.url());
+  await page.goto(`${base}/theme?set=system&back=/search`);
+});
+
+await check('collapse toggles say whether they are open', async () => {
+  const orders = '02'.repeat(8);
+  await page.goto(`${base}/trace/${traceId}`);
+  await settle();
+  expect(await page.$eval(`.row[data-span="${orders}"] .toggle`, (t) => t.getAttribute('aria-expanded')) === 'true', 'no aria-expanded');
+  await page.goto(`${base}/trace/${traceId}?collapsed=${orders}`);
+  await settle();
+  expect(await page.$eval(`.row[data-span="${orders}"] .toggle`, (t) => t.getAttribute('aria-expanded')) === 'false', 'collapsed is not false');
+  // The waterfall shows where the focus is.
+  await page.focus(`.row[data-span="${orders}"] .span-link`);
+  expect(await page.$eval(':focus', (e) => getComputedStyle(e).outlineStyle) !== 'none', 'no visible focus');
+});
+
+await check('duration labels neither overlap their bar nor run off the lane', async () => {
+  for (const id of [traceId, slowId]) {
+    await page.goto(`${base}/trace/${id}`);
+    await settle();
+    const bad = await page.$$eval('.waterfall .row', (rows) => rows.flatMap((row) => {
+      const lane = row.querySelector('.bar-col').getBoundingClientRect();
+      const bar = row.querySelector('.bar').getBoundingClientRect();
+      const labelElement = row.querySelector('.bar-label');
+      const label = labelElement.getBoundingClientRect();
+      const within = label.left >= lane.left - 0.5 && label.right <= lane.right + 0.5;
+      const inside = labelElement.classList.contains('inside');
+      const clear = inside ? label.left >= bar.left && label.right <= bar.right : label.right <= bar.left + 0.5 || label.left >= bar.right - 0.5;
+      return within && clear ? [] : [`${row.querySelector('.op').textContent}: ${JSON.stringify({ label, bar, lane, inside })}`];
+    }));
+    expect(bad.length === 0, bad.join(' | '));
+  }
+  const title = await page.$eval('.row .span-link', (a) => a.getAttribute('title'));
+  expect(title === 'frontend: GET /slow', `no full name on hover: ${title}`);
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],
@@ -398,6 +494,19 @@ if (hydrated === '1') {
     await page.waitForFunction(() => document.querySelector('.scatter-focus').textContent.includes('GET /slow'));
     await page.keyboard.press('Enter');
     await page.waitForURL(`**/trace/${slowId}`);
+  });
+  await check('the name column is resizable', async () => {
+    await page.goto(`${base}/trace/${traceId}`);
+    await settle();
+    await page.waitForTimeout(300);
+    const share = () => page.$eval('.waterfall .row', (r) => r.querySelector('.name-col').getBoundingClientRect().width / r.getBoundingClientRect().width);
+    const before = await share();
+    await page.$eval('#name-width', (input) => { input.value = '55'; input.dispatchEvent(new Event('input', { bubbles: true })); });
+    await page.waitForFunction(() => {
+      const r = document.querySelector('.waterfall .row');
+      return r.querySelector('.name-col').getBoundingClientRect().width / r.getBoundingClientRect().width > 0.5;
+    });
+    expect(before < 0.4, `the column started at ${before}`);
   });
   await check('stepping through spans adds no history entry per span', async () => {
     await page.goto(`${base}/search?service=frontend&lookback=1h`);

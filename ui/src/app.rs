@@ -25,9 +25,15 @@ pub fn shell(
     stylesheet: String,
     sign_out: bool,
 ) -> impl IntoView {
+    // The viewer's choice of theme (a cookie set by `/theme`); without one the
+    // system's setting holds.
+    #[cfg(feature = "ssr")]
+    let theme = crate::ssr::theme();
+    #[cfg(not(feature = "ssr"))]
+    let theme: Option<&'static str> = None;
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=theme>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -74,6 +80,7 @@ pub fn App() -> impl IntoView {
                     />
                     <button type="submit">"Go"</button>
                 </form>
+                <ThemeSwitch/>
             </header>
             <main>
                 <Routes fallback=|| view! {
@@ -90,6 +97,36 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// Light, dark, or the system's setting: links to `/theme`, which keeps the
+/// choice in a cookie and comes back here (no script needed).
+#[component]
+fn ThemeSwitch() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    let back = move || {
+        let search = location.search.get();
+        let here = match search.trim_start_matches('?') {
+            "" => location.pathname.get(),
+            query => format!("{}?{query}", location.pathname.get()),
+        };
+        crate::tags::encode(&here)
+    };
+    view! {
+        <nav class="theme" aria-label="colour theme">
+            {[("system", "Auto"), ("light", "Light"), ("dark", "Dark")].into_iter().map(|(set, label)| {
+                view! {
+                    <a
+                        rel="external"
+                        id=format!("theme-{set}")
+                        href=move || format!("/theme?set={set}&back={}", back())
+                    >
+                        {label}
+                    </a>
+                }
+            }).collect_view()}
+        </nav>
     }
 }
 

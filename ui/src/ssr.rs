@@ -101,3 +101,25 @@ pub fn set_status(code: u16) {
         response.set_status(status);
     }
 }
+
+/// The cookie `/theme` sets.
+pub const THEME_COOKIE: &str = "hopline_theme";
+
+/// The theme the viewer chose (`light` or `dark`), from the page request's
+/// cookie; `None` follows the system's setting.
+pub fn theme() -> Option<&'static str> {
+    let parts = leptos::prelude::use_context::<axum::http::request::Parts>()?;
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, _)| *name == THEME_COOKIE)
+        .and_then(|(_, value)| match value {
+            "light" => Some("light"),
+            "dark" => Some("dark"),
+            _ => None,
+        })
+}

@@ -241,6 +241,33 @@ pub fn ancestors(spans: &[SpanView], span: &str) -> Vec<String> {
     out
 }
 
+/// Where a bar's duration label goes so that it neither covers another bar's
+/// space nor runs off the lane: right of the bar, else left of it, else (a bar
+/// across nearly the whole lane) inside its right end. Positions in percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LabelPlace {
+    /// `left:` this.
+    After(f64),
+    /// `right:` this.
+    Before(f64),
+    /// `right:` this, on the bar.
+    Inside(f64),
+}
+
+/// Room a label needs beside its bar, in percent of the lane.
+const LABEL_ROOM: f64 = 12.0;
+
+pub fn label_place(offset_pct: f64, width_pct: f64) -> LabelPlace {
+    let end = offset_pct + width_pct;
+    if end <= 100.0 - LABEL_ROOM {
+        LabelPlace::After(end)
+    } else if offset_pct >= LABEL_ROOM {
+        LabelPlace::Before(100.0 - offset_pct)
+    } else {
+        LabelPlace::Inside((100.0 - end).max(0.0))
+    }
+}
+
 /// Rows shown at once: a trace of 10,000 spans is read a window at a time.
 pub const WINDOW: usize = 1000;
 
@@ -443,6 +470,13 @@ mod tests {
             vec!["a".to_string(), "root".to_string()]
         );
         assert!(ancestors(&spans, "lost").is_empty());
+    }
+
+    #[test]
+    fn duration_labels_go_where_there_is_room() {
+        assert_eq!(label_place(10.0, 30.0), LabelPlace::After(40.0));
+        assert_eq!(label_place(60.0, 35.0), LabelPlace::Before(40.0));
+        assert_eq!(label_place(0.0, 100.0), LabelPlace::Inside(0.0));
     }
 
     #[test]

@@ -78,12 +78,46 @@ pub fn router(ui_dir: &Path, api: Router, access: Arc<AccessControl>) -> Router 
     };
     let pages = Router::new()
         .leptos_routes_with_context(&options, routes, context, app)
+        .route("/theme", get(set_theme))
         .route("/{*path}", get(no_such_page))
         .with_state(options);
     let assets = Router::new()
         .route("/pkg/{file}", get(asset))
         .with_state(pkg);
     pages.merge(assets)
+}
+
+/// `/theme?set=light|dark|system&back=/path`: keeps the viewer's choice of
+/// theme in a cookie for a year (pages render it without a script), then goes
+/// back to `back`, a path on this site (anything else goes to `/search`).
+async fn set_theme(
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+) -> Response {
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.as_str())
+    };
+    let (value, max_age) = match param("set") {
+        Some("light") => ("light", 31_536_000),
+        Some("dark") => ("dark", 31_536_000),
+        _ => ("", 0),
+    };
+    let back = param("back")
+        .filter(|back| back.starts_with('/') && !back.starts_with("//") && !back.contains('\\'))
+        .and_then(|back| HeaderValue::from_str(back).ok())
+        .unwrap_or_else(|| HeaderValue::from_static("/search"));
+    let cookie = format!(
+        "{}={value}; Path=/; Max-Age={max_age}; SameSite=Lax",
+        hopline_ui::ssr::THEME_COOKIE
+    );
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response.headers_mut().insert(header::LOCATION, back);
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// The viewer's address, from a page request to the API request made for it.

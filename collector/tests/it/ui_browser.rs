@@ -30,11 +30,16 @@ fn missing_prerequisite() -> Option<String> {
             "no Chromium at {chromium} (apt-get install chromium)"
         ));
     }
-    if !workspace()
-        .join("ui/e2e/node_modules/playwright-core")
-        .exists()
-    {
-        return Some("ui/e2e has no node_modules (cd ui/e2e && npm ci)".into());
+    for module in ["playwright-core", "axe-core"] {
+        if !workspace()
+            .join("ui/e2e/node_modules")
+            .join(module)
+            .exists()
+        {
+            return Some(format!(
+                "ui/e2e has no node_modules/{module} (cd ui/e2e && npm ci)"
+            ));
+        }
     }
     if std::process::Command::new("node")
         .arg("--version")
@@ -228,9 +233,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "31 passed, 0 failed"
+            "36 passed, 0 failed"
         } else {
-            "25 passed, 0 failed"
+            "29 passed, 0 failed"
         }),
         "{stdout}"
     );

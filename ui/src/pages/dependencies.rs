@@ -130,8 +130,8 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
         <svg
             class="service-map"
             viewBox=format!("0 0 {w} {h}")
-            role="img"
-            aria-label="service map"
+            role="group"
+            aria-label="service map: each service opens its trace search"
         >
             <defs>
                 <marker

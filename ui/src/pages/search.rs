@@ -404,7 +404,12 @@ impl Plot {
 
     fn new(traces: &[TraceSummary]) -> Plot {
         let t0 = traces.iter().map(|t| t.start_us).min().unwrap_or(0);
-        let t1 = traces.iter().map(|t| t.start_us).max().unwrap_or(t0).max(t0 + 1);
+        let t1 = traces
+            .iter()
+            .map(|t| t.start_us)
+            .max()
+            .unwrap_or(t0)
+            .max(t0 + 1);
         let d = |t: &TraceSummary| (t.duration_us.max(1) as f64).log10();
         let log_min = traces.iter().map(d).fold(f64::INFINITY, f64::min);
         let log_max = traces.iter().map(d).fold(f64::NEG_INFINITY, f64::max);

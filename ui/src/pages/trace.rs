@@ -12,7 +12,9 @@ use crate::api::{load_trace, LogLine, SpanView, TagView, TraceView};
 use crate::components::{ink, ErrorBox, LogTable, NotFound, ServiceColours};
 use crate::format::{self, Time};
 use crate::tags::encode;
-use crate::waterfall::{ancestors, layout, statistics, visible, window, Row, WINDOW};
+use crate::waterfall::{
+    ancestors, label_place, layout, statistics, visible, window, LabelPlace, Row, WINDOW,
+};
 
 /// The views of a trace: (`tab=` value, label).
 const TABS: [(&str, &str); 4] = [
@@ -186,6 +188,8 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
     let trace = StoredValue::new(trace);
     let rows = StoredValue::new(rows);
     let chip_colours = colours.clone();
+    // The name column's share of the waterfall, in percent (the slider above it).
+    let name_width = RwSignal::new(32u32);
     let colours = StoredValue::new(colours);
     let tab_href = {
         let id = id.clone();
@@ -284,7 +288,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                             .into_any(),
                             "flame" => flame_graph(t, rows, colours, &state).into_any(),
                             "stats" => statistics_table(t).into_any(),
-                            _ => waterfall(t, rows, colours, &state).into_any(),
+                            _ => waterfall(t, rows, colours, &state, name_width).into_any(),
                         })
                     })
                 })
@@ -298,6 +302,7 @@ fn waterfall(
     rows: &[Row],
     colours: &ServiceColours,
     state: &State,
+    name_width: RwSignal<u32>,
 ) -> impl IntoView + use<> {
     // A selected span is always shown: its collapsed ancestors open.
     let mut collapsed: HashSet<String> = state.collapsed.iter().cloned().collect();
@@ -337,10 +342,25 @@ fn waterfall(
     let total = trace.duration_us();
     let ticks = [0.0, 25.0, 50.0, 75.0, 100.0];
     view! {
-        <div class="waterfall" tabindex="0">
+        <div class="waterfall" style=move || format!("--name-col:{}%", name_width.get())>
             {pager}
             <div class="ruler">
-                <div class="name-col">"Service and operation"</div>
+                <div class="name-col">
+                    <label for="name-width">"Service and operation"</label>
+                    <input
+                        type="range"
+                        id="name-width"
+                        min="15"
+                        max="70"
+                        prop:value=move || name_width.get().to_string()
+                        on:input=move |ev| {
+                            if let Ok(width) = event_target_value(&ev).parse() {
+                                name_width.set(width);
+                            }
+                        }
+                        aria-label="width of the name column"
+                    />
+                </div>
                 <div class="bar-col">
                     {ticks.iter().map(|pct| view! {
                         <span class="tick" style=format!("left:{pct}%")>
@@ -369,7 +389,12 @@ fn waterfall(
                         <a
                             class="toggle"
                             href=next.href(&trace.id)
-                            aria-label="collapse or expand"
+                            aria-expanded=if is_collapsed { "false" } else { "true" }
+                            aria-label=if is_collapsed {
+                                format!("expand {} child spans", row.children)
+                            } else {
+                                format!("collapse {} child spans", row.children)
+                            }
                         >
                             {label}
                         </a>
@@ -394,8 +419,14 @@ fn waterfall(
                     "left:{:.3}%;width:{:.3}%;background-color:{colour}",
                     row.offset_pct, row.width_pct
                 );
-                let label_style =
-                    format!("left:{:.3}%", (row.offset_pct + row.width_pct).min(92.0));
+                let (label_class, label_style) = match label_place(row.offset_pct, row.width_pct) {
+                    LabelPlace::After(left) => ("bar-label", format!("left:{left:.3}%")),
+                    LabelPlace::Before(right) => ("bar-label before", format!("right:{right:.3}%")),
+                    LabelPlace::Inside(right) => (
+                        "bar-label inside",
+                        format!("right:{right:.3}%;color:{}", ink(colour)),
+                    ),
+                };
                 view! {
                     <div
                         class=class
@@ -408,7 +439,11 @@ fn waterfall(
                             style=format!("padding-left:{}px", 6 + row.depth * 16)
                         >
                             {toggle}
-                            <a class="span-link" href=select>
+                            <a
+                                class="span-link"
+                                href=select
+                                title=format!("{}: {}", span.service, span.name)
+                            >
                                 <span class="swatch" style=format!("background-color:{colour}")></span>
                                 <span class="svc">{span.service.clone()}</span>
                                 " "
@@ -428,7 +463,7 @@ fn waterfall(
                                     style=format!("left:{offset:.3}%;width:{width:.3}%")
                                 ></div>
                             }).collect_view()}
-                            <span class="bar-label" style=label_style>
+                            <span class=label_class style=label_style>
                                 {format::duration(span.duration_us)}
                             </span>
                         </div>
@@ -437,8 +472,8 @@ fn waterfall(
                 }
             }).collect_view()}
             <p class="legend">
-                "The black line inside the bars is the critical path (what the trace's \
-                 end waits on); ⚠ marks a span with an error. \
+                "The line inside the bars is the critical path (what the trace's end \
+                 waits on); ⚠ marks a span with an error. \
                  Keys: ↑ ↓ select, ← → collapse and expand."
             </p>
         </div>
@@ -470,7 +505,7 @@ fn flame_graph(
             class="flame"
             width="100%"
             height=height
-            role="img"
+            role="group"
             aria-label="flame graph of the trace's spans"
         >
             {shown.iter().map(|row| {
