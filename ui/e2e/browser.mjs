@@ -448,6 +448,32 @@ await check('duration labels neither overlap their bar nor run off the lane', as
   expect(title === 'frontend: GET /slow', `no full name on hover: ${title}`);
 });
 
+await check('narrow windows: nothing runs off the page, the waterfall scrolls inside', async () => {
+  const paths = ['/search?service=frontend&lookback=1h', `/trace/${traceId}`, `/trace/${traceId}?tab=stats`,
+    '/logs?query=declined&lookback=1h', '/dependencies', `/trace/${traceId}...${slowId}`];
+  for (const width of [900, 400]) {
+    await page.setViewportSize({ width, height: 800 });
+    for (const path of paths) {
+      await page.goto(`${base}${path}`);
+      await settle();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const wide = overflow <= 1 ? [] : await page.evaluate(() => [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .filter((e) => !e.closest('.waterfall, table'))
+        .slice(0, 4).map((e) => `${e.tagName.toLowerCase()}.${e.className}`));
+      expect(overflow <= 1, `${width}px ${path}: the page is ${overflow}px too wide (${wide.join(', ')})`);
+    }
+    if (width === 400) {
+      await page.goto(`${base}/trace/${traceId}`);
+      await settle();
+      const scrolls = await page.$eval('.waterfall', (w) => w.scrollWidth > w.clientWidth && getComputedStyle(w).overflowX === 'auto');
+      expect(scrolls, 'the waterfall does not scroll sideways');
+      await page.screenshot({ path: `${shots}/trace-400.png`, fullPage: true });
+    }
+  }
+  await page.setViewportSize({ width: 1400, height: 900 });
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],

@@ -80,11 +80,71 @@ pub fn router(ui_dir: &Path, api: Router, access: Arc<AccessControl>) -> Router 
         .leptos_routes_with_context(&options, routes, context, app)
         .route("/theme", get(set_theme))
         .route("/{*path}", get(no_such_page))
-        .with_state(options);
+        .with_state(options)
+        .layer(axum::middleware::from_fn(compress_pages));
     let assets = Router::new()
         .route("/pkg/{file}", get(asset))
         .with_state(pkg);
     pages.merge(assets)
+}
+
+/// Largest page compressed; a bigger one (none is expected: answers the pages
+/// read are capped at 64 MiB) goes out as it is.
+const MAX_COMPRESSED_PAGE: usize = 96 << 20;
+
+/// Whether a request's `Accept-Encoding` takes gzip.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// Pages go out gzip'd to browsers that take it, like the bundle: a search page
+/// of many results is mostly repeated markup (about a tenth of its size gzip'd).
+async fn compress_pages(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let gzip = accepts_gzip(request.headers());
+    let response = next.run(request).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !gzip || !is_html || response.headers().contains_key(header::CONTENT_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(page) = axum::body::to_bytes(body, MAX_COMPRESSED_PAGE).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let compressed = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(page.len() / 4),
+            flate2::Compression::new(6),
+        );
+        encoder.write_all(&page)?;
+        encoder.finish()
+    })
+    .await;
+    let Ok(Ok(compressed)) = compressed else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    Response::from_parts(parts, axum::body::Body::from(compressed))
 }
 
 /// `/theme?set=light|dark|system&back=/path`: keeps the viewer's choice of
@@ -204,10 +264,7 @@ async fn asset(
     if file.contains('/') || file.contains("..") {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let accepts_gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("gzip"));
+    let accepts_gzip = accepts_gzip(&headers);
     let (bytes, gzipped) = match (
         accepts_gzip,
         tokio::fs::read(pkg.join(format!("{file}.gz"))).await,

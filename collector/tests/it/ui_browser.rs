@@ -233,11 +233,59 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "36 passed, 0 failed"
+            "37 passed, 0 failed"
         } else {
-            "29 passed, 0 failed"
+            "30 passed, 0 failed"
         }),
         "{stdout}"
+    );
+    // Pages go out gzip'd to those that take it, as they are to others.
+    let page = |encoding: Option<&'static str>| {
+        let mut request = server
+            .http
+            .get(format!("{base}/search?service=frontend&lookback=1h"))
+            .bearer_auth(QUERY);
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        request.send()
+    };
+    let plain = page(None).await.expect("page");
+    assert!(!plain.headers().contains_key("content-encoding"));
+    let plain = plain.bytes().await.expect("page");
+    for refused in ["identity", "gzip;q=0"] {
+        let response = page(Some(refused)).await.expect("page");
+        assert!(
+            !response.headers().contains_key("content-encoding"),
+            "{refused}"
+        );
+    }
+    let gzipped = page(Some("br, gzip")).await.expect("page");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let gzipped = gzipped.bytes().await.expect("page");
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .expect("gunzip");
+    // Same page but for its nonce; a fraction of the size.
+    assert!(
+        unzipped.len().abs_diff(plain.len()) < 64,
+        "{} vs {}",
+        unzipped.len(),
+        plain.len()
+    );
+    assert!(
+        gzipped.len() * 3 < plain.len(),
+        "{} of {}",
+        gzipped.len(),
+        plain.len()
+    );
+    println!(
+        "search page: {} bytes, {} gzip'd",
+        plain.len(),
+        gzipped.len()
     );
     if let Some(bundle) = bundle {
         // The bundle has content-hashed names, is served gzip'd and kept for good.
