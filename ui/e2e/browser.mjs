@@ -474,6 +474,25 @@ await check('narrow windows: nothing runs off the page, the waterfall scrolls in
   await page.setViewportSize({ width: 1400, height: 900 });
 });
 
+await check('log pages go older and newer, with the total', async () => {
+  await page.goto(`${base}/logs?traceID=${traceId}&lookback=1h&limit=1`);
+  await settle();
+  const body = async () => (await page.textContent('.log-line .body')).trim();
+  const seen = [await body()];
+  expect((await page.textContent('#log-range')).trim() === 'lines 1–1 of 3', await page.textContent('#log-range'));
+  expect(await page.locator('#newer').count() === 0, 'a newer page before the first');
+  for (const range of ['lines 2–2 of 3', 'lines 3–3 of 3']) {
+    await page.click('#older');
+    await page.waitForURL('**offset=**');
+    await page.waitForFunction((r) => document.querySelector('#log-range')?.textContent.trim() === r, range);
+    seen.push(await body());
+  }
+  expect(await page.locator('#older').count() === 0, 'an older page after the last');
+  expect(JSON.stringify(seen) === JSON.stringify(['order stored', 'payment declined by issuer', 'checkout started']), `pages ${seen}`);
+  await page.click('#newer');
+  await page.waitForFunction(() => document.querySelector('#log-range')?.textContent.trim() === 'lines 2–2 of 3');
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],
@@ -496,6 +515,20 @@ await check('a selected span inside a collapsed subtree is shown', async () => {
   await page.goto(`${base}/trace/${traceId}?collapsed=${orders}`);
   await settle();
   expect(await page.locator(`.row[data-span="${charge}"]`).count() === 0, 'collapsing hides nothing');
+});
+
+await check('without a script, the live tail says it does not stream', async () => {
+  if (hydrated === '1') {
+    await page.goto(`${base}/logs?query=inventory&lookback=1h&live=1`);
+    await settle();
+    await page.waitForTimeout(500);
+    expect(await page.locator('#live-needs-js').count() === 0, 'the hydrated page says it cannot stream');
+    return;
+  }
+  await page.goto(`${base}/logs?query=declined&lookback=1h&live=1`);
+  await settle();
+  expect(await page.locator('#live-needs-js').count() === 1, 'no word that nothing streams');
+  expect(!(await page.textContent('#log-count')).includes('live'), 'the count claims to be live');
 });
 
 if (hydrated === '1') {
@@ -568,6 +601,20 @@ if (hydrated === '1') {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestToken}` }, body: JSON.stringify(body) });
     expect(response.status === 200, `OTLP answered ${response.status}`);
     await page.waitForSelector('#live-lines >> text=inventory low for SKU-7', { timeout: 15000 });
+  });
+  await check('the live count follows the stream; pausing keeps the lines; a new query stays live', async () => {
+    // The previous check streamed one line into this page, over 0 found by the search.
+    expect((await page.textContent('#log-count')).startsWith('1 matching line,'), await page.textContent('#log-count'));
+    await page.click('#live');
+    await page.waitForURL('**live=0**');
+    await page.waitForTimeout(300);
+    expect(await page.locator('#live-lines >> text=inventory low for SKU-7').count() === 1, 'pausing dropped the lines');
+    await page.click('#live');
+    await page.waitForURL('**live=1**');
+    await page.fill('#query', 'SKU-7');
+    await page.click('#search-logs');
+    await page.waitForURL('**query=SKU-7**');
+    expect(page.url().includes('live=1'), `the new query is not live: ${page.url()}`);
   });
   await check('no errors in the browser console', async () => {
     expect(consoleErrors.length === 0, consoleErrors.join(' | '));

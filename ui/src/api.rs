@@ -148,6 +148,10 @@ impl TraceSummary {
 pub struct LogPage {
     pub lines: Vec<LogLine>,
     pub total: u64,
+    /// Matching lines before these (newest first).
+    pub offset: usize,
+    /// The window's end (µs), which later pages keep.
+    pub end: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -269,6 +273,8 @@ pub fn logs_from_api(body: &Value) -> LogPage {
     LogPage {
         lines,
         total: body["total"].as_u64().unwrap_or(0),
+        offset: body["offset"].as_u64().unwrap_or(0) as usize,
+        end: body["end"].as_u64().unwrap_or(0),
     }
 }
 

@@ -21,12 +21,19 @@ pub(super) async fn search(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = params::log_search(&pairs(query)?, state.now())?;
-    let limit = filter.limit;
+    let (limit, offset, end) = (filter.limit, filter.offset, filter.end);
     let page = state.queries.search_logs(filter).await?;
     let data: Vec<Value> = page.records.iter().map(log_json).collect();
-    Ok(Json(
-        json!({ "data": data, "total": page.total, "limit": limit, "errors": null }),
-    ))
+    // `end` (µs) pins the window: the next page is the same search with it and
+    // `offset` + `limit`, whatever arrives meanwhile.
+    Ok(Json(json!({
+        "data": data,
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+        "end": end / 1000,
+        "errors": null,
+    })))
 }
 
 /// `GET /api/logs/tail?query=&service=&traceID=&spanID=&minSeverity=`: server-sent

@@ -223,7 +223,11 @@ pub fn dependencies(answers: Vec<LeafAnswer>) -> Result<Vec<DependencyLink>, Que
 }
 
 /// The `limit` newest records over every answer, and how many matched in all.
-pub fn logs(answers: Vec<LeafAnswer>, limit: usize) -> Result<(Vec<LogRecord>, u64), QueryError> {
+pub fn logs(
+    answers: Vec<LeafAnswer>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<LogRecord>, u64), QueryError> {
     let mut all = Vec::new();
     let mut total = 0;
     for answer in answers {
@@ -235,6 +239,7 @@ pub fn logs(answers: Vec<LeafAnswer>, limit: usize) -> Result<(Vec<LogRecord>, u
     }
     // Stable: records of the same time keep the order the answers gave them.
     all.sort_by_key(|record| std::cmp::Reverse(record.time_unix_nano));
+    all.drain(..offset.min(all.len()));
     all.truncate(limit);
     Ok((all, total))
 }

@@ -346,7 +346,14 @@ impl QueryService for ClusterQueries {
 
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage> {
         Box::pin(self.within(async move {
-            let limit = filter.limit;
+            let (limit, offset) = (filter.limit, filter.offset);
+            // Each node answers its newest `offset + limit`; the page is cut from
+            // them all.
+            let leaf_filter = LogFilter {
+                limit: limit.saturating_add(offset),
+                offset: 0,
+                ..filter.clone()
+            };
             let answers = self
                 .gather(
                     Signal::Logs,
@@ -360,11 +367,11 @@ impl QueryService for ClusterQueries {
                                 .trace_id
                                 .is_none_or(|id| row.trace_filter.may_contain(&id))
                     },
-                    LeafQuery::Logs(filter.clone()),
+                    LeafQuery::Logs(leaf_filter),
                     Spread::Wide,
                 )
                 .await?;
-            let (records, total) = leaf::logs(answers, limit)?;
+            let (records, total) = leaf::logs(answers, offset, limit)?;
             Ok(LogPage { records, total })
         }))
     }

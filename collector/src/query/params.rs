@@ -316,7 +316,12 @@ pub const LOG_SEARCH_PARAMS: &[&str] = &[
     "end",
     "lookback",
     "limit",
+    "offset",
 ];
+
+/// How far back log pages go: `offset` + `limit` at most (older lines are found
+/// by narrowing the time range).
+pub const MAX_LOG_DEPTH: usize = 10_000;
 
 /// `/api/logs?query=&service=&traceID=&spanID=&minSeverity=&start=&end=&limit=`
 pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilter, QueryError> {
@@ -342,6 +347,14 @@ pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilte
         })
         .transpose()?;
     let (start, end) = time_window(&params, now_nanos)?;
+    let limit = params.limit(DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT)?;
+    let offset = params.u64("offset")?.unwrap_or(0) as usize;
+    if offset.saturating_add(limit) > MAX_LOG_DEPTH {
+        return Err(QueryError::BadRequest(format!(
+            "offset {offset} with limit {limit} goes past the {MAX_LOG_DEPTH} newest matching lines \
+             a search pages through: narrow the time range (end) to read older lines"
+        )));
+    }
     Ok(LogFilter {
         expr,
         service: params.get("service").map(str::to_string),
@@ -350,7 +363,8 @@ pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilte
         min_severity,
         start,
         end,
-        limit: params.limit(DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT)?,
+        limit,
+        offset,
     })
 }
 

@@ -282,6 +282,9 @@ pub struct LogFilter {
     pub start: u64,
     pub end: u64,
     pub limit: usize,
+    /// Matching records skipped before the `limit` returned (newest first): a
+    /// later page of the same search, with `end` pinned.
+    pub offset: usize,
 }
 
 /// A call between two services in the service map.
@@ -747,7 +750,7 @@ impl SignalIndex {
             }
             all_of(clauses)
         };
-        let limit = filter.limit.max(1);
+        let limit = filter.limit.saturating_add(filter.offset).max(1);
         // Every matching segment counts (a single term's count is its document
         // frequency); the newest hits are looked for in the segments with the newest
         // records first, and a segment whose newest record is older than the
@@ -791,6 +794,7 @@ impl SignalIndex {
         let mut hits: Vec<(u64, usize, DocId)> =
             newest.into_iter().map(|Reverse(hit)| hit).collect();
         hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        hits.drain(..filter.offset.min(hits.len()));
         hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
         for (n, (time, i, doc_id)) in hits.into_iter().enumerate() {

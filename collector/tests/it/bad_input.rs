@@ -427,7 +427,7 @@ impl tonic::codec::Decoder for RawCodec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_api_bad_input_table() {
     let server = TestServer::start().await;
-    let cases: [(&str, u16, &str); 11] = [
+    let cases: [(&str, u16, &str); 13] = [
         (
             "/api/traces/not-a-trace-id",
             400,
@@ -469,6 +469,12 @@ async fn query_api_bad_input_table() {
             "malformed query at column 9",
         ),
         ("/api/logs?query=colour:red", 400, "unknown field 'colour'"),
+        (
+            "/api/logs?offset=9950&limit=100",
+            400,
+            "goes past the 10000 newest matching lines",
+        ),
+        ("/api/logs?offset=-1", 400, "invalid offset '-1'"),
         (
             "/api/logs?minSeverity=loud",
             400,

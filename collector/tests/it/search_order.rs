@@ -1,3 +1,6 @@
+//! Log search pages: `offset` with the window's `end` pinned pages through every
+//! match exactly once, newest first, while new lines arrive.
+//!
 //! Trace search over every match: `sort=` orders all the traces that match in the
 //! window (not only the newest page), `total` counts them, the service is
 //! optional; and the service map counts a call as failed when the caller's client
@@ -161,4 +164,64 @@ async fn a_failed_client_call_counts_as_a_failed_edge() {
         body["data"],
         serde_json::json!([{"parent": "gateway", "child": "order-service", "callCount": 2, "errorCount": 1}])
     );
+}
+
+#[tokio::test]
+async fn log_pages_cover_every_match_once_while_lines_arrive() {
+    let server = TestServer::start().await;
+    let ms = 1_000_000;
+    let base = now_nanos() - 60_000 * ms;
+    // 25 matching lines, one a millisecond apart, and noise that does not match.
+    let records: Vec<_> = (0..25u64)
+        .flat_map(|n| {
+            [
+                log_record(None, base + n * ms, 9, &format!("page line {n}")),
+                log_record(None, base + n * ms, 9, &format!("noise {n}")),
+            ]
+        })
+        .collect();
+    server
+        .export("/v1/logs", &logs_request("pager", records))
+        .await;
+    server.flush().await;
+    let (status, first) = server
+        .get("/api/logs?query=page&lookback=1h&limit=10")
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["total"].as_u64(), first["offset"].as_u64()),
+        (Some(25), Some(0))
+    );
+    let end = first["end"].as_u64().expect("end");
+    // A newer matching line arrives after the first page: later pages keep the
+    // first page's window, so it shifts nothing.
+    server
+        .export(
+            "/v1/logs",
+            &logs_request(
+                "pager",
+                vec![log_record(None, now_nanos(), 9, "page line late")],
+            ),
+        )
+        .await;
+    server.flush().await;
+    let mut seen: Vec<String> = Vec::new();
+    for offset in [0, 10, 20] {
+        let (status, page) = server
+            .get(&format!(
+                "/api/logs?query=page&lookback=1h&limit=10&offset={offset}&end={end}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["total"], 25, "{page}");
+        seen.extend(
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|line| line["body"].as_str().unwrap_or_default().to_string()),
+        );
+    }
+    let expected: Vec<String> = (0..25).rev().map(|n| format!("page line {n}")).collect();
+    assert_eq!(seen, expected);
 }

@@ -21,34 +21,57 @@ struct Form {
     trace_id: String,
     min_severity: String,
     lookback: String,
-    /// The custom range, µs since the epoch (empty unless `lookback` is `custom`).
+    /// The custom range, µs since the epoch (empty unless `lookback` is `custom`);
+    /// with a preset, `end` pins the window while paging.
     start: String,
     end: String,
     limit: String,
+    /// Matching lines skipped: the page shown (`offset` / `limit` + 1).
+    offset: usize,
     live: bool,
 }
 
 impl Form {
+    /// The `/api/logs` query string, which is also the page's own.
     fn api_query(&self) -> String {
         let custom = self.lookback == "custom";
-        let range = |value: &String| if custom { value.clone() } else { String::new() };
+        let unless = |skip: bool, value: &String| if skip { String::new() } else { value.clone() };
+        let offset = if self.offset > 0 {
+            self.offset.to_string()
+        } else {
+            String::new()
+        };
         query_string(&[
             ("query", self.query.clone()),
             ("service", self.service.clone()),
             ("traceID", self.trace_id.clone()),
             ("minSeverity", self.min_severity.clone()),
-            (
-                "lookback",
-                if custom {
-                    String::new()
-                } else {
-                    self.lookback.clone()
-                },
-            ),
-            ("start", range(&self.start)),
-            ("end", range(&self.end)),
+            ("lookback", unless(custom, &self.lookback)),
+            ("start", unless(!custom, &self.start)),
+            ("end", self.end.clone()),
             ("limit", self.limit.clone()),
+            ("offset", offset),
         ])
+    }
+
+    /// The same search without what only streams it.
+    fn search(&self) -> Form {
+        Form {
+            live: false,
+            ..self.clone()
+        }
+    }
+
+    /// The page of this search holding line `offset` + 1, in the window ending
+    /// at `end` (µs).
+    fn page_href(&self, offset: usize, end: u64) -> String {
+        let page = Form {
+            offset,
+            end: end.to_string(),
+            live: false,
+            ..self.clone()
+        };
+        format!("/logs?{}", page.api_query())
     }
 
     /// The document's title: what is searched.
@@ -80,6 +103,12 @@ pub fn LogsPage() -> impl IntoView {
             None if !start.is_empty() || !end.is_empty() => "custom".to_string(),
             None => "1h".to_string(),
         };
+        // With a preset, only a page link's `end` counts (not the form's `to`).
+        let end = if lookback == "custom" {
+            end
+        } else {
+            q.get("end").unwrap_or_default()
+        };
         Form {
             query: get("query", ""),
             service: get("service", ""),
@@ -89,27 +118,37 @@ pub fn LogsPage() -> impl IntoView {
             start,
             end,
             limit: get("limit", "100"),
+            offset: q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
             live: q.get("live").is_some_and(|v| v == "1"),
         }
     });
+    // Pausing or resuming the tail does not search again.
+    let search = Memo::new(move |_| form.get().search());
     let results = Resource::new(
-        move || form.get(),
+        move || search.get(),
         |form| async move { search_logs(form.api_query()).await },
     );
     // Live tail: while `live=1`, new matching lines stream in over server-sent events
-    // (`/api/logs/tail`), newest on top, above the search's results.
+    // (`/api/logs/tail`), newest on top, above the search's results. They stay
+    // when the tail pauses, and go when the query changes. Only a browser with
+    // the page hydrated streams: without one the page says so.
+    let hydrated = RwSignal::new(false);
+    let streaming = Memo::new(move |_| form.get().live && hydrated.get());
+    Effect::new(move |_| hydrated.set(true));
     let streamed = RwSignal::new(Vec::<LogLine>::new());
-    Effect::new(move |_| {
+    Effect::new(move |previous: Option<String>| {
         let form = form.get();
-        streamed.set(Vec::new());
+        let query = form.search().api_query();
+        if previous.as_ref() != Some(&query) {
+            streamed.set(Vec::new());
+        }
         #[cfg(feature = "hydrate")]
         tail::follow(
             form.live
                 .then(|| format!("/api/logs/tail?{}", form.api_query())),
             streamed,
         );
-        #[cfg(not(feature = "hydrate"))]
-        let _ = form;
+        query
     });
     on_cleanup(|| {
         #[cfg(feature = "hydrate")]
@@ -178,11 +217,21 @@ pub fn LogsPage() -> impl IntoView {
                 </label>
                 <input type="hidden" name="tz" value=move || tz.get().to_string()/>
                 <input type="hidden" name="limit" value=move || form.get().limit/>
+                // A new query keeps the tail going.
+                {move || form.get().live.then(|| view! {
+                    <input type="hidden" name="live" value="1"/>
+                })}
                 <button type="submit" id="search-logs">"Search logs"</button>
                 <a class="live" id="live" href=live_href>
                     {move || if form.get().live { "Pause live tail" } else { "Live tail" }}
                 </a>
             </form>
+            {move || (form.get().live && !hydrated.get()).then(|| view! {
+                <p class="notice" id="live-needs-js">
+                    "The live tail streams new lines with JavaScript on; without it, \
+                     reload the page to see them."
+                </p>
+            })}
             {move || {
                 let lines = streamed.get();
                 (!lines.is_empty()).then(|| view! {
@@ -199,20 +248,49 @@ pub fn LogsPage() -> impl IntoView {
                     let form = form.get_untracked();
                     match results.await {
                         Ok(page) if page.lines.is_empty() => {
-                            view! { <p class="empty">"No log lines match."</p> }.into_any()
+                            // Until the tail brings the first line.
+                            let text = move || match streamed.with(Vec::len) {
+                                0 => "No log lines match.".to_string(),
+                                n => format!(
+                                    "{}, newest first{}",
+                                    format::plural(n, "matching line"),
+                                    if streaming.get() { " (live)" } else { "" }
+                                ),
+                            };
+                            view! { <p class="empty" id="log-count">{text}</p> }.into_any()
                         }
                         Ok(page) => {
                             let terms = highlight_terms(&form.query);
-                            let live = if form.live { " (live)" } else { "" };
-                            let count =
-                                format!("{} matching lines, newest first{live}", page.total);
+                            let total = page.total;
+                            // The count takes in what streamed since.
+                            let count = move || {
+                                let live = if streaming.get() { " (live)" } else { "" };
+                                let n = total as usize + streamed.with(Vec::len);
+                                format!("{}, newest first{live}", format::plural(n, "matching line"))
+                            };
+                            let shown = page.lines.len();
+                            let limit = form.limit.parse::<usize>().unwrap_or(shown).max(1);
+                            let (from, to) = (page.offset + 1, page.offset + shown);
+                            let newer = (page.offset > 0).then(|| {
+                                let href = form.page_href(page.offset.saturating_sub(limit), page.end);
+                                view! { <a id="newer" rel="prev" href=href>"← newer"</a> }
+                            });
+                            let older = ((to as u64) < total).then(|| {
+                                let href = form.page_href(page.offset + limit, page.end);
+                                view! { <a id="older" rel="next" href=href>"older →"</a> }
+                            });
                             view! {
-                                <p class="count">{count}</p>
+                                <p class="count" id="log-count">{count}</p>
                                 <ol class="log-lines">
                                     {page.lines.into_iter().map(|line| view! {
                                         <LogRow line=line terms=terms.clone()/>
                                     }).collect_view()}
                                 </ol>
+                                <nav class="pager" aria-label="pages of matching lines">
+                                    {newer}
+                                    <span id="log-range">{format!("lines {from}–{to} of {total}")}</span>
+                                    {older}
+                                </nav>
                             }.into_any()
                         }
                         Err(e) => view! { <ErrorBox message=crate::api::problem(&e)/> }.into_any(),
