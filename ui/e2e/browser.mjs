@@ -493,6 +493,27 @@ await check('log pages go older and newer, with the total', async () => {
   await page.waitForFunction(() => document.querySelector('#log-range')?.textContent.trim() === 'lines 2–2 of 3');
 });
 
+await check('spans are found by text, n of m, Enter to the next', async () => {
+  await page.goto(`${base}/trace/${traceId}`);
+  await settle();
+  await page.fill('#find', 'checkout');
+  await page.press('#find', 'Enter');
+  await page.waitForURL('**find=checkout**');
+  await settle();
+  // GET /checkout (operation), POST /orders and INSERT orders (service checkout).
+  expect(await page.locator('.waterfall .row.match').count() === 3, 'not 3 matches');
+  expect((await page.textContent('#find-count')).trim() === '1 of 3', await page.textContent('#find-count'));
+  expect((await page.textContent('.row.selected .op')) === 'GET /checkout', 'the first match is not selected');
+  await page.press('#find', 'Enter');
+  await page.waitForFunction(() => document.querySelector('#find-count')?.textContent.trim() === '2 of 3');
+  expect((await page.textContent('.row.selected .op')) === 'POST /orders', 'Enter did not go to the next');
+  // Tag values count too.
+  await page.goto(`${base}/trace/${traceId}?find=acme`);
+  await settle();
+  expect((await page.textContent('.row.selected .op')) === 'charge card', 'a tag value is not found');
+  expect((await page.textContent('#find-count')).trim() === '1 of 1', await page.textContent('#find-count'));
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],

@@ -34,6 +34,8 @@ struct State {
     collapsed: Vec<String>,
     /// First row of the window shown, for traces over [`WINDOW`] rows.
     from: Option<usize>,
+    /// Text to find among the spans (service, operation, tag values).
+    find: String,
 }
 
 impl State {
@@ -50,6 +52,9 @@ impl State {
         }
         if let (Some(from), None) = (self.from, &self.span) {
             parts.push(format!("rows={from}"));
+        }
+        if !self.find.is_empty() {
+            parts.push(format!("find={}", encode(&self.find)));
         }
         if parts.is_empty() {
             format!("/trace/{id}")
@@ -78,6 +83,7 @@ pub fn TracePage(id: String) -> impl IntoView {
                 })
                 .unwrap_or_default(),
             from: q.get("rows").and_then(|rows| rows.parse().ok()),
+            find: q.get("find").unwrap_or_default(),
         }
     });
     let trace_id = id.clone();
@@ -258,6 +264,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                     </span>
                 }).collect_view()}
             </div>
+            <FindSpans trace=trace rows=rows state=state/>
             <nav class="tabs">
                 {TABS.iter().map(|&(tab, label)| {
                     let href = tab_href.clone();
@@ -278,7 +285,7 @@ fn TraceBody(trace: TraceView, state: Memo<State>) -> impl IntoView {
                 }).collect_view()}
             </nav>
             {move || {
-                let state = state.get();
+                let state = trace.with_value(|t| rows.with_value(|rows| found(t, rows, state.get())));
                 trace.with_value(|t| {
                     rows.with_value(|rows| {
                         colours.with_value(|colours| match state.tab.as_str() {
@@ -312,6 +319,11 @@ fn waterfall(
         }
     }
     let shown = visible(rows, &trace.spans, &collapsed);
+    // Spans (indexes into the trace's) matching the text to find.
+    let finding: HashSet<usize> = matching_rows(trace, rows, &state.find)
+        .into_iter()
+        .map(|i| rows[i].span)
+        .collect();
     let selected = state
         .span
         .as_ref()
@@ -409,6 +421,7 @@ fn waterfall(
                 }
                 .href(&trace.id);
                 let mut class = String::from("row");
+                if finding.contains(&row.span) { class.push_str(" match"); }
                 if !row.critical.is_empty() { class.push_str(" critical"); }
                 if span.error { class.push_str(" error"); }
                 if selected { class.push_str(" selected"); }
@@ -477,6 +490,89 @@ fn waterfall(
                  Keys: ↑ ↓ select, ← → collapse and expand."
             </p>
         </div>
+    }
+}
+
+/// The spans matching `text` (case aside) in their service, operation or a tag's
+/// value, as indexes into `rows` (tree order).
+fn matching_rows(trace: &TraceView, rows: &[Row], text: &str) -> Vec<usize> {
+    let text = text.trim().to_lowercase();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let hit = |s: &str| s.to_lowercase().contains(&text);
+    rows.iter()
+        .enumerate()
+        .filter(|(_, row)| {
+            let span = &trace.spans[row.span];
+            hit(&span.service)
+                || hit(&span.name)
+                || span.tags.iter().chain(&span.process).any(|t| hit(&t.value))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// With text to find, the selection is a match: the one selected, else the
+/// first.
+fn found(trace: &TraceView, rows: &[Row], mut state: State) -> State {
+    let matches = matching_rows(trace, rows, &state.find);
+    let id = |i: usize| trace.spans[rows[i].span].id.clone();
+    let selected_matches = state
+        .span
+        .as_ref()
+        .is_some_and(|span| matches.iter().any(|&i| id(i) == *span));
+    if let (false, Some(&first)) = (selected_matches, matches.first()) {
+        state.span = Some(id(first));
+    }
+    state
+}
+
+/// The find box: `n of m` spans match, and Enter (the form) goes to the next.
+#[component]
+fn FindSpans(
+    trace: StoredValue<TraceView>,
+    rows: StoredValue<Vec<Row>>,
+    state: Memo<State>,
+) -> impl IntoView {
+    let info = move || {
+        let state = state.get();
+        trace.with_value(|t| {
+            rows.with_value(|rows| {
+                let matches = matching_rows(t, rows, &state.find);
+                let state = found(t, rows, state);
+                let id = |i: usize| t.spans[rows[i].span].id.clone();
+                let at = matches
+                    .iter()
+                    .position(|&i| state.span.as_deref() == Some(id(i).as_str()));
+                let next = at
+                    .map(|at| matches[(at + 1) % matches.len()])
+                    .or(matches.first().copied())
+                    .map(id)
+                    .unwrap_or_default();
+                let count = match (at, matches.len()) {
+                    (_, 0) if state.find.trim().is_empty() => String::new(),
+                    (_, 0) => "no span matches".to_string(),
+                    (Some(at), m) => format!("{} of {m}", at + 1),
+                    (None, m) => format!("{m} match"),
+                };
+                (count, next)
+            })
+        })
+    };
+    let id = trace.with_value(|t| t.id.clone());
+    view! {
+        <form class="find" method="get" action=format!("/trace/{id}") role="search">
+            <input
+                name="find"
+                id="find"
+                placeholder="Find spans: service, operation, tag value"
+                aria-label="find spans by service, operation or tag value; Enter goes to the next"
+                value=move || state.get().find
+            />
+            <input type="hidden" name="span" value=move || info().1/>
+            <span id="find-count" aria-live="polite">{move || info().0}</span>
+        </form>
     }
 }
 
