@@ -514,6 +514,27 @@ await check('spans are found by text, n of m, Enter to the next', async () => {
   expect((await page.textContent('#find-count')).trim() === '1 of 1', await page.textContent('#find-count'));
 });
 
+await check('the mini-map zooms the waterfall into a time range', async () => {
+  await page.goto(`${base}/trace/${traceId}?view=0-50`);
+  await settle();
+  // INSERT orders runs from 75 to 95 ms of 120: outside the first half.
+  expect(await page.locator('.row:has(.op:text-is("INSERT orders")) .bar').count() === 0, 'a bar outside the window is drawn');
+  const ticks = await page.$$eval('.waterfall .ruler .tick', (ts) => ts.map((t) => t.textContent));
+  expect(ticks[ticks.length - 1] === '60ms', `ticks ${ticks}`);
+  const root = await page.$eval('.row:has(.op:text-is("GET /checkout"))', (r) =>
+    r.querySelector('.bar').getBoundingClientRect().width / r.querySelector('.bar-col').getBoundingClientRect().width);
+  expect(root > 0.99, `the root fills ${root} of the window`);
+  expect(await page.locator('.minimap .window').count() === 1, 'the mini-map does not frame the window');
+  await page.click('#zoom-reset');
+  await page.waitForURL((url) => !url.search.includes('view='));
+  await page.goto(`${base}/trace/${traceId}?span=${'04'.repeat(8)}`);
+  await settle();
+  await page.click('#zoom-span');
+  await page.waitForURL('**view=**');
+  await settle();
+  expect(await page.locator('.row:has(.op:text-is("charge card")) .bar').count() === 0, 'zoomed to the span, another is still drawn');
+});
+
 await check('every page has a title of its own', async () => {
   const titles = [
     [`/trace/${traceId}`, `Trace ${traceId.slice(0, 7)}: frontend GET /checkout`],
@@ -587,6 +608,19 @@ if (hydrated === '1') {
       return r.querySelector('.name-col').getBoundingClientRect().width / r.getBoundingClientRect().width > 0.5;
     });
     expect(before < 0.4, `the column started at ${before}`);
+  });
+  await check('dragging across the mini-map zooms there', async () => {
+    await page.goto(`${base}/trace/${traceId}`);
+    await settle();
+    await page.waitForTimeout(300);
+    const box = await page.locator('.minimap .hit').boundingBox();
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.8, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForURL('**view=**');
+    const view = new URL(page.url()).searchParams.get('view').split('-').map(Number);
+    expect(Math.abs(view[0] - 60) < 2 && Math.abs(view[1] - 80) < 2, `view ${view}`);
   });
   await check('stepping through spans adds no history entry per span', async () => {
     await page.goto(`${base}/search?service=frontend&lookback=1h`);

@@ -268,6 +268,61 @@ pub fn label_place(offset_pct: f64, width_pct: f64) -> LabelPlace {
     }
 }
 
+/// The part of a trace's time the waterfall shows: `[from, to]` in percent of
+/// the trace's duration (`view=12.5-40` in the URL).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Zoom {
+    pub from: f64,
+    pub to: f64,
+}
+
+impl Zoom {
+    pub const ALL: Zoom = Zoom {
+        from: 0.0,
+        to: 100.0,
+    };
+
+    /// `12.5-40`; `None` for anything but two percentages in order, at least a
+    /// hundredth of a percent apart.
+    pub fn parse(text: &str) -> Option<Zoom> {
+        let (from, to) = text.split_once('-')?;
+        let (from, to) = (
+            from.trim().parse::<f64>().ok()?,
+            to.trim().parse::<f64>().ok()?,
+        );
+        (from.is_finite() && to.is_finite() && 0.0 <= from && from + 0.01 <= to && to <= 100.0)
+            .then_some(Zoom { from, to })
+    }
+
+    /// Around `from` and `to` (either order), widened to at least one percent.
+    pub fn between(a: f64, b: f64) -> Zoom {
+        let (mut from, mut to) = (a.min(b).clamp(0.0, 100.0), a.max(b).clamp(0.0, 100.0));
+        if to - from < 1.0 {
+            let middle = (from + to) / 2.0;
+            from = (middle - 0.5).clamp(0.0, 99.0);
+            to = from + 1.0;
+        }
+        Zoom { from, to }
+    }
+
+    pub fn param(&self) -> String {
+        format!("{:.2}-{:.2}", self.from, self.to)
+    }
+
+    /// A bar at `offset` and `width` (percent of the trace) in this window's
+    /// percent, cut to it; `None` when it lies outside.
+    pub fn place(&self, offset: f64, width: f64) -> Option<(f64, f64)> {
+        let scale = 100.0 / (self.to - self.from);
+        let left = (offset - self.from) * scale;
+        let right = (offset + width - self.from) * scale;
+        if right < 0.0 || left > 100.0 {
+            return None;
+        }
+        let (left, right) = (left.max(0.0), right.min(100.0));
+        Some((left, (right - left).max(0.2)))
+    }
+}
+
 /// Rows shown at once: a trace of 10,000 spans is read a window at a time.
 pub const WINDOW: usize = 1000;
 
@@ -477,6 +532,37 @@ mod tests {
         assert_eq!(label_place(10.0, 30.0), LabelPlace::After(40.0));
         assert_eq!(label_place(60.0, 35.0), LabelPlace::Before(40.0));
         assert_eq!(label_place(0.0, 100.0), LabelPlace::Inside(0.0));
+    }
+
+    #[test]
+    fn a_zoomed_window_cuts_and_stretches_bars() {
+        assert_eq!(
+            Zoom::parse("10-60"),
+            Some(Zoom {
+                from: 10.0,
+                to: 60.0
+            })
+        );
+        for bad in ["60-10", "-5-10", "0-101", "x-y", "10", "NaN-5", "5-5"] {
+            assert_eq!(Zoom::parse(bad), None, "{bad}");
+        }
+        let zoom = Zoom {
+            from: 50.0,
+            to: 100.0,
+        };
+        assert_eq!(zoom.place(0.0, 100.0), Some((0.0, 100.0)));
+        assert_eq!(zoom.place(60.0, 10.0), Some((20.0, 20.0)));
+        assert_eq!(zoom.place(10.0, 20.0), None);
+        assert_eq!(
+            Zoom::between(70.0, 40.0),
+            Zoom {
+                from: 40.0,
+                to: 70.0
+            }
+        );
+        let narrow = Zoom::between(50.0, 50.2);
+        assert!((narrow.to - narrow.from - 1.0).abs() < 1e-9, "{narrow:?}");
+        assert_eq!(Zoom::parse(&zoom.param()), Some(zoom));
     }
 
     #[test]

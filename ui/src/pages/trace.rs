@@ -13,7 +13,7 @@ use crate::components::{ink, ErrorBox, LogTable, NotFound, ServiceColours};
 use crate::format::{self, Time};
 use crate::tags::encode;
 use crate::waterfall::{
-    ancestors, label_place, layout, statistics, visible, window, LabelPlace, Row, WINDOW,
+    ancestors, label_place, layout, statistics, visible, window, LabelPlace, Row, Zoom, WINDOW,
 };
 
 /// The views of a trace: (`tab=` value, label).
@@ -36,6 +36,8 @@ struct State {
     from: Option<usize>,
     /// Text to find among the spans (service, operation, tag values).
     find: String,
+    /// The part of the trace's time the waterfall shows.
+    zoom: Option<Zoom>,
 }
 
 impl State {
@@ -55,6 +57,9 @@ impl State {
         }
         if !self.find.is_empty() {
             parts.push(format!("find={}", encode(&self.find)));
+        }
+        if let Some(zoom) = self.zoom {
+            parts.push(format!("view={}", zoom.param()));
         }
         if parts.is_empty() {
             format!("/trace/{id}")
@@ -84,6 +89,7 @@ pub fn TracePage(id: String) -> impl IntoView {
                 .unwrap_or_default(),
             from: q.get("rows").and_then(|rows| rows.parse().ok()),
             find: q.get("find").unwrap_or_default(),
+            zoom: q.get("view").and_then(|view| Zoom::parse(&view)),
         }
     });
     let trace_id = id.clone();
@@ -353,7 +359,13 @@ fn waterfall(
     let shown: Vec<&Row> = shown[range].to_vec();
     let total = trace.duration_us();
     let ticks = [0.0, 25.0, 50.0, 75.0, 100.0];
+    let zoom = state.zoom.unwrap_or(Zoom::ALL);
+    let at = move |pct: f64| {
+        (total as f64 * (zoom.from + pct / 100.0 * (zoom.to - zoom.from)) / 100.0) as u64
+    };
+    let minimap = minimap(trace, rows, colours, state);
     view! {
+        {minimap}
         <div class="waterfall" style=move || format!("--name-col:{}%", name_width.get())>
             {pager}
             <div class="ruler">
@@ -376,7 +388,7 @@ fn waterfall(
                 <div class="bar-col">
                     {ticks.iter().map(|pct| view! {
                         <span class="tick" style=format!("left:{pct}%")>
-                            {format::duration((total as f64 * pct / 100.0) as u64)}
+                            {format::duration(at(*pct))}
                         </span>
                     }).collect_view()}
                 </div>
@@ -428,11 +440,12 @@ fn waterfall(
                 let colour = colours.of(&span.service);
                 let details = selected
                     .then(|| view! { <SpanDetails span=span.clone() trace=trace.clone()/> });
+                let placed = zoom.place(row.offset_pct, row.width_pct);
+                let (left, width) = placed.unwrap_or((0.0, 0.0));
                 let bar_style = format!(
-                    "left:{:.3}%;width:{:.3}%;background-color:{colour}",
-                    row.offset_pct, row.width_pct
+                    "left:{left:.3}%;width:{width:.3}%;background-color:{colour}"
                 );
-                let (label_class, label_style) = match label_place(row.offset_pct, row.width_pct) {
+                let (label_class, label_style) = match label_place(left, width) {
                     LabelPlace::After(left) => ("bar-label", format!("left:{left:.3}%")),
                     LabelPlace::Before(right) => ("bar-label before", format!("right:{right:.3}%")),
                     LabelPlace::Inside(right) => (
@@ -440,6 +453,11 @@ fn waterfall(
                         format!("right:{right:.3}%;color:{}", ink(colour)),
                     ),
                 };
+                let critical: Vec<(f64, f64)> = row
+                    .critical
+                    .iter()
+                    .filter_map(|&(offset, width)| zoom.place(offset, width))
+                    .collect();
                 view! {
                     <div
                         class=class
@@ -469,16 +487,18 @@ fn waterfall(
                             </a>
                         </div>
                         <div class="bar-col">
-                            <div class="bar" style=bar_style></div>
-                            {row.critical.iter().map(|(offset, width)| view! {
-                                <div
-                                    class="crit"
-                                    style=format!("left:{offset:.3}%;width:{width:.3}%")
-                                ></div>
-                            }).collect_view()}
-                            <span class=label_class style=label_style>
-                                {format::duration(span.duration_us)}
-                            </span>
+                            {placed.map(|_| view! {
+                                <div class="bar" style=bar_style></div>
+                                {critical.iter().map(|(offset, width)| view! {
+                                    <div
+                                        class="crit"
+                                        style=format!("left:{offset:.3}%;width:{width:.3}%")
+                                    ></div>
+                                }).collect_view()}
+                                <span class=label_class style=label_style>
+                                    {format::duration(span.duration_us)}
+                                </span>
+                            })}
                         </div>
                     </div>
                     {details}
@@ -573,6 +593,137 @@ fn FindSpans(
             <input type="hidden" name="span" value=move || info().1/>
             <span id="find-count" aria-live="polite">{move || info().0}</span>
         </form>
+    }
+}
+
+/// Rows drawn in the mini-map; a bigger trace shows its first.
+const MINIMAP_ROWS: usize = 2_000;
+
+/// The whole trace in little above the waterfall, with the part the waterfall
+/// shows framed: drag across it to zoom there (once hydrated); the links zoom to
+/// the selected span, or back out, without a script.
+fn minimap(
+    trace: &TraceView,
+    rows: &[Row],
+    colours: &ServiceColours,
+    state: &State,
+) -> impl IntoView + use<> {
+    const HEIGHT: f64 = 44.0;
+    let shown = &rows[..rows.len().min(MINIMAP_ROWS)];
+    let lane = (HEIGHT / shown.len().max(1) as f64).clamp(1.0, 6.0);
+    let zoom = state.zoom.unwrap_or(Zoom::ALL);
+    let zoomed = |zoom: Option<Zoom>| {
+        State {
+            zoom,
+            ..state.clone()
+        }
+        .href(&trace.id)
+    };
+    let selected = state
+        .span
+        .as_ref()
+        .and_then(|id| rows.iter().find(|row| trace.spans[row.span].id == *id));
+    let to_span = selected.map(|row| {
+        let href = zoomed(Some(Zoom::between(
+            row.offset_pct,
+            row.offset_pct + row.width_pct,
+        )));
+        view! { <a id="zoom-span" href=href>"Zoom to the selected span"</a> }
+    });
+    let reset = state
+        .zoom
+        .is_some()
+        .then(|| view! { <a id="zoom-reset" href=zoomed(None)>"Whole trace"</a> });
+    // A drag: where it started and where the pointer is, in percent.
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let base = State {
+        zoom: None,
+        ..state.clone()
+    }
+    .href(&trace.id);
+    let navigate = leptos_router::hooks::use_navigate();
+    #[cfg(feature = "hydrate")]
+    let at = |ev: &leptos::ev::PointerEvent| -> f64 {
+        use wasm_bindgen::JsCast;
+        let width = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .map_or(1, |e| e.client_width().max(1));
+        (f64::from(ev.offset_x()) / f64::from(width) * 100.0).clamp(0.0, 100.0)
+    };
+    let on_down = move |ev: leptos::ev::PointerEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            let x = at(&ev);
+            drag.set(Some((x, x)));
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        #[cfg(feature = "hydrate")]
+        if let Some((start, _)) = drag.get_untracked() {
+            drag.set(Some((start, at(&ev))));
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let on_up = move |_: leptos::ev::PointerEvent| {
+        if let Some((start, end)) = drag.get_untracked() {
+            drag.set(None);
+            if (end - start).abs() >= 0.5 {
+                let zoom = Zoom::between(start, end);
+                let separator = if base.contains('?') { '&' } else { '?' };
+                navigate(
+                    &format!("{base}{separator}view={}", zoom.param()),
+                    Default::default(),
+                );
+            }
+        }
+    };
+    view! {
+        <div class="minimap-bar">
+            <div
+                class="minimap"
+                style=format!("height:{HEIGHT}px")
+                title="drag across the trace to zoom into that time"
+            >
+                {shown.iter().enumerate().map(|(i, row)| {
+                    let span = &trace.spans[row.span];
+                    view! {
+                        <div
+                            class="lane"
+                            style=format!(
+                                "top:{:.2}px;left:{:.3}%;width:{:.3}%;height:{:.2}px;background-color:{}",
+                                i as f64 * lane,
+                                row.offset_pct,
+                                row.width_pct,
+                                lane.max(1.0),
+                                colours.of(&span.service),
+                            )
+                        ></div>
+                    }
+                }).collect_view()}
+                <div
+                    class="window"
+                    style=format!("left:{:.3}%;width:{:.3}%", zoom.from, zoom.to - zoom.from)
+                ></div>
+                <div
+                    class="selecting"
+                    style=move || match drag.get() {
+                        Some((a, b)) => format!("left:{:.3}%;width:{:.3}%", a.min(b), (a - b).abs()),
+                        None => "display:none".to_string(),
+                    }
+                ></div>
+                <div
+                    class="hit"
+                    on:pointerdown=on_down
+                    on:pointermove=on_move
+                    on:pointerup=on_up
+                ></div>
+            </div>
+            <span class="zoom-links">{to_span}{reset}</span>
+        </div>
     }
 }
 
