@@ -69,21 +69,6 @@ pub fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// Now, in microseconds since the epoch: the browser's clock once hydrated, the
-/// server's when it renders.
-pub fn now_us() -> u64 {
-    #[cfg(feature = "hydrate")]
-    {
-        (js_sys::Date::now() * 1000.0) as u64
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_micros() as u64)
-    }
-}
-
 /// A timestamp in microseconds since the epoch as `2024-05-01 12:00:00.123 UTC`.
 /// (The browser re-renders it in local time with its zone once hydrated.)
 pub fn timestamp(micros: u64) -> String {

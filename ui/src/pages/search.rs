@@ -93,19 +93,6 @@ impl Form {
     }
 }
 
-/// The search's own address with `end` pinned to now, unless it has an end or
-/// an absolute range already.
-fn pinned(query: &leptos_router::params::ParamsMap) -> Option<String> {
-    let custom = query.get_str("lookback") == Some("custom");
-    let has_end = query.get_str("end").is_some_and(|end| !end.is_empty());
-    if custom || has_end {
-        return None;
-    }
-    let mut pinned = query.clone();
-    pinned.replace("end", format::now_us().to_string());
-    Some(format!("/search{}", pinned.to_query_string()))
-}
-
 /// Where `/search?traceID=` goes: one id's trace, or two ids' comparison.
 fn trace_jump(ids: &[String]) -> Option<String> {
     let ids: Vec<&str> = ids
@@ -136,16 +123,6 @@ pub fn SearchPage() -> impl IntoView {
     if let Some(path) = jump {
         return view! { <Redirect path=path/> }.into_any();
     }
-    // A search over the last hour (or any preset) is pinned to the moment it
-    // ran: Back, a sort or a page link then shows the same traces, not a window
-    // that has moved on.
-    if let Some(path) = pinned(&query.read_untracked()) {
-        let options = leptos_router::NavigateOptions {
-            replace: true,
-            ..Default::default()
-        };
-        return view! { <Redirect path=path options=options/> }.into_any();
-    }
     search_page(query).into_any()
 }
 
@@ -154,11 +131,10 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
         let q = query.read();
         let get = |key: &str, default: &str| q.get(key).unwrap_or_else(|| default.to_string());
         let lookback = get("lookback", "1h");
-        // With a preset, `end` pins the window the search ran over.
         let (start, end) = if lookback == "custom" {
             custom_range(&q)
         } else {
-            (String::new(), q.get("end").unwrap_or_default())
+            Default::default()
         };
         Form {
             service: get("service", ""),
@@ -337,18 +313,6 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
         .into_any();
     }
     let base = query_string(&form.pairs());
-    // Back from a trace returns to the same place in the results: the page's
-    // scroll is kept per address when a result is opened, and put back once
-    // the results are drawn again.
-    Effect::new(move |_| {
-        // After the router has done its own scrolling for the navigation.
-        #[cfg(feature = "hydrate")]
-        set_timeout(scroll::restore, std::time::Duration::from_millis(80));
-    });
-    let remember = move |_: leptos::ev::MouseEvent| {
-        #[cfg(feature = "hydrate")]
-        scroll::remember();
-    };
     view! {
         <Scatter traces=traces.clone()/>
         <div class="sorts">
@@ -371,7 +335,7 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
             "Tick two traces to compare them: "
             <button type="submit" id="compare">"Compare"</button>
         </p>
-        <ol class="results" on:click=remember>
+        <ol class="results">
             {traces.into_iter().map(|t| {
                 let colours = ServiceColours::assign(t.services.iter().map(|(s, _)| s.as_str()));
                 view! {
@@ -609,59 +573,5 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
         <p class="scatter-focus" aria-live="polite">
             {move || focused.get().and_then(|i| described.get(i).cloned())}
         </p>
-    }
-}
-
-/// The results' scroll position across Back, in the session's storage (reached
-/// through `js_sys`: the page's scripts may not `eval`).
-#[cfg(feature = "hydrate")]
-mod scroll {
-    use wasm_bindgen::{JsCast, JsValue};
-
-    fn get(target: &JsValue, name: &str) -> Option<JsValue> {
-        js_sys::Reflect::get(target, &JsValue::from_str(name)).ok()
-    }
-
-    fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Option<JsValue> {
-        let function: js_sys::Function = get(target, method)?.dyn_into().ok()?;
-        let args: js_sys::Array = args.iter().collect();
-        function.apply(target, &args).ok()
-    }
-
-    /// The storage and this page's key in it.
-    fn place() -> Option<(JsValue, JsValue)> {
-        let window: JsValue = js_sys::global().into();
-        let storage = get(&window, "sessionStorage")?;
-        let href = get(&get(&window, "location")?, "href")?.as_string()?;
-        Some((
-            storage,
-            JsValue::from_str(&format!("hopline-scroll {href}")),
-        ))
-    }
-
-    pub(super) fn remember() {
-        let window: JsValue = js_sys::global().into();
-        if let (Some((storage, key)), Some(y)) = (place(), get(&window, "scrollY")) {
-            call(&storage, "setItem", &[key, y]);
-        }
-    }
-
-    pub(super) fn restore() {
-        let Some((storage, key)) = place() else {
-            return;
-        };
-        let Some(y) = call(&storage, "getItem", &[key.clone()])
-            .and_then(|y| y.as_string())
-            .and_then(|y| y.parse::<f64>().ok())
-        else {
-            return;
-        };
-        call(&storage, "removeItem", &[key]);
-        let window: JsValue = js_sys::global().into();
-        call(
-            &window,
-            "scrollTo",
-            &[JsValue::from_f64(0.0), JsValue::from_f64(y)],
-        );
     }
 }
