@@ -35,6 +35,17 @@ pub(crate) fn service_colour(service: &str) -> &'static str {
 /// Text that reads on `colour` (`#rrggbb`): near-black on light colours, white
 /// on dark ones, whichever contrasts more (WCAG relative luminance).
 pub(crate) fn ink(colour: &str) -> &'static str {
+    // Contrast with white is 1.05 / (L + .05); with #111827 (L about .012),
+    // (L + .05) / .062: they are equal near L = .2.
+    if luminance(colour) > 0.2 {
+        "#111827"
+    } else {
+        "#ffffff"
+    }
+}
+
+/// WCAG relative luminance of `#rrggbb`.
+fn luminance(colour: &str) -> f64 {
     let channel = |at: usize| {
         let value = colour
             .get(at..at + 2)
@@ -47,14 +58,7 @@ pub(crate) fn ink(colour: &str) -> &'static str {
             ((value + 0.055) / 1.055).powf(2.4)
         }
     };
-    let luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
-    // Contrast with white is 1.05 / (L + .05); with #111827 (L about .012),
-    // (L + .05) / .062: they are equal near L = .2.
-    if luminance > 0.2 {
-        "#111827"
-    } else {
-        "#ffffff"
-    }
+    0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
 }
 
 /// The colours of services shown together (one trace, one map): each service
@@ -126,17 +130,6 @@ mod tests {
         }
         // Labels on each colour contrast at least 4.5:1.
         for colour in PALETTE {
-            let luminance = |hex: &str| {
-                let c = |at: usize| {
-                    let v = u8::from_str_radix(&hex[at..at + 2], 16).expect("hex") as f64 / 255.0;
-                    if v <= 0.04045 {
-                        v / 12.92
-                    } else {
-                        ((v + 0.055) / 1.055).powf(2.4)
-                    }
-                };
-                0.2126 * c(1) + 0.7152 * c(3) + 0.0722 * c(5)
-            };
             let (a, b) = (luminance(colour), luminance(ink(colour)));
             let ratio = (a.max(b) + 0.05) / (a.min(b) + 0.05);
             assert!(ratio >= 4.5, "{colour} with {}: {ratio:.2}", ink(colour));

@@ -18,5 +18,6 @@ pub(crate) use error_box::{ErrorBox, NotFound, NO_DATA_HINT};
 pub(crate) use log_table::{highlight_terms, LogRow, LogTable};
 pub(crate) use severity::severity_class;
 pub(crate) use time_range::{
-    custom_range, lookback_ms, LookbackSelect, LOGS_LOOKBACKS, MAP_LOOKBACKS, SEARCH_LOOKBACKS,
+    custom_range, lookback_ms, LookbackSelect, RangeInputs, LOGS_LOOKBACKS, MAP_LOOKBACKS,
+    SEARCH_LOOKBACKS,
 };

@@ -61,6 +61,31 @@ pub(crate) fn LookbackSelect(
     }
 }
 
+/// The `from`/`to` inputs of an absolute range in the browser's local time
+/// (UTC when rendered on the server), and `tz`, its offset from UTC in minutes,
+/// for [`custom_range`] to read them back. `start` and `end` are µs since the epoch.
+#[component]
+pub(crate) fn RangeInputs(start: Signal<String>, end: Signal<String>) -> impl IntoView {
+    let tz = RwSignal::new(0i64);
+    Effect::new(move |_| tz.set(crate::format::browser_offset_minutes()));
+    let local = move |micros: String| {
+        micros
+            .parse::<u64>()
+            .map(|us| crate::format::datetime_local(us, tz.get()))
+            .unwrap_or_default()
+    };
+    let zone = move || crate::format::zone(tz.get());
+    view! {
+        <label class="range">{move || format!("From ({})", zone())}
+            <input type="datetime-local" name="from" id="from" value=move || local(start.get())/>
+        </label>
+        <label class="range">{move || format!("To ({})", zone())}
+            <input type="datetime-local" name="to" id="to" value=move || local(end.get())/>
+        </label>
+        <input type="hidden" name="tz" value=move || tz.get().to_string()/>
+    }
+}
+
 /// `30m`, `1h`, `7d` (a whole number and m, h, d or w) -> milliseconds, or what
 /// is wrong with it.
 pub(crate) fn lookback_ms(text: &str) -> Result<u64, String> {

@@ -9,7 +9,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{search_logs, LogLine};
 use crate::components::{
-    custom_range, highlight_terms, ErrorBox, LogRow, LookbackSelect, LOGS_LOOKBACKS,
+    custom_range, highlight_terms, ErrorBox, LogRow, LookbackSelect, RangeInputs, LOGS_LOOKBACKS,
 };
 use crate::format;
 use crate::tags::query_string;
@@ -155,15 +155,6 @@ pub fn LogsPage() -> impl IntoView {
         tail::follow(None, RwSignal::new(Vec::new()));
     });
     let lookback = Signal::derive(move || form.get().lookback);
-    // The browser's zone once hydrated (the server renders UTC).
-    let tz = RwSignal::new(0i64);
-    Effect::new(move |_| tz.set(format::browser_offset_minutes()));
-    let local = move |micros: String| {
-        micros
-            .parse::<u64>()
-            .map(|us| format::datetime_local(us, tz.get()))
-            .unwrap_or_default()
-    };
     let live_href = move || {
         let f = form.get();
         format!(
@@ -199,23 +190,10 @@ pub fn LogsPage() -> impl IntoView {
                     </select>
                 </label>
                 <label>"Time"<LookbackSelect options=LOGS_LOOKBACKS selected=lookback/></label>
-                <label class="range">{move || format!("From ({})", format::zone(tz.get()))}
-                    <input
-                        type="datetime-local"
-                        name="from"
-                        id="from"
-                        value=move || local(form.get().start)
-                    />
-                </label>
-                <label class="range">{move || format!("To ({})", format::zone(tz.get()))}
-                    <input
-                        type="datetime-local"
-                        name="to"
-                        id="to"
-                        value=move || local(form.get().end)
-                    />
-                </label>
-                <input type="hidden" name="tz" value=move || tz.get().to_string()/>
+                <RangeInputs
+                    start=Signal::derive(move || form.get().start)
+                    end=Signal::derive(move || form.get().end)
+                />
                 <input type="hidden" name="limit" value=move || form.get().limit/>
                 // A new query keeps the tail going.
                 {move || form.get().live.then(|| view! {

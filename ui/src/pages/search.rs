@@ -13,7 +13,8 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{list_operations, list_services, search_traces, TraceResults, TraceSummary};
 use crate::components::{
-    custom_range, ErrorBox, LookbackSelect, ServiceColours, NO_DATA_HINT, SEARCH_LOOKBACKS,
+    custom_range, ErrorBox, LookbackSelect, RangeInputs, ServiceColours, NO_DATA_HINT,
+    SEARCH_LOOKBACKS,
 };
 use crate::format::{self, plural, Time};
 use crate::tags::{parse_logfmt, query_string, to_json};
@@ -154,15 +155,6 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
     let chosen = RwSignal::new(form.get_untracked().service);
     Effect::new(move |_| chosen.set(form.get().service));
     let operations = Resource::new(move || chosen.get(), list_operations);
-    // The browser's zone once hydrated (the server renders UTC).
-    let tz = RwSignal::new(0i64);
-    Effect::new(move |_| tz.set(format::browser_offset_minutes()));
-    let local = move |micros: String| {
-        micros
-            .parse::<u64>()
-            .map(|us| format::datetime_local(us, tz.get()))
-            .unwrap_or_default()
-    };
     let lookback = Signal::derive(move || form.get().lookback);
     let results = Resource::new(
         move || form.get(),
@@ -261,23 +253,10 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
                     />
                 </label>
                 <label>"Time"<LookbackSelect options=SEARCH_LOOKBACKS selected=lookback/></label>
-                <label class="range">{move || format!("From ({})", format::zone(tz.get()))}
-                    <input
-                        type="datetime-local"
-                        name="from"
-                        id="from"
-                        value=move || local(form.get().start)
-                    />
-                </label>
-                <label class="range">{move || format!("To ({})", format::zone(tz.get()))}
-                    <input
-                        type="datetime-local"
-                        name="to"
-                        id="to"
-                        value=move || local(form.get().end)
-                    />
-                </label>
-                <input type="hidden" name="tz" value=move || tz.get().to_string()/>
+                <RangeInputs
+                    start=Signal::derive(move || form.get().start)
+                    end=Signal::derive(move || form.get().end)
+                />
                 <label>"Limit"
                     <input
                         name="limit"
