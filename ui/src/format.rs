@@ -84,6 +84,26 @@ pub fn timestamp(micros: u64) -> String {
     )
 }
 
+/// A time in microseconds since the epoch in RFC 3339, UTC, to the second
+/// (`2024-05-01T12:00:00Z`), milliseconds added when there are any.
+pub fn rfc3339(micros: u64) -> String {
+    let seconds = (micros / 1_000_000) as i64;
+    let millis = (micros / 1000) % 1000;
+    let (days, secs_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}")
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        secs_of_day / 3600,
+        (secs_of_day / 60) % 60,
+        secs_of_day % 60
+    )
+}
+
 /// What an `<input type="datetime-local">` holds (`2024-05-01T14:00`) for a time in
 /// microseconds since the epoch, in a zone `offset_minutes` east of UTC.
 pub fn datetime_local(micros: u64, offset_minutes: i64) -> String {

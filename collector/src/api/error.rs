@@ -76,6 +76,7 @@ impl From<QueryError> for ApiError {
             QueryError::Store(StoreError::Cancelled(Stop::ClientGone)) => {
                 ApiError::unavailable("the query was stopped: its client went away")
             }
+            QueryError::Store(StoreError::TooBig(message)) => ApiError::bad_request(message),
             QueryError::Store(_) | QueryError::Worker(_) => ApiError::internal(format!("{error:#}")),
         }
     }

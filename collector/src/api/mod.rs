@@ -5,6 +5,7 @@
 pub mod auth;
 mod error;
 mod logs;
+mod red;
 mod traces;
 pub mod ui;
 
@@ -87,11 +88,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces", get(traces::search))
         .route("/api/traces/{trace_id}", get(traces::trace))
         .route("/api/dependencies", get(traces::dependencies))
+        .route("/api/metrics/minstep", get(red::min_step))
+        .route("/api/metrics/{metric}", get(red::jaeger_metric))
+        .route("/api/service-metrics", get(red::service_metrics))
         .route("/api/logs", get(logs::search))
         .route("/api/logs/tail", get(logs::tail))
         .route("/api/v3/services", get(traces::v3_services))
         .route("/api/v3/operations", get(traces::v3_operations))
         .route("/api/v3/traces", get(traces::v3_search))
+        .route("/api/v3/trace-summaries", get(traces::v3_trace_summaries))
         .route("/api/v3/traces/{trace_id}", get(traces::v3_trace))
         .route(
             crate::cluster::leaf::PATH,

@@ -14,7 +14,7 @@ use crate::query::service::{Operation, Trace};
 use crate::query::{jaeger, otlp_json, QueryError};
 use crate::store::search::MAX_MATCHING_TRACES;
 
-type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(super) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 pub(super) fn pairs(query: Pairs) -> Result<Vec<(String, String)>, ApiError> {
     query
@@ -183,7 +183,7 @@ pub(super) async fn v3_search(
     Tenant(state): Tenant,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = params::v3_trace_search(&pairs(query)?, state.now())?;
+    let filter = params::v3_trace_search(&pairs(query)?, state.now(), true)?;
     let traces = state
         .queries
         .find_traces(TraceSearch::Filter(filter))
@@ -196,4 +196,39 @@ pub(super) async fn v3_search(
     })
     .await?;
     Ok(Json(json!({ "result": result })))
+}
+
+/// `/api/v3/trace-summaries`: what the Jaeger UI (2.19 on) lists as search
+/// results, as Jaeger's api_v3 writes it (times as decimal strings).
+pub(super) async fn v3_trace_summaries(
+    Tenant(state): Tenant,
+    query: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let filter = params::v3_trace_search(&pairs(query)?, state.now(), false)?;
+    let page = state.queries.trace_summaries(filter).await?;
+    let summaries: Vec<Value> = page
+        .summaries
+        .iter()
+        .map(|summary| {
+            let services: Vec<Value> = summary
+                .services
+                .iter()
+                .map(
+                    |s| json!({ "name": s.name, "spanCount": s.spans, "errorSpanCount": s.errors }),
+                )
+                .collect();
+            json!({
+                "traceId": summary.id.to_hex(),
+                "rootServiceName": summary.root_service,
+                "rootOperationName": summary.root_name,
+                "minStartTimeUnixNano": summary.start.to_string(),
+                "maxEndTimeUnixNano": summary.end.to_string(),
+                "spanCount": summary.spans,
+                "errorSpanCount": summary.errors,
+                "orphanSpanCount": summary.orphans,
+                "services": services,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "summaries": summaries })))
 }

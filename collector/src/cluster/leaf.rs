@@ -14,6 +14,8 @@ use crate::model::{LogRecord, Span, TraceId};
 use crate::query::params::TraceSearch;
 use crate::query::service::{LocalQueries, QueryService, Trace, MAX_SPANS_PER_SEARCH};
 use crate::query::QueryError;
+use crate::store::outline::{TraceOutline, TraceSummary};
+use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
     DependencyLink, LogFilter, TraceFilter, TraceHit, TraceHits, MAX_MATCHING_TRACES,
 };
@@ -33,11 +35,14 @@ pub enum LeafQuery {
     FindTraces(TraceFilter),
     /// Spans of these traces.
     Traces(Vec<TraceId>),
+    /// Outlines of these traces (columns only).
+    Outlines(Vec<TraceId>),
     Dependencies {
         start: u64,
         end: u64,
     },
     Logs(LogFilter),
+    SpanMetrics(MetricsQuery),
 }
 
 /// Which splits a leaf searches.
@@ -63,8 +68,10 @@ pub enum LeafAnswer {
     Operations(Vec<(String, String)>),
     Hits(TraceHits),
     Traces(Vec<(TraceId, Vec<Span>, usize)>),
+    Outlines(Vec<(TraceId, TraceOutline)>),
     Dependencies(Vec<DependencyLink>),
     Logs { records: Vec<LogRecord>, total: u64 },
+    SpanMetrics(SpanMetrics),
 }
 
 /// Answers `query` over the splits `queries` searches.
@@ -89,6 +96,10 @@ pub async fn answer(queries: &LocalQueries, query: LeafQuery) -> Result<LeafAnsw
                 .map(|trace| (trace.id, trace.spans, trace.total))
                 .collect(),
         ),
+        LeafQuery::SpanMetrics(query) => {
+            LeafAnswer::SpanMetrics(queries.span_metrics(query).await?)
+        }
+        LeafQuery::Outlines(ids) => LeafAnswer::Outlines(queries.trace_outlines(ids).await?),
         LeafQuery::Dependencies { start, end } => {
             LeafAnswer::Dependencies(queries.dependencies(start, end).await?)
         }
@@ -192,6 +203,39 @@ pub fn traces(
         });
     }
     Ok(traces)
+}
+
+/// Summaries of the traces `ids` names, in that order, from the parts of their
+/// outlines in every answer.
+pub fn summaries(
+    answers: Vec<LeafAnswer>,
+    ids: &[TraceId],
+) -> Result<Vec<TraceSummary>, QueryError> {
+    let mut found: HashMap<TraceId, TraceOutline> = HashMap::new();
+    for answer in answers {
+        let LeafAnswer::Outlines(outlines) = answer else {
+            return Err(mismatch("trace outlines"));
+        };
+        for (id, outline) in outlines {
+            found.entry(id).or_default().merge(outline);
+        }
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.get(id)?.summary(*id))
+        .collect())
+}
+
+/// Requests, errors and durations, merged over the answers.
+pub fn span_metrics(answers: Vec<LeafAnswer>) -> Result<SpanMetrics, QueryError> {
+    let mut metrics = SpanMetrics::default();
+    for answer in answers {
+        let LeafAnswer::SpanMetrics(part) = answer else {
+            return Err(mismatch("span metrics"));
+        };
+        metrics.merge(part);
+    }
+    Ok(metrics)
 }
 
 /// Calls between services, summed over the answers.

@@ -25,11 +25,12 @@ use crate::access::AccessControl;
 use crate::model::{Signal, SpanKind, TraceId};
 use crate::query::params::TraceSearch;
 use crate::query::service::{
-    first_traces, LogPage, Operation, QueryResult, QueryService, Trace, TracePage,
+    first_traces, LogPage, Operation, QueryResult, QueryService, SummaryPage, Trace, TracePage,
 };
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
-use crate::store::search::{DependencyLink, LogFilter};
+use crate::store::red::{MetricsQuery, SpanMetrics};
+use crate::store::search::{DependencyLink, LogFilter, TraceFilter};
 
 #[derive(Clone)]
 pub struct ClusterQueries {
@@ -206,6 +207,31 @@ impl ClusterQueries {
         Ok(answers)
     }
 
+    /// The ids of the first traces `filter` selects, in its order, and how many
+    /// matched.
+    async fn first_trace_ids(
+        &self,
+        filter: &TraceFilter,
+    ) -> Result<(Vec<TraceId>, Option<usize>), QueryError> {
+        let answers = self
+            .gather(
+                Signal::Spans,
+                (filter.start_min, filter.start_max),
+                |row| {
+                    filter
+                        .service
+                        .as_ref()
+                        .is_none_or(|service| row.services.contains(service))
+                },
+                LeafQuery::FindTraces(filter.clone()),
+                Spread::Wide,
+            )
+            .await?;
+        let hits = leaf::hits(answers)?;
+        let total = hits.total;
+        Ok((first_traces(hits, filter)?, total))
+    }
+
     async fn traces_by_id(&self, ids: Vec<TraceId>) -> Result<Vec<Trace>, QueryError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -297,23 +323,8 @@ impl QueryService for ClusterQueries {
             let (ids, total) = match search {
                 TraceSearch::Ids(ids) => (ids, None),
                 TraceSearch::Filter(filter) => {
-                    let answers = self
-                        .gather(
-                            Signal::Spans,
-                            (filter.start_min, filter.start_max),
-                            |row| {
-                                filter
-                                    .service
-                                    .as_ref()
-                                    .is_none_or(|service| row.services.contains(service))
-                            },
-                            LeafQuery::FindTraces(filter.clone()),
-                            Spread::Wide,
-                        )
-                        .await?;
-                    let hits = leaf::hits(answers)?;
-                    let total = hits.total;
-                    (first_traces(hits, &filter)?, Some(total))
+                    let (ids, total) = self.first_trace_ids(&filter).await?;
+                    (ids, Some(total))
                 }
             };
             // A trace's other spans may lie anywhere: looked up by id everywhere.
@@ -321,6 +332,32 @@ impl QueryService for ClusterQueries {
             Ok(TracePage {
                 total: total.unwrap_or(Some(traces.len())),
                 traces,
+            })
+        }))
+    }
+
+    fn trace_summaries(&self, filter: TraceFilter) -> QueryResult<'_, SummaryPage> {
+        Box::pin(self.within(async move {
+            let (ids, total) = self.first_trace_ids(&filter).await?;
+            if ids.is_empty() {
+                return Ok(SummaryPage {
+                    summaries: Vec::new(),
+                    total,
+                });
+            }
+            // A trace's other spans may lie anywhere: outlined by id everywhere.
+            let answers = self
+                .gather(
+                    Signal::Spans,
+                    (0, u64::MAX),
+                    |row| ids.iter().any(|id| row.trace_filter.may_contain(id)),
+                    LeafQuery::Outlines(ids.clone()),
+                    Spread::Wide,
+                )
+                .await?;
+            Ok(SummaryPage {
+                summaries: leaf::summaries(answers, &ids)?,
+                total,
             })
         }))
     }
@@ -341,6 +378,24 @@ impl QueryService for ClusterQueries {
                 )
                 .await?;
             leaf::dependencies(answers)
+        }))
+    }
+
+    fn span_metrics(&self, query: MetricsQuery) -> QueryResult<'_, SpanMetrics> {
+        Box::pin(self.within(async move {
+            let answers = self
+                .gather(
+                    Signal::Spans,
+                    (query.start, query.end().saturating_sub(1)),
+                    |row| {
+                        query.services.is_empty()
+                            || query.services.iter().any(|s| row.services.contains(s))
+                    },
+                    LeafQuery::SpanMetrics(query.clone()),
+                    Spread::Wide,
+                )
+                .await?;
+            leaf::span_metrics(answers)
         }))
     }
 

@@ -6,6 +6,7 @@ pub mod jaeger;
 pub mod logql;
 pub mod otlp_json;
 pub mod params;
+pub mod red;
 pub mod service;
 pub mod tail;
 

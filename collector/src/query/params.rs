@@ -90,7 +90,7 @@ fn parse_span_id(text: &str) -> Result<SpanId, QueryError> {
 
 /// `[start, end]` in ns from `start`/`end` in µs and `lookback` (`1h`, or Jaeger
 /// UI's `custom`).
-fn time_window(params: &Params<'_>, now_nanos: u64) -> Result<(u64, u64), QueryError> {
+pub(super) fn time_window(params: &Params<'_>, now_nanos: u64) -> Result<(u64, u64), QueryError> {
     let end = params
         .u64("end")?
         .map_or(now_nanos, |us| us.saturating_mul(1000));
@@ -249,61 +249,105 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
     Ok(TraceSearch::Filter(filter))
 }
 
-pub const V3_SEARCH_PARAMS: &[&str] = &[
-    "query.service_name",
-    "query.operation_name",
-    "query.attributes",
-    "query.start_time_min",
-    "query.start_time_max",
-    "query.duration_min",
-    "query.duration_max",
-    "query.num_traces",
-    "query.search_depth",
-    "query.raw_traces",
+/// api_v3 search parameters, each in the proto's snake_case and in the
+/// camelCase the Jaeger UI sends (grpc-gateway takes both).
+pub const V3_SEARCH_PARAMS: &[(&str, &str)] = &[
+    ("query.service_name", "query.serviceName"),
+    ("query.operation_name", "query.operationName"),
+    ("query.attributes", "query.attributes"),
+    ("query.start_time_min", "query.startTimeMin"),
+    ("query.start_time_max", "query.startTimeMax"),
+    ("query.duration_min", "query.durationMin"),
+    ("query.duration_max", "query.durationMax"),
+    ("query.num_traces", "query.numTraces"),
+    ("query.search_depth", "query.searchDepth"),
+    ("query.raw_traces", "query.rawTraces"),
 ];
 
-/// `/api/v3/traces?query.service_name=&query.start_time_min=RFC3339&...`
+/// `/api/v3/traces?query.service_name=&query.start_time_min=RFC3339&...` and
+/// `/api/v3/trace-summaries` (where the service may be left out: all services).
 pub fn v3_trace_search(
     pairs: &[(String, String)],
     now_nanos: u64,
+    service_required: bool,
 ) -> Result<TraceFilter, QueryError> {
-    let params = Params::new(pairs, V3_SEARCH_PARAMS)?;
-    let service = params.get("query.service_name").ok_or_else(|| {
-        QueryError::BadRequest("parameter 'query.service_name' is required".into())
-    })?;
+    let known: Vec<&str> = V3_SEARCH_PARAMS
+        .iter()
+        .flat_map(|(snake, camel)| [*snake, *camel])
+        .collect();
+    let params = Params::new(pairs, &known)?;
+    // The name the caller used for a parameter (snake_case when neither).
+    let key = |snake: &'static str| -> &'static str {
+        V3_SEARCH_PARAMS
+            .iter()
+            .find(|(s, _)| *s == snake)
+            .map(|&(s, camel)| {
+                if params.get(s).is_none() && params.get(camel).is_some() {
+                    camel
+                } else {
+                    s
+                }
+            })
+            .unwrap_or(snake)
+    };
+    let service = params
+        .get(key("query.service_name"))
+        .filter(|service| !service.is_empty());
+    if service.is_none() && service_required {
+        return Err(QueryError::BadRequest(
+            "parameter 'query.service_name' is required".into(),
+        ));
+    }
     let time = |key: &str| -> Result<Option<u64>, QueryError> {
         params
             .get(key)
             .map(|v| parse_rfc3339(v).map_err(|e| bad(key, v, &e)))
             .transpose()
     };
-    let start_max = time("query.start_time_max")?.unwrap_or(now_nanos);
-    let start_min = time("query.start_time_min")?
+    let start_max = time(key("query.start_time_max"))?.unwrap_or(now_nanos);
+    let start_min = time(key("query.start_time_min"))?
         .unwrap_or_else(|| start_max.saturating_sub(DEFAULT_LOOKBACK.as_nanos() as u64));
+    if start_min > start_max {
+        return Err(QueryError::BadRequest(format!(
+            "{} is after {}",
+            key("query.start_time_min"),
+            key("query.start_time_max")
+        )));
+    }
     let tags = json_tags(&params, "query.attributes")?;
     let limit = match params
-        .u64("query.search_depth")?
-        .or(params.u64("query.num_traces")?)
+        .u64(key("query.search_depth"))?
+        .or(params.u64(key("query.num_traces"))?)
     {
         None | Some(0) => DEFAULT_TRACE_LIMIT,
         Some(n) => (n as usize).min(MAX_TRACE_LIMIT),
     };
-    Ok(TraceFilter {
-        service: Some(service.to_string()),
-        operation: params.get("query.operation_name").map(str::to_string),
+    let nanos = |d: Duration| d.as_nanos() as u64;
+    let filter = TraceFilter {
+        service: service.map(str::to_string),
+        operation: params
+            .get(key("query.operation_name"))
+            .filter(|op| !op.is_empty())
+            .map(str::to_string),
         span_kind: None,
         tags,
         start_min,
         start_max,
-        duration_min: params
-            .duration("query.duration_min")?
-            .map(|d| d.as_nanos() as u64),
-        duration_max: params
-            .duration("query.duration_max")?
-            .map(|d| d.as_nanos() as u64),
+        duration_min: params.duration(key("query.duration_min"))?.map(nanos),
+        duration_max: params.duration(key("query.duration_max"))?.map(nanos),
         limit,
         order: TraceOrder::Newest,
-    })
+    };
+    if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
+        if min > max {
+            return Err(QueryError::BadRequest(format!(
+                "{} is greater than {}",
+                key("query.duration_min"),
+                key("query.duration_max")
+            )));
+        }
+    }
+    Ok(filter)
 }
 
 pub const LOG_SEARCH_PARAMS: &[&str] = &[

@@ -17,6 +17,8 @@ use super::QueryError;
 use crate::config::QueryLimits;
 use crate::metrics::Metrics;
 use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
+use crate::store::outline::{TraceOutline, TraceSummary};
+use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
     Cancel, DependencyLink, LogFilter, Stop, TraceFilter, TraceHits, TraceOrder,
     MAX_MATCHING_TRACES,
@@ -78,6 +80,14 @@ pub fn first_traces(mut hits: TraceHits, filter: &TraceFilter) -> Result<Vec<Tra
         .collect())
 }
 
+/// Summaries of the traces a search selects, in its order, and how many matched
+/// in all (`None`: more than [`MAX_MATCHING_TRACES`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryPage {
+    pub summaries: Vec<TraceSummary>,
+    pub total: Option<usize>,
+}
+
 /// A page of log records, newest first, and how many matched in all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogPage {
@@ -102,11 +112,19 @@ pub trait QueryService: Send + Sync + 'static {
     /// span cap; ids without spans are left out.
     fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, TracePage>;
 
+    /// Summaries of the traces `filter` selects, in its order, read from columns
+    /// (no trace is loaded whole).
+    fn trace_summaries(&self, filter: TraceFilter) -> QueryResult<'_, SummaryPage>;
+
     /// One trace, or `None` when no span of it is stored.
     fn trace(&self, id: TraceId) -> QueryResult<'_, Option<Trace>>;
 
     /// Calls between services among the spans that started in `[start, end]` (ns).
     fn dependencies(&self, start: u64, end: u64) -> QueryResult<'_, Vec<DependencyLink>>;
+
+    /// Requests, errors and durations per service (or operation) in time
+    /// buckets, from the spans.
+    fn span_metrics(&self, query: MetricsQuery) -> QueryResult<'_, SpanMetrics>;
 
     /// Log records matching `filter`, newest first.
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage>;
@@ -213,6 +231,25 @@ impl LocalQueries {
         self.blocking(move |store, cancel| Ok(store.find_traces(&filter, cancel)?))
             .await
     }
+
+    /// The outlines of these traces (those with spans here): what a cluster
+    /// merges across nodes into summaries.
+    pub async fn trace_outlines(
+        &self,
+        ids: Vec<TraceId>,
+    ) -> Result<Vec<(TraceId, TraceOutline)>, QueryError> {
+        self.blocking(move |store, cancel| {
+            let mut outlines = Vec::with_capacity(ids.len());
+            for id in ids {
+                let outline = store.outline(id, cancel)?;
+                if !outline.spans.is_empty() {
+                    outlines.push((id, outline));
+                }
+            }
+            Ok(outlines)
+        })
+        .await
+    }
 }
 
 /// Stops a search when dropped armed: the future it lives in was dropped because
@@ -302,6 +339,18 @@ impl QueryService for LocalQueries {
         }))
     }
 
+    fn trace_summaries(&self, filter: TraceFilter) -> QueryResult<'_, SummaryPage> {
+        Box::pin(self.blocking(move |store, cancel| {
+            let hits = store.find_traces(&filter, cancel)?;
+            let total = hits.total;
+            let mut summaries = Vec::new();
+            for id in first_traces(hits, &filter)? {
+                summaries.extend(store.outline(id, cancel)?.summary(id));
+            }
+            Ok(SummaryPage { summaries, total })
+        }))
+    }
+
     fn trace(&self, id: TraceId) -> QueryResult<'_, Option<Trace>> {
         let max_spans = self.gate.limits.max_spans_per_trace;
         Box::pin(
@@ -313,6 +362,10 @@ impl QueryService for LocalQueries {
 
     fn dependencies(&self, start: u64, end: u64) -> QueryResult<'_, Vec<DependencyLink>> {
         Box::pin(self.blocking(move |store, cancel| Ok(store.dependencies(start, end, cancel)?)))
+    }
+
+    fn span_metrics(&self, query: MetricsQuery) -> QueryResult<'_, SpanMetrics> {
+        Box::pin(self.blocking(move |store, cancel| Ok(store.span_metrics(&query, cancel)?)))
     }
 
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage> {

@@ -15,6 +15,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Format(String),
+    /// A question whose answer would not fit the limits: what to narrow.
+    #[error("{0}")]
+    TooBig(String),
     #[error("the index writer has stopped")]
     WriterStopped,
     #[error("the search was stopped: {0:?}")]

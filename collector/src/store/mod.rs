@@ -5,6 +5,8 @@
 
 pub mod error;
 pub mod origin;
+pub mod outline;
+pub mod red;
 pub mod schema;
 pub mod search;
 pub mod split;
@@ -286,6 +288,24 @@ impl Store {
     ) -> Result<TraceSpans, StoreError> {
         self.spans
             .trace(&self.span_schema, trace_id, max_spans, cancel)
+    }
+
+    /// Requests, errors and durations per service (or operation) and bucket.
+    pub fn span_metrics(
+        &self,
+        query: &red::MetricsQuery,
+        cancel: &Cancel,
+    ) -> Result<red::SpanMetrics, StoreError> {
+        self.spans.span_metrics(&self.span_schema, query, cancel)
+    }
+
+    /// The outline of a trace: its spans' columns, and its root's name.
+    pub fn outline(
+        &self,
+        trace_id: TraceId,
+        cancel: &Cancel,
+    ) -> Result<outline::TraceOutline, StoreError> {
+        self.spans.outline(&self.span_schema, trace_id, cancel)
     }
 
     /// The traces with a span matching `filter`, unordered, with what orders them.

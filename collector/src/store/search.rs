@@ -93,7 +93,7 @@ impl Cancel {
 }
 
 /// How often (in documents) long loops look at their [`Cancel`].
-const CHECK_EVERY: usize = 256;
+pub(super) const CHECK_EVERY: usize = 256;
 
 /// The spans of one trace as a lookup returns them.
 #[derive(Debug, Default)]
@@ -298,7 +298,7 @@ pub struct DependencyLink {
     pub error_count: u64,
 }
 
-fn u64_range(field: Field, min: Option<u64>, max: Option<u64>) -> Box<dyn Query> {
+pub(super) fn u64_range(field: Field, min: Option<u64>, max: Option<u64>) -> Box<dyn Query> {
     let bound = |value: Option<u64>| match value {
         Some(v) => Bound::Included(Term::from_field_u64(field, v)),
         None => Bound::Unbounded,
@@ -348,7 +348,7 @@ fn attribute_term(
 }
 
 /// The origin numbered `id` of a split, or why it cannot be had.
-fn origin_of(split: &Split, id: u64) -> Result<Arc<Origin>, StoreError> {
+pub(super) fn origin_of(split: &Split, id: u64) -> Result<Arc<Origin>, StoreError> {
     split.origins.get(id).ok_or_else(|| {
         StoreError::Corrupt(format!(
             "split {}: a document refers to origin {id}, the split has {}",
@@ -358,7 +358,7 @@ fn origin_of(split: &Split, id: u64) -> Result<Arc<Origin>, StoreError> {
     })
 }
 
-fn all_of(clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+pub(super) fn all_of(clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     if clauses.is_empty() {
         return Box::new(AllQuery);
     }
@@ -367,7 +367,7 @@ fn all_of(clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     ))
 }
 
-fn stored_payload(
+pub(super) fn stored_payload(
     searcher: &Searcher,
     address: DocAddress,
     field: Field,
@@ -823,7 +823,7 @@ impl SignalIndex {
     }
 }
 
-fn for_each_term(
+pub(super) fn for_each_term(
     split: &Split,
     field: Field,
     mut each: impl FnMut(&str),
@@ -1193,7 +1193,7 @@ pub(super) fn scan(
 }
 
 /// The columns a span document keeps its ids and times in, for one segment.
-struct SpanColumnReaders {
+pub(super) struct SpanColumnReaders {
     hi: Column<u64>,
     lo: Column<u64>,
     span: Column<u64>,
@@ -1204,7 +1204,7 @@ struct SpanColumnReaders {
 }
 
 impl SpanColumnReaders {
-    fn open(
+    pub(super) fn open(
         split: &Split,
         searcher: &Searcher,
         ord: SegmentOrdinal,
@@ -1221,7 +1221,7 @@ impl SpanColumnReaders {
         })
     }
 
-    fn get(&self, doc: DocId) -> SpanColumns {
+    pub(super) fn get(&self, doc: DocId) -> SpanColumns {
         SpanColumns {
             trace_hi: self.hi.first(doc).unwrap_or(0),
             trace_lo: self.lo.first(doc).unwrap_or(0),

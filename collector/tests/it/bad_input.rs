@@ -427,7 +427,7 @@ impl tonic::codec::Decoder for RawCodec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_api_bad_input_table() {
     let server = TestServer::start().await;
-    let cases: [(&str, u16, &str); 13] = [
+    let cases: [(&str, u16, &str); 27] = [
         (
             "/api/traces/not-a-trace-id",
             400,
@@ -479,6 +479,60 @@ async fn query_api_bad_input_table() {
             "/api/logs?minSeverity=loud",
             400,
             "invalid minSeverity 'loud'",
+        ),
+        ("/api/metrics/calls", 400, "parameter 'service' is required"),
+        (
+            "/api/metrics/latencies?service=a",
+            400,
+            "parameter 'quantile' is required",
+        ),
+        (
+            "/api/metrics/latencies?service=a&quantile=1.5",
+            400,
+            "invalid quantile '1.5'",
+        ),
+        ("/api/metrics/calls?service=a&step=0", 400, "invalid step '0'"),
+        (
+            "/api/metrics/calls?service=a&lookback=172800000&step=1000",
+            400,
+            "at most 10000",
+        ),
+        (
+            "/api/metrics/calls?service=a&spanKind=sideways",
+            400,
+            "invalid spanKind 'sideways'",
+        ),
+        (
+            "/api/metrics/calls?service=a&groupByOperation=maybe",
+            400,
+            "invalid groupByOperation 'maybe'",
+        ),
+        ("/api/metrics/throughput?service=a", 404, "no metric 'throughput'"),
+        (
+            "/api/service-metrics?operation=GET",
+            400,
+            "'operation' needs exactly one 'service'",
+        ),
+        ("/api/service-metrics?step=0s", 400, "invalid step '0s'"),
+        (
+            "/api/service-metrics?lookback=30d&step=1s",
+            400,
+            "at most 10000",
+        ),
+        (
+            "/api/v3/trace-summaries?query.startTimeMin=yesterday",
+            400,
+            "invalid query.startTimeMin 'yesterday'",
+        ),
+        (
+            "/api/v3/trace-summaries?query.startTimeMin=2026-01-02T00:00:00Z&query.startTimeMax=2026-01-01T00:00:00Z",
+            400,
+            "query.startTimeMin is after query.startTimeMax",
+        ),
+        (
+            "/api/v3/trace-summaries?query.durationMin=2s&query.durationMax=1s",
+            400,
+            "query.durationMin is greater than query.durationMax",
         ),
         ("/api/nope", 404, "no route"),
     ];

@@ -401,33 +401,11 @@ fn questions(base: u64) -> Vec<String> {
         format!("/api/logs?service=email-service&minSeverity=17&{window}"),
         format!("/api/logs?traceID={}&{window}", hex(&[7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 4])),
         format!("/api/v3/traces?query.service_name=email-service&query.start_time_min={}&query.start_time_max={}", rfc3339(base), rfc3339(base + 60_000_000_000)),
+        format!("/api/v3/trace-summaries?query.startTimeMin={}&query.startTimeMax={}&query.searchDepth=50", rfc3339(base), rfc3339(base + 60_000_000_000)),
+        format!("/api/service-metrics?{window}&step=10s"),
+        format!("/api/service-metrics?{window}&step=10s&service=order-service&groupByOperation=true"),
+        format!("/api/metrics/latencies?service=gateway&service=order-service&endTs={}&lookback=60000&quantile=0.95&ratePer=20000&step=10000", end / 1000 + 1),
     ]
-}
-
-fn rfc3339(nanos: u64) -> String {
-    let secs = nanos / 1_000_000_000;
-    let days = secs / 86_400;
-    let (y, m, d) = civil(days as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 -> (year, month, day) (Howard Hinnant's algorithm).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Sends the workload to `urls` in turn (round robin over the ingest nodes).

@@ -252,6 +252,11 @@ pub fn urlencode(text: &str) -> String {
         .collect()
 }
 
+/// A time in ns since the epoch as RFC 3339 (UTC), as api_v3 takes it.
+pub fn rfc3339(nanos: u64) -> String {
+    hopline_ui::format::rfc3339(nanos / 1000)
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)]
 
+mod analysis;
 mod bad_input;
 mod cluster;
 mod common;

@@ -284,7 +284,7 @@ async fn no_route_shows_another_tenants_data() {
         (
             format!(
                 "/api/v3/traces?query.service_name=shop-b&query.start_time_min={}",
-                rfc3339_hour_ago()
+                rfc3339(now_nanos() - 3_600_000_000_000)
             ),
             None,
         ),
@@ -376,24 +376,6 @@ async fn no_route_shows_another_tenants_data() {
         .iter()
         .all(|s| s.meta().num_docs == 0));
     server.hopline.shutdown().await;
-}
-
-fn rfc3339_hour_ago() -> String {
-    // 1970-01-01T00:00:00Z plus now minus an hour, in whole seconds.
-    let seconds = now_nanos() / 1_000_000_000 - 3600;
-    let days = seconds / 86_400;
-    let (h, m, s) = (seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

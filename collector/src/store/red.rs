@@ -1,0 +1,436 @@
+//! Service health from spans (RED: rate, errors, duration), at query time from
+//! the span columns: no second database. Each service's requests are its server
+//! and consumer spans (or the kinds asked for); a service that has none is
+//! measured by its root spans. Spans are found per operation through the
+//! `service\0kind\0name` terms, so grouping by operation costs nothing more.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use tantivy::query::{EnableScoring, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{SegmentOrdinal, Term};
+
+use super::error::StoreError;
+use super::schema::{columns, SpanSchema};
+use super::search::{all_of, for_each_term, u64_range, Cancel, CHECK_EVERY};
+use super::SignalIndex;
+use crate::model::SpanKind;
+
+/// Points one series may have.
+pub const MAX_BUCKETS: usize = 10_000;
+/// Points of all series of one answer together (series times buckets): what an
+/// answer holds is bounded by this and by the spans it counts.
+pub const MAX_CELLS: usize = 500_000;
+
+/// What to measure: spans that started in `[start, start + step * buckets)`, in
+/// `buckets` buckets of `step` ns each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsQuery {
+    /// Only these services (all when empty).
+    pub services: Vec<String>,
+    /// Span kinds that count as requests; empty: server and consumer, or the
+    /// root spans of a service that has neither.
+    pub kinds: Vec<SpanKind>,
+    /// One series per operation rather than per service.
+    pub by_operation: bool,
+    pub start: u64,
+    pub step: u64,
+    pub buckets: usize,
+}
+
+impl MetricsQuery {
+    /// The end of the last bucket (exclusive).
+    pub fn end(&self) -> u64 {
+        self.start
+            .saturating_add(self.step.saturating_mul(self.buckets as u64))
+    }
+}
+
+/// Durations of a set of spans: exact while few, then a log-scale histogram
+/// whose quantiles are within 1% of the exact ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    exact: Vec<u64>,
+    /// Bucket index (see [`bucket_of`]) -> spans.
+    sketch: BTreeMap<u16, u64>,
+}
+
+/// Durations kept exactly per cell before it turns into a histogram.
+const EXACT_UP_TO: usize = 64;
+/// Ratio between neighbouring histogram bounds: values are within 1%.
+const GAMMA: f64 = 1.02;
+
+fn bucket_of(nanos: u64) -> u16 {
+    let nanos = nanos.max(1) as f64;
+    (nanos.ln() / GAMMA.ln())
+        .ceil()
+        .clamp(0.0, f64::from(u16::MAX)) as u16
+}
+
+/// The value a histogram bucket stands for: between its bounds, at most 1% off
+/// either.
+fn value_of(bucket: u16) -> u64 {
+    let upper = GAMMA.powi(i32::from(bucket));
+    (2.0 * upper / (GAMMA + 1.0)).round() as u64
+}
+
+impl Latencies {
+    pub fn count(&self) -> u64 {
+        self.exact.len() as u64 + self.sketch.values().sum::<u64>()
+    }
+
+    pub fn add(&mut self, nanos: u64) {
+        if self.sketch.is_empty() && self.exact.len() < EXACT_UP_TO {
+            self.exact.push(nanos);
+        } else {
+            self.spill();
+            *self.sketch.entry(bucket_of(nanos)).or_default() += 1;
+        }
+    }
+
+    /// Moves the exact values into the histogram.
+    fn spill(&mut self) {
+        for nanos in self.exact.drain(..) {
+            *self.sketch.entry(bucket_of(nanos)).or_default() += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        if self.sketch.is_empty()
+            && other.sketch.is_empty()
+            && self.exact.len() + other.exact.len() <= EXACT_UP_TO
+        {
+            self.exact.extend_from_slice(&other.exact);
+            return;
+        }
+        self.spill();
+        for &nanos in &other.exact {
+            *self.sketch.entry(bucket_of(nanos)).or_default() += 1;
+        }
+        for (&bucket, &count) in &other.sketch {
+            *self.sketch.entry(bucket).or_default() += count;
+        }
+    }
+
+    /// The `q` quantile (0..=1) by nearest rank, in ns; `None` without spans.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).clamp(1, count);
+        if self.sketch.is_empty() {
+            let mut sorted = self.exact.clone();
+            sorted.sort_unstable();
+            return sorted.get(rank as usize - 1).copied();
+        }
+        let mut seen = 0;
+        for (&bucket, &n) in &self.sketch {
+            seen += n;
+            if seen >= rank {
+                return Some(value_of(bucket));
+            }
+        }
+        self.sketch.keys().last().map(|&bucket| value_of(bucket))
+    }
+}
+
+/// What one bucket of one series counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub calls: u64,
+    pub errors: u64,
+    pub latencies: Latencies,
+}
+
+impl Cell {
+    pub fn merge(&mut self, other: &Cell) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.latencies.merge(&other.latencies);
+    }
+}
+
+/// One service's (or operation's) buckets, in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub service: String,
+    /// The span name, when grouped by operation.
+    pub operation: Option<String>,
+    pub cells: Vec<Cell>,
+}
+
+/// Every series a [`MetricsQuery`] finds, by service then operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpanMetrics {
+    pub series: Vec<Series>,
+}
+
+impl SpanMetrics {
+    /// Adds what another part of the data counted for the same query.
+    pub fn merge(&mut self, other: SpanMetrics) {
+        let mut at: HashMap<(String, Option<String>), usize> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.service.clone(), s.operation.clone()), i))
+            .collect();
+        for series in other.series {
+            let key = (series.service.clone(), series.operation.clone());
+            match at.get(&key) {
+                Some(&i) => {
+                    let cells = &mut self.series[i].cells;
+                    for (mine, theirs) in cells.iter_mut().zip(&series.cells) {
+                        mine.merge(theirs);
+                    }
+                }
+                None => {
+                    at.insert(key, self.series.len());
+                    self.series.push(series);
+                }
+            }
+        }
+        self.series
+            .sort_by(|a, b| (&a.service, &a.operation).cmp(&(&b.service, &b.operation)));
+    }
+}
+
+/// An operation term split into its parts.
+fn parts(term: &str) -> Option<(&str, &str, &str)> {
+    let (service, rest) = term.split_once('\0')?;
+    let (kind, name) = rest.split_once('\0')?;
+    Some((service, kind, name))
+}
+
+impl SignalIndex {
+    /// Counts requests, errors and durations per service (or operation) and
+    /// bucket.
+    pub(super) fn span_metrics(
+        &self,
+        schema: &SpanSchema,
+        query: &MetricsQuery,
+        cancel: &Cancel,
+    ) -> Result<SpanMetrics, StoreError> {
+        let (start, end) = (query.start, query.end().saturating_sub(1));
+        let splits: Vec<_> = self
+            .splits()
+            .into_iter()
+            .filter(|split| split.meta().overlaps(start, end))
+            .collect();
+        // Each split's operation terms of the services asked for.
+        let wanted = |service: &str| {
+            query.services.is_empty() || query.services.iter().any(|s| s == service)
+        };
+        let mut terms: Vec<BTreeSet<String>> = Vec::with_capacity(splits.len());
+        for split in &splits {
+            cancel.check()?;
+            let mut here = BTreeSet::new();
+            for_each_term(split, schema.operation, |term| {
+                if parts(term).is_some_and(|(service, _, _)| wanted(service)) {
+                    here.insert(term.to_string());
+                }
+            })?;
+            terms.push(here);
+        }
+        // Which kinds count, per service: those asked for; else server and
+        // consumer where the service has them, else its root spans.
+        let requests = [SpanKind::Server.as_jaeger(), SpanKind::Consumer.as_jaeger()];
+        let mut served: BTreeSet<&str> = BTreeSet::new();
+        for term in terms.iter().flatten() {
+            if let Some((service, kind, _)) = parts(term) {
+                if requests.contains(&kind) {
+                    served.insert(service);
+                }
+            }
+        }
+        // Term -> whether only its root spans count; terms not listed do not count.
+        let counted = |term: &str| -> Option<bool> {
+            let (service, kind, _) = parts(term)?;
+            if !query.kinds.is_empty() {
+                return query
+                    .kinds
+                    .iter()
+                    .any(|k| k.as_jaeger() == kind)
+                    .then_some(false);
+            }
+            if served.contains(service) {
+                return requests.contains(&kind).then_some(false);
+            }
+            Some(true)
+        };
+
+        let keys: BTreeSet<(&str, Option<&str>)> = terms
+            .iter()
+            .flatten()
+            .filter(|term| counted(term).is_some())
+            .filter_map(|term| parts(term))
+            .map(|(service, _, name)| (service, query.by_operation.then_some(name)))
+            .collect();
+        if keys.len().saturating_mul(query.buckets) > MAX_CELLS {
+            return Err(StoreError::TooBig(format!(
+                "{} series of {} points each is more than the {MAX_CELLS} points an answer \
+                 holds: ask for fewer services or operations, a shorter range or a longer step",
+                keys.len(),
+                query.buckets
+            )));
+        }
+        let mut series: HashMap<(String, Option<String>), Vec<Cell>> = HashMap::new();
+        for (split, terms) in splits.iter().zip(&terms) {
+            let searcher = split.reader.searcher();
+            let within = split.meta().within(start, end);
+            for term in terms {
+                let Some(roots_only) = counted(term) else {
+                    continue;
+                };
+                let Some((service, _, name)) = parts(term) else {
+                    continue;
+                };
+                cancel.check()?;
+                let key = (
+                    service.to_string(),
+                    query.by_operation.then(|| name.to_string()),
+                );
+                let cells = series
+                    .entry(key)
+                    .or_insert_with(|| vec![Cell::default(); query.buckets]);
+                let mut clauses: Vec<Box<dyn Query>> = vec![Box::new(TermQuery::new(
+                    Term::from_field_text(schema.operation, term),
+                    IndexRecordOption::Basic,
+                ))];
+                if !within {
+                    clauses.push(u64_range(schema.start, Some(start), Some(end)));
+                }
+                let weight =
+                    all_of(clauses).weight(EnableScoring::disabled_from_searcher(&searcher))?;
+                for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                    let ord = ord as SegmentOrdinal;
+                    let column = |name| split.u64_column(&searcher, ord, name);
+                    let starts = column(columns::START)?;
+                    let durations = column(columns::DURATION)?;
+                    let parents = column(columns::PARENT_ID)?;
+                    let errors = column(columns::ERROR).ok();
+                    let alive = segment.alive_bitset();
+                    let mut seen = 0usize;
+                    let mut stopped = false;
+                    weight.for_each_no_score(segment, &mut |docs| {
+                        seen += docs.len();
+                        if seen / CHECK_EVERY != (seen - docs.len()) / CHECK_EVERY {
+                            stopped = stopped || cancel.stopped().is_some();
+                        }
+                        if stopped {
+                            return;
+                        }
+                        for &doc in docs {
+                            if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                                continue;
+                            }
+                            if roots_only && parents.first(doc).unwrap_or(0) != 0 {
+                                continue;
+                            }
+                            let Some(at) = starts.first(doc) else {
+                                continue;
+                            };
+                            let Some(i) = at
+                                .checked_sub(query.start)
+                                .map(|offset| (offset / query.step) as usize)
+                                .filter(|&i| i < cells.len())
+                            else {
+                                continue;
+                            };
+                            let cell = &mut cells[i];
+                            cell.calls += 1;
+                            cell.errors +=
+                                u64::from(errors.as_ref().and_then(|c| c.first(doc)) == Some(1));
+                            cell.latencies.add(durations.first(doc).unwrap_or(0));
+                        }
+                    })?;
+                    cancel.check()?;
+                }
+            }
+        }
+        let mut series: Vec<Series> = series
+            .into_iter()
+            .map(|((service, operation), cells)| Series {
+                service,
+                operation,
+                cells,
+            })
+            .collect();
+        series.sort_by(|a, b| (&a.service, &a.operation).cmp(&(&b.service, &b.operation)));
+        Ok(SpanMetrics { series })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_exact_while_few_and_within_one_percent_after() {
+        let mut few = Latencies::default();
+        for ms in [5u64, 1, 4, 2, 3] {
+            few.add(ms * 1_000_000);
+        }
+        assert_eq!(few.quantile(0.5), Some(3_000_000));
+        assert_eq!(few.quantile(0.95), Some(5_000_000));
+        assert_eq!(few.quantile(0.0), Some(1_000_000));
+
+        let mut many = Latencies::default();
+        let mut other = Latencies::default();
+        for n in 1..=10_000u64 {
+            if n % 3 == 0 {
+                other.add(n * 1_000);
+            } else {
+                many.add(n * 1_000);
+            }
+        }
+        many.merge(&other);
+        assert_eq!(many.count(), 10_000);
+        for (q, exact) in [(0.5, 5_000_000.0), (0.95, 9_500_000.0), (0.99, 9_900_000.0)] {
+            let got = many.quantile(q).expect("spans") as f64;
+            assert!(
+                (got - exact).abs() / exact <= 0.01,
+                "p{q}: {got} against {exact}"
+            );
+        }
+        assert_eq!(Latencies::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn series_of_two_parts_merge_cell_by_cell() {
+        let cell = |calls, errors| Cell {
+            calls,
+            errors,
+            latencies: Latencies::default(),
+        };
+        let series = |service: &str, cells| Series {
+            service: service.into(),
+            operation: None,
+            cells,
+        };
+        let mut here = SpanMetrics {
+            series: vec![series("b", vec![cell(1, 0), cell(2, 1)])],
+        };
+        here.merge(SpanMetrics {
+            series: vec![
+                series("b", vec![cell(3, 1), cell(0, 0)]),
+                series("a", vec![cell(5, 5), cell(0, 0)]),
+            ],
+        });
+        let got: Vec<(&str, Vec<(u64, u64)>)> = here
+            .series
+            .iter()
+            .map(|s| {
+                (
+                    s.service.as_str(),
+                    s.cells.iter().map(|c| (c.calls, c.errors)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [("a", vec![(5, 5), (0, 0)]), ("b", vec![(4, 1), (2, 1)])]
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Answers over many requests, on a known data set with exact numbers: service
+//! health from spans (`/api/service-metrics`, Jaeger's SPM endpoints as the
+//! Jaeger UI's Monitor tab sends them) and trace summaries (`/api/v3/trace-summaries`
+//! as the Jaeger UI 2.19+ search page sends it).
+
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use serde_json::Value;
+
+use crate::common::*;
+
+const MS: u64 = 1_000_000;
+const MINUTE: u64 = 60_000 * MS;
+
+fn failed(mut span: Span) -> Span {
+    span.status = Some(Status {
+        code: 2,
+        message: "boom".into(),
+    });
+    span
+}
+
+fn kind(mut span: Span, kind: i32) -> Span {
+    span.kind = kind;
+    span
+}
+
+/// Two minutes of checkouts from `base` (a whole minute):
+/// - minute 0: traces 1-4, gateway `GET /checkout` (server) of 10, 20, 30, 40 ms,
+///   each calling order-service `POST /orders` (server, 5 ms); trace 3's order
+///   span failed; trace 1's gateway also has a client span (`HTTP POST`, 6 ms);
+/// - minute 1: traces 5-6, gateway 100 and 200 ms calling order-service (50 ms);
+///   trace 6's gateway span failed; trace 5 also has an order-service internal
+///   span whose parent never came; trace 7 is email-service alone, internal spans
+///   only: a root `send` of 7 ms and its child of 3 ms.
+async fn seed(server: &TestServer, base: u64) {
+    let checkouts: [(u8, u64, u64); 6] = [
+        (1, 0, 10),
+        (2, 10_000, 20),
+        (3, 20_000, 30),
+        (4, 30_000, 40),
+        (5, 60_000, 100),
+        (6, 70_000, 200),
+    ];
+    for (n, offset_ms, gateway_ms) in checkouts {
+        let trace = [n; 16];
+        let start = base + offset_ms * MS;
+        let order_ms = if n <= 4 { 5 } else { 50 };
+        let mut gateway = vec![span(
+            trace,
+            1,
+            None,
+            "GET /checkout",
+            start,
+            gateway_ms * MS,
+        )];
+        if n == 6 {
+            gateway[0] = failed(gateway[0].clone());
+        }
+        if n == 1 {
+            gateway.push(kind(
+                span(trace, 3, Some(1), "HTTP POST", start + MS, 6 * MS),
+                3,
+            ));
+        }
+        let mut order = vec![span(
+            trace,
+            2,
+            Some(1),
+            "POST /orders",
+            start + 2 * MS,
+            order_ms * MS,
+        )];
+        if n == 3 {
+            order[0] = failed(order[0].clone());
+        }
+        if n == 5 {
+            order.push(kind(
+                span(trace, 4, Some(99), "SELECT", start + 3 * MS, MS),
+                1,
+            ));
+        }
+        server
+            .export("/v1/traces", &traces_request("gateway", gateway))
+            .await;
+        server
+            .export("/v1/traces", &traces_request("order-service", order))
+            .await;
+    }
+    let trace = [7; 16];
+    let start = base + 80_000 * MS;
+    let email = vec![
+        kind(span(trace, 1, None, "send", start, 7 * MS), 1),
+        kind(span(trace, 2, Some(1), "render", start + MS, 3 * MS), 1),
+    ];
+    server
+        .export("/v1/traces", &traces_request("email-service", email))
+        .await;
+    server.flush().await;
+}
+
+/// A whole minute, half an hour ago.
+fn base() -> u64 {
+    let past = now_nanos() - 30 * MINUTE;
+    past - past % MINUTE
+}
+
+/// `(calls, errors, p50, p95, p99)` of a figures object (latencies in ms).
+fn figures(value: &Value) -> (u64, u64, Option<f64>, Option<f64>, Option<f64>) {
+    (
+        value["calls"].as_u64().unwrap_or(u64::MAX),
+        value["errors"].as_u64().unwrap_or(u64::MAX),
+        value["p50"].as_f64(),
+        value["p95"].as_f64(),
+        value["p99"].as_f64(),
+    )
+}
+
+fn series<'a>(body: &'a Value, service: &str, operation: Option<&str>) -> &'a Value {
+    body["series"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|s| s["service"] == service && s["operation"].as_str() == operation)
+        })
+        .unwrap_or_else(|| panic!("no series {service} {operation:?} in {body}"))
+}
+
+#[tokio::test]
+async fn service_health_counts_requests_errors_and_latencies_per_bucket() {
+    let server = TestServer::start().await;
+    let base = base();
+    seed(&server, base).await;
+    let range = format!(
+        "start={}&end={}&step=1m",
+        base / 1000,
+        (base + 2 * MINUTE) / 1000 - 1
+    );
+
+    let (status, body) = server.get(&format!("/api/service-metrics?{range}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["step"], 60_000_000_000u64);
+    assert_eq!(body["start"], base);
+    assert_eq!(body["series"].as_array().map(Vec::len), Some(3), "{body}");
+    // Server spans only: the gateway's client span is not a request.
+    let gateway = series(&body, "gateway", None);
+    assert_eq!(
+        figures(&gateway["total"]),
+        (6, 1, Some(30.0), Some(200.0), Some(200.0))
+    );
+    let points: Vec<_> = gateway["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(figures)
+        .collect();
+    assert_eq!(
+        points,
+        [
+            (4, 0, Some(20.0), Some(40.0), Some(40.0)),
+            (2, 1, Some(100.0), Some(200.0), Some(200.0)),
+        ]
+    );
+    assert_eq!(gateway["points"][0]["time"], base);
+    assert_eq!(gateway["points"][1]["errorRate"], 0.5);
+    assert_eq!(gateway["points"][0]["rate"].as_f64(), Some(4.0 / 60.0));
+    let orders = series(&body, "order-service", None);
+    assert_eq!(
+        figures(&orders["total"]),
+        (6, 1, Some(5.0), Some(50.0), Some(50.0))
+    );
+    // A service without server or consumer spans is measured by its roots.
+    let email = series(&body, "email-service", None);
+    assert_eq!(
+        figures(&email["total"]),
+        (1, 0, Some(7.0), Some(7.0), Some(7.0))
+    );
+    assert_eq!(email["points"][0]["errorRate"], Value::Null);
+    assert_eq!(email["points"][0]["p50"], Value::Null);
+
+    // Per operation of one service; one operation; other span kinds.
+    let (status, body) = server
+        .get(&format!(
+            "/api/service-metrics?{range}&service=gateway&groupByOperation=true"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["series"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(
+        figures(&series(&body, "gateway", Some("GET /checkout"))["total"]).0,
+        6
+    );
+    let (_, body) = server
+        .get(&format!(
+            "/api/service-metrics?{range}&service=gateway&operation=HTTP%20POST&spanKind=client"
+        ))
+        .await;
+    assert_eq!(
+        figures(&series(&body, "gateway", Some("HTTP POST"))["total"]),
+        (1, 0, Some(6.0), Some(6.0), Some(6.0))
+    );
+
+    // Jaeger's SPM endpoints, as the Monitor tab asks: a point every minute
+    // over the minute before it (ratePer), three points for two minutes.
+    let end_ms = (base + 2 * MINUTE) / MS;
+    let jaeger = |metric: &str, extra: &str| {
+        format!(
+            "/api/metrics/{metric}?service=gateway&endTs={end_ms}&lookback=120000&quantile=0.95&ratePer=60000&spanKind=server&step=60000{extra}"
+        )
+    };
+    let values = |body: &Value| -> Vec<Value> {
+        body["metrics"][0]["metricPoints"]
+            .as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .map(|p| p["gaugeValue"]["doubleValue"].clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (status, body) = server.get(&jaeger("calls", "")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "service_call_rate");
+    assert_eq!(body["type"], "GAUGE");
+    assert_eq!(
+        body["metrics"][0]["labels"],
+        serde_json::json!([{ "name": "service_name", "value": "gateway" }])
+    );
+    assert_eq!(
+        values(&body),
+        [
+            serde_json::json!(0.0),
+            serde_json::json!(4.0 / 60.0),
+            serde_json::json!(2.0 / 60.0)
+        ]
+    );
+    let timestamps: Vec<&str> = body["metrics"][0]["metricPoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|p| p["timestamp"].as_str())
+        .collect();
+    assert_eq!(timestamps.len(), 3);
+    assert!(
+        timestamps.iter().all(|t| t.ends_with(":00Z")),
+        "{timestamps:?}"
+    );
+
+    let (_, body) = server.get(&jaeger("errors", "")).await;
+    assert_eq!(body["name"], "service_error_rate");
+    assert_eq!(
+        values(&body),
+        [serde_json::json!("NaN"), 0.0.into(), 0.5.into()]
+    );
+
+    let (_, body) = server.get(&jaeger("latencies", "")).await;
+    assert_eq!(body["name"], "service_latencies");
+    assert_eq!(
+        values(&body),
+        [serde_json::json!("NaN"), 40.0.into(), 200.0.into()]
+    );
+
+    let (_, body) = server.get(&jaeger("calls", "&groupByOperation=true")).await;
+    assert_eq!(body["name"], "service_operation_call_rate");
+    assert_eq!(
+        body["metrics"][0]["labels"][1],
+        serde_json::json!({ "name": "operation", "value": "GET /checkout" })
+    );
+
+    // An unknown service: no series, not an error (the Monitor tab says "No data").
+    let (status, body) = server
+        .get(&format!(
+            "/api/metrics/latencies?service=nobody&endTs={end_ms}&lookback=120000&quantile=0.5&step=60000"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metrics"], serde_json::json!([]));
+    server.hopline.shutdown().await;
+}
+
+#[tokio::test]
+async fn trace_summaries_answer_the_jaeger_ui_search_from_columns() {
+    let server = TestServer::start().await;
+    let base = base();
+    seed(&server, base).await;
+    // The request shape of jaeger-ui 2.19+: camelCase names, ISO times.
+    let window = format!(
+        "query.startTimeMin={}&query.startTimeMax={}",
+        urlencode(&rfc3339(base - MINUTE)),
+        urlencode(&rfc3339(base + 3 * MINUTE)),
+    );
+    let (status, body) = server
+        .get(&format!(
+            "/api/v3/trace-summaries?query.serviceName=gateway&{window}&query.searchDepth=2"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let summaries = body["summaries"].as_array().expect("summaries");
+    let ids: Vec<&str> = summaries
+        .iter()
+        .filter_map(|s| s["traceId"].as_str())
+        .collect();
+    assert_eq!(ids, [hex(&[6; 16]), hex(&[5; 16])]);
+    let start = base + 70_000 * MS;
+    assert_eq!(
+        summaries[0],
+        serde_json::json!({
+            "traceId": hex(&[6; 16]),
+            "rootServiceName": "gateway",
+            "rootOperationName": "GET /checkout",
+            "minStartTimeUnixNano": start.to_string(),
+            "maxEndTimeUnixNano": (start + 200 * MS).to_string(),
+            "spanCount": 2,
+            "errorSpanCount": 1,
+            "orphanSpanCount": 0,
+            "services": [
+                { "name": "gateway", "spanCount": 1, "errorSpanCount": 1 },
+                { "name": "order-service", "spanCount": 1, "errorSpanCount": 0 },
+            ],
+        })
+    );
+    assert_eq!(summaries[1]["spanCount"], 3);
+    assert_eq!(summaries[1]["orphanSpanCount"], 1);
+
+    // All services (the UI leaves the service out), a duration as the form
+    // takes it, and the snake_case names of the proto.
+    let (status, body) = server
+        .get(&format!(
+            "/api/v3/trace-summaries?{window}&query.searchDepth=20"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summaries"].as_array().map(Vec::len), Some(7));
+    let email = &body["summaries"][0];
+    assert_eq!(email["traceId"], hex(&[7; 16]));
+    assert_eq!(
+        (&email["rootServiceName"], &email["rootOperationName"]),
+        (&"email-service".into(), &"send".into())
+    );
+    let (_, body) = server
+        .get(&format!(
+            "/api/v3/trace-summaries?query.service_name=gateway&{window}&query.durationMin=150ms"
+        ))
+        .await;
+    let ids: Vec<&str> = body["summaries"]
+        .as_array()
+        .expect("summaries")
+        .iter()
+        .filter_map(|s| s["traceId"].as_str())
+        .collect();
+    assert_eq!(ids, [hex(&[6; 16])]);
+    server.hopline.shutdown().await;
+}
