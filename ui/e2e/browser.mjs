@@ -156,6 +156,47 @@ await check('sorting orders every matching trace, and says how many matched', as
   expect(JSON.stringify(ids) === JSON.stringify(fastIds), `shortest: ${ids}`);
 });
 
+await check('the services page is the first page: requests, errors and p95 per service; a bar opens its traces', async () => {
+  await page.goto(`${base}/`);
+  await settle();
+  const rows = await page.$$eval('table.health tbody tr', (trs) => trs.map((tr) => [
+    tr.dataset.service, ...[...tr.querySelectorAll('td.figure')].map((td) => td.textContent.trim())]));
+  const byService = Object.fromEntries(rows.map(([service, ...figures]) => [service, figures]));
+  // Server spans only: payments has none (its one span is a client call).
+  expect(JSON.stringify(Object.keys(byService).sort()) === JSON.stringify(['checkout', 'frontend', 'inventory']), `rows ${JSON.stringify(rows)}`);
+  expect(byService.frontend[1] === '0.0%', `frontend errors ${byService.frontend}`);
+  expect(byService.inventory[2] === '600ms' || byService.inventory[2] === '600 ms', `inventory p95 ${byService.inventory}`);
+  expect(await page.locator('tr[data-service="frontend"] svg.bars.rate a').count() >= 1, 'no bar for the frontend\'s requests');
+  await page.screenshot({ path: `${shots}/services.png`, fullPage: true });
+  // The slow trace's bucket on the inventory's latency chart: its traces, slowest first.
+  await page.click('tr[data-service="inventory"] svg.bars.latency a');
+  await page.waitForURL(/\/search\?service=inventory.*sort=longest/);
+  await settle();
+  expect(JSON.stringify(await resultIds()) === JSON.stringify([slowId]), `inventory bucket: ${await resultIds()}`);
+  await page.goto(`${base}/services?lookback=1h`);
+  await settle();
+  await page.click('tr[data-service="frontend"] th a');
+  await page.waitForURL(/\/services\/frontend\?lookback=1h$/);
+  await settle();
+});
+
+await check('a service\'s page charts it and lists its operations', async () => {
+  await page.goto(`${base}/services/frontend?lookback=1h`);
+  await settle();
+  const captions = await page.$$eval('.charts figcaption', (fs) => fs.map((f) => f.textContent.trim()));
+  expect(captions.length === 3 && captions[0].startsWith('requests') && captions[1] === 'errors 0.0%', `captions ${captions}`);
+  expect(await page.locator('svg.quantiles polyline').count() === 3, 'no p50/p95/p99 lines');
+  const operations = (await page.$$eval('table.health tbody tr', (trs) => trs.map((tr) => tr.dataset.operation))).sort();
+  expect(JSON.stringify(operations) === JSON.stringify(['GET /checkout', 'GET /fast', 'GET /orphan', 'GET /slow']), `operations ${operations}`);
+  await page.screenshot({ path: `${shots}/service.png`, fullPage: true });
+  await page.click('tr[data-operation="GET /fast"] th a');
+  await page.waitForURL(/\/search\?service=frontend&operation=GET%20%2Ffast/);
+  await settle();
+  expect(JSON.stringify((await resultIds()).sort()) === JSON.stringify(fastIds.slice().sort()), `fast: ${await resultIds()}`);
+  const missing = await page.goto(`${base}/services?lookback=soon`);
+  expect(missing.status() === 400, `a bad window answered ${missing.status()}`);
+});
+
 await check('search across all services finds every failing trace', async () => {
   await page.goto(`${base}/search?tags=${encodeURIComponent('error=true')}&lookback=1h`);
   await settle();
@@ -363,6 +404,7 @@ await check('no serious accessibility violations on any page (axe-core)', async 
     '/search?service=frontend&lookback=1h', `/trace/${traceId}`, `/trace/${traceId}?span=${'03'.repeat(8)}`,
     `/trace/${traceId}?tab=flame`, `/trace/${traceId}?tab=stats`, `/trace/${traceId}?tab=logs`,
     '/logs?query=declined&lookback=1h', '/dependencies', `/trace/${traceId}...${slowId}`, '/no/such/page',
+    '/', '/services/frontend',
   ];
   const found = [];
   for (const theme of ['light', 'dark']) {
@@ -541,6 +583,8 @@ await check('every page has a title of its own', async () => {
     ['/logs?query=declined', 'Logs: declined'],
     ['/search?service=frontend', 'Search: frontend'],
     ['/dependencies', 'Service map'],
+    ['/', 'Services'],
+    ['/services/frontend', 'frontend · Services'],
   ];
   for (const [path, title] of titles) {
     await page.goto(`${base}${path}`);

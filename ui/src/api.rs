@@ -163,6 +163,86 @@ pub struct Dependency {
     pub errors: u64,
 }
 
+/// Requests, errors and latencies of a span of time (one bucket, or a range).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub calls: u64,
+    pub errors: u64,
+    /// Requests per second.
+    pub rate: f64,
+    /// Latency quantiles in ms; `None` without requests.
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+impl Figures {
+    /// The share of requests that failed, in percent; `None` without requests.
+    pub fn error_percent(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.errors as f64 * 100.0 / self.calls as f64)
+    }
+}
+
+/// A service's (or an operation's) health over a range, and per bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthSeries {
+    pub service: String,
+    pub operation: Option<String>,
+    pub total: Figures,
+    pub points: Vec<Figures>,
+}
+
+/// `/api/service-metrics`' answer: buckets of `step_us` from `start_us`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub start_us: u64,
+    pub step_us: u64,
+    pub series: Vec<HealthSeries>,
+}
+
+impl Health {
+    /// The `[start, end)` of bucket `i`, µs.
+    pub fn bucket(&self, i: usize) -> (u64, u64) {
+        let start = self.start_us + i as u64 * self.step_us;
+        (start, start + self.step_us)
+    }
+}
+
+fn figures(value: &Value) -> Figures {
+    Figures {
+        calls: value["calls"].as_u64().unwrap_or(0),
+        errors: value["errors"].as_u64().unwrap_or(0),
+        rate: value["rate"].as_f64().unwrap_or(0.0),
+        p50: value["p50"].as_f64(),
+        p95: value["p95"].as_f64(),
+        p99: value["p99"].as_f64(),
+    }
+}
+
+/// `/api/service-metrics`' JSON -> [`Health`].
+pub fn health_from_api(body: &Value) -> Health {
+    Health {
+        start_us: body["start"].as_u64().unwrap_or(0) / 1000,
+        step_us: body["step"].as_u64().unwrap_or(0) / 1000,
+        series: body["series"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|s| HealthSeries {
+                        service: text(&s["service"]),
+                        operation: s["operation"].as_str().map(str::to_string),
+                        total: figures(&s["total"]),
+                        points: s["points"]
+                            .as_array()
+                            .map(|points| points.iter().map(figures).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -373,6 +453,13 @@ pub async fn load_trace(id: String) -> Result<Option<TraceView>, ServerFnError> 
 pub async fn search_logs(query: String) -> Result<LogPage, ServerFnError> {
     let body = crate::ssr::get(&format!("/api/logs?{query}")).await?;
     Ok(logs_from_api(&body))
+}
+
+/// `query` is the query string of `/api/service-metrics`.
+#[server(prefix = "/ui-fn")]
+pub async fn load_health(query: String) -> Result<Health, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/service-metrics?{query}")).await?;
+    Ok(health_from_api(&body))
 }
 
 #[server(prefix = "/ui-fn")]

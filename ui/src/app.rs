@@ -11,6 +11,7 @@ use crate::pages::compare::ComparePage;
 use crate::pages::dependencies::DependenciesPage;
 use crate::pages::logs::LogsPage;
 use crate::pages::search::SearchPage;
+use crate::pages::services::{ServicePage, ServicesPage};
 use crate::pages::trace::TracePage;
 
 /// The HTML document around the app. `hydrate` is false when the wasm bundle is
@@ -63,8 +64,9 @@ pub fn App() -> impl IntoView {
         <Title text="Hopline"/>
         <Router>
             <header class="top">
-                <a class="brand" href="/search">"Hopline"</a>
+                <a class="brand" href="/">"Hopline"</a>
                 <nav>
+                    <a href="/services">"Services"</a>
                     <a href="/search">"Search"</a>
                     <a href="/dependencies">"Service map"</a>
                     <a href="/logs">"Logs"</a>
@@ -89,7 +91,9 @@ pub fn App() -> impl IntoView {
                         message="Hopline has no page at this address.".to_string()
                     />
                 }>
-                    <Route path=path!("/") view=SearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view=ServicesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/services") view=ServicesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/services/:service") view=ServicePage ssr=SsrMode::Async/>
                     <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/trace/:id") view=TraceRoute ssr=SsrMode::Async/>
                     <Route path=path!("/dependencies") view=DependenciesPage ssr=SsrMode::Async/>

@@ -349,8 +349,10 @@ impl SignalIndex {
                 }
             }
         }
+        // A service whose spans here are none of the kinds counted has no series.
         let mut series: Vec<Series> = series
             .into_iter()
+            .filter(|(_, cells)| cells.iter().any(|cell| cell.calls > 0))
             .map(|((service, operation), cells)| Series {
                 service,
                 operation,

@@ -13,4 +13,6 @@ pub(crate) mod logs;
 #[allow(unreachable_pub)]
 pub(crate) mod search;
 #[allow(unreachable_pub)]
+pub(crate) mod services;
+#[allow(unreachable_pub)]
 pub(crate) mod trace;
