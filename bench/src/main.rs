@@ -282,6 +282,7 @@ struct Report {
     logs: PhaseResult,
     trace_by_id: Vec<(u64, Samples, u64)>,
     trace_search: Samples,
+    service_health: Samples,
     log_rare: Samples,
     log_common: Samples,
     log_filtered: Samples,
@@ -337,6 +338,7 @@ async fn bench(
         logs: logs.result,
         trace_by_id: spans.trace_by_id,
         trace_search: spans.trace_search,
+        service_health: spans.service_health,
         log_rare: logs.rare,
         log_common: logs.common,
         log_filtered: logs.filtered,
@@ -352,6 +354,7 @@ struct SpanPhase {
     result: PhaseResult,
     trace_by_id: Vec<(u64, Samples, u64)>,
     trace_search: Samples,
+    service_health: Samples,
     wrong: u64,
 }
 
@@ -373,6 +376,7 @@ async fn span_phase(
     .await?;
     let mut trace_by_id = Vec::new();
     let mut trace_search = Samples::default();
+    let mut service_health = Samples::default();
     let mut wrong = 0;
     for (i, &checkpoint) in plan.span_checkpoints.iter().enumerate() {
         let last = i + 1 == plan.span_checkpoints.len();
@@ -391,6 +395,11 @@ async fn span_phase(
         if last {
             eprintln!("spans: {} trace searches, while ingesting", args.queries);
             trace_search = queries::trace_search(collector, args.queries).await?;
+            eprintln!(
+                "spans: {} service-health questions, while ingesting",
+                args.queries
+            );
+            service_health = queries::service_health(collector, args.queries).await?;
         }
         phase.end_queries()?;
     }
@@ -398,6 +407,7 @@ async fn span_phase(
         result: phase.finish().await?,
         trace_by_id,
         trace_search,
+        service_health,
         wrong,
     })
 }
@@ -642,6 +652,11 @@ impl Report {
             "trace search (`service`, `tags`, `minDuration`, limit 20), under ingest",
             self.trace_search.summary(),
             "",
+        );
+        row(
+            "service health (`/api/service-metrics`: every service, or one per operation; the whole run), under ingest",
+            self.service_health.summary(),
+            "p99 <= 300 ms at 10M",
         );
         row(
             "log search, rare term, top 100 + total, under ingest",

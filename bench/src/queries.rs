@@ -80,6 +80,30 @@ pub async fn trace_search(collector: &Collector, count: usize) -> anyhow::Result
     Ok(samples)
 }
 
+/// Service health over the whole range (`/api/service-metrics`, two days back):
+/// every service, then one service per operation, in turn.
+pub async fn service_health(collector: &Collector, count: usize) -> anyhow::Result<Samples> {
+    let mut samples = Samples::default();
+    for i in 0..count as u64 {
+        let url = if i % 2 == 0 {
+            format!("{}/api/service-metrics?lookback=2d", collector.api)
+        } else {
+            format!(
+                "{}/api/service-metrics?lookback=2d&service={}&groupByOperation=true",
+                collector.api,
+                workload::service_name(i % SERVICES)
+            )
+        };
+        let (elapsed, status, json) = timed_get(collector, &url).await?;
+        anyhow::ensure!(
+            status == 200 && json["series"].as_array().is_some_and(|s| !s.is_empty()),
+            "service health failed or found nothing ({status}): {json}"
+        );
+        samples.push(elapsed);
+    }
+    Ok(samples)
+}
+
 /// Log searches among the first `sent` records: a rare term (one record), a common
 /// word (a tenth of them), and service + severity + word. Returns the three
 /// latencies and how many rare-term searches missed their record.

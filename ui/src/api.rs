@@ -161,6 +161,8 @@ pub struct Dependency {
     pub calls: u64,
     /// Calls whose callee span failed.
     pub errors: u64,
+    /// The 95th percentile of the callee's span durations, ms.
+    pub p95: Option<f64>,
 }
 
 /// Requests, errors and latencies of a span of time (one bucket, or a range).
@@ -475,6 +477,7 @@ pub async fn load_dependencies(lookback_ms: u64) -> Result<Vec<Dependency>, Serv
                     child: text(&l["child"]),
                     calls: l["callCount"].as_u64().unwrap_or(0),
                     errors: l["errorCount"].as_u64().unwrap_or(0),
+                    p95: l["p95"].as_f64(),
                 })
                 .collect()
         })

@@ -13,6 +13,12 @@ pub fn duration(micros: u64) -> String {
     }
 }
 
+/// A latency in milliseconds (as the API gives them) as [`duration`]; `–` for
+/// none.
+pub fn latency_ms(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "–".into(), |ms| duration((ms * 1000.0).round() as u64))
+}
+
 fn trim(mut number: String) -> String {
     if number.contains('.') {
         while number.ends_with('0') {

@@ -143,7 +143,16 @@ pub(super) async fn dependencies(
     let data: Vec<Value> = links
         .iter()
         .map(|link| {
-            json!({ "parent": link.parent, "child": link.child, "callCount": link.call_count, "errorCount": link.error_count })
+            let ms = |q: f64| link.latencies.quantile(q).map(|ns| ns as f64 / 1e6);
+            json!({
+                "parent": link.parent,
+                "child": link.child,
+                "callCount": link.call_count,
+                "errorCount": link.error_count,
+                "p50": ms(0.5),
+                "p95": ms(0.95),
+                "p99": ms(0.99),
+            })
         })
         .collect();
     let total = data.len();

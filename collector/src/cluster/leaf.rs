@@ -240,28 +240,26 @@ pub fn span_metrics(answers: Vec<LeafAnswer>) -> Result<SpanMetrics, QueryError>
 
 /// Calls between services, summed over the answers.
 pub fn dependencies(answers: Vec<LeafAnswer>) -> Result<Vec<DependencyLink>, QueryError> {
-    let mut counts: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    let mut merged: HashMap<(String, String), DependencyLink> = HashMap::new();
     for answer in answers {
         let LeafAnswer::Dependencies(links) = answer else {
             return Err(mismatch("dependencies"));
         };
         for link in links {
-            let count = counts.entry((link.parent, link.child)).or_default();
-            count.0 += link.call_count;
-            count.1 += link.error_count;
+            match merged.entry((link.parent.clone(), link.child.clone())) {
+                std::collections::hash_map::Entry::Occupied(mut known) => {
+                    let known = known.get_mut();
+                    known.call_count += link.call_count;
+                    known.error_count += link.error_count;
+                    known.latencies.merge(&link.latencies);
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(link);
+                }
+            }
         }
     }
-    let mut links: Vec<DependencyLink> = counts
-        .into_iter()
-        .map(
-            |((parent, child), (call_count, error_count))| DependencyLink {
-                parent,
-                child,
-                call_count,
-                error_count,
-            },
-        )
-        .collect();
+    let mut links: Vec<DependencyLink> = merged.into_values().collect();
     links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
     Ok(links)
 }

@@ -4,16 +4,20 @@
 //! measured by its root spans. Spans are found per operation through the
 //! `service\0kind\0name` terms, so grouping by operation costs nothing more.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
+use tantivy::columnar::Column;
 use tantivy::query::{EnableScoring, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{SegmentOrdinal, Term};
+use tantivy::{DocId, SegmentOrdinal, Term};
 
 use super::error::StoreError;
 use super::schema::{columns, SpanSchema};
 use super::search::{all_of, for_each_term, u64_range, Cancel, CHECK_EVERY};
+use super::split::Split;
 use super::SignalIndex;
 use crate::model::SpanKind;
 
@@ -52,32 +56,42 @@ impl MetricsQuery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latencies {
     exact: Vec<u64>,
-    /// Bucket index (see [`bucket_of`]) -> spans.
-    sketch: BTreeMap<u16, u64>,
+    /// Histogram bins (see [`bucket_of`]) and their spans, in bin order: only
+    /// the bins that have spans, so a cell holds no more than it counted.
+    sketch: Vec<(u16, u64)>,
 }
 
 /// Durations kept exactly per cell before it turns into a histogram.
 const EXACT_UP_TO: usize = 64;
-/// Ratio between neighbouring histogram bounds: values are within 1%.
-const GAMMA: f64 = 1.02;
+/// Histogram bins per power of two: a bin is at most 1/64 of its lower bound
+/// wide, so the value it stands for (its middle) is within 0.8% of any in it.
+const BINS_PER_OCTAVE: u32 = 64;
 
+/// The histogram bin of a duration: its power of two, then the next 6 bits.
 fn bucket_of(nanos: u64) -> u16 {
-    let nanos = nanos.max(1) as f64;
-    (nanos.ln() / GAMMA.ln())
-        .ceil()
-        .clamp(0.0, f64::from(u16::MAX)) as u16
+    let value = nanos.max(1);
+    let octave = 63 - value.leading_zeros();
+    let fraction = if octave >= 6 {
+        (value >> (octave - 6)) & 63
+    } else {
+        (value << (6 - octave)) & 63
+    };
+    (octave * BINS_PER_OCTAVE + fraction as u32) as u16
 }
 
-/// The value a histogram bucket stands for: between its bounds, at most 1% off
-/// either.
-fn value_of(bucket: u16) -> u64 {
-    let upper = GAMMA.powi(i32::from(bucket));
-    (2.0 * upper / (GAMMA + 1.0)).round() as u64
+/// The value a histogram bin stands for: its middle.
+fn value_of(bin: u16) -> u64 {
+    let (octave, fraction) = (
+        u32::from(bin) / BINS_PER_OCTAVE,
+        f64::from(u32::from(bin) % BINS_PER_OCTAVE),
+    );
+    let width = 2f64.powi(octave as i32) / f64::from(BINS_PER_OCTAVE);
+    (2f64.powi(octave as i32) + (fraction + 0.5) * width).round() as u64
 }
 
 impl Latencies {
     pub fn count(&self) -> u64 {
-        self.exact.len() as u64 + self.sketch.values().sum::<u64>()
+        self.exact.len() as u64 + self.sketch.iter().map(|(_, n)| n).sum::<u64>()
     }
 
     pub fn add(&mut self, nanos: u64) {
@@ -85,14 +99,22 @@ impl Latencies {
             self.exact.push(nanos);
         } else {
             self.spill();
-            *self.sketch.entry(bucket_of(nanos)).or_default() += 1;
+            self.add_to_bin(bucket_of(nanos), 1);
+        }
+    }
+
+    fn add_to_bin(&mut self, bin: u16, count: u64) {
+        match self.sketch.binary_search_by_key(&bin, |&(b, _)| b) {
+            Ok(at) => self.sketch[at].1 += count,
+            Err(at) => self.sketch.insert(at, (bin, count)),
         }
     }
 
     /// Moves the exact values into the histogram.
     fn spill(&mut self) {
-        for nanos in self.exact.drain(..) {
-            *self.sketch.entry(bucket_of(nanos)).or_default() += 1;
+        let exact = std::mem::take(&mut self.exact);
+        for nanos in exact {
+            self.add_to_bin(bucket_of(nanos), 1);
         }
     }
 
@@ -106,10 +128,10 @@ impl Latencies {
         }
         self.spill();
         for &nanos in &other.exact {
-            *self.sketch.entry(bucket_of(nanos)).or_default() += 1;
+            self.add_to_bin(bucket_of(nanos), 1);
         }
-        for (&bucket, &count) in &other.sketch {
-            *self.sketch.entry(bucket).or_default() += count;
+        for &(bin, count) in &other.sketch {
+            self.add_to_bin(bin, count);
         }
     }
 
@@ -126,13 +148,13 @@ impl Latencies {
             return sorted.get(rank as usize - 1).copied();
         }
         let mut seen = 0;
-        for (&bucket, &n) in &self.sketch {
+        for &(bin, n) in &self.sketch {
             seen += n;
             if seen >= rank {
-                return Some(value_of(bucket));
+                return Some(value_of(bin));
             }
         }
-        self.sketch.keys().last().map(|&bucket| value_of(bucket))
+        self.sketch.last().map(|&(bin, _)| value_of(bin))
     }
 }
 
@@ -193,6 +215,38 @@ impl SpanMetrics {
         }
         self.series
             .sort_by(|a, b| (&a.service, &a.operation).cmp(&(&b.service, &b.operation)));
+    }
+}
+
+/// The columns of one block of documents.
+#[derive(Default)]
+struct Block {
+    starts: Vec<Option<u64>>,
+    durations: Vec<Option<u64>>,
+    errors: Vec<Option<u64>>,
+    parents: Vec<Option<u64>>,
+}
+
+impl Block {
+    fn read(
+        &mut self,
+        docs: &[DocId],
+        starts: &Column<u64>,
+        durations: &Column<u64>,
+        errors: Option<&Column<u64>>,
+        parents: Option<&Column<u64>>,
+    ) {
+        let fill = |out: &mut Vec<Option<u64>>, column: Option<&Column<u64>>| {
+            out.clear();
+            out.resize(docs.len(), None);
+            if let Some(column) = column {
+                column.first_vals(docs, out);
+            }
+        };
+        fill(&mut self.starts, Some(starts));
+        fill(&mut self.durations, Some(durations));
+        fill(&mut self.errors, errors);
+        fill(&mut self.parents, parents);
     }
 }
 
@@ -275,77 +329,50 @@ impl SignalIndex {
                 query.buckets
             )));
         }
-        let mut series: HashMap<(String, Option<String>), Vec<Cell>> = HashMap::new();
-        for (split, terms) in splits.iter().zip(&terms) {
-            let searcher = split.reader.searcher();
-            let within = split.meta().within(start, end);
-            for term in terms {
-                let Some(roots_only) = counted(term) else {
-                    continue;
+        // Splits are counted on up to four threads (each its own cells), then
+        // summed.
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(splits.len().max(1));
+        let count = || -> Result<Counted, StoreError> {
+            let mut series = Counted::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (Some(split), Some(terms)) = (splits.get(i), terms.get(i)) else {
+                    return Ok(series);
                 };
-                let Some((service, _, name)) = parts(term) else {
-                    continue;
-                };
-                cancel.check()?;
-                let key = (
-                    service.to_string(),
-                    query.by_operation.then(|| name.to_string()),
-                );
-                let cells = series
-                    .entry(key)
-                    .or_insert_with(|| vec![Cell::default(); query.buckets]);
-                let mut clauses: Vec<Box<dyn Query>> = vec![Box::new(TermQuery::new(
-                    Term::from_field_text(schema.operation, term),
-                    IndexRecordOption::Basic,
-                ))];
-                if !within {
-                    clauses.push(u64_range(schema.start, Some(start), Some(end)));
-                }
-                let weight =
-                    all_of(clauses).weight(EnableScoring::disabled_from_searcher(&searcher))?;
-                for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                    let ord = ord as SegmentOrdinal;
-                    let column = |name| split.u64_column(&searcher, ord, name);
-                    let starts = column(columns::START)?;
-                    let durations = column(columns::DURATION)?;
-                    let parents = column(columns::PARENT_ID)?;
-                    let errors = column(columns::ERROR).ok();
-                    let alive = segment.alive_bitset();
-                    let mut seen = 0usize;
-                    let mut stopped = false;
-                    weight.for_each_no_score(segment, &mut |docs| {
-                        seen += docs.len();
-                        if seen / CHECK_EVERY != (seen - docs.len()) / CHECK_EVERY {
-                            stopped = stopped || cancel.stopped().is_some();
+                count_split(schema, query, split, terms, &counted, &mut series, cancel)?;
+            }
+        };
+        let parts: Vec<Result<Counted, StoreError>> = if workers == 1 {
+            vec![count()]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers).map(|_| scope.spawn(count)).collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|_| {
+                            Err(StoreError::Corrupt("a span-metrics worker panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        };
+        let mut series = Counted::new();
+        for part in parts {
+            for (key, cells) in part? {
+                match series.entry(key) {
+                    Entry::Occupied(mut known) => {
+                        for (mine, theirs) in known.get_mut().iter_mut().zip(&cells) {
+                            mine.merge(theirs);
                         }
-                        if stopped {
-                            return;
-                        }
-                        for &doc in docs {
-                            if alive.is_some_and(|alive| !alive.is_alive(doc)) {
-                                continue;
-                            }
-                            if roots_only && parents.first(doc).unwrap_or(0) != 0 {
-                                continue;
-                            }
-                            let Some(at) = starts.first(doc) else {
-                                continue;
-                            };
-                            let Some(i) = at
-                                .checked_sub(query.start)
-                                .map(|offset| (offset / query.step) as usize)
-                                .filter(|&i| i < cells.len())
-                            else {
-                                continue;
-                            };
-                            let cell = &mut cells[i];
-                            cell.calls += 1;
-                            cell.errors +=
-                                u64::from(errors.as_ref().and_then(|c| c.first(doc)) == Some(1));
-                            cell.latencies.add(durations.first(doc).unwrap_or(0));
-                        }
-                    })?;
-                    cancel.check()?;
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(cells);
+                    }
                 }
             }
         }
@@ -362,6 +389,102 @@ impl SignalIndex {
         series.sort_by(|a, b| (&a.service, &a.operation).cmp(&(&b.service, &b.operation)));
         Ok(SpanMetrics { series })
     }
+}
+
+/// Cells per (service, operation) series.
+type Counted = HashMap<(String, Option<String>), Vec<Cell>>;
+
+/// Adds the spans of `split` that `terms` (its operation terms) find, and
+/// `counted` counts, to `series`.
+fn count_split(
+    schema: &SpanSchema,
+    query: &MetricsQuery,
+    split: &Split,
+    terms: &BTreeSet<String>,
+    counted: &(dyn Fn(&str) -> Option<bool> + Sync),
+    series: &mut Counted,
+    cancel: &Cancel,
+) -> Result<(), StoreError> {
+    let (start, end) = (query.start, query.end().saturating_sub(1));
+    let searcher = split.reader.searcher();
+    let within = split.meta().within(start, end);
+    for term in terms {
+        let Some(roots_only) = counted(term) else {
+            continue;
+        };
+        let Some((service, _, name)) = parts(term) else {
+            continue;
+        };
+        cancel.check()?;
+        let key = (
+            service.to_string(),
+            query.by_operation.then(|| name.to_string()),
+        );
+        let cells = series
+            .entry(key)
+            .or_insert_with(|| vec![Cell::default(); query.buckets]);
+        let mut clauses: Vec<Box<dyn Query>> = vec![Box::new(TermQuery::new(
+            Term::from_field_text(schema.operation, term),
+            IndexRecordOption::Basic,
+        ))];
+        if !within {
+            clauses.push(u64_range(schema.start, Some(start), Some(end)));
+        }
+        let weight = all_of(clauses).weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let ord = ord as SegmentOrdinal;
+            let column = |name| split.u64_column(&searcher, ord, name);
+            let starts = column(columns::START)?;
+            let durations = column(columns::DURATION)?;
+            let parents = column(columns::PARENT_ID)?;
+            let errors = column(columns::ERROR).ok();
+            let alive = segment.alive_bitset();
+            let mut seen = 0usize;
+            let mut stopped = false;
+            // Columns read a block of documents at a time.
+            let mut block = Block::default();
+            weight.for_each_no_score(segment, &mut |docs| {
+                seen += docs.len();
+                if seen / CHECK_EVERY != (seen - docs.len()) / CHECK_EVERY {
+                    stopped = stopped || cancel.stopped().is_some();
+                }
+                if stopped {
+                    return;
+                }
+                block.read(
+                    docs,
+                    &starts,
+                    &durations,
+                    errors.as_ref(),
+                    roots_only.then_some(&parents),
+                );
+                for (k, &doc) in docs.iter().enumerate() {
+                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                        continue;
+                    }
+                    if roots_only && block.parents[k].unwrap_or(0) != 0 {
+                        continue;
+                    }
+                    let Some(at) = block.starts[k] else {
+                        continue;
+                    };
+                    let Some(i) = at
+                        .checked_sub(query.start)
+                        .map(|offset| (offset / query.step) as usize)
+                        .filter(|&i| i < cells.len())
+                    else {
+                        continue;
+                    };
+                    let cell = &mut cells[i];
+                    cell.calls += 1;
+                    cell.errors += u64::from(block.errors[k] == Some(1));
+                    cell.latencies.add(block.durations[k].unwrap_or(0));
+                }
+            })?;
+            cancel.check()?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

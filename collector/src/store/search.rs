@@ -23,6 +23,7 @@ use tantivy::{
 
 use super::error::StoreError;
 use super::origin::{Origin, Origins};
+use super::red::Latencies;
 use super::schema::{columns, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
 use super::terms::{operation_term, tag_term};
@@ -288,7 +289,7 @@ pub struct LogFilter {
 }
 
 /// A call between two services in the service map.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DependencyLink {
     pub parent: String,
     pub child: String,
@@ -296,6 +297,8 @@ pub struct DependencyLink {
     /// Calls whose callee span, or the caller's span it descends from (the
     /// client span), has an error status.
     pub error_count: u64,
+    /// How long the calls took: the durations of the callee's spans.
+    pub latencies: Latencies,
 }
 
 pub(super) fn u64_range(field: Field, min: Option<u64>, max: Option<u64>) -> Box<dyn Query> {
@@ -669,7 +672,8 @@ impl SignalIndex {
         let mut service_ids: HashMap<String, u32> = HashMap::new();
         // Each span's service and error flag.
         let mut span_service: HashMap<(u64, u64, u64), (u32, bool)> = HashMap::new();
-        let mut children: Vec<(u64, u64, u64, u32, bool)> = Vec::new();
+        // A span with a parent: trace, parent, service, error, duration.
+        let mut children: Vec<((u64, u64), u64, u32, bool, u64)> = Vec::new();
         for split in self.splits() {
             cancel.check()?;
             if !split.meta().overlaps(start, end) {
@@ -687,12 +691,12 @@ impl SignalIndex {
                 });
                 span_service.insert((row.trace.0, row.trace.1, row.span_id), (id, row.error));
                 if row.parent_id != 0 {
-                    children.push((row.trace.0, row.trace.1, row.parent_id, id, row.error));
+                    children.push((row.trace, row.parent_id, id, row.error, row.duration));
                 }
             }
         }
-        let mut counts: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
-        for (hi, lo, parent, child, error) in children {
+        let mut counts: HashMap<(u32, u32), (u64, u64, Latencies)> = HashMap::new();
+        for ((hi, lo), parent, child, error, duration) in children {
             if let Some(&(parent_service, parent_error)) = span_service.get(&(hi, lo, parent)) {
                 if parent_service != child {
                     // Failed as the callee saw it, or as the caller did (a client
@@ -700,17 +704,19 @@ impl SignalIndex {
                     let count = counts.entry((parent_service, child)).or_default();
                     count.0 += 1;
                     count.1 += u64::from(error || parent_error);
+                    count.2.add(duration);
                 }
             }
         }
         let mut links: Vec<DependencyLink> = counts
             .into_iter()
             .map(
-                |((parent, child), (call_count, error_count))| DependencyLink {
+                |((parent, child), (call_count, error_count, latencies))| DependencyLink {
                     parent: services[parent as usize].clone(),
                     child: services[child as usize].clone(),
                     call_count,
                     error_count,
+                    latencies,
                 },
             )
             .collect();
@@ -1241,6 +1247,7 @@ struct EdgeRow {
     parent_id: u64,
     service: String,
     error: bool,
+    duration: u64,
 }
 
 /// Reads the call graph's columns; collects nothing once its [`Cancel`] says stop.
@@ -1253,10 +1260,12 @@ struct SpanEdgeSegment {
     lo: Column<u64>,
     span: Column<u64>,
     parent: Column<u64>,
+    duration: Column<u64>,
     /// Absent in splits written before the column existed.
     error: Option<Column<u64>>,
     service: Option<StrColumn>,
-    rows: Vec<(u64, u64, u64, u64, u64, bool)>,
+    /// trace hi, lo, span, parent, service ordinal, error, duration.
+    rows: Vec<(u64, u64, u64, u64, u64, bool, u64)>,
 }
 
 impl Collector for SpanEdgeCollector {
@@ -1276,6 +1285,7 @@ impl Collector for SpanEdgeCollector {
             lo: fast.u64(columns::TRACE_LO)?,
             span: fast.u64(columns::SPAN_ID)?,
             parent: fast.u64(columns::PARENT_ID)?,
+            duration: fast.u64(columns::DURATION)?,
             error: fast.u64(columns::ERROR).ok(),
             service: fast.str(columns::SERVICE)?,
             rows: Vec::new(),
@@ -1311,7 +1321,8 @@ impl SegmentCollector for SpanEdgeSegment {
         };
         let parent = self.parent.first(doc).unwrap_or(0);
         let error = self.error.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) == 1;
-        self.rows.push((hi, lo, span, parent, ord, error));
+        let duration = self.duration.first(doc).unwrap_or(0);
+        self.rows.push((hi, lo, span, parent, ord, error, duration));
     }
 
     fn harvest(self) -> Vec<EdgeRow> {
@@ -1320,7 +1331,7 @@ impl SegmentCollector for SpanEdgeSegment {
         };
         let mut names: HashMap<u64, String> = HashMap::new();
         let mut rows = Vec::with_capacity(self.rows.len());
-        for (hi, lo, span_id, parent_id, ord, error) in self.rows {
+        for (hi, lo, span_id, parent_id, ord, error, duration) in self.rows {
             let name = names.entry(ord).or_insert_with(|| {
                 let mut name = String::new();
                 let _ = service.ord_to_str(ord, &mut name);
@@ -1332,6 +1343,7 @@ impl SegmentCollector for SpanEdgeSegment {
                 parent_id,
                 service: name.clone(),
                 error,
+                duration,
             });
         }
         rows

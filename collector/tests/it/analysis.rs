@@ -199,6 +199,23 @@ async fn service_health_counts_requests_errors_and_latencies_per_bucket() {
         (1, 0, Some(6.0), Some(6.0), Some(6.0))
     );
 
+    // Per edge of the service map: calls, failures (either side) and the
+    // callee's latency.
+    let (status, body) = server
+        .get(&format!(
+            "/api/dependencies?endTs={}&lookback=7200000",
+            (base + 2 * MINUTE) / MS
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        serde_json::json!([{
+            "parent": "gateway", "child": "order-service", "callCount": 6, "errorCount": 2,
+            "p50": 5.0, "p95": 50.0, "p99": 50.0,
+        }])
+    );
+
     // Jaeger's SPM endpoints, as the Monitor tab asks: a point every minute
     // over the minute before it (ratePer), three points for two minutes.
     let end_ms = (base + 2 * MINUTE) / MS;

@@ -104,11 +104,15 @@ pub(crate) fn error_rate(errors: u64, calls: u64) -> String {
 
 fn edge_label(link: &Dependency) -> String {
     let calls = crate::format::plural(link.calls as usize, "call");
-    if link.errors == 0 {
+    let mut label = if link.errors == 0 {
         calls
     } else {
         format!("{calls}, {} failed", error_rate(link.errors, link.calls))
+    };
+    if link.p95.is_some() {
+        label.push_str(&format!(", p95 {}", crate::format::latency_ms(link.p95)));
     }
+    label
 }
 
 #[component]
@@ -186,13 +190,14 @@ fn Graph(links: Vec<Dependency>) -> impl IntoView {
             }).collect_view()}
         </svg>
         <table class="edges"><tbody>
-            <tr><th>"Caller"</th><th>"Callee"</th><th>"Calls"</th><th>"Errors"</th></tr>
+            <tr><th>"Caller"</th><th>"Callee"</th><th>"Calls"</th><th>"Errors"</th><th>"p95"</th></tr>
             {links.into_iter().map(|l| view! {
                 <tr>
                     <td>{l.parent}</td>
                     <td>{l.child}</td>
                     <td>{l.calls}</td>
                     <td>{error_rate(l.errors, l.calls)}</td>
+                    <td>{crate::format::latency_ms(l.p95)}</td>
                 </tr>
             }).collect_view()}
         </tbody></table>
@@ -209,6 +214,7 @@ mod tests {
             child: child.into(),
             calls: 1,
             errors: 0,
+            p95: None,
         }
     }
 

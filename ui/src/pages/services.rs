@@ -50,11 +50,11 @@ pub(crate) fn show(measure: Measure, value: Option<f64>) -> String {
         return "–".into();
     };
     match measure {
+        Measure::P95 => crate::format::latency_ms(Some(value)),
         Measure::Rate if value >= 100.0 => format!("{value:.0}/s"),
         Measure::Rate if value >= 0.1 => format!("{value:.2}/s"),
         Measure::Rate => format!("{:.2}/min", value * 60.0),
         Measure::Errors => format!("{value:.1}%"),
-        Measure::P95 => crate::format::duration((value * 1000.0).round() as u64),
     }
 }
 
@@ -345,9 +345,9 @@ fn Quantiles(series: HealthSeries, size: (f64, f64)) -> impl IntoView {
             aria-label=format!(
                 "latency of {}: p50 {}, p95 {}, p99 {}",
                 series.service,
-                show(Measure::P95, series.total.p50),
-                show(Measure::P95, series.total.p95),
-                show(Measure::P95, series.total.p99)
+                crate::format::latency_ms(series.total.p50),
+                crate::format::latency_ms(series.total.p95),
+                crate::format::latency_ms(series.total.p99)
             )>
             {lines.into_iter().map(|(name, pick)| {
                 let points: Vec<String> = series.points.iter().enumerate().filter_map(|(i, p)| {
@@ -359,9 +359,9 @@ fn Quantiles(series: HealthSeries, size: (f64, f64)) -> impl IntoView {
             }).collect_view()}
         </svg>
         <p class="legend">
-            <span class="p50">"p50 "{show(Measure::P95, series.total.p50)}</span>
-            <span class="p95">"p95 "{show(Measure::P95, series.total.p95)}</span>
-            <span class="p99">"p99 "{show(Measure::P95, series.total.p99)}</span>
+            <span class="p50">"p50 "{crate::format::latency_ms(series.total.p50)}</span>
+            <span class="p95">"p95 "{crate::format::latency_ms(series.total.p95)}</span>
+            <span class="p99">"p99 "{crate::format::latency_ms(series.total.p99)}</span>
         </p>
     }
 }
