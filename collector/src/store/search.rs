@@ -672,8 +672,15 @@ impl SignalIndex {
         let mut service_ids: HashMap<String, u32> = HashMap::new();
         // Each span's service and error flag.
         let mut span_service: HashMap<(u64, u64, u64), (u32, bool)> = HashMap::new();
-        // A span with a parent: trace, parent, service, error, duration.
-        let mut children: Vec<((u64, u64), u64, u32, bool, u64)> = Vec::new();
+        // Every span with a parent: a call, if the parent is of another service.
+        struct Child {
+            trace: (u64, u64),
+            parent: u64,
+            service: u32,
+            error: bool,
+            duration: u64,
+        }
+        let mut children: Vec<Child> = Vec::new();
         for split in self.splits() {
             cancel.check()?;
             if !split.meta().overlaps(start, end) {
@@ -691,20 +698,28 @@ impl SignalIndex {
                 });
                 span_service.insert((row.trace.0, row.trace.1, row.span_id), (id, row.error));
                 if row.parent_id != 0 {
-                    children.push((row.trace, row.parent_id, id, row.error, row.duration));
+                    children.push(Child {
+                        trace: row.trace,
+                        parent: row.parent_id,
+                        service: id,
+                        error: row.error,
+                        duration: row.duration,
+                    });
                 }
             }
         }
         let mut counts: HashMap<(u32, u32), (u64, u64, Latencies)> = HashMap::new();
-        for ((hi, lo), parent, child, error, duration) in children {
-            if let Some(&(parent_service, parent_error)) = span_service.get(&(hi, lo, parent)) {
-                if parent_service != child {
+        for child in children {
+            let ((hi, lo), error) = (child.trace, child.error);
+            if let Some(&(parent_service, parent_error)) = span_service.get(&(hi, lo, child.parent))
+            {
+                if parent_service != child.service {
                     // Failed as the callee saw it, or as the caller did (a client
                     // span that got a 404 while the server span is not an error).
-                    let count = counts.entry((parent_service, child)).or_default();
+                    let count = counts.entry((parent_service, child.service)).or_default();
                     count.0 += 1;
                     count.1 += u64::from(error || parent_error);
-                    count.2.add(duration);
+                    count.2.add(child.duration);
                 }
             }
         }
