@@ -162,7 +162,10 @@ async fn a_failed_client_call_counts_as_a_failed_edge() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["data"],
-        serde_json::json!([{"parent": "gateway", "child": "order-service", "callCount": 2, "errorCount": 1}])
+        serde_json::json!([{
+            "parent": "gateway", "child": "order-service", "callCount": 2, "errorCount": 1,
+            "p50": 8.0, "p95": 8.0, "p99": 8.0,
+        }])
     );
 }
 
