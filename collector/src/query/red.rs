@@ -156,7 +156,7 @@ pub fn jaeger_metrics(
             services,
             kinds,
             by_operation: boolean(&params, "groupByOperation")?,
-            start: first_point.saturating_sub(window * step),
+            start: first_point.saturating_sub(window.saturating_mul(step)),
             step,
             buckets,
         },
@@ -219,7 +219,7 @@ pub fn jaeger_family(request: &JaegerMetricsRequest, metrics: &SpanMetrics) -> V
         ),
     };
     let step = request.query.step;
-    let seconds = (step * request.window as u64) as f64 / 1e9;
+    let seconds = step.saturating_mul(request.window as u64) as f64 / 1e9;
     let window_end = |i: usize| {
         request
             .query

@@ -284,6 +284,12 @@ async fn service_health_counts_requests_errors_and_latencies_per_bucket() {
         serde_json::json!({ "name": "operation", "value": "GET /checkout" })
     );
 
+    // Steps and windows near the largest times do not overflow.
+    let (status, body) = server
+        .get("/api/metrics/calls?service=gateway&lookback=1&step=9223372036855&ratePer=18446744073709551615")
+        .await;
+    assert_eq!(status, 200, "{body}");
+
     // An unknown service: no series, not an error (the Monitor tab says "No data").
     let (status, body) = server
         .get(&format!(
