@@ -115,7 +115,12 @@ impl Weed {
             format!("-s3.port={s3_port}"),
             format!("-s3.config={}", config.display()),
             "-master.volumeSizeLimitMB=64".into(),
-            "-volume.max=0".into(),
+            // Volumes are not preallocated: a fixed count, not one computed from
+            // the free disk space, and writes allowed down to 64 MiB free (the
+            // default, 1% of the disk, made every upload fail on a machine with
+            // a large, nearly full disk).
+            "-volume.max=32".into(),
+            "-volume.minFreeSpace=64MiB".into(),
         ];
         for flag in [
             "master.port",
@@ -490,10 +495,19 @@ async fn all_handed_over(http: &reqwest::Client, nodes: &[&Collector], records: 
         }
     })
     .await;
-    assert!(
-        done.is_some(),
-        "the ingest nodes did not publish and hand over everything"
-    );
+    if done.is_none() {
+        // What the nodes said about it (an upload or the metastore failing).
+        let complaints: Vec<String> = nodes
+            .iter()
+            .flat_map(|node| node.log())
+            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            .collect();
+        let last = &complaints[complaints.len().saturating_sub(20)..];
+        panic!(
+            "the ingest nodes did not publish and hand over everything; their last warnings:\n{}",
+            last.join("\n")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
