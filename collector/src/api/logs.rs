@@ -25,13 +25,14 @@ pub(super) async fn search(
     let page = state.queries.search_logs(filter).await?;
     let data: Vec<Value> = page.records.iter().map(log_json).collect();
     // `end` (µs) pins the window: the next page is the same search with it and
-    // `offset` + `limit`, whatever arrives meanwhile.
+    // `nextCursor` (or `offset` + `limit`), whatever arrives meanwhile.
     Ok(Json(json!({
         "data": data,
         "total": page.total,
         "limit": limit,
         "offset": offset,
         "end": end / 1000,
+        "nextCursor": page.next.map(|cursor| cursor.encode()),
         "errors": null,
     })))
 }

@@ -17,7 +17,8 @@ use crate::query::QueryError;
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    DependencyLink, LogFilter, TraceFilter, TraceHit, TraceHits, MAX_MATCHING_TRACES,
+    log_page, DependencyLink, LogCursor, LogFilter, TraceFilter, TraceHit, TraceHits,
+    MAX_MATCHING_TRACES,
 };
 
 /// The route leaves answer on.
@@ -264,12 +265,14 @@ pub fn dependencies(answers: Vec<LeafAnswer>) -> Result<Vec<DependencyLink>, Que
     Ok(links)
 }
 
-/// The `limit` newest records over every answer, and how many matched in all.
+/// The `limit` newest records over every answer (past `offset`, or after
+/// `cursor`), how many matched in all, and where the next page starts.
 pub fn logs(
     answers: Vec<LeafAnswer>,
     offset: usize,
+    cursor: Option<&LogCursor>,
     limit: usize,
-) -> Result<(Vec<LogRecord>, u64), QueryError> {
+) -> Result<(Vec<LogRecord>, u64, Option<LogCursor>), QueryError> {
     let mut all = Vec::new();
     let mut total = 0;
     for answer in answers {
@@ -279,11 +282,15 @@ pub fn logs(
         all.extend(records);
         total += n;
     }
+    if offset == 0 {
+        let (page, next) = log_page(all, cursor, limit)?;
+        return Ok((page, total, next));
+    }
     // Stable: records of the same time keep the order the answers gave them.
     all.sort_by_key(|record| std::cmp::Reverse(record.time_unix_nano));
     all.drain(..offset.min(all.len()));
     all.truncate(limit);
-    Ok((all, total))
+    Ok((all, total, None))
 }
 
 /// The node that searches `split` among `nodes`: the highest hash of the pair

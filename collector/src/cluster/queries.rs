@@ -30,7 +30,7 @@ use crate::query::service::{
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
 use crate::store::red::{MetricsQuery, SpanMetrics};
-use crate::store::search::{DependencyLink, LogFilter, TraceFilter};
+use crate::store::search::{DependencyLink, LogCursor, LogFilter, TraceFilter};
 
 #[derive(Clone)]
 pub struct ClusterQueries {
@@ -401,12 +401,15 @@ impl QueryService for ClusterQueries {
 
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage> {
         Box::pin(self.within(async move {
-            let (limit, offset) = (filter.limit, filter.offset);
-            // Each node answers its newest `offset + limit`; the page is cut from
-            // them all.
+            let (limit, offset, cursor) = (filter.limit, filter.offset, filter.after);
+            // Each node answers its newest `offset + limit` (after the cursor: all
+            // records like the cursor's too, and one more than the page), and the
+            // page is cut from them all.
+            let seen = cursor.map_or(0, |cursor| cursor.seen as usize);
             let leaf_filter = LogFilter {
-                limit: limit.saturating_add(offset),
+                limit: limit.saturating_add(offset).saturating_add(seen) + usize::from(offset == 0),
                 offset: 0,
+                after: cursor.map(|cursor| LogCursor { seen: 0, ..cursor }),
                 ..filter.clone()
             };
             let answers = self
@@ -426,8 +429,12 @@ impl QueryService for ClusterQueries {
                     Spread::Wide,
                 )
                 .await?;
-            let (records, total) = leaf::logs(answers, offset, limit)?;
-            Ok(LogPage { records, total })
+            let (records, total, next) = leaf::logs(answers, offset, cursor.as_ref(), limit)?;
+            Ok(LogPage {
+                records,
+                total,
+                next,
+            })
         }))
     }
 

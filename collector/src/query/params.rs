@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{logql, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
-use crate::store::search::{LogFilter, TraceFilter, TraceOrder};
+use crate::store::search::{LogCursor, LogFilter, TraceFilter, TraceOrder};
 
 pub const DEFAULT_TRACE_LIMIT: usize = 20;
 pub const MAX_TRACE_LIMIT: usize = 1500;
@@ -361,10 +361,11 @@ pub const LOG_SEARCH_PARAMS: &[&str] = &[
     "lookback",
     "limit",
     "offset",
+    "cursor",
 ];
 
-/// How far back log pages go: `offset` + `limit` at most (older lines are found
-/// by narrowing the time range).
+/// How far back log pages go by `offset`: `offset` + `limit` at most (a `cursor`
+/// goes on to the end).
 pub const MAX_LOG_DEPTH: usize = 10_000;
 
 /// `/api/logs?query=&service=&traceID=&spanID=&minSeverity=&start=&end=&limit=`
@@ -396,8 +397,20 @@ pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilte
     if offset.saturating_add(limit) > MAX_LOG_DEPTH {
         return Err(QueryError::BadRequest(format!(
             "offset {offset} with limit {limit} goes past the {MAX_LOG_DEPTH} newest matching lines \
-             a search pages through: narrow the time range (end) to read older lines"
+             a search pages through by offset: page with the cursor each page returns"
         )));
+    }
+    let after = params
+        .get("cursor")
+        .map(|text| {
+            LogCursor::decode(text)
+                .ok_or_else(|| bad("cursor", text, "expected the nextCursor of a previous page"))
+        })
+        .transpose()?;
+    if after.is_some() && offset > 0 {
+        return Err(QueryError::BadRequest(
+            "cursor and offset: page by one or the other".into(),
+        ));
     }
     Ok(LogFilter {
         expr,
@@ -409,6 +422,7 @@ pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilte
         end,
         limit,
         offset,
+        after,
     })
 }
 

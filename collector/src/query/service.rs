@@ -20,7 +20,7 @@ use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    Cancel, DependencyLink, LogFilter, Stop, TraceFilter, TraceHits, TraceOrder,
+    Cancel, DependencyLink, LogCursor, LogFilter, Stop, TraceFilter, TraceHits, TraceOrder,
     MAX_MATCHING_TRACES,
 };
 use crate::store::Store;
@@ -88,11 +88,13 @@ pub struct SummaryPage {
     pub total: Option<usize>,
 }
 
-/// A page of log records, newest first, and how many matched in all.
+/// A page of log records, newest first, how many matched in all, and where the
+/// next page starts (none when this one is the last, or was asked by `offset`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogPage {
     pub records: Vec<LogRecord>,
     pub total: u64,
+    pub next: Option<LogCursor>,
 }
 
 /// What the API and the pages ask of storage. Same answers whichever
@@ -370,8 +372,12 @@ impl QueryService for LocalQueries {
 
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage> {
         Box::pin(self.blocking(move |store, cancel| {
-            let (records, total) = store.search_logs(&filter, cancel)?;
-            Ok(LogPage { records, total })
+            let (records, total, next) = store.search_logs(&filter, cancel)?;
+            Ok(LogPage {
+                records,
+                total,
+                next,
+            })
         }))
     }
 

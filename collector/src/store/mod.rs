@@ -347,7 +347,7 @@ impl Store {
         &self,
         filter: &LogFilter,
         cancel: &Cancel,
-    ) -> Result<(Vec<LogRecord>, u64), StoreError> {
+    ) -> Result<(Vec<LogRecord>, u64, Option<search::LogCursor>), StoreError> {
         self.logs.search_logs(&self.log_schema, filter, cancel)
     }
 

@@ -457,6 +457,25 @@ impl LogSchema {
     }
 }
 
+/// What orders log records of the same time, the same on every node and after
+/// every merge: a hash (FNV-1a, 64 bits) of the record's stored form, its span id,
+/// service and resource. Records with the same key and time are identical.
+pub fn log_key(record: &LogRecord) -> Result<u64, postcard::Error> {
+    let mut bytes = Vec::new();
+    LogPayloadRef::encode(record, &mut bytes)?;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |part: &[u8]| {
+        for &byte in part {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&bytes);
+    eat(&record.span_id.map_or(0, |id| id.as_u64()).to_le_bytes());
+    eat(record.service_name.as_bytes());
+    eat(&postcard::to_allocvec(&*record.resource)?);
+    Ok(hash)
+}
+
 /// A log record's payload: everything the columns do not hold, and the observed
 /// time as an offset from the event time (usually a byte). [`LogPayload`] reads it
 /// back; the two must list the same fields in the same order.

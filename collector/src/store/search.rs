@@ -93,6 +93,9 @@ impl Cancel {
     }
 }
 
+/// The most log records of one time a cursor page orders (their keys are read).
+pub const MAX_TIES: usize = 50_000;
+
 /// How often (in documents) long loops look at their [`Cancel`].
 pub(super) const CHECK_EVERY: usize = 256;
 
@@ -286,6 +289,86 @@ pub struct LogFilter {
     /// Matching records skipped before the `limit` returned (newest first): a
     /// later page of the same search, with `end` pinned.
     pub offset: usize,
+    /// Where the previous page ended: this page holds the records after it.
+    #[serde(default)]
+    pub after: Option<LogCursor>,
+}
+
+/// A place in a log search's order, newest first: by time, then by the records'
+/// [`log_key`](super::schema::log_key), then past `seen` identical records. A page
+/// that starts after one never repeats or skips a record of the pages before,
+/// however splits were merged or records arrived meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogCursor {
+    pub time: u64,
+    pub key: u64,
+    /// How many records of this time and key the pages so far held.
+    pub seen: u32,
+}
+
+impl LogCursor {
+    /// The cursor as a client passes it back (`cursor=`): opaque to them.
+    pub fn encode(&self) -> String {
+        format!("{}-{:016x}-{}", self.time, self.key, self.seen)
+    }
+
+    pub fn decode(text: &str) -> Option<LogCursor> {
+        let mut parts = text.split('-');
+        let time = parts.next()?.parse().ok()?;
+        let key = parts.next().filter(|key| key.len() == 16)?;
+        let key = u64::from_str_radix(key, 16).ok()?;
+        let seen = parts.next()?.parse().ok()?;
+        parts
+            .next()
+            .is_none()
+            .then_some(LogCursor { time, key, seen })
+    }
+}
+
+/// The records of a log search after `cursor`, newest first, and the cursor of
+/// the last one when more follow. `records` holds every record of the
+/// search newer than the page's end that is not before the cursor (in any
+/// order); at most `limit` are kept.
+pub fn log_page(
+    records: Vec<LogRecord>,
+    cursor: Option<&LogCursor>,
+    limit: usize,
+) -> Result<(Vec<LogRecord>, Option<LogCursor>), StoreError> {
+    let mut keyed = Vec::with_capacity(records.len());
+    for record in records {
+        let key =
+            super::schema::log_key(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        keyed.push(((record.time_unix_nano, key), record));
+    }
+    keyed.sort_by_key(|(place, _)| Reverse(*place));
+    let mut skip = 0;
+    if let Some(cursor) = cursor {
+        let at = (cursor.time, cursor.key);
+        keyed.retain(|(place, _)| {
+            *place < at
+                || (*place == at && {
+                    skip += 1;
+                    skip > cursor.seen
+                })
+        });
+    }
+    let more = keyed.len() > limit;
+    keyed.truncate(limit);
+    let next = match keyed.last() {
+        Some((last, _)) if more => {
+            let on_page = keyed.iter().filter(|(place, _)| place == last).count() as u32;
+            let before = cursor
+                .filter(|cursor| (cursor.time, cursor.key) == *last)
+                .map_or(0, |cursor| cursor.seen);
+            Some(LogCursor {
+                time: last.0,
+                key: last.1,
+                seen: before + on_page,
+            })
+        }
+        _ => None,
+    };
+    Ok((keyed.into_iter().map(|(_, record)| record).collect(), next))
 }
 
 /// A call between two services in the service map.
@@ -739,11 +822,86 @@ impl SignalIndex {
         Ok(links)
     }
 
-    /// Log records matching `filter`, newest first, and how many matched in all.
+    /// A page of the log records matching `filter`, newest first; how many
+    /// matched in all; and, when more follow, where the page ended (pages after
+    /// the first by `offset` have none).
     pub(super) fn search_logs(
         &self,
         schema: &LogSchema,
         filter: &LogFilter,
+        cancel: &Cancel,
+    ) -> Result<(Vec<LogRecord>, u64, Option<LogCursor>), StoreError> {
+        let (start, end) = (filter.start, filter.end);
+        if filter.offset > 0 {
+            let wanted = filter.limit.saturating_add(filter.offset);
+            let (mut records, total) =
+                self.newest_logs(schema, filter, (start, end), wanted, true, cancel)?;
+            records.drain(..filter.offset.min(records.len()));
+            records.truncate(filter.limit);
+            return Ok((records, total, None));
+        }
+        let cursor = filter.after.as_ref();
+        // Every record that may be on the page: all of the cursor's time, the
+        // newest older ones, and all of the oldest time among those when it may
+        // reach into the page (their order needs their keys).
+        let ties_at = |time: u64| -> Result<Vec<LogRecord>, StoreError> {
+            let (ties, _) =
+                self.newest_logs(schema, filter, (time, time), MAX_TIES + 1, false, cancel)?;
+            if ties.len() > MAX_TIES {
+                return Err(StoreError::TooBig(format!(
+                    "more than {MAX_TIES} matching lines have the time {time} ns: page with offset, \
+                     or narrow the search"
+                )));
+            }
+            Ok(ties)
+        };
+        let (mut records, mut total) = (Vec::new(), 0);
+        let mut upper = Some(end);
+        if let Some(cursor) = cursor {
+            total = self
+                .newest_logs(schema, filter, (start, end), 0, true, cancel)?
+                .1;
+            if (start..=end).contains(&cursor.time) {
+                records = ties_at(cursor.time)?;
+            }
+            upper = cursor.time.checked_sub(1).map(|time| time.min(end));
+        }
+        let seen = cursor.map_or(0, |cursor| cursor.seen as usize);
+        let wanted = filter.limit.saturating_add(seen).saturating_add(1).max(2);
+        if let Some(upper) = upper.filter(|upper| start <= *upper) {
+            let (mut older, count) = self.newest_logs(
+                schema,
+                filter,
+                (start, upper),
+                wanted,
+                cursor.is_none(),
+                cancel,
+            )?;
+            if cursor.is_none() {
+                total = count;
+            }
+            let time = |n: usize| older.get(n).map(|record| record.time_unix_nano);
+            if older.len() >= wanted && time(wanted - 2) == time(wanted - 1) {
+                if let Some(oldest) = time(wanted - 1) {
+                    older.retain(|record| record.time_unix_nano != oldest);
+                    older.extend(ties_at(oldest)?);
+                }
+            }
+            records.extend(older);
+        }
+        let (records, next) = log_page(records, cursor, filter.limit)?;
+        Ok((records, total, next))
+    }
+
+    /// The `limit` newest log records matching `filter` in `range` (in time
+    /// order only), and, when `count`, how many matched there in all.
+    fn newest_logs(
+        &self,
+        schema: &LogSchema,
+        filter: &LogFilter,
+        (start, end): (u64, u64),
+        limit: usize,
+        count: bool,
         cancel: &Cancel,
     ) -> Result<(Vec<LogRecord>, u64), StoreError> {
         let mut analyzer = body_analyzer();
@@ -767,24 +925,21 @@ impl SignalIndex {
                 clauses.push(u64_range(schema.severity, Some(min.max(0) as u64), None));
             }
             if !within {
-                clauses.push(u64_range(schema.time, Some(filter.start), Some(filter.end)));
+                clauses.push(u64_range(schema.time, Some(start), Some(end)));
             }
             all_of(clauses)
         };
-        let limit = filter.limit.saturating_add(filter.offset).max(1);
         // Every matching segment counts (a single term's count is its document
         // frequency); the newest hits are looked for in the segments with the newest
         // records first, and a segment whose newest record is older than the
         // `limit`-th hit so far cannot hold one: records arrive roughly in time
         // order, so a common word is read from the recent segments only. Columns
         // come from the split's cache: opening one reads its block index.
-        let (segments, total) = self.candidates(
-            (filter.start, filter.end),
-            columns::TIME,
-            true,
-            cancel,
-            query_of,
-        )?;
+        let (segments, total) =
+            self.candidates((start, end), columns::TIME, count, cancel, query_of)?;
+        if limit == 0 {
+            return Ok((Vec::new(), total));
+        }
         // The `limit` newest hits: (time, candidate, doc), oldest on top.
         let mut newest: BinaryHeap<Reverse<(u64, usize, DocId)>> = BinaryHeap::new();
         for_each_newest_first(
@@ -815,8 +970,6 @@ impl SignalIndex {
         let mut hits: Vec<(u64, usize, DocId)> =
             newest.into_iter().map(|Reverse(hit)| hit).collect();
         hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        hits.drain(..filter.offset.min(hits.len()));
-        hits.truncate(filter.limit);
         let mut records = Vec::with_capacity(hits.len());
         for (n, (time, i, doc_id)) in hits.into_iter().enumerate() {
             if n.is_multiple_of(CHECK_EVERY) {
@@ -1577,6 +1730,82 @@ mod tests {
     }
 
     #[test]
+    fn cursor_pages_hold_every_record_once_through_ties_and_duplicates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let resource = Arc::new(Resource::default());
+        let scope = Arc::new(Scope::default());
+        // 3 splits of 2 segments; only 4 distinct times, so most records tie, and
+        // every body comes twice (identical records) in different segments.
+        let mut all: Vec<(u64, String)> = Vec::new();
+        for s in 0..3u64 {
+            let batches = (0..2u64)
+                .map(|c| {
+                    let records = (0..20u64)
+                        .map(|i| {
+                            let time = 1_000 + (i % 4) * 10;
+                            let body = format!("line {} {}", s, i % 10);
+                            all.push((time, body.clone()));
+                            let _ = c;
+                            record(time, &body, &resource, &scope)
+                        })
+                        .collect();
+                    Records::Logs(records)
+                })
+                .collect();
+            add_split(&store, &store.logs, s + 1, batches);
+        }
+        for limit in [1, 3, 7, 50, 200] {
+            let mut cursor = None;
+            let mut got: Vec<(u64, String)> = Vec::new();
+            for page in 0.. {
+                assert!(page <= all.len(), "limit {limit}: pages do not end");
+                let filter = LogFilter {
+                    start: 0,
+                    end: u64::MAX,
+                    limit,
+                    after: cursor,
+                    ..LogFilter::default()
+                };
+                let (records, total, next) = store
+                    .logs
+                    .search_logs(&store.log_schema, &filter, &Cancel::default())
+                    .expect("search");
+                assert_eq!(total, all.len() as u64);
+                assert!(records.len() <= limit);
+                assert!(next.is_none() || records.len() == limit);
+                got.extend(
+                    records
+                        .iter()
+                        .map(|r| (r.time_unix_nano, r.body_text().to_string())),
+                );
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let times: Vec<u64> = got.iter().map(|g| g.0).collect();
+            assert!(
+                times.windows(2).all(|w| w[0] >= w[1]),
+                "limit {limit}: newest first"
+            );
+            let (mut got, mut want) = (got, all.clone());
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "limit {limit}: every record once");
+        }
+        // A cursor the client mangled is refused by its parser, not searched.
+        assert!(LogCursor::decode("12-00000000000000zz-0").is_none());
+        assert!(LogCursor::decode("12-0000000000000001").is_none());
+        let cursor = LogCursor {
+            time: 5,
+            key: u64::MAX,
+            seen: 2,
+        };
+        assert_eq!(LogCursor::decode(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
     fn log_search_returns_the_newest_hits_across_segments_and_splits() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), &Default::default()).expect("store");
@@ -1615,7 +1844,7 @@ mod tests {
                 limit,
                 ..LogFilter::default()
             };
-            let (records, total) = store
+            let (records, total, _) = store
                 .logs
                 .search_logs(&store.log_schema, &filter, &Cancel::default())
                 .expect("search");

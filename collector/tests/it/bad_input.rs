@@ -427,7 +427,7 @@ impl tonic::codec::Decoder for RawCodec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_api_bad_input_table() {
     let server = TestServer::start().await;
-    let cases: [(&str, u16, &str); 27] = [
+    let cases: [(&str, u16, &str); 29] = [
         (
             "/api/traces/not-a-trace-id",
             400,
@@ -475,6 +475,16 @@ async fn query_api_bad_input_table() {
             "goes past the 10000 newest matching lines",
         ),
         ("/api/logs?offset=-1", 400, "invalid offset '-1'"),
+        (
+            "/api/logs?cursor=12-zz-0",
+            400,
+            "invalid cursor '12-zz-0'",
+        ),
+        (
+            "/api/logs?cursor=12-0000000000000001-0&offset=5",
+            400,
+            "cursor and offset",
+        ),
         (
             "/api/logs?minSeverity=loud",
             400,

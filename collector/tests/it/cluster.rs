@@ -524,6 +524,25 @@ async fn three_ingest_and_two_search_nodes_answer_as_one_box() {
     let one_box = tempfile::tempdir().expect("tempdir");
     let reference = spawn_collector(one_box.path(), &[]);
     send(&http, std::slice::from_ref(&reference.http), &bodies).await;
+    // A first page of log lines, and the page after the cursor one box gave.
+    let mut questions = questions;
+    let first_page = format!(
+        "/api/logs?start={}&end={}&limit=3",
+        base / 1000,
+        (base + 60_000_000_000) / 1000
+    );
+    let next = eventually(Duration::from_secs(10), || {
+        let (http, url) = (http.clone(), format!("{}{first_page}", reference.api));
+        async move {
+            get(&http, &url).await.1["nextCursor"]
+                .as_str()
+                .map(str::to_string)
+        }
+    })
+    .await
+    .expect("a first page of 3 lines with more after it");
+    questions.push(first_page.clone());
+    questions.push(format!("{first_page}&cursor={next}"));
 
     let dirs: Vec<tempfile::TempDir> = (0..6)
         .map(|_| tempfile::tempdir().expect("tempdir"))

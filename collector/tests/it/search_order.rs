@@ -228,3 +228,82 @@ async fn log_pages_cover_every_match_once_while_lines_arrive() {
     let expected: Vec<String> = (0..25).rev().map(|n| format!("page line {n}")).collect();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_cursors_page_through_lines_of_one_time_exactly() {
+    let server = TestServer::start().await;
+    let base = now_nanos() - 60_000_000_000;
+    // 24 matching lines at three times only, sent in four batches (segments);
+    // "tie 0" and "tie 1" come twice, as identical lines.
+    for batch in 0..4u64 {
+        let records: Vec<_> = (0..6u64)
+            .map(|n| {
+                let line = batch * 6 + n;
+                let body = if line < 4 {
+                    format!("tie {}", line % 2)
+                } else {
+                    format!("tie {line}")
+                };
+                log_record(None, base + (line % 3) * 1_000, 9, &body)
+            })
+            .collect();
+        server
+            .export("/v1/logs", &logs_request("pager", records))
+            .await;
+    }
+    server.flush().await;
+    let mut cursor: Option<String> = None;
+    let mut end = None;
+    let mut got: Vec<(u64, String)> = Vec::new();
+    for page in 0.. {
+        assert!(page < 10, "the pages do not end");
+        let mut url = "/api/logs?query=tie&lookback=1h&limit=5".to_string();
+        if let (Some(cursor), Some(end)) = (&cursor, end) {
+            url.push_str(&format!("&cursor={cursor}&end={end}"));
+        }
+        let (status, answer) = server.get(&url).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["total"], 24, "{answer}");
+        end = end.or(answer["end"].as_u64());
+        for line in answer["data"].as_array().expect("data") {
+            let time: u64 = line["timeUnixNano"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .expect("time");
+            got.push((time, line["body"].as_str().unwrap_or_default().to_string()));
+        }
+        // A newer matching line after each page: outside the pinned window.
+        server
+            .export(
+                "/v1/logs",
+                &logs_request("pager", vec![log_record(None, now_nanos(), 9, "tie late")]),
+            )
+            .await;
+        server.flush().await;
+        match answer["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => {
+                assert!(answer["nextCursor"].is_null(), "{answer}");
+                break;
+            }
+        }
+    }
+    assert_eq!(got.len(), 24, "{got:?}");
+    assert!(
+        got.windows(2).all(|w| w[0].0 >= w[1].0),
+        "newest first: {got:?}"
+    );
+    let mut bodies: Vec<String> = got.into_iter().map(|g| g.1).collect();
+    bodies.sort();
+    let mut want: Vec<String> = (0..24u64)
+        .map(|line| {
+            if line < 4 {
+                format!("tie {}", line % 2)
+            } else {
+                format!("tie {line}")
+            }
+        })
+        .collect();
+    want.sort();
+    assert_eq!(bodies, want);
+}
