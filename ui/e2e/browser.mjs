@@ -147,6 +147,10 @@ await check('sorting orders every matching trace, and says how many matched', as
   await page.click('.sorts a:has-text("Longest first")');
   await page.waitForURL('**sort=longest**');
   await settle();
+  // In the hydrated page the new results replace the old after the URL moved:
+  // wait for them (a wrong order still fails below, after the wait).
+  await page.waitForFunction((slow) => document.querySelector('a.trace-link')?.getAttribute('href') === `/trace/${slow}`,
+    slowId, { timeout: 10000 }).catch(() => {});
   ids = await resultIds();
   // The slow trace is the oldest: a sort of the newest page could not find it.
   expect(JSON.stringify(ids) === JSON.stringify([slowId, traceId]), `longest: ${ids}`);
@@ -533,6 +537,22 @@ await check('log pages go older and newer, with the total', async () => {
   expect(JSON.stringify(seen) === JSON.stringify(['order stored', 'payment declined by issuer', 'checkout started']), `pages ${seen}`);
   await page.click('#newer');
   await page.waitForFunction(() => document.querySelector('#log-range')?.textContent.trim() === 'lines 2–2 of 3');
+});
+
+await check('every matching line downloads as CSV and NDJSON', async () => {
+  await page.goto(`${base}/logs?traceID=${traceId}&lookback=1h&limit=1`);
+  await settle();
+  const fetched = {};
+  for (const format of ['csv', 'ndjson']) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(`#download-${format}`)]);
+    expect(download.suggestedFilename() === `hopline-logs.${format}`, `file name ${download.suggestedFilename()}`);
+    fetched[format] = readFileSync(await download.path(), 'utf8');
+  }
+  const rows = fetched.csv.split('\r\n').filter((row) => row !== '');
+  expect(rows.length === 4 && rows[0].startsWith('time,timeUnixNano,severity,service,body'), `CSV ${fetched.csv}`);
+  expect(rows[2].includes('payment declined by issuer'), `CSV rows ${rows}`);
+  const lines = fetched.ndjson.trim().split('\n').map((line) => JSON.parse(line).body);
+  expect(JSON.stringify(lines) === JSON.stringify(['order stored', 'payment declined by issuer', 'checkout started']), `NDJSON ${lines}`);
 });
 
 await check('spans are found by text, n of m, Enter to the next', async () => {

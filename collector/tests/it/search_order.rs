@@ -307,3 +307,105 @@ async fn log_cursors_page_through_lines_of_one_time_exactly() {
     want.sort();
     assert_eq!(bodies, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_download_streams_every_matching_line_as_ndjson_or_csv() {
+    let server = TestServer::start().await;
+    let base = now_nanos() - 60_000_000_000;
+    // 2,500 matching lines (more than a download's page of 1,000), ten to a
+    // microsecond, and one whose body needs quoting in CSV.
+    for batch in 0..5u64 {
+        let records: Vec<_> = (0..500u64)
+            .map(|n| {
+                let line = batch * 500 + n;
+                let body = if line == 7 {
+                    "=cmd|' /C calc'!A0, said \"x\"\nthen".to_string()
+                } else {
+                    format!("download {line}")
+                };
+                log_record(None, base + line / 10 * 1_000, 9, &body)
+            })
+            .collect();
+        server
+            .export("/v1/logs", &logs_request("exporter", records))
+            .await;
+    }
+    server
+        .export(
+            "/v1/logs",
+            &logs_request(
+                "other",
+                vec![log_record(None, base, 9, "download elsewhere")],
+            ),
+        )
+        .await;
+    server.flush().await;
+    let fetch = |query: String| {
+        let url = server.api_url(&format!(
+            "/api/logs/export?service=exporter&lookback=1h&{query}"
+        ));
+        async move {
+            let response = reqwest::get(url).await.expect("export");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, response.text().await.expect("body"))
+        }
+    };
+
+    let (status, headers, body) = fetch("format=ndjson".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .is_ok_and(|d| d.starts_with("attachment")));
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2_500);
+    let mut bodies: Vec<&str> = lines
+        .iter()
+        .map(|l| l["body"].as_str().unwrap_or_default())
+        .collect();
+    let times: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            l["timeUnixNano"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .expect("time")
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    bodies.sort_unstable();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 2_500, "every line once");
+
+    let (status, headers, body) = fetch("format=csv&limit=1500".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        body.starts_with("time,timeUnixNano,severity,service,body,traceID,spanID,attributes\r\n")
+    );
+    // 1,500 rows after the header; the oldest lines, among them line 7, are
+    // past the limit.
+    assert_eq!(body.matches("\r\n").count(), 1_501, "{}", &body[..200]);
+    assert!(!body.contains("calc"));
+    let (_, _, all) = fetch("format=csv".into()).await;
+    assert_eq!(all.matches("\r\n").count(), 2_501);
+    assert!(
+        all.contains(",\"'=cmd|' /C calc'!A0, said \"\"x\"\"\nthen\","),
+        "the quoted, defused body"
+    );
+
+    for (query, why) in [
+        ("format=xml", "invalid format 'xml'"),
+        ("limit=many", "invalid limit 'many'"),
+        ("offset=10", "offset"),
+        ("query=(", "malformed query"),
+    ] {
+        let (status, _, body) = fetch(query.into()).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(why), "{query}: {body}");
+    }
+}

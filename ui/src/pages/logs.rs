@@ -74,6 +74,19 @@ impl Form {
         format!("/logs?{}", page.api_query())
     }
 
+    /// Every line of this search, in its window ending at `end` (µs), as a
+    /// download in `format` (`ndjson` or `csv`).
+    fn download_href(&self, end: u64, format: &str) -> String {
+        let all = Form {
+            offset: 0,
+            end: end.to_string(),
+            limit: String::new(),
+            live: false,
+            ..self.clone()
+        };
+        format!("/api/logs/export?{}&format={format}", all.api_query())
+    }
+
     /// The document's title: what is searched.
     fn title(&self) -> String {
         let what = [&self.query, &self.service, &self.trace_id]
@@ -257,8 +270,17 @@ pub fn LogsPage() -> impl IntoView {
                                 let href = form.page_href(page.offset + limit, page.end);
                                 view! { <a id="older" rel="next" href=href>"older →"</a> }
                             });
+                            let download = (total > 0).then(|| view! {
+                                <p class="downloads">
+                                    "Download all: "
+                                    <a id="download-ndjson" download href=form.download_href(page.end, "ndjson")>"NDJSON"</a>
+                                    " · "
+                                    <a id="download-csv" download href=form.download_href(page.end, "csv")>"CSV"</a>
+                                </p>
+                            });
                             view! {
                                 <p class="count" id="log-count">{count}</p>
+                                {download}
                                 <ol class="log-lines">
                                     {page.lines.into_iter().map(|line| view! {
                                         <LogRow line=line terms=terms.clone()/>
