@@ -6,15 +6,12 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use tantivy::collector::DocSetCollector;
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::TermQuery;
-use tantivy::schema::IndexRecordOption;
-use tantivy::{DocAddress, SegmentOrdinal, Term};
+use tantivy::{DocAddress, SegmentOrdinal};
 
 use super::error::StoreError;
 use super::schema::{columns, SpanSchema};
-use super::search::{origin_of, stored_payload, Cancel, SpanColumnReaders, CHECK_EVERY};
+use super::search::{span_at, Cancel, SpanColumnReaders, CHECK_EVERY};
 use super::SignalIndex;
 use crate::model::TraceId;
 
@@ -185,27 +182,15 @@ impl SignalIndex {
         trace_id: TraceId,
         cancel: &Cancel,
     ) -> Result<TraceOutline, StoreError> {
-        let query = TermQuery::new(
-            Term::from_field_bytes(schema.trace_id, &trace_id.0),
-            IndexRecordOption::Basic,
-        );
         let mut outline = TraceOutline::default();
         let mut services: HashMap<String, u32> = HashMap::new();
         let mut seen: HashSet<u64> = HashSet::new();
         // Where each span's document is, to read the names of root candidates.
         let mut places: HashMap<u64, (usize, DocAddress)> = HashMap::new();
-        let splits = self.splits();
-        let mut searchers = Vec::with_capacity(splits.len());
-        for (i, split) in splits.iter().enumerate() {
-            cancel.check()?;
-            let searcher = split.reader.searcher();
-            let mut addresses: Vec<DocAddress> = searcher
-                .search(&query, &DocSetCollector)?
-                .into_iter()
-                .collect();
-            addresses.sort();
+        let documents = self.trace_documents(schema, trace_id, cancel)?;
+        for (i, (split, searcher, addresses)) in documents.iter().enumerate() {
             let mut segment: Option<(SegmentOrdinal, OutlineColumns)> = None;
-            for (n, address) in addresses.into_iter().enumerate() {
+            for (n, &address) in addresses.iter().enumerate() {
                 if n.is_multiple_of(CHECK_EVERY) {
                     cancel.check()?;
                 }
@@ -215,8 +200,8 @@ impl SignalIndex {
                         let ord = address.segment_ord;
                         let fast = searcher.segment_reader(ord).fast_fields();
                         let readers = OutlineColumns {
-                            ids: SpanColumnReaders::open(split, &searcher, ord)?,
-                            error: split.u64_column(&searcher, ord, columns::ERROR).ok(),
+                            ids: SpanColumnReaders::open(split, searcher, ord)?,
+                            error: split.u64_column(searcher, ord, columns::ERROR).ok(),
                             service: fast.str(columns::SERVICE)?,
                         };
                         &segment.insert((ord, readers)).1
@@ -247,7 +232,6 @@ impl SignalIndex {
                 });
                 places.insert(columns.span_id, (i, address));
             }
-            searchers.push(searcher);
         }
         for span_id in outline.root_candidates() {
             if outline.names.iter().any(|(known, _)| *known == span_id) {
@@ -257,14 +241,9 @@ impl SignalIndex {
                 continue;
             };
             cancel.check()?;
-            let (split, searcher) = (&splits[i], &searchers[i]);
-            let columns =
-                SpanColumnReaders::open(split, searcher, address.segment_ord)?.get(address.doc_id);
-            let origin = origin_of(split, columns.origin)?;
-            let payload = stored_payload(searcher, address, schema.payload)?;
-            let span = schema
-                .span(&payload, columns, &origin)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let (split, searcher, _) = &documents[i];
+            let readers = SpanColumnReaders::open(split, searcher, address.segment_ord)?;
+            let span = span_at(schema, split, searcher, &readers, address)?;
             outline.names.push((span_id, span.name.to_string()));
         }
         Ok(outline)

@@ -475,24 +475,12 @@ impl SignalIndex {
         max_spans: usize,
         cancel: &Cancel,
     ) -> Result<TraceSpans, StoreError> {
-        let query = TermQuery::new(
-            Term::from_field_bytes(schema.trace_id, &trace_id.0),
-            IndexRecordOption::Basic,
-        );
         // (start, split, address) of every span document of the trace.
         let mut hits: Vec<(u64, usize, DocAddress)> = Vec::new();
-        let mut searchers = Vec::new();
-        let splits = self.splits();
-        for (i, split) in splits.iter().enumerate() {
-            cancel.check()?;
-            let searcher = split.reader.searcher();
-            let mut addresses: Vec<DocAddress> = searcher
-                .search(&query, &DocSetCollector)?
-                .into_iter()
-                .collect();
-            addresses.sort();
+        let documents = self.trace_documents(schema, trace_id, cancel)?;
+        for (i, (split, searcher, addresses)) in documents.iter().enumerate() {
             let mut start: Option<(SegmentOrdinal, Column<u64>)> = None;
-            for (n, address) in addresses.into_iter().enumerate() {
+            for (n, &address) in addresses.iter().enumerate() {
                 if n.is_multiple_of(CHECK_EVERY) {
                     cancel.check()?;
                 }
@@ -500,13 +488,12 @@ impl SignalIndex {
                     Some((ord, column)) if *ord == address.segment_ord => column,
                     _ => {
                         let column =
-                            split.u64_column(&searcher, address.segment_ord, columns::START)?;
+                            split.u64_column(searcher, address.segment_ord, columns::START)?;
                         &start.insert((address.segment_ord, column)).1
                     }
                 };
                 hits.push((column.first(address.doc_id).unwrap_or(0), i, address));
             }
-            searchers.push(searcher);
         }
         let total = hits.len();
         if hits.len() > max_spans {
@@ -522,7 +509,7 @@ impl SignalIndex {
             if n.is_multiple_of(CHECK_EVERY) {
                 cancel.check()?;
             }
-            let (split, searcher) = (&splits[i], &searchers[i]);
+            let (split, searcher, _) = &documents[i];
             let readers = match &columns {
                 Some((split, ord, readers)) if *split == i && *ord == address.segment_ord => {
                     readers
@@ -532,18 +519,39 @@ impl SignalIndex {
                     &columns.insert((i, address.segment_ord, readers)).2
                 }
             };
-            let payload = stored_payload(searcher, address, schema.payload)?;
-            let columns = readers.get(address.doc_id);
-            let origin = origin_of(split, columns.origin)?;
-            let span = schema
-                .span(&payload, columns, &origin)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let span = span_at(schema, split, searcher, readers, address)?;
             if seen.insert(span.span_id) {
                 spans.push(span);
             }
         }
         spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
         Ok(TraceSpans { spans, total })
+    }
+
+    /// Every split (its searcher kept, so the addresses stay valid) with the
+    /// addresses of trace `trace_id`'s span documents in it, in index order.
+    pub(super) fn trace_documents(
+        &self,
+        schema: &SpanSchema,
+        trace_id: TraceId,
+        cancel: &Cancel,
+    ) -> Result<Vec<TraceDocuments>, StoreError> {
+        let query = TermQuery::new(
+            Term::from_field_bytes(schema.trace_id, &trace_id.0),
+            IndexRecordOption::Basic,
+        );
+        let mut documents = Vec::new();
+        for split in self.splits() {
+            cancel.check()?;
+            let searcher = split.reader.searcher();
+            let mut addresses: Vec<DocAddress> = searcher
+                .search(&query, &DocSetCollector)?
+                .into_iter()
+                .collect();
+            addresses.sort();
+            documents.push((split, searcher, addresses));
+        }
+        Ok(documents)
     }
 
     /// The traces with a span matching `filter`: every one of them (up to
@@ -1364,6 +1372,27 @@ pub(super) fn scan(
         }
     }
     Ok(())
+}
+
+/// A split, its searcher (the addresses are valid in it alone), and the
+/// addresses of one trace's span documents there.
+pub(super) type TraceDocuments = (Arc<Split>, Searcher, Vec<DocAddress>);
+
+/// The span whose document is at `address`, its columns read with `readers`
+/// (opened for that segment).
+pub(super) fn span_at(
+    schema: &SpanSchema,
+    split: &Split,
+    searcher: &Searcher,
+    readers: &SpanColumnReaders,
+    address: DocAddress,
+) -> Result<Span, StoreError> {
+    let payload = stored_payload(searcher, address, schema.payload)?;
+    let columns = readers.get(address.doc_id);
+    let origin = origin_of(split, columns.origin)?;
+    schema
+        .span(&payload, columns, &origin)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The columns a span document keeps its ids and times in, for one segment.
