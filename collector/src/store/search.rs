@@ -325,10 +325,10 @@ impl LogCursor {
     }
 }
 
-/// The records of a log search after `cursor`, newest first, and the cursor of
-/// the last one when more follow. `records` holds every record of the
-/// search newer than the page's end that is not before the cursor (in any
-/// order); at most `limit` are kept.
+/// The page after `cursor` (at most `limit` records, newest first) and the
+/// cursor of its last record when more follow. `records`, in any order, must
+/// hold every match that can be on the page and one more when there is one;
+/// records at or before the cursor are dropped here.
 pub fn log_page(
     records: Vec<LogRecord>,
     cursor: Option<&LogCursor>,
