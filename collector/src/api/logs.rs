@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::auth::Tenant;
 use super::traces::pairs;
 use super::ApiError;
-use crate::model::LogRecord;
+use crate::model::{attributes_to_json, LogRecord};
 use crate::query::tail::TailEvent;
-use crate::query::{log_json, params};
+use crate::query::{body_json, log_json, params, severity_label};
 
 pub(super) async fn search(
     Tenant(state): Tenant,
@@ -155,12 +155,12 @@ pub(super) async fn export(
                 if page.records.is_empty() {
                     return None;
                 }
-                let take = page
+                let lines = page
                     .records
                     .len()
                     .min(usize::try_from(left).unwrap_or(usize::MAX));
-                let mut out = Vec::with_capacity(take * 256);
-                for record in &page.records[..take] {
+                let mut out = Vec::with_capacity(lines * 256);
+                for record in &page.records[..lines] {
                     match format {
                         ExportFormat::Ndjson => {
                             out.extend_from_slice(log_json(record).to_string().as_bytes());
@@ -169,7 +169,7 @@ pub(super) async fn export(
                         ExportFormat::Csv => csv_row(record, &mut out),
                     }
                 }
-                let left = left - take as u64;
+                let left = left - lines as u64;
                 let next = match page.next {
                     Some(next) if left > 0 => {
                         filter.after = Some(next);
@@ -208,21 +208,19 @@ pub(super) async fn export(
 /// run as a formula (`=`, `+`, `-`, `@`, tab or carriage return first) starts
 /// with `'`.
 fn csv_row(record: &LogRecord, out: &mut Vec<u8>) {
-    let json = log_json(record);
-    let text = |key: &str| match &json[key] {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
+    let body = match body_json(record) {
+        Value::String(text) => text,
         other => other.to_string(),
     };
     let fields = [
         hopline_ui::format::rfc3339(record.time_unix_nano / 1000),
         record.time_unix_nano.to_string(),
-        text("severityText"),
+        severity_label(record),
         record.service_name.to_string(),
-        text("body"),
-        text("traceID"),
-        text("spanID"),
-        json["attributes"].to_string(),
+        body,
+        record.trace_id.map(|id| id.to_hex()).unwrap_or_default(),
+        record.span_id.map(|id| id.to_hex()).unwrap_or_default(),
+        attributes_to_json(&record.attributes).to_string(),
     ];
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {

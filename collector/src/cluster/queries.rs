@@ -407,7 +407,10 @@ impl QueryService for ClusterQueries {
             // page is cut from them all.
             let seen = cursor.map_or(0, |cursor| cursor.seen as usize);
             let leaf_filter = LogFilter {
-                limit: limit.saturating_add(offset).saturating_add(seen) + usize::from(offset == 0),
+                limit: limit
+                    .saturating_add(offset)
+                    .saturating_add(seen)
+                    .saturating_add(usize::from(offset == 0)),
                 offset: 0,
                 after: cursor.map(|cursor| LogCursor { seen: 0, ..cursor }),
                 ..filter.clone()

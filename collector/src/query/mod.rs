@@ -40,14 +40,31 @@ pub enum QueryError {
     Worker(#[from] tokio::task::JoinError),
 }
 
+/// The severity a log line shows: its text, else the level of its number.
+pub fn severity_label(record: &LogRecord) -> String {
+    if record.severity_text.is_empty() {
+        record.level().to_uppercase()
+    } else {
+        record.severity_text.to_string()
+    }
+}
+
+/// A log line's body: a string as itself, any other value as its JSON form.
+pub fn body_json(record: &LogRecord) -> Value {
+    match &record.body {
+        crate::model::AnyValue::Str(s) => Value::String(s.to_string()),
+        other => other.to_json(),
+    }
+}
+
 /// One log record as `/api/logs` returns it.
 pub fn log_json(record: &LogRecord) -> Value {
     json!({
         "timeUnixNano": record.time_unix_nano.to_string(),
         "observedTimeUnixNano": record.observed_time_unix_nano.to_string(),
         "severityNumber": record.severity_number,
-        "severityText": if record.severity_text.is_empty() { record.level().to_uppercase() } else { record.severity_text.to_string() },
-        "body": match &record.body { crate::model::AnyValue::Str(s) => Value::String(s.to_string()), other => other.to_json() },
+        "severityText": severity_label(record),
+        "body": body_json(record),
         "serviceName": record.service_name,
         "traceID": record.trace_id.map(|id| id.to_hex()),
         "spanID": record.span_id.map(|id| id.to_hex()),
