@@ -22,19 +22,8 @@ pub struct Row {
 /// Lays the spans out: depth-first, children by start time. Spans whose parent is not
 /// in the trace (lost or not yet arrived) are shown as roots.
 pub fn layout(spans: &[SpanView]) -> Vec<Row> {
-    let ids: HashMap<&str, usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
-    for (i, span) in spans.iter().enumerate() {
-        match span.parent.as_deref().and_then(|p| ids.get(p)) {
-            Some(&parent) if parent != i => children.entry(parent).or_default().push(i),
-            _ => roots.push(i),
-        }
-    }
+    let shape = shape(spans);
+    let (mut roots, mut children) = hopline_tree::children(&shape);
     let by_start =
         |list: &mut Vec<usize>| list.sort_by_key(|&i| (spans[i].start_us, spans[i].id.clone()));
     by_start(&mut roots);
@@ -50,8 +39,8 @@ pub fn layout(spans: &[SpanView]) -> Vec<Row> {
     let total = (end - start).max(1) as f64;
 
     let mut critical: HashMap<usize, Vec<(f64, f64)>> = HashMap::new();
-    if let Some(&root) = roots.iter().max_by_key(|&&i| spans[i].duration_us) {
-        for (span, from, to) in critical_path(root, spans, &children) {
+    if let Some(root) = hopline_tree::main_root(&shape, &roots) {
+        for (span, from, to) in hopline_tree::critical_path(root, &shape, &children) {
             critical.entry(span).or_default().push((
                 (from - start) as f64 / total * 100.0,
                 (to - from) as f64 / total * 100.0,
@@ -82,50 +71,21 @@ pub fn layout(spans: &[SpanView]) -> Vec<Row> {
     rows
 }
 
-/// The critical path under `root`, as Jaeger draws it: the segments (span, from,
-/// to, in µs) that the trace's end waits on. Walking back from a span's end, the
-/// child that finishes last (before that point) holds the path until its own
-/// start, and the span itself holds the gaps between such children. Iterative:
-/// a trace may nest thousands deep.
-fn critical_path(
-    root: usize,
-    spans: &[SpanView],
-    children: &HashMap<usize, Vec<usize>>,
-) -> Vec<(usize, u64, u64)> {
-    let end = |i: usize| spans[i].start_us + spans[i].duration_us;
-    let mut segments = Vec::new();
-    let mut visited = HashSet::new();
-    // (span, the point its part of the path ends at)
-    let mut work = vec![(root, end(root))];
-    while let Some((span, until)) = work.pop() {
-        if !visited.insert(span) {
-            continue;
-        }
-        let start = spans[span].start_us;
-        let mut frontier = until.min(end(span)).max(start);
-        let mut kids: Vec<usize> = children.get(&span).cloned().unwrap_or_default();
-        kids.sort_by_key(|&kid| std::cmp::Reverse(end(kid)));
-        for kid in kids {
-            if frontier <= start {
-                break;
-            }
-            // A child that started after the frontier is off the path; one that
-            // ends after it (clock skew, async work) holds the path up to it.
-            if spans[kid].start_us >= frontier {
-                continue;
-            }
-            let kid_end = end(kid).min(frontier);
-            if kid_end < frontier {
-                segments.push((span, kid_end, frontier));
-            }
-            work.push((kid, kid_end));
-            frontier = spans[kid].start_us.max(start);
-        }
-        if frontier > start {
-            segments.push((span, start, frontier));
-        }
-    }
-    segments
+/// The spans as the tree functions see them: times in µs, parents by index.
+pub fn shape(spans: &[SpanView]) -> Vec<hopline_tree::Span> {
+    let parents = hopline_tree::parents(
+        spans.iter().map(|s| s.id.as_bytes()),
+        spans.iter().map(|s| s.parent.as_deref().map(str::as_bytes)),
+    );
+    spans
+        .iter()
+        .zip(parents)
+        .map(|(span, parent)| hopline_tree::Span {
+            start: span.start_us,
+            end: span.start_us + span.duration_us,
+            parent,
+        })
+        .collect()
 }
 
 /// What one operation of one service took in a trace, as Jaeger's trace
@@ -153,41 +113,7 @@ impl OperationStats {
 /// Each span's self time: its duration less the union of its children's
 /// intervals (clipped to it), µs; by index into `spans`.
 pub fn self_times(spans: &[SpanView]) -> Vec<u64> {
-    let ids: HashMap<&str, usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut children: HashMap<usize, Vec<(u64, u64)>> = HashMap::new();
-    for (i, span) in spans.iter().enumerate() {
-        if let Some(&parent) = span.parent.as_deref().and_then(|p| ids.get(p)) {
-            if parent != i {
-                children
-                    .entry(parent)
-                    .or_default()
-                    .push((span.start_us, span.start_us + span.duration_us));
-            }
-        }
-    }
-    spans
-        .iter()
-        .enumerate()
-        .map(|(i, span)| {
-            let (start, end) = (span.start_us, span.start_us + span.duration_us);
-            let mut covered = 0;
-            let mut intervals = children.remove(&i).unwrap_or_default();
-            intervals.sort_unstable();
-            let mut reach = start;
-            for (from, to) in intervals {
-                let (from, to) = (from.max(reach), to.min(end));
-                if to > from {
-                    covered += to - from;
-                    reach = to;
-                }
-            }
-            span.duration_us.saturating_sub(covered)
-        })
-        .collect()
+    hopline_tree::self_times(&shape(spans))
 }
 
 /// Per service and operation: count, total and self time, min, average, max,

@@ -88,6 +88,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces", get(traces::search))
         .route("/api/traces/{trace_id}", get(traces::trace))
         .route("/api/dependencies", get(traces::dependencies))
+        .route("/api/analysis", get(traces::analysis))
         .route("/api/metrics/minstep", get(red::min_step))
         .route("/api/metrics/{metric}", get(red::jaeger_metric))
         .route("/api/service-metrics", get(red::service_metrics))

@@ -11,7 +11,7 @@ use super::{render, ApiError};
 use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
 use crate::query::service::{Operation, Trace};
-use crate::query::{jaeger, otlp_json, QueryError};
+use crate::query::{analysis, jaeger, otlp_json, QueryError};
 use crate::store::search::MAX_MATCHING_TRACES;
 
 pub(super) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -205,6 +205,16 @@ pub(super) async fn v3_search(
     })
     .await?;
     Ok(Json(json!({ "result": result })))
+}
+
+/// `/api/analysis`: why the slow ones are slow (see `query::analysis`).
+pub(super) async fn analysis(
+    Tenant(state): Tenant,
+    query: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let request = params::analysis(&pairs(query)?, state.now())?;
+    let analysis = analysis::analyse(state.queries.as_ref(), request).await?;
+    Ok(Json(render(move || analysis::analysis_json(&analysis)).await?))
 }
 
 /// `/api/v3/trace-summaries`: what the Jaeger UI (2.19 on) lists as search

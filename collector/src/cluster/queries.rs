@@ -450,4 +450,8 @@ impl QueryService for ClusterQueries {
             filter,
         )
     }
+
+    fn timeout(&self) -> Duration {
+        self.leaves.gate.limits.timeout
+    }
 }

@@ -1,7 +1,9 @@
 //! Reading: API parameters -> typed filters ([`params`]), the query service that
-//! answers them ([`service`]), and records -> API JSON ([`jaeger`], [`otlp_json`],
+//! answers them ([`service`]), the analysis of many traces over it ([`analysis`]), and
+//! records -> API JSON ([`jaeger`], [`otlp_json`],
 //! [`log_json`]). No HTTP types; `api` calls them and maps [`QueryError`].
 
+pub mod analysis;
 pub mod jaeger;
 pub mod logql;
 pub mod otlp_json;

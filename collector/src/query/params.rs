@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::analysis::{AnalysisRequest, Grouping, DEFAULT_ANALYSED_TRACES, MAX_ANALYSED_TRACES};
 use super::{logql, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
@@ -202,10 +203,24 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
     if !ids.is_empty() {
         return Ok(TraceSearch::Ids(ids));
     }
+    Ok(TraceSearch::Filter(trace_filter(
+        &params,
+        now_nanos,
+        (DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT),
+    )?))
+}
+
+/// The search filter of `/api/traces` (and of what builds on it): `limit` is
+/// `(default, max)`.
+fn trace_filter(
+    params: &Params<'_>,
+    now_nanos: u64,
+    limit: (usize, usize),
+) -> Result<TraceFilter, QueryError> {
     // Without a service, every service's spans are searched.
     let service = params.get("service").filter(|service| !service.is_empty());
-    let (start_min, start_max) = time_window(&params, now_nanos)?;
-    let mut tags = json_tags(&params, "tags")?;
+    let (start_min, start_max) = time_window(params, now_nanos)?;
+    let mut tags = json_tags(params, "tags")?;
     for tag in params.all("tag") {
         let (key, value) = tag
             .split_once(':')
@@ -236,8 +251,8 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
         start_max,
         duration_min: params.duration("minDuration")?.map(|d| d.as_nanos() as u64),
         duration_max: params.duration("maxDuration")?.map(|d| d.as_nanos() as u64),
-        limit: params.limit(DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT)?,
-        order: trace_order(&params)?,
+        limit: params.limit(limit.0, limit.1)?,
+        order: trace_order(params)?,
     };
     if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
         if min > max {
@@ -246,7 +261,98 @@ pub fn trace_search(pairs: &[(String, String)], now_nanos: u64) -> Result<TraceS
             ));
         }
     }
-    Ok(TraceSearch::Filter(filter))
+    Ok(filter)
+}
+
+/// `/api/analysis`: a trace search (its parameters, `limit` up to
+/// [`MAX_ANALYSED_TRACES`]) and how to split its traces in two groups.
+pub const ANALYSIS_PARAMS: &[&str] = &[
+    "service",
+    "operation",
+    "tags",
+    "tag",
+    "start",
+    "end",
+    "lookback",
+    "minDuration",
+    "maxDuration",
+    "spanKind",
+    "limit",
+    "group",
+    "fastest",
+    "slowest",
+    "attribute",
+    "a",
+    "b",
+    "baselineStart",
+    "baselineEnd",
+];
+
+/// `/api/analysis?service=&operation=&...&group=duration|attribute|time&...`
+pub fn analysis(pairs: &[(String, String)], now_nanos: u64) -> Result<AnalysisRequest, QueryError> {
+    let params = Params::new(pairs, ANALYSIS_PARAMS)?;
+    let filter = trace_filter(
+        &params,
+        now_nanos,
+        (DEFAULT_ANALYSED_TRACES, MAX_ANALYSED_TRACES),
+    )?;
+    let percent = |key: &str, default: u32| -> Result<u32, QueryError> {
+        match params.u64(key)? {
+            None => Ok(default),
+            Some(n @ 1..=50) => Ok(n as u32),
+            Some(n) => Err(bad(key, &n.to_string(), "expected a percentage from 1 to 50")),
+        }
+    };
+    let grouping = match params.get("group").unwrap_or("duration") {
+        "duration" => Grouping::Duration {
+            fastest: percent("fastest", 50)?,
+            slowest: percent("slowest", 5)?,
+        },
+        "attribute" => {
+            let need = |key: &str| {
+                params.get(key).map(str::to_string).ok_or_else(|| {
+                    QueryError::BadRequest(format!(
+                        "group=attribute needs '{key}': the attribute key and its two values \
+                         (attribute=service.version&a=1.4&b=1.5)"
+                    ))
+                })
+            };
+            let (key, a, b) = (need("attribute")?, need("a")?, need("b")?);
+            if a == b {
+                return Err(bad("b", &b, "the two values to compare are the same"));
+            }
+            Grouping::Attribute { key, a, b }
+        }
+        "time" => {
+            // The range before the search's, as long as it, unless given.
+            let length = filter.start_max - filter.start_min;
+            let start = params
+                .u64("baselineStart")?
+                .map(|us| us.saturating_mul(1000))
+                .unwrap_or(filter.start_min.saturating_sub(length.saturating_add(1)));
+            let end = params
+                .u64("baselineEnd")?
+                .map(|us| us.saturating_mul(1000))
+                .unwrap_or(filter.start_min.saturating_sub(1));
+            if start > end {
+                return Err(QueryError::BadRequest(format!(
+                    "baselineStart ({}µs) is after baselineEnd ({}µs)",
+                    start / 1000,
+                    end / 1000
+                )));
+            }
+            Grouping::Baseline { start, end }
+        }
+        other => {
+            return Err(bad(
+                "group",
+                other,
+                "expected duration (the fastest against the slowest), attribute (two values \
+                 of one attribute) or time (the range against a baseline range)",
+            ))
+        }
+    };
+    Ok(AnalysisRequest { filter, grouping })
 }
 
 /// api_v3 search parameters, each in the proto's snake_case and in the

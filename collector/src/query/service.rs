@@ -7,6 +7,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{watch, Semaphore};
@@ -134,6 +135,10 @@ pub trait QueryService: Send + Sync + 'static {
     /// Follows `filter` from now on: new lines as they become searchable, each
     /// once. Refused when `--max-tails` are open.
     fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError>;
+
+    /// How long one question may take (`--query-timeout`): also the bound of
+    /// what is built of several calls (the analysis of many traces).
+    fn timeout(&self) -> Duration;
 }
 
 /// Spans one search answer holds in all: past it, the traces that follow are cut
@@ -389,5 +394,9 @@ impl QueryService for LocalQueries {
             self.shutdown.clone(),
             filter,
         )
+    }
+
+    fn timeout(&self) -> Duration {
+        self.gate.limits.timeout
     }
 }

@@ -374,3 +374,180 @@ async fn trace_summaries_answer_the_jaeger_ui_search_from_columns() {
     assert_eq!(ids, [hex(&[6; 16])]);
     server.hopline.shutdown().await;
 }
+
+/// Twenty checkouts through gateway `POST /api/orders` (20 ms), each calling
+/// order-service `POST /orders`, which runs `SELECT users` once (1 ms): traces
+/// 1-16 so; 17 and 18 run `SELECT users` 14 times in a row (7 ms each: an N+1,
+/// 120 ms in all); 19 and 20 wait 750 ms for `quote shipping` (800 ms in all).
+/// The slow four carry `deploy=canary`, the rest `deploy=stable`.
+async fn seed_checkouts(server: &TestServer, base: u64) {
+    for n in 1..=20u8 {
+        let trace = [n; 16];
+        let start = base + u64::from(n) * 1000 * MS;
+        let total_ms = match n {
+            17 | 18 => 120,
+            19 | 20 => 800,
+            _ => 20,
+        };
+        let mut gateway = span(trace, 1, None, "POST /api/orders", start, total_ms * MS);
+        let deploy = if n >= 17 { "canary" } else { "stable" };
+        gateway.attributes.push(string_kv("deploy", deploy));
+        let mut order = vec![span(
+            trace,
+            2,
+            Some(1),
+            "POST /orders",
+            start + 2 * MS,
+            (total_ms - 10) * MS,
+        )];
+        let selects = if n == 17 || n == 18 { 14 } else { 1 };
+        let select_ms = if selects > 1 { 7 } else { 1 };
+        for i in 0..selects {
+            order.push(kind(
+                span(
+                    trace,
+                    10 + i,
+                    Some(2),
+                    "SELECT users",
+                    start + (3 + u64::from(i) * select_ms) * MS,
+                    select_ms * MS,
+                ),
+                3,
+            ));
+        }
+        if n >= 19 {
+            order.push(kind(
+                span(trace, 30, Some(2), "quote shipping", start + 5 * MS, 750 * MS),
+                1,
+            ));
+        }
+        server
+            .export("/v1/traces", &traces_request("gateway", vec![gateway]))
+            .await;
+        server
+            .export("/v1/traces", &traces_request("order-service", order))
+            .await;
+    }
+    server.flush().await;
+}
+
+#[tokio::test]
+async fn the_analysis_names_what_makes_the_slow_traces_slow() {
+    let server = TestServer::start().await;
+    let base = base();
+    seed_checkouts(&server, base).await;
+    let window = format!(
+        "service=gateway&operation={}&start={}&end={}",
+        urlencode("POST /api/orders"),
+        base / 1000,
+        (base + MINUTE) / 1000
+    );
+    let (status, body) = server
+        .get(&format!("/api/analysis?{window}&slowest=20"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["matched"], 20);
+    let ids = |list: &Value| -> Vec<u8> {
+        list.as_array()
+            .expect("ids")
+            .iter()
+            .map(|id| u8::from_str_radix(&id.as_str().expect("hex")[..2], 16).expect("hex"))
+            .collect()
+    };
+    let (a, b) = (&body["groups"]["a"], &body["groups"]["b"]);
+    assert_eq!((a["label"].as_str(), a["traces"].as_u64()), (Some("the fastest 50%"), Some(10)));
+    assert_eq!((b["label"].as_str(), b["traces"].as_u64()), (Some("the slowest 20%"), Some(4)));
+    assert_eq!(a["durationMs"], serde_json::json!({ "mean": 20.0, "p50": 20.0, "p95": 20.0 }));
+    assert_eq!(b["durationMs"]["mean"], 460.0);
+    assert_eq!(ids(&b["examples"]), [20, 19, 18]);
+
+    // Critical path per trace: a fast one spends 10 ms in the gateway, 9 in
+    // order-service and 1 in the query; an N+1 one 98 ms in queries, 12 in
+    // order-service; a quote one 750 ms quoting, 39 in order-service, 1 querying.
+    assert_eq!(
+        body["findings"],
+        serde_json::json!([
+            "The slowest 20% spend 375 ms more in order-service `quote shipping` than the \
+             fastest 50%, where it appears 0.5 times per trace instead of none",
+            "The slowest 20% spend 49 ms more in order-service `SELECT users` than the \
+             fastest 50%, where it appears 7.5 times per trace instead of once",
+            "deploy=canary is on 100% of the slowest 20% and 0% of the fastest 50%",
+        ]),
+        "{body:#}"
+    );
+    let paths = body["paths"].as_array().expect("paths");
+    let keys: Vec<&str> = paths.iter().filter_map(|p| p["path"].as_str()).collect();
+    let root = "gateway: POST /api/orders";
+    let order = format!("{root} › order-service: POST /orders");
+    assert_eq!(
+        keys,
+        [
+            format!("{order} › order-service: quote shipping"),
+            format!("{order} › order-service: SELECT users"),
+            order.clone(),
+            root.to_string(),
+        ]
+    );
+    let select = &paths[1];
+    assert_eq!(select["criticalDeltaMs"], 48.5);
+    assert_eq!(
+        (&select["a"]["traces"], &select["a"]["spansPerTrace"], &select["a"]["criticalMs"]),
+        (&serde_json::json!(10), &serde_json::json!(1.0), &serde_json::json!(1.0))
+    );
+    let slow = &select["b"];
+    assert_eq!(
+        (
+            slow["traces"].as_u64(),
+            slow["spansPerTrace"].as_f64(),
+            slow["criticalMs"].as_f64(),
+            slow["criticalShare"].as_f64(),
+            slow["selfMeanMs"].as_f64(),
+            slow["selfP95Ms"].as_f64(),
+        ),
+        (Some(4), Some(7.5), Some(49.5), Some(0.108), Some(49.5), Some(98.0))
+    );
+    assert_eq!(ids(&slow["examples"]), [18, 17, 20]);
+    assert_eq!(paths[3]["criticalDeltaMs"], 0.0);
+    assert_eq!(body["attributes"][0]["key"], "deploy");
+    assert_eq!(body["attributes"][0]["b"], serde_json::json!({ "traces": 4, "share": 1.0 }));
+
+    // Two values of an attribute: the sixteen stable against the four canaries.
+    let (status, body) = server
+        .get(&format!(
+            "/api/analysis?{window}&group=attribute&attribute=deploy&a=stable&b=canary"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["groups"]["a"]["traces"], 16);
+    assert_eq!(body["groups"]["b"]["traces"], 4);
+    assert_eq!(body["groups"]["b"]["label"], "traces with deploy=canary");
+    assert_eq!(body["attributes"], serde_json::json!([]), "the grouping key is not a finding");
+    assert_eq!(
+        body["paths"][0]["path"],
+        format!("{order} › order-service: quote shipping")
+    );
+
+    // The range against the minute before it, where nothing ran.
+    let (status, body) = server
+        .get(&format!("/api/analysis?{window}&group=time"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["groups"]["a"]["traces"], 0);
+    assert_eq!(body["groups"]["b"]["traces"], 20);
+    assert_eq!(body["findings"], serde_json::json!([]));
+
+    for (query, error) in [
+        ("group=slowest", "invalid group 'slowest'"),
+        ("slowest=0", "invalid slowest '0'"),
+        ("fastest=80", "invalid fastest '80'"),
+        ("group=attribute&attribute=deploy&a=x", "group=attribute needs 'b'"),
+        ("group=attribute&attribute=deploy&a=x&b=x", "the two values to compare are the same"),
+        ("group=time&baselineStart=20&baselineEnd=10", "baselineStart (20µs) is after baselineEnd"),
+        ("traceID=0102", "unknown query parameter 'traceID'"),
+    ] {
+        let (status, body) = server.get(&format!("/api/analysis?{window}&{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.to_string().contains(error), "{query}: {body}");
+    }
+    server.hopline.shutdown().await;
+}

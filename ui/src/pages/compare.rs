@@ -9,7 +9,8 @@ use leptos_meta::Title;
 use crate::api::{load_trace, TraceView};
 use crate::components::{ErrorBox, LogTable, NotFound};
 use crate::format;
-use crate::waterfall::layout;
+use crate::waterfall::{layout, shape};
+use hopline_tree::PATH_SEPARATOR;
 
 /// What a comparison knows of one span path in one trace.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -23,17 +24,19 @@ struct PathStats {
 /// Each span's key in a comparison (its service and operation, with its
 /// ancestors'), in tree order, with what the trace's spans on that path add up to.
 fn path_keys(trace: &TraceView) -> Vec<(String, PathStats)> {
-    let rows = layout(&trace.spans);
-    let mut stack: Vec<String> = Vec::new();
+    let labels: Vec<String> = trace
+        .spans
+        .iter()
+        .map(|span| format!("{}: {}", span.service, span.name))
+        .collect();
+    let keys = hopline_tree::path_keys(&shape(&trace.spans), &labels);
     let mut order: Vec<(String, PathStats)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for row in rows {
-        stack.truncate(row.depth);
+    for row in layout(&trace.spans) {
         let span = &trace.spans[row.span];
-        stack.push(format!("{}: {}", span.service, span.name));
-        let key = stack.join(" › ");
+        let key = &keys[row.span];
         let i = *index.entry(key.clone()).or_insert_with(|| {
-            order.push((key, PathStats::default()));
+            order.push((key.clone(), PathStats::default()));
             order.len() - 1
         });
         let stats = &mut order[i].1;
@@ -59,9 +62,9 @@ fn merged_paths(
             row.2 = Some(stats);
             continue;
         }
-        let at = match key.rsplit_once(" › ") {
+        let at = match key.rsplit_once(PATH_SEPARATOR) {
             Some((parent, _)) => {
-                let prefix = format!("{parent} › ");
+                let prefix = format!("{parent}{PATH_SEPARATOR}");
                 rows.iter()
                     .rposition(|row| row.0 == parent || row.0.starts_with(&prefix))
                     .map_or(rows.len(), |i| i + 1)
