@@ -211,6 +211,80 @@ async fn an_order_for_an_unknown_user_shows_grpc_not_found_and_the_gateways_404_
     stack.shutdown().await;
 }
 
+/// The analysis over many orders finds the demo's two faults: the slow shipping
+/// quote of `SLOW-*` items and the N+1 of a `BUNDLE-12` (a query per part).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analysis_of_many_orders_finds_the_slow_quote_and_the_n_plus_one() {
+    if !rabbitmq_available().await {
+        return;
+    }
+    let stack = Stack::start(StackOptions::default()).await;
+    let user_id = create_user(&stack).await;
+    let skus = ["SLOW-CRATE", "BUNDLE-12"]
+        .iter()
+        .cycle()
+        .take(4)
+        .copied()
+        .chain(std::iter::repeat_n("BOOK-1", 12));
+    for sku in skus {
+        let response = stack
+            .http
+            .post(format!("{}/api/orders", stack.gateway))
+            .json(&json!({ "userId": user_id, "items": [{ "sku": sku, "quantity": 1, "price": 1.0 }] }))
+            .send()
+            .await
+            .expect("order");
+        assert_eq!(response.status(), 201, "{sku}");
+    }
+    let analysis = |query: &str| {
+        stack.api(&format!(
+            "/api/analysis?service=gateway&operation=POST%20%2Fapi%2Forders&lookback=1h&{query}"
+        ))
+    };
+    let findings = |body: &Value| -> Vec<String> {
+        body["findings"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // The slowest quarter (the two slow quotes and the two bundles) against the
+    // fastest half.
+    let url = analysis("slowest=25");
+    let body = eventually(Duration::from_secs(20), || async {
+        let (status, body) = stack.get_json(&url).await;
+        (status == 200 && body["matched"] == 16).then_some(body)
+    })
+    .await
+    .unwrap_or_else(|| panic!("16 orders were not analysed at {url}"));
+    let found = findings(&body);
+    assert!(
+        found[0].starts_with("The slowest 25% spend ")
+            && found[0].contains(" more in order-service `quote shipping` than the fastest 50%"),
+        "{body:#}"
+    );
+
+    // Without the slow quotes, the two slowest are the bundles: their parts are
+    // read one query at a time, 12 queries where the others run none.
+    let (status, body) = stack
+        .get_json(&analysis("maxDuration=500ms&slowest=14"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["groups"]["b"]["traces"], 2, "{body:#}");
+    assert!(
+        findings(&body)
+            .iter()
+            .any(|f| f.contains("order-service `SELECT parts`")
+                && f.ends_with("where it appears 12 times per trace instead of none")),
+        "{body:#}"
+    );
+    stack.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_while_user_service_is_down_and_closes_when_it_returns() {
     if !rabbitmq_available().await {

@@ -34,7 +34,11 @@ pub fn parents<'a>(
     parent_ids
         .into_iter()
         .enumerate()
-        .map(|(i, parent)| parent.and_then(|p| index.get(p).copied()).filter(|&p| p != i))
+        .map(|(i, parent)| {
+            parent
+                .and_then(|p| index.get(p).copied())
+                .filter(|&p| p != i)
+        })
         .collect()
 }
 
@@ -206,7 +210,10 @@ mod tests {
         let (roots, kids) = children(&spans);
         let mut path = critical_path(main_root(&spans, &roots).expect("root"), &spans, &kids);
         path.sort_unstable();
-        assert_eq!(path, vec![(0, 40, 45), (0, 95, 100), (1, 0, 40), (2, 45, 95)]);
+        assert_eq!(
+            path,
+            vec![(0, 40, 45), (0, 95, 100), (1, 0, 40), (2, 45, 95)]
+        );
         let total: u64 = path.iter().map(|(_, from, to)| to - from).sum();
         assert_eq!(total, 100, "the segments add up to the root's duration");
     }
@@ -232,13 +239,21 @@ mod tests {
 
     #[test]
     fn path_keys_join_the_labels_of_ancestors() {
-        let spans = vec![span(0, 100, None), span(0, 40, Some(0)), span(1, 10, Some(1))];
+        let spans = vec![
+            span(0, 100, None),
+            span(0, 40, Some(0)),
+            span(1, 10, Some(1)),
+        ];
         let labels: Vec<String> = ["gw: GET", "db: SELECT", "disk: read"]
             .map(String::from)
             .to_vec();
         assert_eq!(
             path_keys(&spans, &labels),
-            vec!["gw: GET", "gw: GET › db: SELECT", "gw: GET › db: SELECT › disk: read"]
+            vec![
+                "gw: GET",
+                "gw: GET › db: SELECT",
+                "gw: GET › db: SELECT › disk: read"
+            ]
         );
     }
 

@@ -208,13 +208,12 @@ pub(super) async fn v3_search(
 }
 
 /// `/api/analysis`: why the slow ones are slow (see `query::analysis`).
-pub(super) async fn analysis(
-    Tenant(state): Tenant,
-    query: Pairs,
-) -> Result<Json<Value>, ApiError> {
+pub(super) async fn analysis(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
     let request = params::analysis(&pairs(query)?, state.now())?;
     let analysis = analysis::analyse(state.queries.as_ref(), request).await?;
-    Ok(Json(render(move || analysis::analysis_json(&analysis)).await?))
+    Ok(Json(
+        render(move || analysis::analysis_json(&analysis)).await?,
+    ))
 }
 
 /// `/api/v3/trace-summaries`: what the Jaeger UI (2.19 on) lists as search

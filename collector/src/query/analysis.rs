@@ -157,7 +157,10 @@ async fn run(
     queries: &dyn QueryService,
     request: AnalysisRequest,
 ) -> Result<TraceAnalysis, QueryError> {
-    let AnalysisRequest { mut filter, grouping } = request;
+    let AnalysisRequest {
+        mut filter,
+        grouping,
+    } = request;
     filter.order = TraceOrder::Newest;
     let found = queries.trace_summaries(filter.clone()).await?;
     let matched = found.total;
@@ -165,7 +168,8 @@ async fn run(
     if matched.is_none_or(|n| n > found.summaries.len()) {
         notes.push(format!(
             "{} traces matched; the newest {} were analysed (limit, at most {MAX_ANALYSED_TRACES})",
-            matched.map_or(format!("more than {}", found.summaries.len()), |n| n.to_string()),
+            matched.map_or(format!("more than {}", found.summaries.len()), |n| n
+                .to_string()),
             found.summaries.len()
         ));
     }
@@ -384,7 +388,10 @@ fn facts(trace: &Trace) -> TraceFacts {
         path.critical_ns += critical[i];
         path.self_ns += self_times[i];
         for kv in span.attributes.iter().chain(&span.resource.attributes) {
-            if matches!(kv.value, AnyValue::Str(_) | AnyValue::Bool(_) | AnyValue::Int(_)) {
+            if matches!(
+                kv.value,
+                AnyValue::Str(_) | AnyValue::Bool(_) | AnyValue::Int(_)
+            ) {
                 let value = kv.value.to_search_text();
                 if value.chars().count() <= MAX_VALUE_CHARS {
                     attributes.insert((kv.key.to_string(), value));
@@ -606,7 +613,11 @@ fn finish(
 /// The largest differences, in plain words: paths whose critical time differs by
 /// at least a tenth of the groups' difference in mean duration (and 1 ms), then
 /// the attribute that sets `b` apart most.
-fn findings(groups: &[GroupSummary; 2], paths: &[PathRow], attributes: &[AttributeRow]) -> Vec<String> {
+fn findings(
+    groups: &[GroupSummary; 2],
+    paths: &[PathRow],
+    attributes: &[AttributeRow],
+) -> Vec<String> {
     if groups.iter().any(|g| g.traces == 0) {
         return Vec::new();
     }

@@ -300,7 +300,11 @@ pub fn analysis(pairs: &[(String, String)], now_nanos: u64) -> Result<AnalysisRe
         match params.u64(key)? {
             None => Ok(default),
             Some(n @ 1..=50) => Ok(n as u32),
-            Some(n) => Err(bad(key, &n.to_string(), "expected a percentage from 1 to 50")),
+            Some(n) => Err(bad(
+                key,
+                &n.to_string(),
+                "expected a percentage from 1 to 50",
+            )),
         }
     };
     let grouping = match params.get("group").unwrap_or("duration") {

@@ -417,7 +417,14 @@ async fn seed_checkouts(server: &TestServer, base: u64) {
         }
         if n >= 19 {
             order.push(kind(
-                span(trace, 30, Some(2), "quote shipping", start + 5 * MS, 750 * MS),
+                span(
+                    trace,
+                    30,
+                    Some(2),
+                    "quote shipping",
+                    start + 5 * MS,
+                    750 * MS,
+                ),
                 1,
             ));
         }
@@ -455,9 +462,18 @@ async fn the_analysis_names_what_makes_the_slow_traces_slow() {
             .collect()
     };
     let (a, b) = (&body["groups"]["a"], &body["groups"]["b"]);
-    assert_eq!((a["label"].as_str(), a["traces"].as_u64()), (Some("the fastest 50%"), Some(10)));
-    assert_eq!((b["label"].as_str(), b["traces"].as_u64()), (Some("the slowest 20%"), Some(4)));
-    assert_eq!(a["durationMs"], serde_json::json!({ "mean": 20.0, "p50": 20.0, "p95": 20.0 }));
+    assert_eq!(
+        (a["label"].as_str(), a["traces"].as_u64()),
+        (Some("the fastest 50%"), Some(10))
+    );
+    assert_eq!(
+        (b["label"].as_str(), b["traces"].as_u64()),
+        (Some("the slowest 20%"), Some(4))
+    );
+    assert_eq!(
+        a["durationMs"],
+        serde_json::json!({ "mean": 20.0, "p50": 20.0, "p95": 20.0 })
+    );
     assert_eq!(b["durationMs"]["mean"], 460.0);
     assert_eq!(ids(&b["examples"]), [20, 19, 18]);
 
@@ -491,8 +507,16 @@ async fn the_analysis_names_what_makes_the_slow_traces_slow() {
     let select = &paths[1];
     assert_eq!(select["criticalDeltaMs"], 48.5);
     assert_eq!(
-        (&select["a"]["traces"], &select["a"]["spansPerTrace"], &select["a"]["criticalMs"]),
-        (&serde_json::json!(10), &serde_json::json!(1.0), &serde_json::json!(1.0))
+        (
+            &select["a"]["traces"],
+            &select["a"]["spansPerTrace"],
+            &select["a"]["criticalMs"]
+        ),
+        (
+            &serde_json::json!(10),
+            &serde_json::json!(1.0),
+            &serde_json::json!(1.0)
+        )
     );
     let slow = &select["b"];
     assert_eq!(
@@ -504,12 +528,22 @@ async fn the_analysis_names_what_makes_the_slow_traces_slow() {
             slow["selfMeanMs"].as_f64(),
             slow["selfP95Ms"].as_f64(),
         ),
-        (Some(4), Some(7.5), Some(49.5), Some(0.108), Some(49.5), Some(98.0))
+        (
+            Some(4),
+            Some(7.5),
+            Some(49.5),
+            Some(0.108),
+            Some(49.5),
+            Some(98.0)
+        )
     );
     assert_eq!(ids(&slow["examples"]), [18, 17, 20]);
     assert_eq!(paths[3]["criticalDeltaMs"], 0.0);
     assert_eq!(body["attributes"][0]["key"], "deploy");
-    assert_eq!(body["attributes"][0]["b"], serde_json::json!({ "traces": 4, "share": 1.0 }));
+    assert_eq!(
+        body["attributes"][0]["b"],
+        serde_json::json!({ "traces": 4, "share": 1.0 })
+    );
 
     // Two values of an attribute: the sixteen stable against the four canaries.
     let (status, body) = server
@@ -521,7 +555,11 @@ async fn the_analysis_names_what_makes_the_slow_traces_slow() {
     assert_eq!(body["groups"]["a"]["traces"], 16);
     assert_eq!(body["groups"]["b"]["traces"], 4);
     assert_eq!(body["groups"]["b"]["label"], "traces with deploy=canary");
-    assert_eq!(body["attributes"], serde_json::json!([]), "the grouping key is not a finding");
+    assert_eq!(
+        body["attributes"],
+        serde_json::json!([]),
+        "the grouping key is not a finding"
+    );
     assert_eq!(
         body["paths"][0]["path"],
         format!("{order} › order-service: quote shipping")
@@ -540,9 +578,18 @@ async fn the_analysis_names_what_makes_the_slow_traces_slow() {
         ("group=slowest", "invalid group 'slowest'"),
         ("slowest=0", "invalid slowest '0'"),
         ("fastest=80", "invalid fastest '80'"),
-        ("group=attribute&attribute=deploy&a=x", "group=attribute needs 'b'"),
-        ("group=attribute&attribute=deploy&a=x&b=x", "the two values to compare are the same"),
-        ("group=time&baselineStart=20&baselineEnd=10", "baselineStart (20µs) is after baselineEnd"),
+        (
+            "group=attribute&attribute=deploy&a=x",
+            "group=attribute needs 'b'",
+        ),
+        (
+            "group=attribute&attribute=deploy&a=x&b=x",
+            "the two values to compare are the same",
+        ),
+        (
+            "group=time&baselineStart=20&baselineEnd=10",
+            "baselineStart (20µs) is after baselineEnd",
+        ),
         ("traceID=0102", "unknown query parameter 'traceID'"),
     ] {
         let (status, body) = server.get(&format!("/api/analysis?{window}&{query}")).await;

@@ -3,7 +3,9 @@
 //! A mix of writes (new users, new orders) and reads (a user, a user's orders, an
 //! order), at a fixed rate, with faults injected on purpose: orders for users that do
 //! not exist (404 from user-service over gRPC), orders that take the slow path
-//! (`SLOW-*` SKUs), and orders whose confirmation e-mail fails (`FAIL-EMAIL`).
+//! (`SLOW-*` SKUs), orders whose confirmation e-mail fails (`FAIL-EMAIL`), and
+//! orders of a bundle whose parts are read one query at a time (`BUNDLE-12`, an
+//! N+1).
 //! Prints progress every 5 seconds and a summary at the end (or on Ctrl-C).
 
 use std::collections::BTreeMap;
@@ -40,6 +42,10 @@ struct Args {
     /// Share of orders whose confirmation e-mail fails
     #[arg(long, default_value_t = 0.05)]
     failing_email_ratio: f64,
+    /// Share of orders with a 12-part bundle, whose parts order-service reads one
+    /// query at a time (an N+1, about 100 ms)
+    #[arg(long, visible_alias = "n-plus-one", default_value_t = 0.05)]
+    n_plus_one_ratio: f64,
 }
 
 /// xorshift64*: enough randomness for a traffic mix, no dependency.
@@ -116,6 +122,8 @@ fn plan(args: &Args, rng: &mut Rng, stats: &Stats, run: u64, n: u64) -> (&'stati
         "SLOW-CRATE".to_string()
     } else if rng.chance(args.failing_email_ratio) {
         "FAIL-EMAIL".to_string()
+    } else if rng.chance(args.n_plus_one_ratio) {
+        "BUNDLE-12".to_string()
     } else {
         format!("SKU-{}", rng.below(50))
     };

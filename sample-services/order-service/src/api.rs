@@ -28,6 +28,8 @@ pub(crate) type UsersClient = UserServiceClient<
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) db: Db,
+    /// The parts catalogue (see `store::find_part`).
+    pub(crate) catalogue: Db,
     pub(crate) users: UsersClient,
     pub(crate) queue: Arc<Queue>,
 }
@@ -144,6 +146,21 @@ pub(crate) async fn create_order(
             otel.name = "quote shipping"
         ))
         .await;
+    }
+    for item in &items {
+        let Some(parts) = item.sku.strip_prefix("BUNDLE-") else {
+            continue;
+        };
+        let parts = parts
+            .parse::<i64>()
+            .unwrap_or(1)
+            .clamp(1, store::MAX_BUNDLE_PARTS);
+        for part in 1..=parts {
+            if let Err(e) = store::find_part(&state.catalogue, part).await {
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+        }
+        info!(sku = %item.sku, parts, "bundle parts checked");
     }
     let total = items
         .iter()

@@ -9,8 +9,10 @@
 //! With `AMQP_URL=embedded` it publishes to email-service's embedded in-process
 //! queue instead (`EMAIL_SERVICE_URL`), with the same trace headers.
 //!
-//! Items whose SKU starts with `SLOW` take the slow path (a 750 ms shipping quote):
-//! the load generator uses it so that the UI has slow traces to find.
+//! Faults on purpose, which the load generator uses so that the UI has slow traces
+//! to find: items whose SKU starts with `SLOW` take the slow path (a 750 ms
+//! shipping quote); a `BUNDLE-n` item (n parts, at most 50) has its parts read
+//! from the parts catalogue (a database 8 ms away) one query per part, an N+1.
 //!
 //! `main.rs` wires it together; the handlers are in `api.rs`, the SQL in `store.rs`,
 //! the publisher of `order.created` in `queue.rs`.
@@ -44,6 +46,9 @@ async fn run() -> anyhow::Result<()> {
     let queue_name = env_or("ORDER_QUEUE", "order.created");
 
     let db = Db::open(&database_url, store::SCHEMA)?;
+    // The parts catalogue: a database one network hop away (8 ms a round trip).
+    let catalogue = Db::open("sqlite::memory:", store::CATALOGUE_SCHEMA)?
+        .with_round_trip(Duration::from_millis(8));
     let channel = tonic::transport::Endpoint::from_shared(user_grpc.clone())?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
@@ -64,7 +69,12 @@ async fn run() -> anyhow::Result<()> {
         .route("/orders/{id}", get(api::get_order))
         .route("/health", get(api::health))
         .layer(axum::middleware::from_fn(telemetry::http::trace_requests))
-        .with_state(AppState { db, users, queue });
+        .with_state(AppState {
+            db,
+            catalogue,
+            users,
+            queue,
+        });
     let listener = tokio::net::TcpListener::bind(&http_addr).await?;
     info!(http = %listener.local_addr()?, user_service = %user_grpc, queue = %queue_name, database = %database_url, "order-service listening");
     axum::serve(listener, app)

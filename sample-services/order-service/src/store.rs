@@ -13,6 +13,35 @@ pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id);";
 
+/// The parts catalogue: what a `BUNDLE-n` item is made of (parts 1 to 50).
+pub(crate) const CATALOGUE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS parts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+);
+INSERT OR IGNORE INTO parts (id, name)
+    WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < 50)
+    SELECT id, 'part ' || id FROM n;";
+
+/// Parts a bundle may have.
+pub(crate) const MAX_BUNDLE_PARTS: i64 = 50;
+
+/// One part of a bundle, by id: called once per part (the N+1 the demo has on
+/// purpose), where one `WHERE id IN (...)` would do.
+pub(crate) async fn find_part(catalogue: &Db, id: i64) -> anyhow::Result<Option<String>> {
+    catalogue
+        .call(
+            "SELECT",
+            "parts",
+            "SELECT name FROM parts WHERE id = ?1",
+            move |c, sql| {
+                let mut statement = c.prepare_cached(sql)?;
+                let mut rows = statement.query_map([id], |row| row.get(0))?;
+                rows.next().transpose()
+            },
+        )
+        .await
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Item {
     pub(crate) sku: String,

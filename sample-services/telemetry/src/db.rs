@@ -2,14 +2,19 @@
 //! `db.*` client span (database semantic conventions).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use rusqlite::Connection;
+use tracing::Instrument as _;
 
 #[derive(Clone)]
 pub struct Db {
     connection: Arc<Mutex<Connection>>,
     name: String,
+    /// Added to every statement, inside its span: the network between a service
+    /// and a database server, which an embedded SQLite does not have.
+    round_trip: Duration,
 }
 
 impl Db {
@@ -39,7 +44,14 @@ impl Db {
         Ok(Db {
             connection: Arc::new(Mutex::new(connection)),
             name,
+            round_trip: Duration::ZERO,
         })
+    }
+
+    /// This database as if it were a server `round_trip` away (each statement
+    /// waits that long first, without holding the connection).
+    pub fn with_round_trip(self, round_trip: Duration) -> Db {
+        Db { round_trip, ..self }
     }
 
     /// Runs `work` with the connection and `statement`, in a span named
@@ -64,6 +76,11 @@ impl Db {
             db.collection.name = table,
             db.query.text = statement,
         );
+        if !self.round_trip.is_zero() {
+            tokio::time::sleep(self.round_trip)
+                .instrument(span.clone())
+                .await;
+        }
         let connection = Arc::clone(&self.connection);
         let result = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
