@@ -160,6 +160,36 @@ await check('sorting orders every matching trace, and says how many matched', as
   expect(JSON.stringify(ids) === JSON.stringify(fastIds), `shortest: ${ids}`);
 });
 
+await check('"Analyse these traces" compares the slowest with the fastest, path by path, with example traces', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h`);
+  await settle();
+  await page.click('#analyse-link');
+  await page.waitForURL(/\/analyse\?service=frontend&lookback=1h$/);
+  await settle();
+  await page.waitForSelector('ol.findings li');
+  const first = (await page.textContent('ol.findings li')).trim();
+  expect(first === 'The slowest 5% spend 600 ms more in inventory GET /stock than the fastest 50%, '
+    + 'where it appears once per trace instead of none', first);
+  expect((await page.textContent('ol.findings li code')) === 'GET /stock', 'the operation is set as code');
+  const groups = await page.$$eval('.analysis .group h2', (hs) => hs.map((h) => h.textContent.trim()));
+  expect(JSON.stringify(groups) === JSON.stringify(['A: the fastest 50%', 'B: the slowest 5%']), `groups: ${groups}`);
+  const top = (await page.textContent('table.paths tbody tr:first-child td.path .op')).trim();
+  expect(top === 'inventory: GET /stock', `first row: ${top}`);
+  await page.screenshot({ path: `${shots}/analysis.png`, fullPage: true });
+  // Another split, from the page's own form: the slowest 40% are two traces.
+  await page.fill('input[name=slowest]', '40');
+  await page.click('#analyse');
+  await page.waitForURL('**slowest=40**');
+  await settle();
+  await page.waitForFunction(() => document.querySelector('.analysis .group.b h2')?.textContent.includes('40%'),
+    null, { timeout: 10000 }).catch(() => {});
+  const slowest = (await page.textContent('.analysis .group.b')).trim();
+  expect(slowest.startsWith('B: the slowest 40%2 traces'), `B: ${slowest}`);
+  // A row's example of B opens the slow trace.
+  await page.click('table.paths tbody tr:first-child td.examples a.example');
+  await page.waitForURL(`**/trace/${slowId}`);
+});
+
 await check('the services page is the first page: requests, errors and p95 per service; a bar opens its traces', async () => {
   await page.goto(`${base}/`);
   await settle();
@@ -408,7 +438,7 @@ await check('no serious accessibility violations on any page (axe-core)', async 
     '/search?service=frontend&lookback=1h', `/trace/${traceId}`, `/trace/${traceId}?span=${'03'.repeat(8)}`,
     `/trace/${traceId}?tab=flame`, `/trace/${traceId}?tab=stats`, `/trace/${traceId}?tab=logs`,
     '/logs?query=declined&lookback=1h', '/dependencies', `/trace/${traceId}...${slowId}`, '/no/such/page',
-    '/', '/services/frontend',
+    '/', '/services/frontend', '/analyse?service=frontend&lookback=1h',
   ];
   const found = [];
   for (const theme of ['light', 'dark']) {
@@ -605,6 +635,7 @@ await check('every page has a title of its own', async () => {
     ['/dependencies', 'Service map'],
     ['/', 'Services'],
     ['/services/frontend', 'frontend · Services'],
+    ['/analyse?service=frontend&operation=GET%20%2Fslow', 'Analysis: frontend GET /slow'],
   ];
   for (const [path, title] of titles) {
     await page.goto(`${base}${path}`);

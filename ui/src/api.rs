@@ -360,6 +360,119 @@ pub fn logs_from_api(body: &Value) -> LogPage {
     }
 }
 
+/// One group of an analysis (`/api/analysis`): "the slowest 5%".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisGroup {
+    pub label: String,
+    pub traces: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub examples: Vec<String>,
+}
+
+/// What one group's traces do on one span path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathSide {
+    pub traces: u64,
+    pub spans_per_trace: f64,
+    pub errors: u64,
+    /// Time on the critical path per trace of the group, and its share of it.
+    pub critical_ms: f64,
+    pub critical_share: f64,
+    pub self_mean_ms: f64,
+    pub self_p95_ms: f64,
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisPath {
+    /// The path key: `service: operation` after its ancestors'.
+    pub path: String,
+    pub service: String,
+    pub operation: String,
+    pub delta_ms: f64,
+    pub sides: [PathSide; 2],
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisAttribute {
+    pub key: String,
+    pub value: String,
+    pub traces: [u64; 2],
+    pub shares: [f64; 2],
+}
+
+/// `/api/analysis`'s answer: two groups of traces compared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub matched: Option<u64>,
+    pub groups: [AnalysisGroup; 2],
+    pub findings: Vec<String>,
+    pub paths: Vec<AnalysisPath>,
+    pub attributes: Vec<AnalysisAttribute>,
+    pub notes: Vec<String>,
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|all| all.iter().map(text).collect())
+        .unwrap_or_default()
+}
+
+/// `/api/analysis`'s answer -> the page's model.
+pub fn analysis_from_api(body: &Value) -> Analysis {
+    let number = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let group = |g: &Value| AnalysisGroup {
+        label: text(&g["label"]),
+        traces: g["traces"].as_u64().unwrap_or(0),
+        mean_ms: number(&g["durationMs"]["mean"]),
+        p50_ms: number(&g["durationMs"]["p50"]),
+        p95_ms: number(&g["durationMs"]["p95"]),
+        examples: strings(&g["examples"]),
+    };
+    let side = |s: &Value| PathSide {
+        traces: s["traces"].as_u64().unwrap_or(0),
+        spans_per_trace: number(&s["spansPerTrace"]),
+        errors: s["errors"].as_u64().unwrap_or(0),
+        critical_ms: number(&s["criticalMs"]),
+        critical_share: number(&s["criticalShare"]),
+        self_mean_ms: number(&s["selfMeanMs"]),
+        self_p95_ms: number(&s["selfP95Ms"]),
+        examples: strings(&s["examples"]),
+    };
+    let rows = |key: &str| body[key].as_array().cloned().unwrap_or_default();
+    Analysis {
+        matched: body["matched"].as_u64(),
+        groups: [group(&body["groups"]["a"]), group(&body["groups"]["b"])],
+        findings: strings(&body["findings"]),
+        paths: rows("paths")
+            .iter()
+            .map(|p| AnalysisPath {
+                path: text(&p["path"]),
+                service: text(&p["service"]),
+                operation: text(&p["operation"]),
+                delta_ms: number(&p["criticalDeltaMs"]),
+                sides: [side(&p["a"]), side(&p["b"])],
+            })
+            .collect(),
+        attributes: rows("attributes")
+            .iter()
+            .map(|a| AnalysisAttribute {
+                key: text(&a["key"]),
+                value: text(&a["value"]),
+                traces: [
+                    a["a"]["traces"].as_u64().unwrap_or(0),
+                    a["b"]["traces"].as_u64().unwrap_or(0),
+                ],
+                shares: [number(&a["a"]["share"]), number(&a["b"]["share"])],
+            })
+            .collect(),
+        notes: strings(&body["notes"]),
+    }
+}
+
 // Server functions live under their own prefix, `/ui-fn`: `/api` is the query API's.
 pub const SERVER_FN_PREFIX: &str = "/ui-fn";
 
@@ -462,6 +575,13 @@ pub async fn search_logs(query: String) -> Result<LogPage, ServerFnError> {
 pub async fn load_health(query: String) -> Result<Health, ServerFnError> {
     let body = crate::ssr::get(&format!("/api/service-metrics?{query}")).await?;
     Ok(health_from_api(&body))
+}
+
+/// `query` is the query string of `/api/analysis`.
+#[server(prefix = "/ui-fn")]
+pub async fn load_analysis(query: String) -> Result<Analysis, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/analysis?{query}")).await?;
+    Ok(analysis_from_api(&body))
 }
 
 #[server(prefix = "/ui-fn")]

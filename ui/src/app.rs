@@ -7,6 +7,7 @@ use leptos_router::hooks::use_params_map;
 use leptos_router::{path, SsrMode};
 
 use crate::components::NotFound;
+use crate::pages::analysis::AnalysisPage;
 use crate::pages::compare::ComparePage;
 use crate::pages::dependencies::DependenciesPage;
 use crate::pages::logs::LogsPage;
@@ -95,6 +96,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/services") view=ServicesPage ssr=SsrMode::Async/>
                     <Route path=path!("/services/:service") view=ServicePage ssr=SsrMode::Async/>
                     <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/analyse") view=AnalysisPage ssr=SsrMode::Async/>
                     <Route path=path!("/trace/:id") view=TraceRoute ssr=SsrMode::Async/>
                     <Route path=path!("/dependencies") view=DependenciesPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view=LogsPage ssr=SsrMode::Async/>

@@ -233,9 +233,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "46 passed, 0 failed"
+            "47 passed, 0 failed"
         } else {
-            "37 passed, 0 failed"
+            "38 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -5,6 +5,8 @@
 
 // `#[component]` expands into `pub` props types, which these private modules do not export.
 #[allow(unreachable_pub)]
+pub(crate) mod analysis;
+#[allow(unreachable_pub)]
 pub(crate) mod compare;
 #[allow(unreachable_pub)]
 pub(crate) mod dependencies;

@@ -292,6 +292,13 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
         .into_any();
     }
     let base = query_string(&form.pairs());
+    // The same traces, analysed (as many as the analysis takes, not this page's limit).
+    let search: Vec<(&str, String)> = form
+        .pairs()
+        .into_iter()
+        .filter(|(key, _)| *key != "limit")
+        .collect();
+    let analyse = format!("/analyse?{}", query_string(&search));
     view! {
         <Scatter traces=traces.clone()/>
         <div class="sorts">
@@ -308,6 +315,7 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
                 let class = if form.sort == *key { "sort active" } else { "sort" };
                 view! { <a class=class href=format!("/search?{base}&sort={key}")>{*label}</a> }
             }).collect_view()}
+            <a class="analyse" id="analyse-link" href=analyse>"Analyse these traces"</a>
         </div>
         <form class="compare-form" method="get" action="/search">
         <p class="compare-hint">
