@@ -300,6 +300,10 @@ async fn no_route_shows_another_tenants_data() {
         (format!("/trace/{a}"), Some("alpha-operation")),
         ("/logs?q=failed".into(), Some("alpha-log-body")),
         ("/dependencies".into(), None),
+        // The analysis over every service's traces, and over B's by name.
+        ("/api/analysis?lookback=1h&slowest=50".into(), None),
+        ("/api/analysis?service=shop-b&lookback=1h".into(), None),
+        ("/analyse?lookback=1h&slowest=50".into(), None),
     ];
     for (route, own) in &routes {
         let (status, body) = get_as(&server, Some(QUERY_A), route).await;
