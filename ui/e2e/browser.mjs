@@ -569,6 +569,25 @@ await check('log pages go older and newer, with the total', async () => {
   await page.waitForFunction(() => document.querySelector('#log-range')?.textContent.trim() === 'lines 2–2 of 3');
 });
 
+await check('the log volume stacks every matching line by level, and a bar zooms to its lines', async () => {
+  await page.goto(`${base}/logs?lookback=1h`);
+  await settle();
+  const count = (await page.textContent('#log-count')).trim();
+  const caption = (await page.textContent('#log-volume figcaption')).trim();
+  expect(caption.startsWith(`${parseInt(count, 10)} lines per 1m`), `${caption} / ${count}`);
+  expect(await page.$('#log-volume rect.vol-error') !== null, 'no error segment');
+  const label = await page.getAttribute('#log-volume a', 'aria-label');
+  const inBar = label.match(/: (\d+) lines? \(/);
+  expect(inBar, `bar label: ${label}`);
+  await page.click('#log-volume a');
+  await page.waitForURL(/\/logs\?start=\d+&end=\d+/);
+  await settle();
+  await page.waitForFunction((n) => document.querySelector('#log-count')?.textContent.startsWith(`${n} matching line`),
+    inBar[1], { timeout: 10000 }).catch(() => {});
+  const zoomed = (await page.textContent('#log-count')).trim();
+  expect(zoomed.startsWith(`${inBar[1]} matching line`), `zoomed: ${zoomed}, bar: ${label}`);
+});
+
 await check('every matching line downloads as CSV and NDJSON', async () => {
   await page.goto(`${base}/logs?traceID=${traceId}&lookback=1h&limit=1`);
   await settle();

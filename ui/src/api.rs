@@ -360,6 +360,46 @@ pub fn logs_from_api(body: &Value) -> LogPage {
     }
 }
 
+/// How many lines a log search matches per time bucket and level
+/// (`/api/logs/volume`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogVolume {
+    /// `unspecified`, `trace`, `debug`, `info`, `warn`, `error`, `fatal`.
+    pub levels: Vec<String>,
+    /// The first bucket's start and every bucket's length, µs.
+    pub start_us: u64,
+    pub step_us: u64,
+    /// Per bucket, its lines per level (in the order of `levels`).
+    pub buckets: Vec<Vec<u64>>,
+    pub total: u64,
+}
+
+/// `/api/logs/volume`'s answer -> the chart's model.
+pub fn volume_from_api(body: &Value) -> LogVolume {
+    LogVolume {
+        levels: body["levels"]
+            .as_array()
+            .map(|all| all.iter().map(text).collect())
+            .unwrap_or_default(),
+        start_us: body["start"].as_u64().unwrap_or(0) / 1000,
+        step_us: body["step"].as_u64().unwrap_or(0) / 1000,
+        buckets: body["buckets"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|b| {
+                        b["counts"]
+                            .as_array()
+                            .map(|c| c.iter().map(|n| n.as_u64().unwrap_or(0)).collect())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        total: body["total"].as_u64().unwrap_or(0),
+    }
+}
+
 /// One group of an analysis (`/api/analysis`): "the slowest 5%".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisGroup {
@@ -568,6 +608,13 @@ pub async fn load_trace(id: String) -> Result<Option<TraceView>, ServerFnError> 
 pub async fn search_logs(query: String) -> Result<LogPage, ServerFnError> {
     let body = crate::ssr::get(&format!("/api/logs?{query}")).await?;
     Ok(logs_from_api(&body))
+}
+
+/// `query` is the query string of `/api/logs/volume`.
+#[server(prefix = "/ui-fn")]
+pub async fn load_log_volume(query: String) -> Result<LogVolume, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/logs/volume?{query}")).await?;
+    Ok(volume_from_api(&body))
 }
 
 /// `query` is the query string of `/api/service-metrics`.

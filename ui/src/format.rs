@@ -90,6 +90,15 @@ pub fn timestamp(micros: u64) -> String {
     )
 }
 
+/// A timestamp to the second: `2024-05-01 12:00:00 UTC`.
+pub fn clock(micros: u64) -> String {
+    let text = timestamp(micros);
+    match text.split_once('.') {
+        Some((seconds, _)) => format!("{seconds} UTC"),
+        None => text,
+    }
+}
+
 /// A time in microseconds since the epoch in RFC 3339, UTC, to the second
 /// (`2024-05-01T12:00:00Z`), milliseconds added when there are any.
 pub fn rfc3339(micros: u64) -> String {

@@ -14,11 +14,11 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
 use super::auth::Tenant;
-use super::traces::pairs;
+use super::traces::{pairs, Pairs};
 use super::ApiError;
 use crate::model::{attributes_to_json, LogRecord};
 use crate::query::tail::TailEvent;
-use crate::query::{body_json, log_json, params, severity_label};
+use crate::query::{body_json, log_json, log_volume_json, params, severity_label};
 
 pub(super) async fn search(
     Tenant(state): Tenant,
@@ -84,6 +84,14 @@ enum ExportFormat {
 
 /// The columns of a CSV download.
 const CSV_HEADER: &str = "time,timeUnixNano,severity,service,body,traceID,spanID,attributes\r\n";
+
+/// `/api/logs/volume`: how many lines the search matches per time bucket and
+/// level, over its whole range.
+pub(super) async fn volume(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
+    let (filter, volume) = params::log_volume(&pairs(query)?, state.now())?;
+    let volume = state.queries.log_volume(filter, volume).await?;
+    Ok(Json(log_volume_json(&volume)))
+}
 
 /// `GET /api/logs/export?format=ndjson|csv&limit=&...`: every line the same
 /// search finds (its filters, `start`/`end`, `cursor` to resume), newest first,

@@ -17,7 +17,7 @@ use crate::query::QueryError;
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    log_page, DependencyLink, LogCursor, LogFilter, TraceFilter, TraceHit, TraceHits,
+    log_page, DependencyLink, LogCursor, LogFilter, LogVolume, TraceFilter, TraceHit, TraceHits,
     MAX_MATCHING_TRACES,
 };
 
@@ -44,6 +44,8 @@ pub enum LeafQuery {
     },
     Logs(LogFilter),
     SpanMetrics(MetricsQuery),
+    /// Log records per bucket and level: the filter, and the empty buckets.
+    LogVolume(LogFilter, LogVolume),
 }
 
 /// Which splits a leaf searches.
@@ -73,6 +75,7 @@ pub enum LeafAnswer {
     Dependencies(Vec<DependencyLink>),
     Logs { records: Vec<LogRecord>, total: u64 },
     SpanMetrics(SpanMetrics),
+    LogVolume(LogVolume),
 }
 
 /// Answers `query` over the splits `queries` searches.
@@ -101,6 +104,9 @@ pub async fn answer(queries: &LocalQueries, query: LeafQuery) -> Result<LeafAnsw
             LeafAnswer::SpanMetrics(queries.span_metrics(query).await?)
         }
         LeafQuery::Outlines(ids) => LeafAnswer::Outlines(queries.trace_outlines(ids).await?),
+        LeafQuery::LogVolume(filter, volume) => {
+            LeafAnswer::LogVolume(queries.log_volume(filter, volume).await?)
+        }
         LeafQuery::Dependencies { start, end } => {
             LeafAnswer::Dependencies(queries.dependencies(start, end).await?)
         }
@@ -237,6 +243,20 @@ pub fn span_metrics(answers: Vec<LeafAnswer>) -> Result<SpanMetrics, QueryError>
         metrics.merge(part);
     }
     Ok(metrics)
+}
+
+/// Log records per bucket and level, summed over the answers into `volume`.
+pub fn log_volume(
+    answers: Vec<LeafAnswer>,
+    mut volume: LogVolume,
+) -> Result<LogVolume, QueryError> {
+    for answer in answers {
+        let LeafAnswer::LogVolume(part) = answer else {
+            return Err(mismatch("a log volume"));
+        };
+        volume.merge(&part);
+    }
+    Ok(volume)
 }
 
 /// Calls between services, summed over the answers.

@@ -30,7 +30,19 @@ use crate::query::service::{
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
 use crate::store::red::{MetricsQuery, SpanMetrics};
-use crate::store::search::{DependencyLink, LogCursor, LogFilter, TraceFilter};
+use crate::store::search::{DependencyLink, LogCursor, LogFilter, LogVolume, TraceFilter};
+
+/// Whether a published split of logs may hold lines `filter` matches (by its
+/// services and its trace-id filter).
+fn may_hold_logs(row: &SplitRow, filter: &LogFilter) -> bool {
+    filter
+        .service
+        .as_ref()
+        .is_none_or(|service| row.services.contains(service))
+        && filter
+            .trace_id
+            .is_none_or(|id| row.trace_filter.may_contain(&id))
+}
 
 #[derive(Clone)]
 pub struct ClusterQueries {
@@ -419,15 +431,7 @@ impl QueryService for ClusterQueries {
                 .gather(
                     Signal::Logs,
                     (filter.start, filter.end),
-                    |row| {
-                        filter
-                            .service
-                            .as_ref()
-                            .is_none_or(|service| row.services.contains(service))
-                            && filter
-                                .trace_id
-                                .is_none_or(|id| row.trace_filter.may_contain(&id))
-                    },
+                    |row| may_hold_logs(row, &filter),
                     LeafQuery::Logs(leaf_filter),
                     Spread::Wide,
                 )
@@ -438,6 +442,21 @@ impl QueryService for ClusterQueries {
                 total,
                 next,
             })
+        }))
+    }
+
+    fn log_volume(&self, filter: LogFilter, volume: LogVolume) -> QueryResult<'_, LogVolume> {
+        Box::pin(self.within(async move {
+            let answers = self
+                .gather(
+                    Signal::Logs,
+                    (filter.start, filter.end),
+                    |row| may_hold_logs(row, &filter),
+                    LeafQuery::LogVolume(filter.clone(), volume.clone()),
+                    Spread::Wide,
+                )
+                .await?;
+            leaf::log_volume(answers, volume)
         }))
     }
 

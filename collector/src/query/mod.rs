@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::model::{attributes_to_json, LogRecord};
+use crate::store::search::{LogVolume, VOLUME_LEVELS};
 use crate::store::StoreError;
 
 /// Why a query could not be answered. The API maps each to its HTTP
@@ -57,6 +58,30 @@ pub fn body_json(record: &LogRecord) -> Value {
         crate::model::AnyValue::Str(s) => Value::String(s.to_string()),
         other => other.to_json(),
     }
+}
+
+/// `/api/logs/volume`'s answer: `levels`, then per bucket its start (ns), its
+/// total and its count per level, in the order of `levels`.
+pub fn log_volume_json(volume: &LogVolume) -> Value {
+    let buckets: Vec<Value> = volume
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, counts)| {
+            json!({
+                "time": volume.start + i as u64 * volume.step,
+                "total": counts.iter().sum::<u64>(),
+                "counts": counts,
+            })
+        })
+        .collect();
+    json!({
+        "start": volume.start,
+        "step": volume.step,
+        "levels": VOLUME_LEVELS,
+        "total": volume.counts.iter().flatten().sum::<u64>(),
+        "buckets": buckets,
+    })
 }
 
 /// One log record as `/api/logs` returns it.

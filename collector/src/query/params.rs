@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use super::analysis::{AnalysisRequest, Grouping, DEFAULT_ANALYSED_TRACES, MAX_ANALYSED_TRACES};
-use super::{logql, QueryError};
+use super::{logql, red, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
-use crate::store::search::{LogCursor, LogFilter, TraceFilter, TraceOrder};
+use crate::store::search::{LogCursor, LogFilter, LogVolume, TraceFilter, TraceOrder};
 
 pub const DEFAULT_TRACE_LIMIT: usize = 20;
 pub const MAX_TRACE_LIMIT: usize = 1500;
@@ -262,6 +262,27 @@ fn trace_filter(
         }
     }
     Ok(filter)
+}
+
+/// `/api/logs/volume?<the log search's filters>&step=`: the search's filters, and
+/// its range cut into empty buckets of `step` (a duration; default: the range in
+/// about 60, rounded to a whole 1 s, 5 s, 10 s, 30 s, 1, 5, 10, 30 min, 1, 3, 6,
+/// 12 h or days), aligned to the step.
+pub fn log_volume(
+    pairs: &[(String, String)],
+    now_nanos: u64,
+) -> Result<(LogFilter, LogVolume), QueryError> {
+    let (steps, rest): (Vec<_>, Vec<_>) = pairs.iter().cloned().partition(|(key, _)| key == "step");
+    let filter = log_search(&rest, now_nanos)?;
+    let span = filter.end.saturating_sub(filter.start).max(1);
+    let step = match Params::new(&steps, &["step"])?.duration("step")? {
+        Some(step) if step.is_zero() => return Err(bad("step", "0", "expected more than 0")),
+        Some(step) => step.as_nanos().min(u128::from(u64::MAX)) as u64,
+        None => red::nice_step(span.div_ceil(red::DEFAULT_POINTS)),
+    };
+    let first = filter.start - filter.start % step;
+    let buckets = red::buckets((filter.end - first) / step + 1, 1, step)?;
+    Ok((filter, LogVolume::new(first, step, buckets)))
 }
 
 /// `/api/analysis`: a trace search (its parameters, `limit` up to

@@ -78,7 +78,7 @@ fn boolean(params: &Params<'_>, key: &str) -> Result<bool, QueryError> {
 
 /// How many buckets of `step` `points` points over `window` buckets each need,
 /// or why that is too many.
-fn buckets(points: u64, window: u64, step: u64) -> Result<usize, QueryError> {
+pub(super) fn buckets(points: u64, window: u64, step: u64) -> Result<usize, QueryError> {
     let buckets = points.saturating_add(window).saturating_sub(1);
     if buckets > MAX_BUCKETS as u64 {
         return Err(QueryError::BadRequest(format!(
@@ -277,7 +277,7 @@ pub const RED_PARAMS: &[&str] = &[
 ];
 
 /// Buckets a range is cut into when no step is given.
-const DEFAULT_POINTS: u64 = 60;
+pub(super) const DEFAULT_POINTS: u64 = 60;
 
 /// `/api/service-metrics?service=&operation=&groupByOperation=&spanKind=&start=&end=&lookback=&step=`
 /// (`start`/`end` in µs, `lookback` and `step` as durations: `1h`, `1m`).
@@ -323,7 +323,7 @@ pub fn red_request(pairs: &[(String, String)], now_nanos: u64) -> Result<RedRequ
 
 /// The smallest of 1 s, 5 s, 10 s, 30 s, 1, 5, 10, 30 min, 1, 3, 6, 12 h, 1 d
 /// (or whole days) that is at least `nanos`.
-fn nice_step(nanos: u64) -> u64 {
+pub(super) fn nice_step(nanos: u64) -> u64 {
     const SECOND: u64 = 1_000_000_000;
     const NICE: [u64; 13] = [
         1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10_800, 21_600, 43_200, 86_400,

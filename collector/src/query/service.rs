@@ -21,8 +21,8 @@ use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    Cancel, DependencyLink, LogCursor, LogFilter, Stop, TraceFilter, TraceHits, TraceOrder,
-    MAX_MATCHING_TRACES,
+    Cancel, DependencyLink, LogCursor, LogFilter, LogVolume, Stop, TraceFilter, TraceHits,
+    TraceOrder, MAX_MATCHING_TRACES,
 };
 use crate::store::Store;
 
@@ -131,6 +131,10 @@ pub trait QueryService: Send + Sync + 'static {
 
     /// Log records matching `filter`, newest first.
     fn search_logs(&self, filter: LogFilter) -> QueryResult<'_, LogPage>;
+
+    /// How many log records match `filter`, per bucket of `volume` (empty) and
+    /// level.
+    fn log_volume(&self, filter: LogFilter, volume: LogVolume) -> QueryResult<'_, LogVolume>;
 
     /// Follows `filter` from now on: new lines as they become searchable, each
     /// once. Refused when `--max-tails` are open.
@@ -384,6 +388,10 @@ impl QueryService for LocalQueries {
                 next,
             })
         }))
+    }
+
+    fn log_volume(&self, filter: LogFilter, volume: LogVolume) -> QueryResult<'_, LogVolume> {
+        Box::pin(self.blocking(move |store, cancel| Ok(store.log_volume(&filter, volume, cancel)?)))
     }
 
     fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError> {

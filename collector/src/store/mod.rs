@@ -351,6 +351,17 @@ impl Store {
         self.logs.search_logs(&self.log_schema, filter, cancel)
     }
 
+    /// How many log records match `filter`, per bucket of `volume` and level.
+    pub fn log_volume(
+        &self,
+        filter: &LogFilter,
+        volume: search::LogVolume,
+        cancel: &Cancel,
+    ) -> Result<search::LogVolume, StoreError> {
+        self.logs
+            .log_volume(&self.log_schema, filter, volume, cancel)
+    }
+
     /// Every record of `split` (one of `signal`'s), in batches, to `each`.
     pub fn scan(
         &self,

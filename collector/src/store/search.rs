@@ -246,6 +246,56 @@ pub struct TraceHits {
 /// each): past it, a search answers only newest first, without a total.
 pub const MAX_MATCHING_TRACES: usize = 200_000;
 
+/// The levels a log volume histogram stacks, by severity number: 0 (none given),
+/// 1-4, 5-8, 9-12, 13-16, 17-20, 21-24.
+pub const VOLUME_LEVELS: [&str; 7] = [
+    "unspecified",
+    "trace",
+    "debug",
+    "info",
+    "warn",
+    "error",
+    "fatal",
+];
+
+/// Log records per time bucket and level: the volume histogram of a log search.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogVolume {
+    /// The first bucket's start and every bucket's length, ns.
+    pub start: u64,
+    pub step: u64,
+    /// Per bucket, records per [`VOLUME_LEVELS`].
+    pub counts: Vec<[u64; VOLUME_LEVELS.len()]>,
+}
+
+impl LogVolume {
+    /// `buckets` empty buckets of `step` from `start`.
+    pub fn new(start: u64, step: u64, buckets: usize) -> Self {
+        LogVolume {
+            start,
+            step,
+            counts: vec![[0; VOLUME_LEVELS.len()]; buckets],
+        }
+    }
+
+    /// Adds what another part of the data counted over the same buckets.
+    pub fn merge(&mut self, other: &LogVolume) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+    }
+}
+
+/// The [`VOLUME_LEVELS`] index of a severity number.
+pub fn volume_level(severity: u64) -> usize {
+    match severity {
+        0 => 0,
+        n => (n.min(24) as usize - 1) / 4 + 1,
+    }
+}
+
 /// A parsed log query: what `query=` says.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum LogExpr {
@@ -901,17 +951,16 @@ impl SignalIndex {
         Ok((records, total, next))
     }
 
-    /// The `limit` newest log records matching `filter` in `range` (in time
-    /// order only), and, when `count`, how many matched there in all.
-    fn newest_logs(
+    /// The segments with log records matching `filter` in `[start, end]`, newest
+    /// first, and, when `count`, how many records match in all.
+    fn log_segments(
         &self,
         schema: &LogSchema,
         filter: &LogFilter,
         (start, end): (u64, u64),
-        limit: usize,
         count: bool,
         cancel: &Cancel,
-    ) -> Result<(Vec<LogRecord>, u64), StoreError> {
+    ) -> Result<(Vec<CandidateSegment>, u64), StoreError> {
         let mut analyzer = body_analyzer();
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
@@ -938,13 +987,54 @@ impl SignalIndex {
             all_of(clauses)
         };
         // Every matching segment counts (a single term's count is its document
-        // frequency); the newest hits are looked for in the segments with the newest
-        // records first, and a segment whose newest record is older than the
-        // `limit`-th hit so far cannot hold one: records arrive roughly in time
-        // order, so a common word is read from the recent segments only. Columns
-        // come from the split's cache: opening one reads its block index.
-        let (segments, total) =
-            self.candidates((start, end), columns::TIME, count, cancel, query_of)?;
+        // frequency). Columns come from the split's cache: opening one reads its
+        // block index.
+        self.candidates((start, end), columns::TIME, count, cancel, query_of)
+    }
+
+    /// How many log records match `filter` (in `[filter.start, filter.end]`), per
+    /// bucket of `volume` and per level ([`VOLUME_LEVELS`]), read from the time
+    /// and severity columns.
+    pub(super) fn log_volume(
+        &self,
+        schema: &LogSchema,
+        filter: &LogFilter,
+        mut volume: LogVolume,
+        cancel: &Cancel,
+    ) -> Result<LogVolume, StoreError> {
+        let (segments, _) =
+            self.log_segments(schema, filter, (filter.start, filter.end), false, cancel)?;
+        let step = volume.step.max(1);
+        for candidate in &segments {
+            cancel.check()?;
+            let time = candidate.column(columns::TIME)?;
+            let severity = candidate.column(columns::SEVERITY)?;
+            candidate.for_each_doc(|doc| {
+                let at = time.first(doc).unwrap_or(0).saturating_sub(volume.start) / step;
+                if let Some(cell) = volume.counts.get_mut(at as usize) {
+                    cell[volume_level(severity.first(doc).unwrap_or(0))] += 1;
+                }
+            })?;
+        }
+        Ok(volume)
+    }
+
+    /// The `limit` newest log records matching `filter` in `range` (in time
+    /// order only), and, when `count`, how many matched there in all.
+    fn newest_logs(
+        &self,
+        schema: &LogSchema,
+        filter: &LogFilter,
+        (start, end): (u64, u64),
+        limit: usize,
+        count: bool,
+        cancel: &Cancel,
+    ) -> Result<(Vec<LogRecord>, u64), StoreError> {
+        // The newest hits are looked for in the segments with the newest records
+        // first, and a segment whose newest record is older than the `limit`-th hit
+        // so far cannot hold one: records arrive roughly in time order, so a common
+        // word is read from the recent segments only.
+        let (segments, total) = self.log_segments(schema, filter, (start, end), count, cancel)?;
         if limit == 0 {
             return Ok((Vec::new(), total));
         }

@@ -598,3 +598,94 @@ async fn the_analysis_names_what_makes_the_slow_traces_slow() {
     }
     server.hopline.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_log_volume_counts_every_matching_line_per_bucket_and_level() {
+    let server = TestServer::start().await;
+    let base = base();
+    // (seconds after base, severity number, service)
+    let lines: [(u64, i32, &str); 8] = [
+        (10, 9, "api"),
+        (11, 10, "api"),
+        (12, 9, "worker"),
+        (20, 17, "api"),
+        (70, 13, "api"),
+        (71, 14, "worker"),
+        (75, 0, "api"),
+        (130, 5, "api"),
+    ];
+    for (second, severity, service) in lines {
+        let record = log_record(None, base + second * 1000 * MS, severity, "a line");
+        server
+            .export("/v1/logs", &logs_request(service, vec![record]))
+            .await;
+    }
+    server.flush().await;
+    let window = format!(
+        "start={}&end={}&step=1m",
+        base / 1000,
+        (base + 3 * MINUTE) / 1000 - 1
+    );
+    let (status, body) = server.get(&format!("/api/logs/volume?{window}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["levels"],
+        serde_json::json!([
+            "unspecified",
+            "trace",
+            "debug",
+            "info",
+            "warn",
+            "error",
+            "fatal"
+        ])
+    );
+    assert_eq!(
+        (body["start"].as_u64(), body["step"].as_u64()),
+        (Some(base), Some(MINUTE))
+    );
+    assert_eq!(body["total"], 8);
+    let counts: Vec<&Value> = body["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| &b["counts"])
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            &serde_json::json!([0, 0, 0, 3, 0, 1, 0]),
+            &serde_json::json!([1, 0, 0, 0, 2, 0, 0]),
+            &serde_json::json!([0, 0, 1, 0, 0, 0, 0]),
+        ]
+    );
+    assert_eq!(body["buckets"][1]["time"], base + MINUTE);
+    assert_eq!(body["buckets"][1]["total"], 3);
+
+    // The search's filters narrow it, as they narrow the lines listed.
+    let (status, body) = server
+        .get(&format!(
+            "/api/logs/volume?{window}&service=api&minSeverity=warn"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let totals: Vec<u64> = body["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter_map(|b| b["total"].as_u64())
+        .collect();
+    assert_eq!(totals, [1, 1, 0]);
+
+    for (query, error) in [
+        ("step=0", "invalid step '0'"),
+        ("step=soon", "invalid step 'soon'"),
+        ("step=1ms&lookback=7d", "buckets; at most"),
+        ("query=(", "query"),
+    ] {
+        let (status, body) = server.get(&format!("/api/logs/volume?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.to_string().contains(error), "{query}: {body}");
+    }
+    server.hopline.shutdown().await;
+}

@@ -233,9 +233,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "47 passed, 0 failed"
+            "48 passed, 0 failed"
         } else {
-            "38 passed, 0 failed"
+            "39 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{search_logs, LogLine};
+use crate::api::{load_log_volume, search_logs, LogLine, LogVolume};
 use crate::components::{
     custom_range, highlight_terms, ErrorBox, LogRow, LookbackSelect, RangeInputs, LOGS_LOOKBACKS,
 };
@@ -87,6 +87,20 @@ impl Form {
         format!("/api/logs/export?{}&format={format}", all.api_query())
     }
 
+    /// This search over `[start_us, end_us]`: where a bar of the volume chart
+    /// zooms to.
+    fn zoom_href(&self, start_us: u64, end_us: u64) -> String {
+        let zoomed = Form {
+            lookback: "custom".to_string(),
+            start: start_us.to_string(),
+            end: end_us.to_string(),
+            offset: 0,
+            live: false,
+            ..self.clone()
+        };
+        format!("/logs?{}", zoomed.api_query())
+    }
+
     /// The document's title: what is searched.
     fn title(&self) -> String {
         let what = [&self.query, &self.service, &self.trace_id]
@@ -140,6 +154,14 @@ pub fn LogsPage() -> impl IntoView {
     let results = Resource::new(
         move || search.get(),
         |form| async move { search_logs(form.api_query()).await },
+    );
+    // The whole search's lines per time bucket and level; paging does not change it.
+    let volume = Resource::new(
+        move || Form {
+            offset: 0,
+            ..search.get()
+        },
+        |form| async move { load_log_volume(form.api_query()).await },
     );
     // Live tail: while `live=1`, new matching lines stream in over server-sent events
     // (`/api/logs/tail`), newest on top, above the search's results. They stay
@@ -234,6 +256,15 @@ pub fn LogsPage() -> impl IntoView {
                     </ol>
                 })
             }}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let form = form.get_untracked();
+                    // A failed count is no reason to hide the lines: the search says why.
+                    volume.await.ok().filter(|v| v.total > 0).map(|volume| view! {
+                        <VolumeChart volume=volume form=form/>
+                    })
+                })}
+            </Suspense>
             <Suspense fallback=|| view! { <p class="loading">"Searching…"</p> }>
                 {move || Suspend::new(async move {
                     let form = form.get_untracked();
@@ -298,6 +329,109 @@ pub fn LogsPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// The search's lines per time bucket, stacked by level (errors on top), over its
+/// whole range: a bar opens the search of its bucket alone.
+#[component]
+fn VolumeChart(volume: LogVolume, form: Form) -> impl IntoView {
+    const W: f64 = 1300.0;
+    const H: f64 = 64.0;
+    const AXIS: f64 = 16.0;
+    let n = volume.buckets.len().max(1);
+    let most = volume
+        .buckets
+        .iter()
+        .map(|counts| counts.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let width = W / n as f64;
+    let bars = volume
+        .buckets
+        .iter()
+        .enumerate()
+        .filter(|(_, counts)| counts.iter().any(|&c| c > 0))
+        .map(|(i, counts)| {
+            let from = volume.start_us + i as u64 * volume.step_us;
+            let to = from + volume.step_us.saturating_sub(1);
+            let total: u64 = counts.iter().sum();
+            let parts: Vec<String> = volume
+                .levels
+                .iter()
+                .zip(counts)
+                .rev()
+                .filter(|(_, &c)| c > 0)
+                .map(|(level, c)| format!("{c} {level}"))
+                .collect();
+            let label = format!(
+                "{} – {}: {} ({})",
+                format::clock(from),
+                format::clock(to),
+                format::plural(total as usize, "line"),
+                parts.join(", ")
+            );
+            // Stacked from the bottom: unspecified, trace, ... fatal on top.
+            let mut y = H;
+            let rects = volume
+                .levels
+                .iter()
+                .zip(counts)
+                .filter(|(_, &c)| c > 0)
+                .map(|(level, &c)| {
+                    let h = (c as f64 / most as f64 * H).max(1.0);
+                    y -= h;
+                    view! {
+                        <rect
+                            class=format!("vol-{level}")
+                            x=format!("{:.1}", i as f64 * width + 0.5)
+                            y=format!("{y:.1}")
+                            width=format!("{:.1}", (width - 1.0).max(1.0))
+                            height=format!("{h:.1}")
+                        />
+                    }
+                })
+                .collect_view();
+            let title = label.clone();
+            view! {
+                // Out of the tab order, as the service bars: the form sets any range.
+                <a href=form.zoom_href(from, to) tabindex="-1" aria-label=label>
+                    <title>{title}</title>
+                    {rects}
+                </a>
+            }
+        })
+        .collect_view();
+    let end_us = volume.start_us + n as u64 * volume.step_us;
+    view! {
+        <figure class="volume" id="log-volume">
+            <svg
+                viewBox=format!("0 0 {W} {}", H + AXIS)
+                role="group"
+                aria-label=format!("{} over time, by level", format::plural(volume.total as usize, "matching line"))
+            >
+                <line class="baseline" x1="0" y1=H x2=W y2=H/>
+                {bars}
+                <text class="axis" x="0" y=H + AXIS - 3.0>{format::clock(volume.start_us)}</text>
+                <text class="axis" x=W y=H + AXIS - 3.0 text-anchor="end">{format::clock(end_us)}</text>
+            </svg>
+            <figcaption>
+                {format!("{} per {}; a bar opens its lines", format::plural(volume.total as usize, "line"), step_label(volume.step_us))}
+            </figcaption>
+        </figure>
+    }
+}
+
+/// A bucket's length as the API's steps come: `1m`, `5m`, `3h`, `2d`, `30s`.
+fn step_label(micros: u64) -> String {
+    let seconds = micros / 1_000_000;
+    match seconds {
+        0 => format::duration(micros),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
