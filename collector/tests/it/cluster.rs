@@ -408,6 +408,8 @@ fn questions(base: u64) -> Vec<String> {
         format!("/api/v3/traces?query.service_name=email-service&query.start_time_min={}&query.start_time_max={}", rfc3339(base), rfc3339(base + 60_000_000_000)),
         format!("/api/v3/trace-summaries?query.startTimeMin={}&query.startTimeMax={}&query.searchDepth=50", rfc3339(base), rfc3339(base + 60_000_000_000)),
         format!("/api/analysis?service=gateway&{window}&slowest=25"),
+        format!("/api/logs/volume?{window}&step=10s"),
+        format!("/api/logs/volume?query=order&service=email-service&{window}"),
         format!("/api/service-metrics?{window}&step=10s"),
         format!("/api/service-metrics?{window}&step=10s&service=order-service&groupByOperation=true"),
         format!("/api/metrics/latencies?service=gateway&service=order-service&endTs={}&lookback=60000&quantile=0.95&ratePer=20000&step=10000", end / 1000 + 1),
