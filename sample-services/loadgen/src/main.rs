@@ -194,13 +194,14 @@ async fn main() -> anyhow::Result<()> {
     progress.tick().await;
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     println!(
-        "loadgen: {} req/s to {gateway} for {}, reads {:.0}%, faults: unknown users {:.0}%, slow {:.0}%, failing e-mail {:.0}%",
+        "loadgen: {} req/s to {gateway} for {}, reads {:.0}%, faults: unknown users {:.0}%, slow {:.0}%, failing e-mail {:.0}%, N+1 {:.0}%",
         args.rate,
         if args.duration == 0 { "ever (Ctrl-C stops)".to_string() } else { format!("{}s", args.duration) },
         args.read_ratio * 100.0,
         args.unknown_user_ratio * 100.0,
         args.slow_ratio * 100.0,
         args.failing_email_ratio * 100.0,
+        args.n_plus_one_ratio * 100.0,
     );
     let stop = stop_signal();
     tokio::pin!(stop);
