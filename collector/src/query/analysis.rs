@@ -247,8 +247,13 @@ async fn run(
         if group.attributes_pruned {
             notes.push(format!(
                 "{} carry more than {MAX_ATTRIBUTES} distinct attribute values: those seen \
-                 on one trace only were not counted",
-                group.label
+                 on one trace only were not counted{}",
+                group.label,
+                if group.attributes_full {
+                    ", and past that none new"
+                } else {
+                    ""
+                }
             ));
         }
         if group.paths.contains_key(OTHER_PATHS) {
@@ -436,6 +441,8 @@ struct Group {
     paths: HashMap<String, PathTotals>,
     attributes: HashMap<(String, String), usize>,
     attributes_pruned: bool,
+    /// Pruning freed too little: no new values are counted.
+    attributes_full: bool,
 }
 
 /// Keeps the [`EXAMPLES`] largest of `list` after adding `(value, id)`.
@@ -457,6 +464,7 @@ impl Group {
             paths: HashMap::new(),
             attributes: HashMap::new(),
             attributes_pruned: false,
+            attributes_full: false,
         }
     }
 
@@ -491,15 +499,28 @@ impl Group {
             );
         }
         for pair in trace.attributes {
-            if self.attributes.len() >= MAX_ATTRIBUTES && !self.attributes.contains_key(&pair) {
-                self.attributes.retain(|_, traces| *traces > 1);
-                self.attributes_pruned = true;
-                if self.attributes.len() >= MAX_ATTRIBUTES {
-                    continue;
-                }
+            if let Some(traces) = self.attributes.get_mut(&pair) {
+                *traces += 1;
+            } else if self.make_room() {
+                self.attributes.insert(pair, 1);
             }
-            *self.attributes.entry(pair).or_default() += 1;
         }
+    }
+
+    /// Whether a new attribute value may be counted: below [`MAX_ATTRIBUTES`],
+    /// or once those seen on one trace only are dropped, if that frees a quarter
+    /// of them; else the values counted so far are all that will be.
+    fn make_room(&mut self) -> bool {
+        if self.attributes_full {
+            return false;
+        }
+        if self.attributes.len() < MAX_ATTRIBUTES {
+            return true;
+        }
+        self.attributes.retain(|_, traces| *traces > 1);
+        self.attributes_pruned = true;
+        self.attributes_full = self.attributes.len() > MAX_ATTRIBUTES / 4 * 3;
+        !self.attributes_full
     }
 
     fn summary(&self) -> GroupSummary {
@@ -776,6 +797,45 @@ mod tests {
         assert_eq!(split_by_duration(3, 50, 50), (1, 2));
         assert_eq!(split_by_duration(100, 50, 5), (50, 5));
         assert_eq!(split_by_duration(1000, 50, 25), (500, 250));
+    }
+
+    fn trace_with(id: u8, values: impl IntoIterator<Item = String>) -> TraceFacts {
+        TraceFacts {
+            id: TraceId([id; 16]),
+            duration_ns: 1,
+            critical_ns: 1,
+            paths: HashMap::new(),
+            attributes: values.into_iter().map(|v| ("k".to_string(), v)).collect(),
+            cut: false,
+        }
+    }
+
+    #[test]
+    fn attribute_values_stay_bounded_and_shared_ones_are_kept() {
+        let mut group = Group::new("g".into());
+        // Every trace carries `shared` and values no other trace has.
+        for n in 0..40u32 {
+            let unique = (0..1000).map(move |i| format!("{n}-{i}"));
+            group.add(trace_with(1, unique.chain(["shared".to_string()])));
+            assert!(group.attributes.len() <= MAX_ATTRIBUTES);
+        }
+        assert!(group.attributes_pruned && !group.attributes_full);
+        assert_eq!(
+            group.attributes.get(&("k".into(), "shared".into())),
+            Some(&40)
+        );
+        // Values on two traces each fill it for good: then nothing new counts.
+        let mut group = Group::new("g".into());
+        for n in 0..40u32 {
+            let pair = (0..1000).map(move |i| format!("{}-{i}", n / 2));
+            group.add(trace_with(1, pair));
+        }
+        assert!(group.attributes.len() <= MAX_ATTRIBUTES);
+        group.add(trace_with(1, ["late".to_string()]));
+        assert!(group.attributes_full);
+        assert!(!group.attributes.contains_key(&("k".into(), "late".into())));
+        group.add(trace_with(1, ["later".to_string()]));
+        assert_eq!(group.attributes.len(), MAX_ATTRIBUTES);
     }
 
     #[test]
