@@ -226,7 +226,13 @@ await check('a service\'s page charts it and lists its operations', async () => 
   await page.click('tr[data-operation="GET /fast"] th a');
   await page.waitForURL(/\/search\?service=frontend&operation=GET%20%2Ffast/);
   await settle();
-  expect(JSON.stringify((await resultIds()).sort()) === JSON.stringify(fastIds.slice().sort()), `fast: ${await resultIds()}`);
+  // Hydrated, the results come after the URL moved: wait for them (wrong ones
+  // still fail below).
+  await page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll('a.trace-link')]
+    .map((a) => a.getAttribute('href').replace('/trace/', '')).sort()) === want,
+  JSON.stringify(fastIds.slice().sort()), { timeout: 10000 }).catch(() => {});
+  const fast = (await resultIds()).sort();
+  expect(JSON.stringify(fast) === JSON.stringify(fastIds.slice().sort()), `fast: ${fast}`);
   const missing = await page.goto(`${base}/services?lookback=soon`);
   expect(missing.status() === 400, `a bad window answered ${missing.status()}`);
 });

@@ -48,6 +48,23 @@ pub enum LeafQuery {
     LogVolume(LogFilter, LogVolume),
 }
 
+impl LeafQuery {
+    /// Whose splits the question reads.
+    pub fn signal(&self) -> crate::model::Signal {
+        use crate::model::Signal;
+        match self {
+            LeafQuery::Logs(_) | LeafQuery::LogVolume(..) => Signal::Logs,
+            LeafQuery::Services
+            | LeafQuery::Operations(_)
+            | LeafQuery::FindTraces(_)
+            | LeafQuery::Traces(_)
+            | LeafQuery::Outlines(_)
+            | LeafQuery::Dependencies { .. }
+            | LeafQuery::SpanMetrics(_) => Signal::Spans,
+        }
+    }
+}
+
 /// Which splits a leaf searches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum LeafScope {
@@ -409,10 +426,7 @@ impl LeafServer {
         tenant: usize,
         request: LeafRequest,
     ) -> Result<LeafAnswer, QueryError> {
-        let signal = match &request.query {
-            LeafQuery::Logs(_) => crate::model::Signal::Logs,
-            _ => crate::model::Signal::Spans,
-        };
+        let signal = request.query.signal();
         let queries = match &request.scope {
             LeafScope::Own { exclude } => self.queries(tenant, Some(exclude), &[], signal).await?,
             LeafScope::Published(ids) => {
