@@ -18,7 +18,9 @@ use super::traces::{pairs, Pairs};
 use super::ApiError;
 use crate::model::{attributes_to_json, LogRecord};
 use crate::query::tail::TailEvent;
-use crate::query::{body_json, log_json, log_volume_json, params, severity_label};
+use crate::query::{
+    body_json, log_json, log_patterns_json, log_volume_json, params, severity_label,
+};
 
 pub(super) async fn search(
     Tenant(state): Tenant,
@@ -91,6 +93,14 @@ pub(super) async fn volume(Tenant(state): Tenant, query: Pairs) -> Result<Json<V
     let (filter, volume) = params::log_volume(&pairs(query)?, state.now())?;
     let volume = state.queries.log_volume(filter, volume).await?;
     Ok(Json(log_volume_json(&volume)))
+}
+
+/// `/api/logs/patterns`: the body patterns of the lines the search matches, with
+/// their counts over time and against the range before.
+pub(super) async fn patterns(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
+    let (filter, patterns) = params::log_patterns(&pairs(query)?, state.now())?;
+    let patterns = state.queries.log_patterns(filter, patterns).await?;
+    Ok(Json(log_patterns_json(&patterns)))
 }
 
 /// `GET /api/logs/export?format=ndjson|csv&limit=&...`: every line the same

@@ -96,6 +96,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/tail", get(logs::tail))
         .route("/api/logs/export", get(logs::export))
         .route("/api/logs/volume", get(logs::volume))
+        .route("/api/logs/patterns", get(logs::patterns))
         .route("/api/v3/services", get(traces::v3_services))
         .route("/api/v3/operations", get(traces::v3_operations))
         .route("/api/v3/traces", get(traces::v3_search))

@@ -17,8 +17,8 @@ use crate::query::QueryError;
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    log_page, DependencyLink, LogCursor, LogFilter, LogVolume, TraceFilter, TraceHit, TraceHits,
-    MAX_MATCHING_TRACES,
+    log_page, DependencyLink, LogCursor, LogFilter, LogPatterns, LogVolume, TraceFilter, TraceHit,
+    TraceHits, MAX_MATCHING_TRACES,
 };
 
 /// The route leaves answer on.
@@ -46,6 +46,8 @@ pub enum LeafQuery {
     SpanMetrics(MetricsQuery),
     /// Log records per bucket and level: the filter, and the empty buckets.
     LogVolume(LogFilter, LogVolume),
+    /// Body patterns: the filter, and the empty request.
+    LogPatterns(LogFilter, LogPatterns),
 }
 
 impl LeafQuery {
@@ -53,7 +55,9 @@ impl LeafQuery {
     pub fn signal(&self) -> crate::model::Signal {
         use crate::model::Signal;
         match self {
-            LeafQuery::Logs(_) | LeafQuery::LogVolume(..) => Signal::Logs,
+            LeafQuery::Logs(_) | LeafQuery::LogVolume(..) | LeafQuery::LogPatterns(..) => {
+                Signal::Logs
+            }
             LeafQuery::Services
             | LeafQuery::Operations(_)
             | LeafQuery::FindTraces(_)
@@ -93,6 +97,7 @@ pub enum LeafAnswer {
     Logs { records: Vec<LogRecord>, total: u64 },
     SpanMetrics(SpanMetrics),
     LogVolume(LogVolume),
+    LogPatterns(LogPatterns),
 }
 
 /// Answers `query` over the splits `queries` searches.
@@ -123,6 +128,9 @@ pub async fn answer(queries: &LocalQueries, query: LeafQuery) -> Result<LeafAnsw
         LeafQuery::Outlines(ids) => LeafAnswer::Outlines(queries.trace_outlines(ids).await?),
         LeafQuery::LogVolume(filter, volume) => {
             LeafAnswer::LogVolume(queries.log_volume(filter, volume).await?)
+        }
+        LeafQuery::LogPatterns(filter, patterns) => {
+            LeafAnswer::LogPatterns(queries.log_patterns(filter, patterns).await?)
         }
         LeafQuery::Dependencies { start, end } => {
             LeafAnswer::Dependencies(queries.dependencies(start, end).await?)
@@ -274,6 +282,21 @@ pub fn log_volume(
         volume.merge(&part);
     }
     Ok(volume)
+}
+
+/// Body patterns, summed over the answers into `patterns` (empty).
+pub fn log_patterns(
+    answers: Vec<LeafAnswer>,
+    patterns: LogPatterns,
+) -> Result<LogPatterns, QueryError> {
+    let mut parts = Vec::with_capacity(answers.len());
+    for answer in answers {
+        let LeafAnswer::LogPatterns(part) = answer else {
+            return Err(mismatch("log patterns"));
+        };
+        parts.push(part);
+    }
+    Ok(patterns.merge(parts))
 }
 
 /// Calls between services, summed over the answers.

@@ -30,7 +30,9 @@ use crate::query::service::{
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
 use crate::store::red::{MetricsQuery, SpanMetrics};
-use crate::store::search::{DependencyLink, LogCursor, LogFilter, LogVolume, TraceFilter};
+use crate::store::search::{
+    DependencyLink, LogCursor, LogFilter, LogPatterns, LogVolume, TraceFilter,
+};
 
 /// Whether a published split of logs may hold lines `filter` matches (by its
 /// services and its trace-id filter).
@@ -457,6 +459,25 @@ impl QueryService for ClusterQueries {
                 )
                 .await?;
             leaf::log_volume(answers, volume)
+        }))
+    }
+
+    fn log_patterns(
+        &self,
+        filter: LogFilter,
+        patterns: LogPatterns,
+    ) -> QueryResult<'_, LogPatterns> {
+        Box::pin(self.within(async move {
+            let answers = self
+                .gather(
+                    Signal::Logs,
+                    (patterns.previous_start.min(filter.start), filter.end),
+                    |row| may_hold_logs(row, &filter),
+                    LeafQuery::LogPatterns(filter.clone(), patterns.clone()),
+                    Spread::Wide,
+                )
+                .await?;
+            leaf::log_patterns(answers, patterns)
         }))
     }
 

@@ -7,6 +7,7 @@
 //! bounded ([`MAX_QUERY_CHARS`], [`MAX_DEPTH`]) so that no query can exhaust the
 //! stack of the thread that parses it or builds its search.
 
+use crate::store::pattern;
 use crate::store::search::{LogExpr, LogField};
 
 /// The longest query accepted, in characters.
@@ -89,13 +90,14 @@ fn field_of(name: &str, column: usize) -> Result<LogField, ParseError> {
         "body" => LogField::Body,
         "traceID" | "traceId" | "trace_id" => LogField::TraceId,
         "spanID" | "spanId" | "span_id" => LogField::SpanId,
+        "pattern" => LogField::Pattern,
         _ => match name.strip_prefix("attributes.") {
             Some(key) if !key.is_empty() => LogField::Attribute(key.to_string()),
             _ => {
                 return Err(ParseError {
                     column,
                     message: format!(
-                        "unknown field '{name}' (use service, severity, body, traceID, spanID or attributes.KEY; quote text that contains ':')"
+                        "unknown field '{name}' (use service, severity, body, traceID, spanID, pattern or attributes.KEY; quote text that contains ':')"
                     ),
                 })
             }
@@ -337,6 +339,14 @@ impl Parser {
                     Some(name) => field_of(&name, column)?,
                     None => LogField::Body,
                 };
+                if field == LogField::Pattern && pattern::parse_id(&text).is_none() {
+                    return Err(ParseError {
+                        column,
+                        message: format!(
+                            "'{text}' is not a pattern id (16 hex digits, as /api/logs/patterns gives them)"
+                        ),
+                    });
+                }
                 Ok(if phrase {
                     LogExpr::Phrase { field, text }
                 } else {

@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::model::{attributes_to_json, LogRecord};
-use crate::store::search::{LogVolume, VOLUME_LEVELS};
+use crate::store::pattern;
+use crate::store::search::{LogPatterns, LogVolume, VOLUME_LEVELS};
 use crate::store::StoreError;
 
 /// Why a query could not be answered. The API maps each to its HTTP
@@ -81,6 +82,52 @@ pub fn log_volume_json(volume: &LogVolume) -> Value {
         "levels": VOLUME_LEVELS,
         "total": volume.counts.iter().flatten().sum::<u64>(),
         "buckets": buckets,
+    })
+}
+
+/// `/api/logs/patterns`' answer: the patterns of a log search, most frequent
+/// first (at most its `limit`), each with its template (from its newest line),
+/// its lines per bucket, its errors, its lines in the range before and that line.
+pub fn log_patterns_json(patterns: &LogPatterns) -> Value {
+    let total: u64 = patterns.patterns.iter().map(|p| p.count).sum::<u64>()
+        + patterns.unpatterned
+        + patterns.uncounted;
+    let share = |n: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            n as f64 / total as f64
+        }
+    };
+    let found = patterns.patterns.iter().filter(|p| p.count > 0);
+    let listed: Vec<Value> = found
+        .clone()
+        .take(patterns.limit)
+        .map(|p| {
+            json!({
+                "id": pattern::format_id(p.id),
+                "template": p.sample.as_ref().map(|line| pattern::template(&line.body_text())),
+                "count": p.count,
+                "share": share(p.count),
+                "errors": p.errors,
+                "errorShare": if p.count == 0 { 0.0 } else { p.errors as f64 / p.count as f64 },
+                "previous": p.previous,
+                "new": p.previous == 0,
+                "counts": p.counts,
+                "sample": p.sample.as_ref().map(log_json),
+            })
+        })
+        .collect();
+    json!({
+        "start": patterns.start,
+        "step": patterns.step,
+        "previousStart": patterns.previous_start,
+        "previousEnd": patterns.previous_end,
+        "total": total,
+        "patternCount": found.count(),
+        "unpatterned": patterns.unpatterned,
+        "uncounted": patterns.uncounted,
+        "patterns": listed,
     })
 }
 

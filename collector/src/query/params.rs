@@ -8,7 +8,7 @@ use super::analysis::{AnalysisRequest, Grouping, DEFAULT_ANALYSED_TRACES, MAX_AN
 use super::{logql, red, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
-use crate::store::search::{LogCursor, LogFilter, LogVolume, TraceFilter, TraceOrder};
+use crate::store::search::{LogCursor, LogFilter, LogPatterns, LogVolume, TraceFilter, TraceOrder};
 
 pub const DEFAULT_TRACE_LIMIT: usize = 20;
 pub const MAX_TRACE_LIMIT: usize = 1500;
@@ -283,6 +283,46 @@ pub fn log_volume(
     let first = filter.start - filter.start % step;
     let buckets = red::buckets((filter.end - first) / step + 1, 1, step)?;
     Ok((filter, LogVolume::new(first, step, buckets)))
+}
+
+/// Patterns `/api/logs/patterns` lists by default, and at most.
+pub const DEFAULT_PATTERNS: usize = 50;
+pub const MAX_PATTERNS_LISTED: usize = 500;
+
+/// Points of a pattern's sparkline.
+const PATTERN_POINTS: u64 = 30;
+
+/// `/api/logs/patterns?<the log search's filters>&limit=&step=`: the search's
+/// filters, and the empty pattern count: its range in buckets of `step` (default:
+/// about 30), compared with the range of the same length before it, `limit`
+/// patterns listed (default [`DEFAULT_PATTERNS`], at most [`MAX_PATTERNS_LISTED`]).
+pub fn log_patterns(
+    pairs: &[(String, String)],
+    now_nanos: u64,
+) -> Result<(LogFilter, LogPatterns), QueryError> {
+    const OWN: [&str; 2] = ["limit", "step"];
+    let (own, rest): (Vec<_>, Vec<_>) = pairs
+        .iter()
+        .cloned()
+        .partition(|(key, _)| OWN.contains(&key.as_str()));
+    let filter = log_search(&rest, now_nanos)?;
+    let params = Params::new(&own, &OWN)?;
+    let limit = params.limit(DEFAULT_PATTERNS, MAX_PATTERNS_LISTED)?;
+    let span = filter.end.saturating_sub(filter.start).max(1);
+    let step = match params.duration("step")? {
+        Some(step) if step.is_zero() => return Err(bad("step", "0", "expected more than 0")),
+        Some(step) => step.as_nanos().min(u128::from(u64::MAX)) as u64,
+        None => red::nice_step(span.div_ceil(PATTERN_POINTS)),
+    };
+    let first = filter.start - filter.start % step;
+    let buckets = red::buckets((filter.end - first) / step + 1, 1, step)?;
+    // The range before, as long as this one; none before the epoch's first ns.
+    let previous = match filter.start.checked_sub(1) {
+        Some(previous_end) => (filter.start.saturating_sub(span + 1), previous_end),
+        None => (1, 0),
+    };
+    let patterns = LogPatterns::new(first, step, buckets, previous, limit);
+    Ok((filter, patterns))
 }
 
 /// `/api/analysis`: a trace search (its parameters, `limit` up to

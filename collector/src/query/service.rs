@@ -21,8 +21,8 @@ use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    Cancel, DependencyLink, LogCursor, LogFilter, LogVolume, Stop, TraceFilter, TraceHits,
-    TraceOrder, MAX_MATCHING_TRACES,
+    Cancel, DependencyLink, LogCursor, LogFilter, LogPatterns, LogVolume, Stop, TraceFilter,
+    TraceHits, TraceOrder, MAX_MATCHING_TRACES,
 };
 use crate::store::Store;
 
@@ -135,6 +135,14 @@ pub trait QueryService: Send + Sync + 'static {
     /// How many log records match `filter`, per bucket of `volume` (empty) and
     /// level.
     fn log_volume(&self, filter: LogFilter, volume: LogVolume) -> QueryResult<'_, LogVolume>;
+
+    /// The body patterns of the log records matching `filter`, counted over the
+    /// buckets of `patterns` (empty) and against the range before.
+    fn log_patterns(
+        &self,
+        filter: LogFilter,
+        patterns: LogPatterns,
+    ) -> QueryResult<'_, LogPatterns>;
 
     /// Follows `filter` from now on: new lines as they become searchable, each
     /// once. Refused when `--max-tails` are open.
@@ -392,6 +400,16 @@ impl QueryService for LocalQueries {
 
     fn log_volume(&self, filter: LogFilter, volume: LogVolume) -> QueryResult<'_, LogVolume> {
         Box::pin(self.blocking(move |store, cancel| Ok(store.log_volume(&filter, volume, cancel)?)))
+    }
+
+    fn log_patterns(
+        &self,
+        filter: LogFilter,
+        patterns: LogPatterns,
+    ) -> QueryResult<'_, LogPatterns> {
+        Box::pin(
+            self.blocking(move |store, cancel| Ok(store.log_patterns(&filter, patterns, cancel)?)),
+        )
     }
 
     fn tail_logs(&self, filter: LogFilter) -> Result<Tail, QueryError> {

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod origin;
 pub mod outline;
+pub mod pattern;
 pub mod red;
 pub mod schema;
 pub mod search;
@@ -360,6 +361,17 @@ impl Store {
     ) -> Result<search::LogVolume, StoreError> {
         self.logs
             .log_volume(&self.log_schema, filter, volume, cancel)
+    }
+
+    /// The body patterns of the log records matching `filter`.
+    pub fn log_patterns(
+        &self,
+        filter: &LogFilter,
+        patterns: search::LogPatterns,
+        cancel: &Cancel,
+    ) -> Result<search::LogPatterns, StoreError> {
+        self.logs
+            .log_patterns(&self.log_schema, filter, patterns, cancel)
     }
 
     /// Every record of `split` (one of `signal`'s), in batches, to `each`.

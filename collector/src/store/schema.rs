@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
 use super::origin::Origin;
+use super::pattern::pattern_id;
 use super::terms::{add_attribute_terms, write_operation_term, write_tag_term, IndexedKeys};
 use crate::model::{
     AnyValue, KeyValue, LogRecord, Span, SpanEvent, SpanId, SpanKind, SpanLink, StatusCode, TraceId,
@@ -25,7 +26,17 @@ use crate::model::{
 ///
 /// Version 2 keeps each distinct resource and scope once per split (its
 /// [`origin`](super::origin) table) instead of in every record's terms and payload.
-pub const FORMAT: u32 = 2;
+///
+/// Version 3 gives every log record its body's [`pattern`](super::pattern) id
+/// (a term and a column). Splits of version 2 are still read: their records have
+/// no pattern until a merge writes them again.
+pub const FORMAT: u32 = 3;
+
+/// The oldest format this version reads.
+pub const OLDEST_FORMAT: u32 = 2;
+
+/// The first format whose log records carry a pattern id.
+pub const PATTERN_FORMAT: u32 = 3;
 
 /// The names of the columns (fast fields) searches read, one constant each: the
 /// schemas declare the fields with them and the searches open them by them.
@@ -41,9 +52,10 @@ pub mod columns {
     pub const START: &str = "start";
     pub const DURATION: &str = "duration";
     pub const ERROR: &str = "error";
-    /// Logs: the event time and severity number.
+    /// Logs: the event time, severity number and body pattern id.
     pub const TIME: &str = "time";
     pub const SEVERITY: &str = "severity";
+    pub const PATTERN: &str = "pattern";
 }
 
 /// Exact-match text: one term per value.
@@ -357,6 +369,9 @@ pub struct LogSchema {
     /// The number of the record's resource and scope in its split's origin table.
     pub origin: Field,
     pub payload: Field,
+    /// The body's pattern id: `pattern:<id>` (term) and pattern counts (column).
+    /// Absent from splits older than [`PATTERN_FORMAT`].
+    pub pattern: Field,
 }
 
 impl LogSchema {
@@ -380,6 +395,11 @@ impl LogSchema {
         let span_id = builder.add_u64_field(columns::SPAN_ID, fast_u64());
         let origin = builder.add_u64_field(columns::ORIGIN, origin_options());
         let payload = builder.add_bytes_field("payload", stored_bytes());
+        // Last: the fields before it keep the numbers they have in older splits.
+        let pattern = builder.add_u64_field(
+            columns::PATTERN,
+            NumericOptions::default().set_indexed().set_fast(),
+        );
         Self {
             schema: builder.build(),
             time,
@@ -392,6 +412,7 @@ impl LogSchema {
             span_id,
             origin,
             payload,
+            pattern,
         }
     }
 
@@ -412,7 +433,9 @@ impl LogSchema {
             doc.add_text(self.level, &level);
         }
         doc.add_text(self.service, &record.service_name);
-        doc.add_text(self.body, record.body_text());
+        let body = record.body_text();
+        doc.add_u64(self.pattern, pattern_id(&body));
+        doc.add_text(self.body, body);
         add_attribute_terms(
             &mut doc,
             self.attributes,

@@ -23,6 +23,7 @@ use tantivy::{
 
 use super::error::StoreError;
 use super::origin::{Origin, Origins};
+use super::pattern;
 use super::red::Latencies;
 use super::schema::{columns, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
@@ -296,6 +297,131 @@ pub fn volume_level(severity: u64) -> usize {
     }
 }
 
+/// Distinct patterns a pattern count keeps apart; records of more are counted as
+/// `uncounted`.
+pub const MAX_PATTERNS: usize = 10_000;
+
+/// The lowest severity number counted as an error (OTLP's ERROR).
+pub const ERROR_SEVERITY: u64 = 17;
+
+/// The body patterns of a log search (see [`super::pattern`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogPatterns {
+    /// The first bucket's start, every bucket's length (ns) and their number.
+    pub start: u64,
+    pub step: u64,
+    pub buckets: usize,
+    /// The range compared with, ns, inclusive: it ends where the search's starts.
+    pub previous_start: u64,
+    pub previous_end: u64,
+    /// How many of the most frequent patterns get a sample record.
+    pub limit: usize,
+    /// Every pattern counted, most frequent first once finished.
+    pub patterns: Vec<PatternCount>,
+    /// Matching records of splits older than patterns (none of them has one).
+    pub unpatterned: u64,
+    /// Matching records whose pattern was not counted: [`MAX_PATTERNS`] others were.
+    pub uncounted: u64,
+}
+
+/// One pattern of a [`LogPatterns`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PatternCount {
+    pub id: u64,
+    pub count: u64,
+    /// Records of severity ERROR or above.
+    pub errors: u64,
+    /// Records in the range before.
+    pub previous: u64,
+    /// Records per bucket.
+    pub counts: Vec<u64>,
+    /// Its newest record, for the most frequent patterns.
+    pub sample: Option<LogRecord>,
+}
+
+impl PatternCount {
+    fn new(id: u64, buckets: usize) -> Self {
+        PatternCount {
+            id,
+            count: 0,
+            errors: 0,
+            previous: 0,
+            counts: vec![0; buckets],
+            sample: None,
+        }
+    }
+}
+
+impl LogPatterns {
+    pub fn new(
+        start: u64,
+        step: u64,
+        buckets: usize,
+        (previous_start, previous_end): (u64, u64),
+        limit: usize,
+    ) -> Self {
+        LogPatterns {
+            start,
+            step,
+            buckets,
+            previous_start,
+            previous_end,
+            limit,
+            patterns: Vec::new(),
+            unpatterned: 0,
+            uncounted: 0,
+        }
+    }
+
+    /// Adds what other parts of the data counted with the same request (each
+    /// part's patterns, in any order), keeping the newest sample of each and at
+    /// most [`MAX_PATTERNS`] patterns, then orders them, most frequent first.
+    pub fn merge(mut self, parts: impl IntoIterator<Item = LogPatterns>) -> Self {
+        let mut by_id: HashMap<u64, PatternCount> = HashMap::new();
+        let mine = std::mem::take(&mut self.patterns);
+        let add = |by_id: &mut HashMap<u64, PatternCount>, count: PatternCount, this: &mut Self| {
+            let full = by_id.len() >= MAX_PATTERNS;
+            match by_id.entry(count.id) {
+                Entry::Occupied(entry) => {
+                    let sum = entry.into_mut();
+                    sum.count += count.count;
+                    sum.errors += count.errors;
+                    sum.previous += count.previous;
+                    for (a, b) in sum.counts.iter_mut().zip(&count.counts) {
+                        *a += b;
+                    }
+                    let newer = match (&sum.sample, &count.sample) {
+                        (Some(a), Some(b)) => b.time_unix_nano > a.time_unix_nano,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    if newer {
+                        sum.sample = count.sample;
+                    }
+                }
+                Entry::Vacant(_) if full => this.uncounted += count.count,
+                Entry::Vacant(entry) => {
+                    entry.insert(count);
+                }
+            }
+        };
+        for count in mine {
+            add(&mut by_id, count, &mut self);
+        }
+        for part in parts {
+            self.unpatterned += part.unpatterned;
+            self.uncounted += part.uncounted;
+            for count in part.patterns {
+                add(&mut by_id, count, &mut self);
+            }
+        }
+        self.patterns = by_id.into_values().collect();
+        self.patterns
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
+        self
+    }
+}
+
 /// A parsed log query: what `query=` says.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum LogExpr {
@@ -322,6 +448,8 @@ pub enum LogField {
     Severity,
     TraceId,
     SpanId,
+    /// A body's [`pattern`](super::pattern) id, in hex.
+    Pattern,
     Attribute(String),
 }
 
@@ -626,7 +754,7 @@ impl SignalIndex {
     ) -> Result<TraceHits, StoreError> {
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
-        let query_of = |origins: &Origins, within: bool| {
+        let query_of = |split: &Split, within: bool| {
             let mut clauses: Vec<Box<dyn Query>> = Vec::new();
             if let Some(service) = &filter.service {
                 clauses.push(text_term(schema.service, service));
@@ -642,7 +770,12 @@ impl SignalIndex {
             }
             for (key, value) in &filter.tags {
                 let term = tag_term(key, value);
-                clauses.push(attribute_term(schema.tags, schema.origin, origins, &term));
+                clauses.push(attribute_term(
+                    schema.tags,
+                    schema.origin,
+                    &split.origins,
+                    &term,
+                ));
             }
             if !within {
                 clauses.push(u64_range(
@@ -964,10 +1097,10 @@ impl SignalIndex {
         let mut analyzer = body_analyzer();
         // Resource attributes are matched through each split's own origins; a split
         // wholly inside the time range needs no range clause.
-        let query_of = |origins: &Origins, within: bool| {
+        let query_of = |split: &Split, within: bool| {
             let mut clauses: Vec<Box<dyn Query>> = Vec::new();
             if let Some(expr) = &filter.expr {
-                clauses.push(log_expr_query(expr, schema, origins, &mut analyzer));
+                clauses.push(log_expr_query(expr, schema, split, &mut analyzer));
             }
             if let Some(service) = &filter.service {
                 clauses.push(text_term(schema.service, service));
@@ -1073,25 +1206,106 @@ impl SignalIndex {
             if n.is_multiple_of(CHECK_EVERY) {
                 cancel.check()?;
             }
-            let candidate = &segments[i];
-            let (split, searcher) = (&candidate.split, &candidate.searcher);
-            // A hit's address is only valid in the searcher that found it: the
-            // reader moves on with every commit and merge.
-            let address = DocAddress::new(candidate.ord, doc_id);
-            let payload = stored_payload(searcher, address, schema.payload)?;
-            let column = |name| -> Result<u64, StoreError> {
-                let column = split.u64_column(searcher, address.segment_ord, name)?;
-                Ok(column.first(address.doc_id).unwrap_or(0))
-            };
-            let origin = origin_of(split, column(columns::ORIGIN)?)?;
-            let span_id = column(columns::SPAN_ID)?;
-            records.push(
-                schema
-                    .record(&payload, time, span_id, &origin)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
+            records.push(segments[i].log_record(schema, doc_id, time)?);
         }
         Ok((records, total))
+    }
+
+    /// The body patterns of the log records matching `filter`: per pattern id, its
+    /// records per bucket of `patterns`, its errors, its records in the range
+    /// before (`patterns.previous_start` to `patterns.previous_end`), and for the
+    /// `patterns.limit` most frequent, their newest record. Read from the time,
+    /// severity and pattern columns; at most [`MAX_PATTERNS`] distinct ones are
+    /// counted, the records of others are `uncounted`.
+    pub(super) fn log_patterns(
+        &self,
+        schema: &LogSchema,
+        filter: &LogFilter,
+        mut patterns: LogPatterns,
+        cancel: &Cancel,
+    ) -> Result<LogPatterns, StoreError> {
+        let (segments, _) =
+            self.log_segments(schema, filter, (filter.start, filter.end), false, cancel)?;
+        let step = patterns.step.max(1);
+        let buckets = patterns.buckets;
+        // Per pattern: its count and its newest record's (time, segment, doc).
+        let mut found: HashMap<u64, (PatternCount, (u64, usize, DocId))> = HashMap::new();
+        for (i, candidate) in segments.iter().enumerate() {
+            cancel.check()?;
+            if !candidate.split.has_patterns() {
+                candidate.for_each_doc(|_| patterns.unpatterned += 1)?;
+                continue;
+            }
+            let time = candidate.column(columns::TIME)?;
+            let severity = candidate.column(columns::SEVERITY)?;
+            let pattern = candidate.column(columns::PATTERN)?;
+            candidate.for_each_doc(|doc| {
+                let id = pattern.first(doc).unwrap_or(0);
+                let at = time.first(doc).unwrap_or(0);
+                let room = found.len() < MAX_PATTERNS;
+                let count = match found.entry(id) {
+                    Entry::Occupied(entry) => {
+                        let (count, newest) = entry.into_mut();
+                        if at > newest.0 {
+                            *newest = (at, i, doc);
+                        }
+                        count
+                    }
+                    Entry::Vacant(_) if !room => {
+                        patterns.uncounted += 1;
+                        return;
+                    }
+                    Entry::Vacant(entry) => {
+                        &mut entry
+                            .insert((PatternCount::new(id, buckets), (at, i, doc)))
+                            .0
+                    }
+                };
+                count.count += 1;
+                if severity.first(doc).unwrap_or(0) >= ERROR_SEVERITY {
+                    count.errors += 1;
+                }
+                let bucket = at.saturating_sub(patterns.start) / step;
+                if let Some(cell) = count.counts.get_mut(bucket as usize) {
+                    *cell += 1;
+                }
+            })?;
+        }
+        // The range before. Patterns found there alone are kept too (with no
+        // records in the range): across a cluster, another node may have found
+        // them in the range.
+        if patterns.previous_start <= patterns.previous_end {
+            let range = (patterns.previous_start, patterns.previous_end);
+            let (before, _) = self.log_segments(schema, filter, range, false, cancel)?;
+            for candidate in before.iter().filter(|c| c.split.has_patterns()) {
+                cancel.check()?;
+                let pattern = candidate.column(columns::PATTERN)?;
+                candidate.for_each_doc(|doc| {
+                    let id = pattern.first(doc).unwrap_or(0);
+                    let room = found.len() < MAX_PATTERNS;
+                    match found.entry(id) {
+                        Entry::Occupied(entry) => entry.into_mut().0.previous += 1,
+                        Entry::Vacant(entry) if room => {
+                            let mut count = PatternCount::new(id, buckets);
+                            count.previous = 1;
+                            entry.insert((count, (0, usize::MAX, 0)));
+                        }
+                        Entry::Vacant(_) => {}
+                    }
+                })?;
+            }
+        }
+        let mut counted: Vec<(PatternCount, (u64, usize, DocId))> = found.into_values().collect();
+        counted.sort_by(|a, b| b.0.count.cmp(&a.0.count).then(a.0.id.cmp(&b.0.id)));
+        for (n, (count, (time, i, doc))) in counted.iter_mut().enumerate() {
+            if n >= patterns.limit || count.count == 0 {
+                break;
+            }
+            cancel.check()?;
+            count.sample = Some(segments[*i].log_record(schema, *doc, *time)?);
+        }
+        patterns.patterns = counted.into_iter().map(|(count, _)| count).collect();
+        Ok(patterns)
     }
 }
 
@@ -1196,9 +1410,10 @@ fn body_query(field: Field, analyzer: &mut TextAnalyzer, text: &str) -> Box<dyn 
 fn log_expr_query(
     expr: &LogExpr,
     schema: &LogSchema,
-    origins: &Origins,
+    split: &Split,
     analyzer: &mut TextAnalyzer,
 ) -> Box<dyn Query> {
+    let origins = &split.origins;
     match expr {
         LogExpr::Term { field, text } | LogExpr::Phrase { field, text } => match field {
             LogField::Body => body_query(schema.body, analyzer, text),
@@ -1218,29 +1433,29 @@ fn log_expr_query(
                 Ok(id) => u64_exact(schema.span_id, id.as_u64()),
                 Err(_) => Box::new(EmptyQuery),
             },
+            // Records of splits older than patterns have none.
+            LogField::Pattern => match pattern::parse_id(text) {
+                Some(id) if split.has_patterns() => u64_exact(schema.pattern, id),
+                _ => Box::new(EmptyQuery),
+            },
         },
         LogExpr::And(parts) => Box::new(BooleanQuery::new(
             parts
                 .iter()
-                .map(|part| (Occur::Must, log_expr_query(part, schema, origins, analyzer)))
+                .map(|part| (Occur::Must, log_expr_query(part, schema, split, analyzer)))
                 .collect(),
         )),
         LogExpr::Or(parts) => Box::new(BooleanQuery::new(
             parts
                 .iter()
-                .map(|part| {
-                    (
-                        Occur::Should,
-                        log_expr_query(part, schema, origins, analyzer),
-                    )
-                })
+                .map(|part| (Occur::Should, log_expr_query(part, schema, split, analyzer)))
                 .collect(),
         )),
         LogExpr::Not(inner) => Box::new(BooleanQuery::new(vec![
             (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
             (
                 Occur::MustNot,
-                log_expr_query(inner, schema, origins, analyzer),
+                log_expr_query(inner, schema, split, analyzer),
             ),
         ])),
     }
@@ -1260,6 +1475,29 @@ impl CandidateSegment {
     /// One of the segment's columns (from its split's cache).
     fn column(&self, name: &'static str) -> Result<Column<u64>, StoreError> {
         Ok(self.split.u64_column(&self.searcher, self.ord, name)?)
+    }
+
+    /// The log record of document `doc_id` (its time read already).
+    fn log_record(
+        &self,
+        schema: &LogSchema,
+        doc_id: DocId,
+        time: u64,
+    ) -> Result<LogRecord, StoreError> {
+        let (split, searcher) = (&self.split, &self.searcher);
+        // A hit's address is only valid in the searcher that found it: the
+        // reader moves on with every commit and merge.
+        let address = DocAddress::new(self.ord, doc_id);
+        let payload = stored_payload(searcher, address, schema.payload)?;
+        let column = |name| -> Result<u64, StoreError> {
+            let column = split.u64_column(searcher, address.segment_ord, name)?;
+            Ok(column.first(address.doc_id).unwrap_or(0))
+        };
+        let origin = origin_of(split, column(columns::ORIGIN)?)?;
+        let span_id = column(columns::SPAN_ID)?;
+        schema
+            .record(&payload, time, span_id, &origin)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Calls `each` with every live document of the segment that matches.
@@ -1354,7 +1592,7 @@ impl SignalIndex {
         newest: &'static str,
         count: bool,
         cancel: &Cancel,
-        mut query_of: impl FnMut(&Origins, bool) -> Box<dyn Query>,
+        mut query_of: impl FnMut(&Split, bool) -> Box<dyn Query>,
     ) -> Result<(Vec<CandidateSegment>, u64), StoreError> {
         let mut segments = Vec::new();
         let mut total = 0u64;
@@ -1367,7 +1605,7 @@ impl SignalIndex {
             if !meta.overlaps(start, end) {
                 continue;
             }
-            let query = query_of(&split.origins, meta.within(start, end));
+            let query = query_of(&split, meta.within(start, end));
             let weight: Arc<dyn Weight> =
                 Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
@@ -1846,6 +2084,94 @@ mod tests {
         assert_eq!(oldest, vec![0, 15, 6]);
         let errors = search(TraceOrder::MostErrors);
         assert!(errors.iter().all(|t| t.3 == 1), "{errors:?}");
+    }
+
+    #[test]
+    fn patterns_are_counted_and_searched_and_older_splits_say_they_have_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let resource = Arc::new(Resource::default());
+        let scope = Arc::new(Scope::default());
+        let logs = |lines: &[(u64, &str)]| {
+            Records::Logs(
+                lines
+                    .iter()
+                    .map(|(time, body)| record(*time, body, &resource, &scope))
+                    .collect(),
+            )
+        };
+        add_split(
+            &store,
+            &store.logs,
+            1,
+            vec![
+                logs(&[(1_000, "order 1 placed"), (1_001, "order 2 placed")]),
+                logs(&[(1_002, "cache warm")]),
+            ],
+        );
+        add_split(
+            &store,
+            &store.logs,
+            2,
+            vec![
+                logs(&[(2_000, "order 3 placed"), (2_001, "order 44 placed")]),
+                logs(&[(2_002, "cache warm"), (2_003, "order 5 placed")]),
+            ],
+        );
+        // The first split as a version before patterns wrote it.
+        let splits = store.logs.splits();
+        let old = splits.iter().min_by_key(|split| &split.id).expect("split");
+        old.meta.write().expect("meta").format = crate::store::schema::PATTERN_FORMAT - 1;
+
+        let all = LogFilter {
+            start: 0,
+            end: 10_000,
+            limit: 10,
+            ..LogFilter::default()
+        };
+        let counted = store
+            .log_patterns(
+                &all,
+                LogPatterns::new(0, 5_000, 2, (1, 0), 1),
+                &Cancel::default(),
+            )
+            .expect("patterns");
+        assert_eq!((counted.unpatterned, counted.uncounted), (3, 0));
+        let summary: Vec<(u64, u64, bool)> = counted
+            .patterns
+            .iter()
+            .map(|p| (p.id, p.count, p.sample.is_some()))
+            .collect();
+        let order = pattern::pattern_id("order 7 placed");
+        let cache = pattern::pattern_id("cache warm");
+        assert_eq!(summary, [(order, 3, true), (cache, 1, false)]);
+        assert_eq!(counted.patterns[0].counts, [3, 0]);
+        assert_eq!(
+            counted.patterns[0]
+                .sample
+                .as_ref()
+                .map(|r| r.time_unix_nano),
+            Some(2_003),
+            "the newest line"
+        );
+
+        let term = LogExpr::Term {
+            field: LogField::Pattern,
+            text: pattern::format_id(order),
+        };
+        let search = |expr: LogExpr| {
+            let filter = LogFilter {
+                expr: Some(expr),
+                ..all.clone()
+            };
+            let (_, total, _) = store
+                .logs
+                .search_logs(&store.log_schema, &filter, &Cancel::default())
+                .expect("search");
+            total
+        };
+        assert_eq!(search(term.clone()), 3);
+        assert_eq!(search(LogExpr::Not(Box::new(term))), 4);
     }
 
     #[test]

@@ -113,6 +113,11 @@ impl Split {
         self.meta.read().map(|meta| *meta).unwrap_or_default()
     }
 
+    /// Whether its log records carry pattern ids (see [`schema::PATTERN_FORMAT`]).
+    pub fn has_patterns(&self) -> bool {
+        self.meta().format >= schema::PATTERN_FORMAT
+    }
+
     pub fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::Acquire)
     }
@@ -252,11 +257,12 @@ impl Split {
                 return Ok(None);
             }
         };
-        if meta.format != schema::FORMAT {
+        if !(schema::OLDEST_FORMAT..=schema::FORMAT).contains(&meta.format) {
             return Err(StoreError::Format(format!(
-                "split {id} has document format {}, this Hopline reads format {}: \
+                "split {id} has document format {}, this Hopline reads formats {} to {}: \
                  it was written by another version; move {} away to start afresh",
                 meta.format,
+                schema::OLDEST_FORMAT,
                 schema::FORMAT,
                 dir.parent().unwrap_or(dir).display()
             )));
@@ -353,7 +359,12 @@ mod tests {
         let error = Split::open(&split.dir).expect_err("an old split must be refused");
         let message = error.to_string();
         assert!(
-            message.contains("format 0") && message.contains(&format!("format {}", schema::FORMAT)),
+            message.contains("format 0")
+                && message.contains(&format!(
+                    "formats {} to {}",
+                    schema::OLDEST_FORMAT,
+                    schema::FORMAT
+                )),
             "{message}"
         );
 

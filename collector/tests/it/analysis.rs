@@ -1,7 +1,7 @@
 //! Answers over many requests, on a known data set with exact numbers: service
 //! health from spans (`/api/service-metrics`, Jaeger's SPM endpoints as the
 //! Jaeger UI's Monitor tab sends them) and trace summaries (`/api/v3/trace-summaries`
-//! as the Jaeger UI 2.19+ search page sends it).
+//! as the Jaeger UI 2.19+ search page sends it), the log volume and log patterns.
 
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use serde_json::Value;
@@ -684,6 +684,144 @@ async fn the_log_volume_counts_every_matching_line_per_bucket_and_level() {
         ("query=(", "query"),
     ] {
         let (status, body) = server.get(&format!("/api/logs/volume?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.to_string().contains(error), "{query}: {body}");
+    }
+    server.hopline.shutdown().await;
+}
+
+#[tokio::test]
+async fn log_patterns_count_each_template_over_time_against_the_range_before() {
+    let server = TestServer::start().await;
+    let base = base();
+    // (seconds after base, severity number, body); the range asked is minutes 1
+    // and 2, the range before it minutes -1 and 0.
+    let lines: [(u64, i32, &str); 9] = [
+        (10, 9, "shutting down"),
+        (20, 9, "cache warmed in 12ms"),
+        (70, 9, "order 101 placed for 3 items"),
+        (75, 9, "order 102 placed for 1 items"),
+        (80, 17, r#"payment declined for user "ada""#),
+        (85, 17, r#"payment declined for user "bob lee""#),
+        (90, 9, "cache warmed in 3.5ms"),
+        (100, 13, "cache warmed in 250µs"),
+        (130, 17, "order 7 placed for 12 items"),
+    ];
+    for (second, severity, body) in lines {
+        let record = log_record(None, base + second * 1000 * MS, severity, body);
+        server
+            .export("/v1/logs", &logs_request("api", vec![record]))
+            .await;
+    }
+    server.flush().await;
+    let window = format!(
+        "start={}&end={}",
+        (base + MINUTE) / 1000,
+        (base + 3 * MINUTE) / 1000 - 1
+    );
+    let (status, body) = server
+        .get(&format!("/api/logs/patterns?{window}&step=1m"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 7, "{body}");
+    assert_eq!(body["patternCount"], 3);
+    assert_eq!(body["unpatterned"], 0);
+    assert_eq!(body["start"].as_u64(), Some(base + MINUTE));
+    // As long as the range: `end` is its last microsecond's start.
+    let length = 2 * MINUTE - 1000 + 1;
+    assert_eq!(body["previousStart"].as_u64(), Some(base + MINUTE - length));
+    assert_eq!(body["previousEnd"].as_u64(), Some(base + MINUTE - 1));
+    let patterns = body["patterns"].as_array().expect("patterns");
+    let by_template = |template: &str| -> &Value {
+        patterns
+            .iter()
+            .find(|p| p["template"] == template)
+            .unwrap_or_else(|| panic!("no pattern {template:?} in {body}"))
+    };
+    let order = by_template("order <num> placed for <num> items");
+    assert_eq!(patterns[0]["id"], order["id"], "the most frequent first");
+    assert_eq!(
+        (
+            &order["count"],
+            &order["errors"],
+            &order["previous"],
+            &order["new"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(1),
+            &serde_json::json!(0),
+            &serde_json::json!(true)
+        )
+    );
+    assert_eq!(order["counts"], serde_json::json!([2, 1]));
+    assert_eq!(
+        order["sample"]["body"], "order 7 placed for 12 items",
+        "the newest line"
+    );
+    assert!((order["share"].as_f64().expect("share") - 3.0 / 7.0).abs() < 1e-9);
+    let payment = by_template(r#"payment declined for user "<*>""#);
+    assert_eq!(
+        (&payment["count"], &payment["errors"]),
+        (&serde_json::json!(2), &serde_json::json!(2))
+    );
+    assert_eq!(payment["errorShare"], 1.0);
+    let cache = by_template("cache warmed in <duration>");
+    assert_eq!(
+        (&cache["count"], &cache["previous"], &cache["new"]),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(false)
+        )
+    );
+    assert_eq!(cache["counts"], serde_json::json!([2, 0]));
+    // "shutting down" ran before the range only: not listed.
+    assert!(
+        patterns.iter().all(|p| p["template"] != "shutting down"),
+        "{body}"
+    );
+
+    // A pattern is searched like any field, alone or with others.
+    let order_id = order["id"].as_str().expect("id");
+    assert_eq!(order_id.len(), 16);
+    for (query, lines) in [
+        (format!("pattern:{order_id}"), 3),
+        (format!("pattern:{order_id} AND severity:error"), 1),
+        (format!("pattern:{order_id} OR cache"), 5),
+        (format!("NOT pattern:{order_id}"), 4),
+    ] {
+        let (status, body) = server
+            .get(&format!("/api/logs?{window}&query={}", urlencode(&query)))
+            .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(body["total"], lines, "{query}: {body}");
+    }
+    // The search narrows the patterns; `limit` lists fewer.
+    let (status, body) = server
+        .get(&format!(
+            "/api/logs/patterns?{window}&minSeverity=error&limit=1"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["total"], &body["patternCount"]),
+        (&serde_json::json!(3), &serde_json::json!(2))
+    );
+    assert_eq!(body["patterns"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        body["patterns"][0]["template"],
+        r#"payment declined for user "<*>""#
+    );
+
+    for (query, error) in [
+        ("query=pattern:xyz", "'xyz' is not a pattern id"),
+        ("query=pattern:", "query"),
+        ("step=0", "invalid step '0'"),
+        ("step=1ms&lookback=7d", "buckets; at most"),
+        ("sort=count", "unknown query parameter 'sort'"),
+    ] {
+        let (status, body) = server.get(&format!("/api/logs/patterns?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.to_string().contains(error), "{query}: {body}");
     }

@@ -427,7 +427,7 @@ impl tonic::codec::Decoder for RawCodec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_api_bad_input_table() {
     let server = TestServer::start().await;
-    let cases: [(&str, u16, &str); 29] = [
+    let cases: [(&str, u16, &str); 31] = [
         (
             "/api/traces/not-a-trace-id",
             400,
@@ -490,6 +490,12 @@ async fn query_api_bad_input_table() {
             400,
             "invalid minSeverity 'loud'",
         ),
+        (
+            "/api/logs?query=pattern:0123456789abcdefg",
+            400,
+            "is not a pattern id",
+        ),
+        ("/api/logs/patterns?limit=many", 400, "invalid limit 'many'"),
         ("/api/metrics/calls", 400, "parameter 'service' is required"),
         (
             "/api/metrics/latencies?service=a",

@@ -410,6 +410,8 @@ fn questions(base: u64) -> Vec<String> {
         format!("/api/analysis?service=gateway&{window}&slowest=25"),
         format!("/api/logs/volume?{window}&step=10s"),
         format!("/api/logs/volume?query=order&service=email-service&{window}"),
+        format!("/api/logs/patterns?{window}&step=10s"),
+        format!("/api/logs/patterns?query=order&{window}&limit=2"),
         format!("/api/service-metrics?{window}&step=10s"),
         format!("/api/service-metrics?{window}&step=10s&service=order-service&groupByOperation=true"),
         format!("/api/metrics/latencies?service=gateway&service=order-service&endTs={}&lookback=60000&quantile=0.95&ratePer=20000&step=10000", end / 1000 + 1),

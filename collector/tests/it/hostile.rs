@@ -43,6 +43,7 @@ async fn deeply_nested_queries_are_refused_and_the_server_lives() {
         format!("/api/logs?query={}", urlencode(&nots)),
         format!("/api/logs?query={}", urlencode(&"(".repeat(40))),
         format!("/api/logs/tail?query={}", urlencode(&parentheses)),
+        format!("/api/logs/patterns?query={}", urlencode(&nots)),
         format!("/api/traces?service=a&tags={}", urlencode(&deep_tags)),
         format!(
             "/api/v3/traces?query.service_name=a&query.attributes={}",

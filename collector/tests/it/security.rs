@@ -304,6 +304,15 @@ async fn no_route_shows_another_tenants_data() {
         ("/api/analysis?lookback=1h&slowest=50".into(), None),
         ("/api/analysis?service=shop-b&lookback=1h".into(), None),
         ("/analyse?lookback=1h&slowest=50".into(), None),
+        // Log patterns: A's lines only, on the API and the page.
+        (
+            "/api/logs/patterns?lookback=1h".into(),
+            Some("alpha-log-body"),
+        ),
+        (
+            "/logs?view=patterns&lookback=1h".into(),
+            Some("alpha-log-body"),
+        ),
     ];
     for (route, own) in &routes {
         let (status, body) = get_as(&server, Some(QUERY_A), route).await;
