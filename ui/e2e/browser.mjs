@@ -444,7 +444,7 @@ await check('no serious accessibility violations on any page (axe-core)', async 
     '/search?service=frontend&lookback=1h', `/trace/${traceId}`, `/trace/${traceId}?span=${'03'.repeat(8)}`,
     `/trace/${traceId}?tab=flame`, `/trace/${traceId}?tab=stats`, `/trace/${traceId}?tab=logs`,
     '/logs?query=declined&lookback=1h', '/dependencies', `/trace/${traceId}...${slowId}`, '/no/such/page',
-    '/', '/services/frontend', '/analyse?service=frontend&lookback=1h',
+    '/', '/services/frontend', '/analyse?service=frontend&lookback=1h', '/logs?view=patterns&lookback=1h',
   ];
   const found = [];
   for (const theme of ['light', 'dark']) {
@@ -592,6 +592,36 @@ await check('the log volume stacks every matching line by level, and a bar zooms
     inBar[1], { timeout: 10000 }).catch(() => {});
   const zoomed = (await page.textContent('#log-count')).trim();
   expect(zoomed.startsWith(`${inBar[1]} matching line`), `zoomed: ${zoomed}, bar: ${label}`);
+});
+
+await check('the patterns of the lines count each template, and a pattern opens its lines', async () => {
+  await page.goto(`${base}/logs?lookback=1h`);
+  await settle();
+  await page.click('#view-patterns');
+  await page.waitForURL('**view=patterns**');
+  await settle();
+  await page.waitForSelector('#patterns tr.pattern');
+  const summary = (await page.textContent('#pattern-count')).trim();
+  const rows = await page.$$eval('#patterns tr.pattern', (rows) => rows.map((row) => ({
+    count: parseInt(row.cells[0].textContent.replace(/,/g, ''), 10),
+    template: row.querySelector('a.template').textContent,
+    sample: row.querySelector('.sample .body')?.textContent,
+  })));
+  const lines = rows.reduce((sum, row) => sum + row.count, 0);
+  expect(summary.startsWith(`${rows.length} pattern`) && summary.includes(` in ${lines} line`), `${summary} / ${JSON.stringify(rows)}`);
+  expect(rows.every((row, i) => i === 0 || rows[i - 1].count >= row.count), `most frequent first: ${JSON.stringify(rows)}`);
+  const declined = rows.find((row) => row.template === 'payment declined by issuer');
+  expect(declined && declined.sample === 'payment declined by issuer', `patterns: ${JSON.stringify(rows)}`);
+  await page.screenshot({ path: `${shots}/log-patterns.png`, fullPage: true });
+  await page.locator('#patterns a.template', { hasText: 'payment declined by issuer' }).click();
+  await page.waitForURL(/query=pattern%3A[0-9a-f]{16}/);
+  await settle();
+  await page.waitForFunction((n) => document.querySelector('#log-count')?.textContent.startsWith(`${n} matching line`),
+    declined.count, { timeout: 10000 }).catch(() => {});
+  const count = (await page.textContent('#log-count')).trim();
+  expect(count.startsWith(`${declined.count} matching line`), `${count}, pattern of ${declined.count}`);
+  const bodies = await page.$$eval('.log-line .body', (cells) => cells.map((c) => c.textContent.trim()));
+  expect(bodies.length > 0 && bodies.every((b) => b === 'payment declined by issuer'), `lines: ${bodies}`);
 });
 
 await check('every matching line downloads as CSV and NDJSON', async () => {

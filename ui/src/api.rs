@@ -329,28 +329,28 @@ pub fn trace_from_jaeger(trace: &Value) -> TraceView {
     }
 }
 
+/// One line of `/api/logs`' answer.
+fn line_from_api(l: &Value) -> LogLine {
+    LogLine {
+        time_ns: text(&l["timeUnixNano"]).parse().unwrap_or(0),
+        severity_number: l["severityNumber"].as_i64().unwrap_or(0),
+        severity: text(&l["severityText"]),
+        body: text(&l["body"]),
+        service: text(&l["serviceName"]),
+        trace_id: l["traceID"].as_str().map(str::to_string),
+        span_id: l["spanID"].as_str().map(str::to_string),
+        attributes: l["attributes"]
+            .as_object()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+            .unwrap_or_default(),
+    }
+}
+
 /// `/api/logs`'s answer -> log lines.
 pub fn logs_from_api(body: &Value) -> LogPage {
     let lines = body["data"]
         .as_array()
-        .map(|lines| {
-            lines
-                .iter()
-                .map(|l| LogLine {
-                    time_ns: text(&l["timeUnixNano"]).parse().unwrap_or(0),
-                    severity_number: l["severityNumber"].as_i64().unwrap_or(0),
-                    severity: text(&l["severityText"]),
-                    body: text(&l["body"]),
-                    service: text(&l["serviceName"]),
-                    trace_id: l["traceID"].as_str().map(str::to_string),
-                    span_id: l["spanID"].as_str().map(str::to_string),
-                    attributes: l["attributes"]
-                        .as_object()
-                        .map(|a| a.iter().map(|(k, v)| (k.clone(), text(v))).collect())
-                        .unwrap_or_default(),
-                })
-                .collect()
-        })
+        .map(|lines| lines.iter().map(line_from_api).collect())
         .unwrap_or_default();
     LogPage {
         lines,
@@ -372,6 +372,78 @@ pub struct LogVolume {
     /// Per bucket, its lines per level (in the order of `levels`).
     pub buckets: Vec<Vec<u64>>,
     pub total: u64,
+}
+
+/// The body patterns of a log search (`/api/logs/patterns`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogPatterns {
+    /// The first bucket's start and every bucket's length, µs.
+    pub start_us: u64,
+    pub step_us: u64,
+    /// The range compared with, µs.
+    pub previous_start_us: u64,
+    pub previous_end_us: u64,
+    /// Lines matched, and distinct patterns among them.
+    pub total: u64,
+    pub pattern_count: u64,
+    /// Lines older than patterns, and lines of patterns past the counted ones.
+    pub unpatterned: u64,
+    pub uncounted: u64,
+    /// The most frequent first.
+    pub patterns: Vec<LogPattern>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogPattern {
+    pub id: String,
+    /// `<num>`, `<*>` and the like stand for what varies.
+    pub template: String,
+    pub count: u64,
+    pub share: f64,
+    pub errors: u64,
+    pub error_share: f64,
+    /// Lines of it in the range before; none makes it new.
+    pub previous: u64,
+    /// Lines per bucket.
+    pub counts: Vec<u64>,
+    /// Its newest line.
+    pub sample: Option<LogLine>,
+}
+
+/// `/api/logs/patterns`' answer -> the patterns' model.
+pub fn patterns_from_api(body: &Value) -> LogPatterns {
+    let number = |v: &Value| v.as_u64().unwrap_or(0);
+    LogPatterns {
+        start_us: number(&body["start"]) / 1000,
+        step_us: number(&body["step"]) / 1000,
+        previous_start_us: number(&body["previousStart"]) / 1000,
+        previous_end_us: number(&body["previousEnd"]) / 1000,
+        total: number(&body["total"]),
+        pattern_count: number(&body["patternCount"]),
+        unpatterned: number(&body["unpatterned"]),
+        uncounted: number(&body["uncounted"]),
+        patterns: body["patterns"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|p| LogPattern {
+                        id: text(&p["id"]),
+                        template: text(&p["template"]),
+                        count: number(&p["count"]),
+                        share: p["share"].as_f64().unwrap_or(0.0),
+                        errors: number(&p["errors"]),
+                        error_share: p["errorShare"].as_f64().unwrap_or(0.0),
+                        previous: number(&p["previous"]),
+                        counts: p["counts"]
+                            .as_array()
+                            .map(|c| c.iter().map(number).collect())
+                            .unwrap_or_default(),
+                        sample: p["sample"].is_object().then(|| line_from_api(&p["sample"])),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// `/api/logs/volume`'s answer -> the chart's model.
@@ -615,6 +687,13 @@ pub async fn search_logs(query: String) -> Result<LogPage, ServerFnError> {
 pub async fn load_log_volume(query: String) -> Result<LogVolume, ServerFnError> {
     let body = crate::ssr::get(&format!("/api/logs/volume?{query}")).await?;
     Ok(volume_from_api(&body))
+}
+
+/// `query` is the query string of `/api/logs/patterns`.
+#[server(prefix = "/ui-fn")]
+pub async fn load_log_patterns(query: String) -> Result<LogPatterns, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/logs/patterns?{query}")).await?;
+    Ok(patterns_from_api(&body))
 }
 
 /// `query` is the query string of `/api/service-metrics`.

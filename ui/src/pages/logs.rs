@@ -1,13 +1,16 @@
-//! `/logs?query=&service=&traceID=&minSeverity=&lookback=&start=&end=&limit=&live=`:
+//! `/logs?query=&service=&traceID=&minSeverity=&lookback=&start=&end=&limit=&live=&view=`:
 //! log search. As on the search page, `lookback=custom` with `start`/`end` (µs),
 //! or the form's `from`/`to` local times, is an absolute range; `start`/`end`
-//! alone mean it too.
+//! alone mean it too. `view=patterns` shows the body patterns of the lines
+//! instead of the lines.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{load_log_volume, search_logs, LogLine, LogVolume};
+use crate::api::{
+    load_log_patterns, load_log_volume, search_logs, LogLine, LogPattern, LogPatterns, LogVolume,
+};
 use crate::components::{
     custom_range, highlight_terms, ErrorBox, LogRow, LookbackSelect, RangeInputs, LOGS_LOOKBACKS,
 };
@@ -29,6 +32,8 @@ struct Form {
     /// Matching lines skipped: the page shown (`offset` / `limit` + 1).
     offset: usize,
     live: bool,
+    /// The patterns of the lines instead of the lines (`view=patterns`).
+    patterns: bool,
 }
 
 impl Form {
@@ -65,13 +70,46 @@ impl Form {
     /// The page of this search holding line `offset` + 1, in the window ending
     /// at `end` (µs).
     fn page_href(&self, offset: usize, end: u64) -> String {
-        let page = Form {
+        Form {
             offset,
             end: end.to_string(),
             live: false,
             ..self.clone()
+        }
+        .href()
+    }
+
+    /// This page's address.
+    fn href(&self) -> String {
+        let view = if self.patterns { "&view=patterns" } else { "" };
+        format!("/logs?{}{view}", self.api_query())
+    }
+
+    /// This search's lines (`patterns` false) or patterns, from the first page.
+    fn view_href(&self, patterns: bool) -> String {
+        Form {
+            offset: 0,
+            live: false,
+            patterns,
+            ..self.clone()
+        }
+        .href()
+    }
+
+    /// The lines of pattern `id` among this search's.
+    fn pattern_href(&self, id: &str) -> String {
+        let query = match self.query.trim() {
+            "" => format!("pattern:{id}"),
+            query => format!("pattern:{id} AND ({query})"),
         };
-        format!("/logs?{}", page.api_query())
+        Form {
+            query,
+            offset: 0,
+            live: false,
+            patterns: false,
+            ..self.clone()
+        }
+        .href()
     }
 
     /// Every line of this search, in its window ending at `end` (µs), as a
@@ -98,7 +136,7 @@ impl Form {
             live: false,
             ..self.clone()
         };
-        format!("/logs?{}", zoomed.api_query())
+        zoomed.href()
     }
 
     /// The document's title: what is searched.
@@ -147,13 +185,35 @@ pub fn LogsPage() -> impl IntoView {
             limit: get("limit", "100"),
             offset: q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
             live: q.get("live").is_some_and(|v| v == "1"),
+            patterns: q.get("view").is_some_and(|v| v == "patterns"),
         }
     });
     // Pausing or resuming the tail does not search again.
     let search = Memo::new(move |_| form.get().search());
+    // The lines or the patterns, whichever the page shows.
     let results = Resource::new(
-        move || search.get(),
-        |form| async move { search_logs(form.api_query()).await },
+        move || Some(search.get()).filter(|form| !form.patterns),
+        |form| async move {
+            match form {
+                Some(form) => search_logs(form.api_query()).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let patterns = Resource::new(
+        move || {
+            Some(Form {
+                offset: 0,
+                ..search.get()
+            })
+            .filter(|form| form.patterns)
+        },
+        |form| async move {
+            match form {
+                Some(form) => load_log_patterns(form.api_query()).await.map(Some),
+                None => Ok(None),
+            }
+        },
     );
     // The whole search's lines per time bucket and level; paging does not change it.
     let volume = Resource::new(
@@ -198,6 +258,7 @@ pub fn LogsPage() -> impl IntoView {
             if f.live { 0 } else { 1 }
         )
     };
+    let showing_patterns = move || form.get().patterns;
     view! {
         <Title text=move || form.get().title()/>
         <section class="logs-page">
@@ -230,9 +291,12 @@ pub fn LogsPage() -> impl IntoView {
                     end=Signal::derive(move || form.get().end)
                 />
                 <input type="hidden" name="limit" value=move || form.get().limit/>
-                // A new query keeps the tail going.
+                // A new query keeps the tail going, and the patterns shown.
                 {move || form.get().live.then(|| view! {
                     <input type="hidden" name="live" value="1"/>
+                })}
+                {move || showing_patterns().then(|| view! {
+                    <input type="hidden" name="view" value="patterns"/>
                 })}
                 <button type="submit" id="search-logs">"Search logs"</button>
                 <a class="live" id="live" href=live_href>
@@ -265,11 +329,32 @@ pub fn LogsPage() -> impl IntoView {
                     })
                 })}
             </Suspense>
+            <nav class="view-switch" aria-label="show">
+                <a
+                    id="view-lines"
+                    href=move || form.get().view_href(false)
+                    aria-current=move || (!showing_patterns()).then_some("page")
+                >"Lines"</a>
+                <a
+                    id="view-patterns"
+                    href=move || form.get().view_href(true)
+                    aria-current=move || showing_patterns().then_some("page")
+                >"Patterns"</a>
+            </nav>
             <Suspense fallback=|| view! { <p class="loading">"Searching…"</p> }>
                 {move || Suspend::new(async move {
                     let form = form.get_untracked();
+                    if form.patterns {
+                        return match patterns.await {
+                            Ok(patterns) => view! {
+                                <PatternTable patterns=patterns.unwrap_or_default() form=form/>
+                            }.into_any(),
+                            Err(e) => view! { <ErrorBox message=crate::api::problem(&e)/> }.into_any(),
+                        };
+                    }
                     match results.await {
-                        Ok(page) if page.lines.is_empty() => {
+                        Ok(None) => ().into_any(),
+                        Ok(Some(page)) if page.lines.is_empty() => {
                             // Until the tail brings the first line.
                             let text = move || match streamed.with(Vec::len) {
                                 0 => "No log lines match.".to_string(),
@@ -281,7 +366,7 @@ pub fn LogsPage() -> impl IntoView {
                             };
                             view! { <p class="empty" id="log-count">{text}</p> }.into_any()
                         }
-                        Ok(page) => {
+                        Ok(Some(page)) => {
                             let terms = highlight_terms(&form.query);
                             let total = page.total;
                             // The count takes in what streamed since.
@@ -423,6 +508,194 @@ fn VolumeChart(volume: LogVolume, form: Form) -> impl IntoView {
     }
 }
 
+/// The patterns of the search's lines, the most frequent first: how many lines
+/// each has, over time, how many are errors, whether it is new since the range
+/// before, and its newest line; a pattern opens its lines.
+#[component]
+fn PatternTable(patterns: LogPatterns, form: Form) -> impl IntoView {
+    if patterns.patterns.is_empty() {
+        let text = if patterns.total > 0 {
+            format!(
+                "{} match; they were stored before this version counted patterns.",
+                format::plural(patterns.total as usize, "line")
+            )
+        } else {
+            "No log lines match.".to_string()
+        };
+        return view! { <p class="empty" id="pattern-count">{text}</p> }.into_any();
+    }
+    let fresh = patterns.patterns.iter().filter(|p| p.previous == 0).count();
+    let mut summary = format!(
+        "{} in {}; {} new (no line from {} to {})",
+        format::plural(patterns.pattern_count as usize, "pattern"),
+        format::plural(patterns.total as usize, "line"),
+        fresh,
+        format::clock(patterns.previous_start_us),
+        format::clock(patterns.previous_end_us),
+    );
+    if patterns.patterns.len() < patterns.pattern_count as usize {
+        summary.push_str(&format!(
+            "; the {} most frequent shown",
+            patterns.patterns.len()
+        ));
+    }
+    if patterns.unpatterned > 0 {
+        summary.push_str(&format!(
+            "; {} stored before patterns were counted",
+            format::plural(patterns.unpatterned as usize, "line")
+        ));
+    }
+    let step = patterns.step_us;
+    let rows = patterns
+        .patterns
+        .into_iter()
+        .map(|pattern| view! { <PatternRow pattern=pattern form=form.clone() step_us=step/> })
+        .collect_view();
+    view! {
+        <p class="count" id="pattern-count">{summary}</p>
+        <table class="patterns" id="patterns">
+            <thead>
+                <tr>
+                    <th scope="col" class="num">"Lines"</th>
+                    <th scope="col" class="num">"Share"</th>
+                    <th scope="col">"Over time"</th>
+                    <th scope="col" class="num">"Errors"</th>
+                    <th scope="col">"Pattern and its newest line"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn PatternRow(pattern: LogPattern, form: Form, step_us: u64) -> impl IntoView {
+    const W: f64 = 120.0;
+    const H: f64 = 24.0;
+    let most = pattern.counts.iter().copied().max().unwrap_or(0).max(1);
+    let n = pattern.counts.len().max(2) - 1;
+    let points: Vec<String> = pattern
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * W / n as f64,
+                H - 1.0 - c as f64 / most as f64 * (H - 2.0)
+            )
+        })
+        .collect();
+    let spark_label = format!(
+        "{} per {}, at most {most}",
+        format::plural(pattern.count as usize, "line"),
+        step_label(step_us)
+    );
+    let template = if pattern.template.is_empty() {
+        format!("pattern {}", pattern.id)
+    } else {
+        pattern.template.clone()
+    };
+    let sample = pattern.sample.map(|line| {
+        let trace = line.trace_id.clone().map(|t| {
+            let href = match &line.span_id {
+                Some(s) => format!("/trace/{t}?span={s}"),
+                None => format!("/trace/{t}"),
+            };
+            view! { " " <a class="trace-link" href=href>"trace"</a> }
+        });
+        view! {
+            <div class="sample">
+                <time>{format::timestamp(line.time_ns / 1000)}</time>
+                " "
+                <span class="service">{line.service}</span>
+                " "
+                <span class="body">{line.body}</span>
+                {trace}
+            </div>
+        }
+    });
+    let errors = (pattern.errors > 0).then(|| format!("{:.0}%", pattern.error_share * 100.0));
+    let has_errors = pattern.errors > 0;
+    view! {
+        <tr class="pattern" class:has-errors=has_errors>
+            <td class="num">{pattern.count}</td>
+            <td class="num">{format!("{:.1}%", pattern.share * 100.0)}</td>
+            <td>
+                <svg class="spark" viewBox=format!("0 0 {W} {H}") role="img" aria-label=spark_label>
+                    <polyline points=points.join(" ")/>
+                </svg>
+            </td>
+            <td class="num">{errors.unwrap_or_else(|| "–".to_string())}</td>
+            <td>
+                <a class="template" href=form.pattern_href(&pattern.id) title=format!("pattern:{}", pattern.id)>
+                    <TemplateText template=template/>
+                </a>
+                {(pattern.previous == 0).then(|| view! { " " <span class="new-badge">"new"</span> })}
+                {sample}
+            </td>
+        </tr>
+    }
+    .into_any()
+}
+
+/// A pattern's template, its placeholders (`<num>`, `<*>`, ...) set apart.
+#[component]
+fn TemplateText(template: String) -> impl IntoView {
+    template_parts(&template)
+        .into_iter()
+        .map(|(part, variable)| {
+            if variable {
+                view! { <span class="var">{part}</span> }.into_any()
+            } else {
+                part.into_any()
+            }
+        })
+        .collect_view()
+}
+
+/// What the collector puts for a variable part of a line.
+const PLACEHOLDERS: [&str; 11] = [
+    "<*>",
+    "\"<*>\"",
+    "<num>",
+    "<duration>",
+    "<size>",
+    "<uuid>",
+    "<ip>",
+    "<hex>",
+    "<time>",
+    "<email>",
+    "…",
+];
+
+/// A template cut into its text and its placeholders (`true`).
+fn template_parts(template: &str) -> Vec<(String, bool)> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    let mut text = String::new();
+    while let Some(c) = rest.chars().next() {
+        match PLACEHOLDERS.iter().find(|p| rest.starts_with(**p)) {
+            Some(placeholder) => {
+                if !text.is_empty() {
+                    parts.push((std::mem::take(&mut text), false));
+                }
+                parts.push((placeholder.to_string(), true));
+                rest = &rest[placeholder.len()..];
+            }
+            None => {
+                text.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    if !text.is_empty() {
+        parts.push((text, false));
+    }
+    parts
+}
+
 /// A bucket's length as the API's steps come: `1m`, `5m`, `3h`, `2d`, `30s`.
 fn step_label(micros: u64) -> String {
     let seconds = micros / 1_000_000;
@@ -484,5 +757,63 @@ mod tail {
                 events.add_event_listener_with_callback("logs", on_logs.as_ref().unchecked_ref());
             *source.borrow_mut() = Some((events, on_logs));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_set_their_placeholders_apart() {
+        assert_eq!(
+            template_parts("order <num> took <duration> for \"<*>\" …"),
+            vec![
+                ("order ".to_string(), false),
+                ("<num>".to_string(), true),
+                (" took ".to_string(), false),
+                ("<duration>".to_string(), true),
+                (" for ".to_string(), false),
+                ("\"<*>\"".to_string(), true),
+                (" ".to_string(), false),
+                ("…".to_string(), true),
+            ]
+        );
+        // An angle bracket that is no placeholder is text.
+        assert_eq!(
+            template_parts("a <b> größe"),
+            vec![("a <b> größe".to_string(), false)]
+        );
+    }
+
+    #[test]
+    fn a_pattern_opens_its_lines_within_the_search() {
+        let form = Form {
+            query: "severity:error".into(),
+            service: "order-service".into(),
+            trace_id: String::new(),
+            min_severity: String::new(),
+            lookback: "1h".into(),
+            start: String::new(),
+            end: String::new(),
+            limit: "100".into(),
+            offset: 3,
+            live: false,
+            patterns: true,
+        };
+        let href = form.pattern_href("00ff00ff00ff00ff");
+        assert!(
+            href.starts_with(
+                "/logs?query=pattern%3A00ff00ff00ff00ff%20AND%20%28severity%3Aerror%29&"
+            ),
+            "{href}"
+        );
+        assert!(href.contains("service=order-service"), "{href}");
+        assert!(
+            !href.contains("view=patterns") && !href.contains("offset"),
+            "{href}"
+        );
+        assert!(form.view_href(true).ends_with("&view=patterns"));
+        assert!(!form.view_href(false).contains("view="));
     }
 }
