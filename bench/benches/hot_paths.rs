@@ -197,6 +197,14 @@ fn documents(c: &mut Criterion) {
                 .count()
         })
     });
+    // Part of the documents above: each body's pattern id.
+    group.bench_function("logs: 512 pattern ids", |b| {
+        b.iter(|| {
+            logs.iter()
+                .map(|record| hopline::store::pattern::pattern_id(&record.body_text()))
+                .fold(0, u64::wrapping_add)
+        })
+    });
     group.finish();
 }
 

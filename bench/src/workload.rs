@@ -417,6 +417,16 @@ mod tests {
             body.len()
         );
         assert!(body.contains(&Workload::log_request_id(3)));
+        // Ten statements, so ten log patterns, whatever their numbers and ids.
+        let mut patterns = std::collections::HashSet::new();
+        for n in 0..1_000 {
+            let body = workload.log(n).body.and_then(|b| b.value);
+            let Some(any_value::Value::StringValue(body)) = body else {
+                panic!("log body is not a string");
+            };
+            patterns.insert(hopline::store::pattern::template(&body));
+        }
+        assert_eq!(patterns.len(), 10, "{patterns:#?}");
         for n in 0..10 {
             let body = format!("{:?}", workload.log(n).body);
             for (i, word) in LOG_WORDS.iter().enumerate() {
