@@ -289,8 +289,10 @@ pub fn log_volume(
 pub const DEFAULT_PATTERNS: usize = 50;
 pub const MAX_PATTERNS_LISTED: usize = 500;
 
-/// Points of a pattern's sparkline.
+/// Points of a pattern's sparkline, by default and at most (each of up to
+/// 10,000 patterns counts its lines per bucket).
 const PATTERN_POINTS: u64 = 30;
+pub const MAX_PATTERN_BUCKETS: usize = 60;
 
 /// `/api/logs/patterns?<the log search's filters>&limit=&step=`: the search's
 /// filters, and the empty pattern count: its range in buckets of `step` (default:
@@ -315,7 +317,15 @@ pub fn log_patterns(
         None => red::nice_step(span.div_ceil(PATTERN_POINTS)),
     };
     let first = filter.start - filter.start % step;
-    let buckets = red::buckets((filter.end - first) / step + 1, 1, step)?;
+    let buckets = (filter.end - first) / step + 1;
+    if buckets > MAX_PATTERN_BUCKETS as u64 {
+        return Err(QueryError::BadRequest(format!(
+            "step {:?} makes {buckets} buckets; at most {MAX_PATTERN_BUCKETS} for patterns: \
+             a longer step or a shorter range",
+            std::time::Duration::from_nanos(step)
+        )));
+    }
+    let buckets = buckets as usize;
     // The range before, as long as this one; none before the epoch's first ns.
     let previous = match filter.start.checked_sub(1) {
         Some(previous_end) => (filter.start.saturating_sub(span + 1), previous_end),

@@ -348,12 +348,11 @@ fn is_number(text: &str) -> bool {
 }
 
 fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 /// An IPv4 address (with an optional port) or an IPv6 one.
@@ -365,12 +364,12 @@ fn is_ip(text: &str) -> bool {
     if port.is_some_and(|port| port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit())) {
         return false;
     }
-    let octets: Vec<&str> = host.split('.').collect();
-    if octets.len() == 4
-        && octets
-            .iter()
-            .all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()))
-    {
+    let mut octets = 0;
+    let ipv4 = host.split('.').all(|o| {
+        octets += 1;
+        !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit())
+    });
+    if ipv4 && octets == 4 {
         return true;
     }
     (text.contains("::") || text.matches(':').count() == 7)

@@ -18,7 +18,8 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 use tantivy::{
-    DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+    BitSet, DocAddress, DocId, DocSet, Score, Searcher, SegmentOrdinal, SegmentReader,
+    TantivyDocument, Term, TERMINATED,
 };
 
 use super::error::StoreError;
@@ -1238,9 +1239,7 @@ impl SignalIndex {
             }
             let time = candidate.column(columns::TIME)?;
             let severity = candidate.column(columns::SEVERITY)?;
-            let pattern = candidate.column(columns::PATTERN)?;
-            candidate.for_each_doc(|doc| {
-                let id = pattern.first(doc).unwrap_or(0);
+            candidate.for_each_pattern(schema, cancel, |doc, id| {
                 let at = time.first(doc).unwrap_or(0);
                 let room = found.len() < MAX_PATTERNS;
                 let count = match found.entry(id) {
@@ -1279,9 +1278,7 @@ impl SignalIndex {
             let (before, _) = self.log_segments(schema, filter, range, false, cancel)?;
             for candidate in before.iter().filter(|c| c.split.has_patterns()) {
                 cancel.check()?;
-                let pattern = candidate.column(columns::PATTERN)?;
-                candidate.for_each_doc(|doc| {
-                    let id = pattern.first(doc).unwrap_or(0);
+                candidate.for_each_pattern(schema, cancel, |_, id| {
                     let room = found.len() < MAX_PATTERNS;
                     match found.entry(id) {
                         Entry::Occupied(entry) => entry.into_mut().0.previous += 1,
@@ -1498,6 +1495,48 @@ impl CandidateSegment {
         schema
             .record(&payload, time, span_id, &origin)
             .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Calls `each` with every live document of the segment that matches and its
+    /// log pattern id, pattern by pattern: the segment's pattern terms are few,
+    /// and their postings hold every document once.
+    fn for_each_pattern(
+        &self,
+        schema: &LogSchema,
+        cancel: &Cancel,
+        mut each: impl FnMut(DocId, u64),
+    ) -> Result<(), StoreError> {
+        let segment = self.searcher.segment_reader(self.ord);
+        let mut matching = BitSet::with_max_value(segment.max_doc());
+        let mut any = false;
+        self.for_each_doc(|doc| {
+            matching.insert(doc);
+            any = true;
+        })?;
+        if !any {
+            return Ok(());
+        }
+        let inverted = segment.inverted_index(schema.pattern)?;
+        let mut terms = inverted.terms().stream()?;
+        while terms.advance() {
+            cancel.check()?;
+            // A u64 term's value: its 8 bytes, big-endian.
+            let key = terms.key();
+            let Ok(value) = <[u8; 8]>::try_from(&key[key.len().saturating_sub(8)..]) else {
+                continue;
+            };
+            let id = u64::from_be_bytes(value);
+            let mut postings =
+                inverted.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if matching.contains(doc) {
+                    each(doc, id);
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(())
     }
 
     /// Calls `each` with every live document of the segment that matches.

@@ -819,6 +819,10 @@ async fn log_patterns_count_each_template_over_time_against_the_range_before() {
         ("query=pattern:", "query"),
         ("step=0", "invalid step '0'"),
         ("step=1ms&lookback=7d", "buckets; at most"),
+        (
+            "step=1m&lookback=2h",
+            "121 buckets; at most 60 for patterns",
+        ),
         ("sort=count", "unknown query parameter 'sort'"),
     ] {
         let (status, body) = server.get(&format!("/api/logs/patterns?{query}")).await;
