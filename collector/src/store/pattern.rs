@@ -168,6 +168,9 @@ impl Masked {
             .any(|pair| matches!(pair[0], b'=' | b':') && is_quote(pair[1]));
         if quoted_value || core.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
             Masked::Mixed
+        } else if core.bytes().any(|b| b.is_ascii_whitespace()) {
+            // A quoted string with more after it (`"a b"c`): what it holds varies.
+            Masked::Placeholder(ANY)
         } else {
             Masked::Verbatim
         }
@@ -484,6 +487,8 @@ mod tests {
         masks("can't find 'x y z'", "can't find \"<*>\"");
         // An unclosed quote is an ordinary character.
         masks(r#"bad "input 5"#, r#"bad "input <num>"#);
+        // A quoted string with more after it is one variable too.
+        masks(r#"got "a b"c end"#, "got <*> end");
     }
 
     #[test]
@@ -503,6 +508,29 @@ mod tests {
         assert_eq!(parse_id(&format_id(a)), Some(a));
         assert_eq!(parse_id("xyz"), None);
         assert_eq!(parse_id("12345678901234567"), None);
+    }
+
+    #[test]
+    fn any_text_gives_a_template_whose_id_is_the_lines() {
+        // Pseudo-random lines over the characters the masker looks at, and
+        // others of several UTF-8 lengths: no panic, no endless loop, and the id
+        // computed without the template is the template's.
+        let alphabet: Vec<char> = "aZ09 .:-=/?&,'\"`@()[]{}<>!;_xµé\t\n\u{b}\u{a0}\u{2003}😀"
+            .chars()
+            .collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 40) as usize;
+            let line: String = (0..len)
+                .map(|i| alphabet[((state >> (i % 50)) as usize + i * 7) % alphabet.len()])
+                .collect();
+            let t = template(&line);
+            assert_eq!(pattern_id(&line), template_id(&t), "{line:?}");
+            assert!(t.split(' ').count() <= MAX_TOKENS + 1, "{line:?}");
+        }
     }
 
     #[test]
