@@ -274,15 +274,28 @@ pub fn log_volume(
 ) -> Result<(LogFilter, LogVolume), QueryError> {
     let (steps, rest): (Vec<_>, Vec<_>) = pairs.iter().cloned().partition(|(key, _)| key == "step");
     let filter = log_search(&rest, now_nanos)?;
+    let steps = Params::new(&steps, &["step"])?;
+    let (first, step, points) = log_buckets(&steps, &filter, red::DEFAULT_POINTS)?;
+    let buckets = red::buckets(points, 1, step)?;
+    Ok((filter, LogVolume::new(first, step, buckets)))
+}
+
+/// The buckets of a log histogram over `filter`'s range: `step=` (a duration), or
+/// the range in about `points` rounded to a nice step; the first bucket's start
+/// (aligned to the step), the step, and how many buckets cover the range.
+fn log_buckets(
+    params: &Params<'_>,
+    filter: &LogFilter,
+    points: u64,
+) -> Result<(u64, u64, u64), QueryError> {
     let span = filter.end.saturating_sub(filter.start).max(1);
-    let step = match Params::new(&steps, &["step"])?.duration("step")? {
+    let step = match params.duration("step")? {
         Some(step) if step.is_zero() => return Err(bad("step", "0", "expected more than 0")),
         Some(step) => step.as_nanos().min(u128::from(u64::MAX)) as u64,
-        None => red::nice_step(span.div_ceil(red::DEFAULT_POINTS)),
+        None => red::nice_step(span.div_ceil(points)),
     };
     let first = filter.start - filter.start % step;
-    let buckets = red::buckets((filter.end - first) / step + 1, 1, step)?;
-    Ok((filter, LogVolume::new(first, step, buckets)))
+    Ok((first, step, (filter.end - first) / step + 1))
 }
 
 /// Patterns `/api/logs/patterns` lists by default, and at most.
@@ -310,14 +323,7 @@ pub fn log_patterns(
     let filter = log_search(&rest, now_nanos)?;
     let params = Params::new(&own, &OWN)?;
     let limit = params.limit(DEFAULT_PATTERNS, MAX_PATTERNS_LISTED)?;
-    let span = filter.end.saturating_sub(filter.start).max(1);
-    let step = match params.duration("step")? {
-        Some(step) if step.is_zero() => return Err(bad("step", "0", "expected more than 0")),
-        Some(step) => step.as_nanos().min(u128::from(u64::MAX)) as u64,
-        None => red::nice_step(span.div_ceil(PATTERN_POINTS)),
-    };
-    let first = filter.start - filter.start % step;
-    let buckets = (filter.end - first) / step + 1;
+    let (first, step, buckets) = log_buckets(&params, &filter, PATTERN_POINTS)?;
     if buckets > MAX_PATTERN_BUCKETS as u64 {
         return Err(QueryError::BadRequest(format!(
             "step {:?} makes {buckets} buckets; at most {MAX_PATTERN_BUCKETS} for patterns: \
@@ -327,6 +333,7 @@ pub fn log_patterns(
     }
     let buckets = buckets as usize;
     // The range before, as long as this one; none before the epoch's first ns.
+    let span = filter.end.saturating_sub(filter.start).max(1);
     let previous = match filter.start.checked_sub(1) {
         Some(previous_end) => (filter.start.saturating_sub(span + 1), previous_end),
         None => (1, 0),
