@@ -160,6 +160,33 @@ await check('sorting orders every matching trace, and says how many matched', as
   expect(JSON.stringify(ids) === JSON.stringify(fastIds), `shortest: ${ids}`);
 });
 
+await check('the next page follows the order from where the last ended, and "Download all" has every trace', async () => {
+  await page.goto(`${base}/search?service=frontend&lookback=1h&limit=2&sort=longest`);
+  await settle();
+  const seen = await resultIds();
+  expect(JSON.stringify(seen) === JSON.stringify([slowId, traceId]), `first page: ${seen}`);
+  expect(!(await page.$('#first-page')), 'the first page has no link to itself');
+  for (const range of ['traces 3–4 of 5', 'traces 5–5 of 5']) {
+    await page.click('#next-page');
+    await page.waitForURL('**cursor=**');
+    await settle();
+    await page.waitForFunction((r) => document.querySelector('#trace-range')?.textContent === r, range, { timeout: 10000 })
+      .catch(() => {});
+    const shown = (await page.textContent('#trace-range')).trim();
+    expect(shown === range, `range: ${shown}`);
+    seen.push(...await resultIds());
+  }
+  expect(!(await page.$('#next-page')), 'the last page has no next');
+  expect(!!(await page.$('#first-page')), 'a later page links back to the first');
+  expect(new Set(seen).size === 5, `every trace once over three pages: ${seen}`);
+  const href = await page.getAttribute('#download-ndjson', 'href');
+  expect(href.startsWith('/api/traces/export?') && href.includes('sort=longest') && !href.includes('cursor='), href);
+  const lines = await page.evaluate(async (url) => (await (await fetch(url)).text()).trim().split('\n'), href);
+  expect(lines.length === 5, `${lines.length} lines`);
+  const first = JSON.parse(lines[0]).resourceSpans[0].scopeSpans[0].spans[0].traceId;
+  expect(first === slowId, `the download is in the page's order: ${first}`);
+});
+
 await check('"Analyse these traces" compares the slowest with the fastest, path by path, with example traces', async () => {
   await page.goto(`${base}/search?service=frontend&lookback=1h`);
   await settle();

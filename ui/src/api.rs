@@ -630,6 +630,8 @@ pub struct TraceResults {
     pub total: u64,
     /// More matched than the collector counts (`total` is that bound).
     pub capped: bool,
+    /// The `cursor` of the next page, when more follow.
+    pub next: Option<String>,
 }
 
 /// `/api/traces`'s answer -> results.
@@ -646,6 +648,7 @@ pub fn results_from_api(body: &Value) -> TraceResults {
             .unwrap_or_default(),
         total: body["total"].as_u64().unwrap_or(0),
         capped: body["totalCapped"].as_bool().unwrap_or(false),
+        next: body["nextCursor"].as_str().map(str::to_string),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod error;
+mod export;
 mod logs;
 mod red;
 mod traces;
@@ -86,6 +87,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/operations", get(traces::operations))
         .route("/api/traces", get(traces::search))
+        .route("/api/traces/export", get(traces::export))
         .route("/api/traces/{trace_id}", get(traces::trace))
         .route("/api/dependencies", get(traces::dependencies))
         .route("/api/analysis", get(traces::analysis))

@@ -3,10 +3,12 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
+use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::Tenant;
+use super::export::{Download, TracePages, SPAN_CSV_HEADER};
 use super::{render, ApiError};
 use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
@@ -105,7 +107,27 @@ pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<V
     if page.total.is_none() {
         body["totalCapped"] = json!(true);
     }
+    // The same search with `cursor` is the next page, in the same window.
+    body["nextCursor"] = json!(page.next.map(|cursor| cursor.encode()));
     Ok(Json(body))
+}
+
+/// `GET /api/traces/export?format=ndjson|csv&limit=&...`: every trace the same
+/// search finds (its filters, `sort`, `cursor` to resume), in its order, streamed
+/// a few traces at a time; `limit` caps the traces (default: all). NDJSON: a
+/// line of OTLP/JSON per trace; CSV: a row per span.
+pub(super) async fn export(Tenant(state): Tenant, query: Pairs) -> Result<Response, ApiError> {
+    let mut pairs = pairs(query)?;
+    let download = Download::take(&mut pairs, "traces")?;
+    let TraceSearch::Filter(filter) = params::trace_search(&pairs, state.now())? else {
+        return Err(ApiError::bad_request(
+            "traceID: a download is of a search (get traces by id from /api/traces)",
+        ));
+    };
+    let pages = TracePages::new(state.queries.clone(), filter);
+    download
+        .respond("hopline-traces", SPAN_CSV_HEADER, pages)
+        .await
 }
 
 /// The trace `text` names, or 404.

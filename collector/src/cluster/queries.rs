@@ -25,7 +25,8 @@ use crate::access::AccessControl;
 use crate::model::{Signal, SpanKind, TraceId};
 use crate::query::params::TraceSearch;
 use crate::query::service::{
-    first_traces, LogPage, Operation, QueryResult, QueryService, SummaryPage, Trace, TracePage,
+    first_traces, LogPage, Operation, QueryResult, QueryService, SummaryPage, Trace, TraceIds,
+    TracePage,
 };
 use crate::query::tail::{self, Tail};
 use crate::query::QueryError;
@@ -223,10 +224,7 @@ impl ClusterQueries {
 
     /// The ids of the first traces `filter` selects, in its order, and how many
     /// matched.
-    async fn first_trace_ids(
-        &self,
-        filter: &TraceFilter,
-    ) -> Result<(Vec<TraceId>, Option<usize>), QueryError> {
+    async fn first_trace_ids(&self, filter: &TraceFilter) -> Result<TraceIds, QueryError> {
         let answers = self
             .gather(
                 Signal::Spans,
@@ -241,9 +239,7 @@ impl ClusterQueries {
                 Spread::Wide,
             )
             .await?;
-        let hits = leaf::hits(answers)?;
-        let total = hits.total;
-        Ok((first_traces(hits, filter)?, total))
+        first_traces(leaf::hits(answers)?, filter)
     }
 
     async fn traces_by_id(&self, ids: Vec<TraceId>) -> Result<Vec<Trace>, QueryError> {
@@ -334,25 +330,37 @@ impl QueryService for ClusterQueries {
 
     fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, TracePage> {
         Box::pin(self.within(async move {
-            let (ids, total) = match search {
+            let (ids, page) = match search {
                 TraceSearch::Ids(ids) => (ids, None),
                 TraceSearch::Filter(filter) => {
-                    let (ids, total) = self.first_trace_ids(&filter).await?;
-                    (ids, Some(total))
+                    let page = self.first_trace_ids(&filter).await?;
+                    (page.ids.clone(), Some(page))
                 }
             };
             // A trace's other spans may lie anywhere: looked up by id everywhere.
             let traces = self.traces_by_id(ids).await?;
-            Ok(TracePage {
-                total: total.unwrap_or(Some(traces.len())),
-                traces,
+            Ok(match page {
+                Some(page) => TracePage {
+                    total: page.total,
+                    next: page.next,
+                    traces,
+                },
+                None => TracePage {
+                    total: Some(traces.len()),
+                    next: None,
+                    traces,
+                },
             })
         }))
     }
 
+    fn trace_ids(&self, filter: TraceFilter) -> QueryResult<'_, TraceIds> {
+        Box::pin(self.within(async move { self.first_trace_ids(&filter).await }))
+    }
+
     fn trace_summaries(&self, filter: TraceFilter) -> QueryResult<'_, SummaryPage> {
         Box::pin(self.within(async move {
-            let (ids, total) = self.first_trace_ids(&filter).await?;
+            let TraceIds { ids, total, .. } = self.first_trace_ids(&filter).await?;
             if ids.is_empty() {
                 return Ok(SummaryPage {
                     summaries: Vec::new(),

@@ -8,7 +8,9 @@ use super::analysis::{AnalysisRequest, Grouping, DEFAULT_ANALYSED_TRACES, MAX_AN
 use super::{logql, red, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
-use crate::store::search::{LogCursor, LogFilter, LogPatterns, LogVolume, TraceFilter, TraceOrder};
+use crate::store::search::{
+    LogCursor, LogFilter, LogPatterns, LogVolume, TraceCursor, TraceFilter, TraceOrder,
+};
 
 pub const DEFAULT_TRACE_LIMIT: usize = 20;
 pub const MAX_TRACE_LIMIT: usize = 1500;
@@ -77,6 +79,17 @@ impl<'a> Params<'a> {
 
 fn bad(key: &str, value: &str, why: &str) -> QueryError {
     QueryError::BadRequest(format!("invalid {key} '{value}': {why}"))
+}
+
+/// `cursor=`: where the previous page of a search ended, as its answer gave it.
+fn cursor<T>(params: &Params<'_>, decode: fn(&str) -> Option<T>) -> Result<Option<T>, QueryError> {
+    params
+        .get("cursor")
+        .map(|text| {
+            decode(text)
+                .ok_or_else(|| bad("cursor", text, "expected the nextCursor of a previous page"))
+        })
+        .transpose()
 }
 
 pub fn parse_trace_id(text: &str) -> Result<TraceId, QueryError> {
@@ -156,28 +169,32 @@ pub const TRACE_SEARCH_PARAMS: &[&str] = &[
     "raw",
     "uiFind",
     "sort",
+    "cursor",
 ];
 
-/// `sort=`: the words the pages, Jaeger's UI (its sort keys) and people use.
-fn trace_order(params: &Params<'_>) -> Result<TraceOrder, QueryError> {
+/// `sort=` (default: newest first); with a `cursor`, the cursor's order, which
+/// a `sort` given too must name.
+fn trace_order(
+    params: &Params<'_>,
+    cursor: Option<&TraceCursor>,
+) -> Result<TraceOrder, QueryError> {
     let Some(word) = params.get("sort") else {
-        return Ok(TraceOrder::Newest);
+        return Ok(cursor.map_or(TraceOrder::Newest, |cursor| cursor.order));
     };
-    Ok(match word.to_ascii_lowercase().as_str() {
-        "recent" | "newest" | "most_recent" => TraceOrder::Newest,
-        "oldest" => TraceOrder::Oldest,
-        "longest" | "duration" | "longest_first" => TraceOrder::Longest,
-        "shortest" | "shortest_first" => TraceOrder::Shortest,
-        "spans" | "most_spans" => TraceOrder::MostSpans,
-        "errors" | "most_errors" => TraceOrder::MostErrors,
-        _ => {
-            return Err(bad(
-                "sort",
-                word,
-                "expected recent, oldest, longest (or duration), shortest, spans or errors",
-            ))
-        }
-    })
+    let order = TraceOrder::from_word(word).ok_or_else(|| {
+        bad(
+            "sort",
+            word,
+            "expected recent, oldest, longest (or duration), shortest, spans or errors",
+        )
+    })?;
+    match cursor {
+        Some(cursor) if cursor.order != order => Err(QueryError::BadRequest(format!(
+            "sort={word} with a cursor of sort={}: a cursor pages on in the order it was made in",
+            cursor.order.word()
+        ))),
+        _ => Ok(order),
+    }
 }
 
 /// What `/api/traces` asks for: explicit trace ids, or a search.
@@ -219,7 +236,13 @@ fn trace_filter(
 ) -> Result<TraceFilter, QueryError> {
     // Without a service, every service's spans are searched.
     let service = params.get("service").filter(|service| !service.is_empty());
-    let (start_min, start_max) = time_window(params, now_nanos)?;
+    let cursor = cursor(params, TraceCursor::decode)?;
+    // A cursor's window is the first page's: a sliding lookback would shift
+    // traces across the pages.
+    let (start_min, start_max) = match &cursor {
+        Some(cursor) => (cursor.start_min, cursor.start_max),
+        None => time_window(params, now_nanos)?,
+    };
     let mut tags = json_tags(params, "tags")?;
     for tag in params.all("tag") {
         let (key, value) = tag
@@ -252,7 +275,8 @@ fn trace_filter(
         duration_min: params.duration("minDuration")?.map(|d| d.as_nanos() as u64),
         duration_max: params.duration("maxDuration")?.map(|d| d.as_nanos() as u64),
         limit: params.limit(limit.0, limit.1)?,
-        order: trace_order(params)?,
+        order: trace_order(params, cursor.as_ref())?,
+        after: cursor,
     };
     if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
         if min > max {
@@ -525,6 +549,7 @@ pub fn v3_trace_search(
         duration_max: params.duration(key("query.duration_max"))?.map(nanos),
         limit,
         order: TraceOrder::Newest,
+        after: None,
     };
     if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
         if min > max {
@@ -588,13 +613,7 @@ pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilte
              a search pages through by offset: page with the cursor each page returns"
         )));
     }
-    let after = params
-        .get("cursor")
-        .map(|text| {
-            LogCursor::decode(text)
-                .ok_or_else(|| bad("cursor", text, "expected the nextCursor of a previous page"))
-        })
-        .transpose()?;
+    let after = cursor(&params, LogCursor::decode)?;
     if after.is_some() && offset > 0 {
         return Err(QueryError::BadRequest(
             "cursor and offset: page by one or the other".into(),

@@ -21,8 +21,8 @@ use crate::model::{Clock, LogRecord, Span, SpanKind, TraceId};
 use crate::store::outline::{TraceOutline, TraceSummary};
 use crate::store::red::{MetricsQuery, SpanMetrics};
 use crate::store::search::{
-    Cancel, DependencyLink, LogCursor, LogFilter, LogPatterns, LogVolume, Stop, TraceFilter,
-    TraceHits, TraceOrder, MAX_MATCHING_TRACES,
+    Cancel, DependencyLink, LogCursor, LogFilter, LogPatterns, LogVolume, Stop, TraceCursor,
+    TraceFilter, TraceHits, TraceOrder, TracePlace, MAX_MATCHING_TRACES,
 };
 use crate::store::Store;
 
@@ -54,31 +54,59 @@ impl Trace {
     }
 }
 
-/// The traces a search returns, in its order, and how many matched in all
-/// (`None`: more than [`MAX_MATCHING_TRACES`]).
+/// The traces a search returns, in its order, how many matched in all (`None`:
+/// more than [`MAX_MATCHING_TRACES`]), and where the page ended when more follow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracePage {
     pub traces: Vec<Trace>,
     pub total: Option<usize>,
+    pub next: Option<TraceCursor>,
 }
 
-/// The ids of the first `filter.limit` traces of `hits` in `filter.order`, or why
-/// that order cannot be had.
-pub fn first_traces(mut hits: TraceHits, filter: &TraceFilter) -> Result<Vec<TraceId>, QueryError> {
-    if hits.total.is_none() && filter.order != TraceOrder::Newest {
+/// A page of a trace search by id: its traces' ids, in order, how many matched
+/// in all (`None`: more than [`MAX_MATCHING_TRACES`]), and where the page ended
+/// when more follow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceIds {
+    pub ids: Vec<TraceId>,
+    pub total: Option<usize>,
+    pub next: Option<TraceCursor>,
+}
+
+/// The page of `hits` that `filter` asks for: its first `filter.limit` traces
+/// after `filter.after` in `filter.order`; or why that order cannot be had.
+pub fn first_traces(mut hits: TraceHits, filter: &TraceFilter) -> Result<TraceIds, QueryError> {
+    if hits.total.is_none() && (filter.order != TraceOrder::Newest || filter.after.is_some()) {
         return Err(QueryError::BadRequest(format!(
-            "more than {MAX_MATCHING_TRACES} traces match in this time range, too many to sort: \
-             only the most recent can be listed; narrow the search (a shorter range, a service, \
-             an operation, tags) to sort it otherwise"
+            "more than {MAX_MATCHING_TRACES} traces match in this time range, too many to sort \
+             or page through: only the most recent can be listed; narrow the search (a shorter \
+             range, a service, an operation, tags)"
         )));
     }
-    filter.order.sort(&mut hits.hits);
-    Ok(hits
+    let order = filter.order;
+    let mut places: Vec<(TracePlace, TraceId)> = hits
         .hits
-        .iter()
-        .take(filter.limit)
-        .map(|hit| hit.id)
-        .collect())
+        .drain(..)
+        .map(|hit| (order.place(&hit), hit.id))
+        .filter(|(place, _)| filter.after.is_none_or(|after| *place > after.last))
+        .collect();
+    places.sort_unstable();
+    let more = places.len() > filter.limit && hits.total.is_some();
+    places.truncate(filter.limit);
+    let next = match places.last() {
+        Some((last, _)) if more => Some(TraceCursor {
+            order,
+            start_min: filter.start_min,
+            start_max: filter.start_max,
+            last: *last,
+        }),
+        _ => None,
+    };
+    Ok(TraceIds {
+        ids: places.into_iter().map(|(_, id)| id).collect(),
+        total: hits.total,
+        next,
+    })
 }
 
 /// Summaries of the traces a search selects, in its order, and how many matched
@@ -114,6 +142,10 @@ pub trait QueryService: Send + Sync + 'static {
     /// The traces a search names, in its order (the filter's), each cut to the
     /// span cap; ids without spans are left out.
     fn find_traces(&self, search: TraceSearch) -> QueryResult<'_, TracePage>;
+
+    /// The ids of the traces `filter` selects, in its order, from columns (no
+    /// trace is loaded).
+    fn trace_ids(&self, filter: TraceFilter) -> QueryResult<'_, TraceIds>;
 
     /// Summaries of the traces `filter` selects, in its order, read from columns
     /// (no trace is loaded whole).
@@ -315,12 +347,11 @@ fn search_traces(
     max_spans: usize,
     cancel: &Cancel,
 ) -> Result<TracePage, QueryError> {
-    let hits = store.find_traces(filter, cancel)?;
-    let total = hits.total;
-    let ids = first_traces(hits, filter)?;
+    let page = first_traces(store.find_traces(filter, cancel)?, filter)?;
     Ok(TracePage {
-        traces: load_traces(store, &ids, max_spans, cancel)?,
-        total,
+        traces: load_traces(store, &page.ids, max_spans, cancel)?,
+        total: page.total,
+        next: page.next,
     })
 }
 
@@ -352,18 +383,25 @@ impl QueryService for LocalQueries {
                 Ok(TracePage {
                     total: Some(traces.len()),
                     traces,
+                    next: None,
                 })
             }
             TraceSearch::Filter(filter) => search_traces(store, &filter, max_spans, cancel),
         }))
     }
 
+    fn trace_ids(&self, filter: TraceFilter) -> QueryResult<'_, TraceIds> {
+        Box::pin(self.blocking(move |store, cancel| {
+            first_traces(store.find_traces(&filter, cancel)?, &filter)
+        }))
+    }
+
     fn trace_summaries(&self, filter: TraceFilter) -> QueryResult<'_, SummaryPage> {
         Box::pin(self.blocking(move |store, cancel| {
-            let hits = store.find_traces(&filter, cancel)?;
-            let total = hits.total;
+            let TraceIds { ids, total, .. } =
+                first_traces(store.find_traces(&filter, cancel)?, &filter)?;
             let mut summaries = Vec::new();
-            for id in first_traces(hits, &filter)? {
+            for id in ids {
                 summaries.extend(store.outline(id, cancel)?.summary(id));
             }
             Ok(SummaryPage { summaries, total })
@@ -424,5 +462,152 @@ impl QueryService for LocalQueries {
 
     fn timeout(&self) -> Duration {
         self.gate.limits.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::store::search::TraceHit;
+
+    /// A hit with the figures every order reads; few distinct values, so that
+    /// most places are ties of the figure and of `newest`.
+    fn hit(n: u64) -> TraceHit {
+        TraceHit {
+            id: TraceId::from_halves(n % 7 + 1, n),
+            newest: 1_000 + n % 5,
+            oldest: 900 + n % 3,
+            first_start: 800,
+            last_end: 800 + (n % 4) * 10,
+            spans: (n % 3) as u32 + 1,
+            errors: (n % 2) as u32,
+        }
+    }
+
+    const ORDERS: [TraceOrder; 6] = [
+        TraceOrder::Newest,
+        TraceOrder::Oldest,
+        TraceOrder::Longest,
+        TraceOrder::Shortest,
+        TraceOrder::MostSpans,
+        TraceOrder::MostErrors,
+    ];
+
+    fn filter(order: TraceOrder, limit: usize) -> TraceFilter {
+        TraceFilter {
+            start_min: 0,
+            start_max: 10_000,
+            limit,
+            order,
+            ..TraceFilter::default()
+        }
+    }
+
+    #[test]
+    fn cursor_pages_hold_every_trace_once_in_order_through_ties() {
+        let all: Vec<TraceHit> = (0..103).map(hit).collect();
+        for order in ORDERS {
+            let mut expected = all.clone();
+            order.sort(&mut expected);
+            let expected: Vec<TraceId> = expected.iter().map(|hit| hit.id).collect();
+            let mut paged = Vec::new();
+            let mut filter = filter(order, 10);
+            loop {
+                let hits = TraceHits {
+                    hits: all.clone(),
+                    total: Some(all.len()),
+                };
+                let page = first_traces(hits, &filter).expect("a page");
+                assert_eq!(page.total, Some(103));
+                assert!(page.ids.len() <= 10);
+                paged.extend(page.ids);
+                // Through its text, as a client passes it back.
+                match page.next {
+                    Some(next) => filter.after = TraceCursor::decode(&next.encode()),
+                    None => break,
+                }
+                assert!(filter.after.is_some(), "a cursor reads back");
+            }
+            assert_eq!(paged, expected, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn traces_arriving_between_pages_neither_repeat_nor_hide_those_listed() {
+        for order in ORDERS {
+            let mut stored: Vec<TraceHit> = (0..60).map(hit).collect();
+            let mut filter = filter(order, 7);
+            let mut seen = Vec::new();
+            let mut round = 0;
+            loop {
+                let hits = TraceHits {
+                    hits: stored.clone(),
+                    total: Some(stored.len()),
+                };
+                let page = first_traces(hits, &filter).expect("a page");
+                seen.extend(page.ids);
+                let Some(next) = page.next else { break };
+                filter.after = Some(next);
+                // Ingest goes on: new traces land on both sides of the cursor.
+                for n in 0..3 {
+                    stored.push(hit(1_000 + round * 3 + n));
+                }
+                round += 1;
+            }
+            let unique: HashSet<TraceId> = seen.iter().copied().collect();
+            assert_eq!(unique.len(), seen.len(), "{order:?}: a trace came twice");
+            for first in (0..60).map(hit) {
+                assert!(
+                    unique.contains(&first.id),
+                    "{order:?}: {first:?} was skipped"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn over_the_cap_only_the_newest_first_page_is_had() {
+        let hits = || TraceHits {
+            hits: (0..5).map(hit).collect(),
+            total: None,
+        };
+        let page = first_traces(hits(), &filter(TraceOrder::Newest, 3)).expect("newest");
+        assert_eq!((page.ids.len(), page.next), (3, None));
+        assert!(first_traces(hits(), &filter(TraceOrder::Longest, 3)).is_err());
+        let mut paged = filter(TraceOrder::Newest, 3);
+        paged.after = Some(TraceCursor {
+            order: TraceOrder::Newest,
+            start_min: 0,
+            start_max: 10_000,
+            last: TraceOrder::Newest.place(&hit(1)),
+        });
+        let Err(QueryError::BadRequest(message)) = first_traces(hits(), &paged) else {
+            panic!("a cursor over the cap is refused")
+        };
+        assert!(message.contains("narrow the search"), "{message}");
+    }
+
+    #[test]
+    fn malformed_cursors_are_refused() {
+        let good = TraceCursor {
+            order: TraceOrder::Longest,
+            start_min: 5,
+            start_max: 9,
+            last: TraceOrder::Longest.place(&hit(4)),
+        };
+        assert_eq!(TraceCursor::decode(&good.encode()), Some(good));
+        let text = good.encode();
+        for bad in [
+            "",
+            "longest",
+            &text[..text.len() - 1],
+            &format!("{text}-1"),
+            &text.replacen("longest", "widest", 1),
+            &text.replacen("-5-9-", "-9-5-", 1),
+        ] {
+            assert_eq!(TraceCursor::decode(bad), None, "{bad}");
+        }
     }
 }

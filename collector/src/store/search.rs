@@ -131,6 +131,9 @@ pub struct TraceFilter {
     pub limit: usize,
     /// Which of the matching traces come first.
     pub order: TraceOrder,
+    /// Where the previous page ended: this page holds the traces after it.
+    #[serde(default)]
+    pub after: Option<TraceCursor>,
 }
 
 /// How a trace search orders the traces that match, all of them in the window,
@@ -159,32 +162,110 @@ impl TraceOrder {
         !matches!(self, TraceOrder::Newest | TraceOrder::Oldest)
     }
 
-    /// Sorts `hits` into this order; ties go to the newer trace, then the id.
-    pub fn sort(self, hits: &mut [TraceHit]) {
-        let newest_then_id =
-            |a: &TraceHit, b: &TraceHit| b.newest.cmp(&a.newest).then(a.id.cmp(&b.id));
-        match self {
-            TraceOrder::Newest => hits.sort_by(newest_then_id),
-            TraceOrder::Oldest => {
-                hits.sort_by(|a, b| a.oldest.cmp(&b.oldest).then(a.id.cmp(&b.id)))
-            }
-            TraceOrder::Longest => hits.sort_by(|a, b| {
-                b.duration()
-                    .cmp(&a.duration())
-                    .then_with(|| newest_then_id(a, b))
-            }),
-            TraceOrder::Shortest => hits.sort_by(|a, b| {
-                a.duration()
-                    .cmp(&b.duration())
-                    .then_with(|| newest_then_id(a, b))
-            }),
-            TraceOrder::MostSpans => {
-                hits.sort_by(|a, b| b.spans.cmp(&a.spans).then_with(|| newest_then_id(a, b)))
-            }
-            TraceOrder::MostErrors => {
-                hits.sort_by(|a, b| b.errors.cmp(&a.errors).then_with(|| newest_then_id(a, b)))
-            }
+    /// Where `hit` stands in this order: hits sort by it, smallest first. Ties of
+    /// the order's figure go to the newer trace, then the smaller id, so no two
+    /// traces share a place.
+    pub fn place(self, hit: &TraceHit) -> TracePlace {
+        let desc = |value: u64| u64::MAX - value;
+        let (figure, newest) = match self {
+            TraceOrder::Newest => (desc(hit.newest), 0),
+            TraceOrder::Oldest => (hit.oldest, 0),
+            TraceOrder::Longest => (desc(hit.duration()), desc(hit.newest)),
+            TraceOrder::Shortest => (hit.duration(), desc(hit.newest)),
+            TraceOrder::MostSpans => (desc(u64::from(hit.spans)), desc(hit.newest)),
+            TraceOrder::MostErrors => (desc(u64::from(hit.errors)), desc(hit.newest)),
+        };
+        TracePlace {
+            figure,
+            newest,
+            id: hit.id,
         }
+    }
+
+    /// Sorts `hits` into this order.
+    pub fn sort(self, hits: &mut [TraceHit]) {
+        hits.sort_by_cached_key(|hit| self.place(hit));
+    }
+
+    /// The order a word of `sort=` names: the pages' words, Jaeger UI's sort
+    /// keys and the words people use, in any case.
+    pub fn from_word(word: &str) -> Option<TraceOrder> {
+        Some(match word.to_ascii_lowercase().as_str() {
+            "recent" | "newest" | "most_recent" => TraceOrder::Newest,
+            "oldest" => TraceOrder::Oldest,
+            "longest" | "duration" | "longest_first" => TraceOrder::Longest,
+            "shortest" | "shortest_first" => TraceOrder::Shortest,
+            "spans" | "most_spans" => TraceOrder::MostSpans,
+            "errors" | "most_errors" => TraceOrder::MostErrors,
+            _ => return None,
+        })
+    }
+
+    /// The word of `sort=` that names this order.
+    pub fn word(self) -> &'static str {
+        match self {
+            TraceOrder::Newest => "recent",
+            TraceOrder::Oldest => "oldest",
+            TraceOrder::Longest => "longest",
+            TraceOrder::Shortest => "shortest",
+            TraceOrder::MostSpans => "spans",
+            TraceOrder::MostErrors => "errors",
+        }
+    }
+}
+
+/// A trace's place in a [`TraceOrder`]: smaller comes first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct TracePlace {
+    figure: u64,
+    newest: u64,
+    id: TraceId,
+}
+
+/// Where a page of a trace search ended: its order, its time window (pinned by
+/// the first page, so a relative `lookback` does not slide under the pages) and
+/// the place of its last trace. The next page holds the traces placed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TraceCursor {
+    pub order: TraceOrder,
+    pub start_min: u64,
+    pub start_max: u64,
+    pub last: TracePlace,
+}
+
+impl TraceCursor {
+    /// The cursor as a client passes it back (`cursor=`): opaque to them.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}-{}-{}-{:016x}-{:016x}-{}",
+            self.order.word(),
+            self.start_min,
+            self.start_max,
+            self.last.figure,
+            self.last.newest,
+            self.last.id.to_hex()
+        )
+    }
+
+    pub fn decode(text: &str) -> Option<TraceCursor> {
+        let mut parts = text.split('-');
+        let order = TraceOrder::from_word(parts.next()?)?;
+        let start_min = parts.next()?.parse().ok()?;
+        let start_max = parts.next()?.parse().ok()?;
+        let mut hex = || {
+            let part = parts.next().filter(|part| part.len() == 16)?;
+            u64::from_str_radix(part, 16).ok()
+        };
+        let (figure, newest) = (hex()?, hex()?);
+        let id = TraceId::from_hex(parts.next().filter(|id| id.len() == 32)?).ok()?;
+        (parts.next().is_none() && start_min <= start_max).then_some(TraceCursor {
+            order,
+            start_min,
+            start_max,
+            last: TracePlace { figure, newest, id },
+        })
     }
 }
 

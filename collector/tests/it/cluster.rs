@@ -398,6 +398,8 @@ fn questions(base: u64) -> Vec<String> {
         "/api/services".into(),
         "/api/operations?service=order-service".into(),
         format!("/api/traces?service=gateway&{window}&limit=50"),
+        // A first page and its cursor (the window and the last trace's place).
+        format!("/api/traces?service=gateway&{window}&limit=3&sort=longest"),
         format!("/api/traces?service=order-service&tags=%7B%22error%22%3A%22true%22%7D&{window}"),
         format!("/api/traces/{}", hex(&[7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 5])),
         format!("/api/traces/{}", hex(&[7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 99])),

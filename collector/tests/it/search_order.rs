@@ -409,3 +409,207 @@ async fn a_log_download_streams_every_matching_line_as_ndjson_or_csv() {
         assert!(body.contains(why), "{query}: {body}");
     }
 }
+
+/// Sends `count` gateway traces from `first` on, a second apart from `base`:
+/// trace n lasts (n % 6 + 1) * 10 ms (many share a duration) and has n % 3 + 1
+/// spans. Returns their ids.
+async fn send_traces(server: &TestServer, base: u64, first: u8, count: u8) -> Vec<String> {
+    let ms = 1_000_000;
+    let mut sent = Vec::new();
+    for n in first..first + count {
+        let trace = [n + 1; 16];
+        let start = base + u64::from(n) * 1_000 * ms;
+        let duration = (u64::from(n) % 6 + 1) * 10 * ms;
+        let mut spans = vec![span(trace, 1, None, "GET /checkout", start, duration)];
+        for i in 0..n % 3 {
+            spans.push(span(trace, 2 + i, Some(1), "SELECT", start + ms, ms));
+        }
+        server
+            .export("/v1/traces", &traces_request("gateway", spans))
+            .await;
+        sent.push(hex(&trace));
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_cursors_page_through_every_match_once_while_traces_arrive() {
+    let server = TestServer::start().await;
+    let base = now_nanos() - 600_000_000_000;
+    let first = send_traces(&server, base, 0, 45).await;
+    server.flush().await;
+    let mut late = 45u8;
+    for sort in ["recent", "longest", "spans", "oldest"] {
+        let mut seen: Vec<String> = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut url = format!("/api/traces?service=gateway&lookback=1h&limit=7&sort={sort}");
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={}", urlencode(cursor)));
+            }
+            let (status, body) = server.get(&url).await;
+            assert_eq!(status, 200, "{body}");
+            seen.extend(ids(&body));
+            pages += 1;
+            match body["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+            // Ingest goes on between pages: new traces, some placed before
+            // the cursor, some after it.
+            send_traces(&server, base, late, 2).await;
+            late += 2;
+            server.flush().await;
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "sort={sort}: a trace came twice");
+        for id in &first {
+            assert!(unique.contains(id), "sort={sort}: {id} was skipped");
+        }
+        assert!(pages >= 7, "sort={sort}: {pages} pages of at most 7");
+    }
+
+    // Without ingest, the pages are the one sorted list, cut.
+    let (_, whole) = server
+        .get("/api/traces?service=gateway&lookback=1h&limit=1000&sort=longest")
+        .await;
+    let total = whole["total"].as_u64().expect("total") as usize;
+    let mut paged = Vec::new();
+    let mut url = "/api/traces?service=gateway&lookback=1h&limit=10&sort=longest".to_string();
+    loop {
+        let (_, body) = server.get(&url).await;
+        assert_eq!(body["total"].as_u64(), Some(total as u64), "{body}");
+        paged.extend(ids(&body));
+        let Some(next) = body["nextCursor"].as_str() else {
+            break;
+        };
+        // The cursor carries the order: `sort` may be left out.
+        url = format!(
+            "/api/traces?service=gateway&limit=10&cursor={}",
+            urlencode(next)
+        );
+    }
+    assert_eq!(paged, ids(&whole));
+    assert_eq!(paged.len(), total);
+
+    let cursor = {
+        let (_, body) = server
+            .get("/api/traces?service=gateway&lookback=1h&limit=3&sort=longest")
+            .await;
+        body["nextCursor"]
+            .as_str()
+            .expect("a next page")
+            .to_string()
+    };
+    for (query, why) in [
+        ("cursor=abc".to_string(), "invalid cursor 'abc'"),
+        (
+            format!("cursor={}&sort=recent", urlencode(&cursor)),
+            "a cursor pages on in the order it was made in",
+        ),
+    ] {
+        let (status, body) = server
+            .get(&format!("/api/traces?service=gateway&{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.to_string().contains(why), "{query}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_download_streams_every_matching_trace_as_otlp_json_or_csv() {
+    let server = TestServer::start().await;
+    let base = now_nanos() - 600_000_000_000;
+    // 45 traces, more than a download loads at once; 90 spans in all.
+    let sent = send_traces(&server, base, 0, 45).await;
+    server.flush().await;
+    let fetch = |query: &str| {
+        let url = server.api_url(&format!(
+            "/api/traces/export?service=gateway&lookback=1h&{query}"
+        ));
+        async move {
+            let response = reqwest::get(url).await.expect("export");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, response.text().await.expect("body"))
+        }
+    };
+
+    let (status, headers, body) = fetch("format=ndjson&sort=longest").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .is_ok_and(|d| d.contains("hopline-traces.ndjson")));
+    let mut durations = Vec::new();
+    let mut downloaded = Vec::new();
+    let mut spans = 0;
+    for line in body.lines() {
+        let trace: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let trace_spans = trace["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .expect("OTLP/JSON spans");
+        spans += trace_spans.len();
+        let root = &trace_spans[0];
+        let nanos = |key: &str| root[key].as_str().and_then(|t| t.parse::<u64>().ok());
+        durations.push(
+            nanos("endTimeUnixNano")
+                .zip(nanos("startTimeUnixNano"))
+                .map(|(e, s)| e - s),
+        );
+        downloaded.push(
+            root["traceId"]
+                .as_str()
+                .expect("an OTLP trace id")
+                .to_string(),
+        );
+    }
+    assert_eq!(spans, 90);
+    assert!(
+        durations.windows(2).all(|w| w[0] >= w[1]),
+        "longest first: {durations:?}"
+    );
+    let (mut got, mut want) = (downloaded.clone(), sent.clone());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every trace once");
+
+    // The first traces of the download are the API's first page.
+    let (_, page) = server
+        .get("/api/traces?service=gateway&lookback=1h&limit=5&sort=longest")
+        .await;
+    assert_eq!(downloaded[..5], ids(&page)[..]);
+
+    let (status, headers, body) = fetch("format=csv&limit=10").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert!(body.starts_with(
+        "traceID,spanID,parentSpanID,service,operation,kind,start,startUnixNano,durationNanos,\
+         status,statusMessage,attributes\r\n"
+    ));
+    let rows: Vec<&str> = body
+        .split("\r\n")
+        .skip(1)
+        .filter(|r| !r.is_empty())
+        .collect();
+    let traces: std::collections::HashSet<&str> =
+        rows.iter().filter_map(|r| r.split(',').next()).collect();
+    assert_eq!(traces.len(), 10, "limit counts traces");
+    // The ten newest: traces 44 down to 35, with 3, 2 or 1 spans each.
+    let newest_spans: usize = (35..45).map(|n| n % 3 + 1).sum();
+    assert_eq!(rows.len(), newest_spans);
+
+    for (query, why) in [
+        ("format=xml", "invalid format 'xml'"),
+        ("limit=all", "invalid limit 'all'"),
+        ("sort=loudest", "invalid sort 'loudest'"),
+        ("traceID=0102", "a download is of a search"),
+    ] {
+        let (status, _, body) = fetch(query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(why), "{query}: {body}");
+    }
+}

@@ -233,9 +233,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "49 passed, 0 failed"
+            "50 passed, 0 failed"
         } else {
-            "40 passed, 0 failed"
+            "41 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -1,4 +1,7 @@
-//! `/search?service=&operation=&tags=&minDuration=&maxDuration=&lookback=&start=&end=&limit=&sort=`
+//! `/search?service=&operation=&tags=&minDuration=&maxDuration=&lookback=&start=&end=&limit=&sort=&cursor=&from=`
+//!
+//! `cursor` (the API's `nextCursor`) is a later page of the search, in the
+//! window of its first; `from` counts the traces of the pages before it.
 //!
 //! `lookback=custom` with `start`/`end` (µs, as Jaeger's UI writes them) is an
 //! absolute range; the form sends it as `from`/`to` local times and `tz`, the
@@ -42,6 +45,10 @@ struct Form {
     end: String,
     limit: String,
     sort: String,
+    /// A later page: where the page before ended (empty: the first page).
+    cursor: String,
+    /// How many traces the pages before this one held.
+    from: usize,
 }
 
 impl Form {
@@ -74,8 +81,34 @@ impl Form {
                 };
             }
         }
-        let sort = [("sort", self.sort.clone())];
-        Ok(format!("{}&{}", query_string(&pairs), query_string(&sort)))
+        let rest = [("sort", self.sort.clone()), ("cursor", self.cursor.clone())];
+        Ok(format!("{}&{}", query_string(&pairs), query_string(&rest)))
+    }
+
+    /// Every trace of this search, in its order, as a download in `format`
+    /// (`ndjson` or `csv`).
+    fn download_href(&self, format: &str) -> String {
+        let all = Form {
+            limit: String::new(),
+            cursor: String::new(),
+            ..self.clone()
+        };
+        let query = all.api_query().unwrap_or_default();
+        format!("/api/traces/export?{query}&format={format}")
+    }
+
+    /// The page after this one, which ended at `cursor` after `shown` traces.
+    fn next_href(&self, cursor: &str, shown: usize) -> String {
+        let rest = [
+            ("sort", self.sort.clone()),
+            ("cursor", cursor.to_string()),
+            ("from", (self.from + shown).to_string()),
+        ];
+        format!(
+            "/search?{}&{}",
+            query_string(&self.pairs()),
+            query_string(&rest)
+        )
     }
 
     /// The document's title: what is searched.
@@ -148,6 +181,11 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
             end,
             limit: get("limit", "20"),
             sort: get("sort", "recent"),
+            cursor: get("cursor", ""),
+            from: q
+                .get("from")
+                .and_then(|from| from.parse().ok())
+                .unwrap_or(0),
         }
     });
     let services = Resource::new(|| (), |_| list_services());
@@ -299,16 +337,39 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
         .filter(|(key, _)| *key != "limit")
         .collect();
     let analyse = format!("/analyse?{}", query_string(&search));
+    let shown = traces.len();
+    let (from, to) = (form.from + 1, form.from + shown);
+    let first = (!form.cursor.is_empty()).then(|| {
+        let href = format!(
+            "/search?{base}&{}",
+            query_string(&[("sort", form.sort.clone())])
+        );
+        view! { <a id="first-page" href=href>"← first page"</a> }
+    });
+    let next = results.next.as_ref().map(|cursor| {
+        view! { <a id="next-page" rel="next" href=form.next_href(cursor, shown)>"next page →"</a> }
+    });
+    let pager = (first.is_some() || next.is_some()).then(|| {
+        view! {
+            <nav class="pager" aria-label="pages of matching traces">
+                {first}
+                <span id="trace-range">{format!("traces {from}–{to} of {}", results.total)}</span>
+                {next}
+            </nav>
+        }
+    });
     view! {
         <Scatter traces=traces.clone()/>
         <div class="sorts">
             <span class="matched">
                 {if results.capped {
-                    format!("{} shown; more than {} traces match", traces.len(), results.total)
-                } else if results.total as usize == traces.len() {
-                    plural(traces.len(), "trace")
+                    format!("{shown} shown; more than {} traces match", results.total)
+                } else if results.total as usize == shown {
+                    plural(shown, "trace")
+                } else if form.cursor.is_empty() {
+                    format!("{shown} of {} traces", results.total)
                 } else {
-                    format!("{} of {} traces", traces.len(), results.total)
+                    format!("traces {from}–{to} of {}", results.total)
                 }}
             </span>
             {SORTS.iter().map(|(key, label)| {
@@ -316,6 +377,12 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
                 view! { <a class=class href=format!("/search?{base}&sort={key}")>{*label}</a> }
             }).collect_view()}
             <a class="analyse" id="analyse-link" href=analyse>"Analyse these traces"</a>
+            <span class="downloads">
+                "Download all: "
+                <a id="download-ndjson" download href=form.download_href("ndjson")>"NDJSON"</a>
+                " · "
+                <a id="download-csv" download href=form.download_href("csv")>"CSV"</a>
+            </span>
         </div>
         <form class="compare-form" method="get" action="/search">
         <p class="compare-hint">
@@ -367,6 +434,7 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
             }).collect_view()}
         </ol>
         </form>
+        {pager}
     }
     .into_any()
 }
