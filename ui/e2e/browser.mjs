@@ -472,6 +472,7 @@ await check('no serious accessibility violations on any page (axe-core)', async 
     `/trace/${traceId}?tab=flame`, `/trace/${traceId}?tab=stats`, `/trace/${traceId}?tab=logs`,
     '/logs?query=declined&lookback=1h', '/dependencies', `/trace/${traceId}...${slowId}`, '/no/such/page',
     '/', '/services/frontend', '/analyse?service=frontend&lookback=1h', '/logs?view=patterns&lookback=1h',
+    '/logs/context?service=checkout&time=1',
   ];
   const found = [];
   for (const theme of ['light', 'dark']) {
@@ -665,6 +666,26 @@ await check('every matching line downloads as CSV and NDJSON', async () => {
   expect(rows[2].includes('payment declined by issuer'), `CSV rows ${rows}`);
   const lines = fetched.ndjson.trim().split('\n').map((line) => JSON.parse(line).body);
   expect(JSON.stringify(lines) === JSON.stringify(['order stored', 'payment declined by issuer', 'checkout started']), `NDJSON ${lines}`);
+});
+
+await check('a line opens its context: the lines of its service just before and after it, the line marked', async () => {
+  await page.goto(`${base}/logs?query=stored&lookback=1h`);
+  await settle();
+  await page.click('.log-line .context-link');
+  await page.waitForURL('**/logs/context?service=checkout**');
+  await settle();
+  await page.waitForSelector('#context-at .log-line');
+  const bodies = async (list) => page.$$eval(`#${list} .log-line .body`, (bs) => bs.map((b) => b.textContent.trim()));
+  const at = await bodies('context-at');
+  expect(JSON.stringify(at) === JSON.stringify(['order stored']), `at: ${at}`);
+  const before = await bodies('context-before');
+  expect(JSON.stringify(before) === JSON.stringify(['checkout started']), `before: ${before}`);
+  const after = await bodies('context-after');
+  expect(after.length === 0, `after: ${after}`);
+  expect(await page.title() === 'checkout · Log context', await page.title());
+  expect((await page.textContent('#context-count')).trim() === '1 line before, 0 lines after', await page.textContent('#context-count'));
+  // The payments line is another service's: not in checkout's context.
+  expect(!(await page.textContent('.context-page')).includes('declined'), 'only its own service');
 });
 
 await check('spans are found by text, n of m, Enter to the next', async () => {

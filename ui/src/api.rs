@@ -47,6 +47,21 @@ pub struct LogLine {
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
     pub attributes: Vec<(String, String)>,
+    /// The `service.instance.id` of its resource, when it has one.
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+impl LogLine {
+    /// Where this line's context is: the lines of its service instance around it.
+    pub fn context_href(&self) -> String {
+        let mut pairs = vec![("service", self.service.clone())];
+        if let Some(instance) = &self.instance {
+            pairs.push(("instance", instance.clone()));
+        }
+        pairs.push(("time", self.time_ns.to_string()));
+        format!("/logs/context?{}", crate::tags::query_string(&pairs))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -343,7 +358,48 @@ fn line_from_api(l: &Value) -> LogLine {
             .as_object()
             .map(|a| a.iter().map(|(k, v)| (k.clone(), text(v))).collect())
             .unwrap_or_default(),
+        instance: l["resource"]["service.instance.id"]
+            .as_str()
+            .map(str::to_string),
     }
+}
+
+/// The lines of a service instance around one line (`/api/logs/context`), each
+/// list oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogContext {
+    pub service: String,
+    pub instance: Option<String>,
+    pub time_ns: u64,
+    pub before: Vec<LogLine>,
+    /// The lines at the line's own time, the line among them.
+    pub at: Vec<LogLine>,
+    pub after: Vec<LogLine>,
+}
+
+/// `/api/logs/context`'s answer -> the context.
+pub fn context_from_api(body: &Value) -> LogContext {
+    let lines = |key: &str| -> Vec<LogLine> {
+        body[key]
+            .as_array()
+            .map(|lines| lines.iter().map(line_from_api).collect())
+            .unwrap_or_default()
+    };
+    LogContext {
+        service: text(&body["service"]),
+        instance: body["instance"].as_str().map(str::to_string),
+        time_ns: text(&body["time"]).parse().unwrap_or(0),
+        before: lines("before"),
+        at: lines("at"),
+        after: lines("after"),
+    }
+}
+
+/// `query` is the query string of `/api/logs/context`.
+#[server(prefix = "/ui-fn")]
+pub async fn load_log_context(query: String) -> Result<LogContext, ServerFnError> {
+    let body = crate::ssr::get(&format!("/api/logs/context?{query}")).await?;
+    Ok(context_from_api(&body))
 }
 
 /// `/api/logs`'s answer -> log lines.

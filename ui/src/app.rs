@@ -9,6 +9,7 @@ use leptos_router::{path, SsrMode};
 use crate::components::NotFound;
 use crate::pages::analysis::AnalysisPage;
 use crate::pages::compare::ComparePage;
+use crate::pages::context::ContextPage;
 use crate::pages::dependencies::DependenciesPage;
 use crate::pages::logs::LogsPage;
 use crate::pages::search::SearchPage;
@@ -100,6 +101,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/trace/:id") view=TraceRoute ssr=SsrMode::Async/>
                     <Route path=path!("/dependencies") view=DependenciesPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view=LogsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs/context") view=ContextPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -15,6 +15,7 @@ use super::auth::Tenant;
 use super::export::{Download, LogPages, LOG_CSV_HEADER};
 use super::traces::{pairs, Pairs};
 use super::ApiError;
+use crate::query::context::log_context;
 use crate::query::tail::TailEvent;
 use crate::query::{log_json, log_patterns_json, log_volume_json, params};
 
@@ -82,6 +83,23 @@ pub(super) async fn patterns(Tenant(state): Tenant, query: Pairs) -> Result<Json
     let (filter, patterns) = params::log_patterns(&pairs(query)?, state.now())?;
     let patterns = state.queries.log_patterns(filter, patterns).await?;
     Ok(Json(log_patterns_json(&patterns)))
+}
+
+/// `/api/logs/context`: the lines of a line's service instance just before and
+/// after it, each list oldest first.
+pub(super) async fn context(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
+    let request = params::log_context(&pairs(query)?)?;
+    let context = log_context(state.queries.as_ref(), &request).await?;
+    let lines =
+        |records: &[crate::model::LogRecord]| records.iter().map(log_json).collect::<Vec<_>>();
+    Ok(Json(json!({
+        "service": request.service,
+        "instance": request.instance,
+        "time": request.time.to_string(),
+        "before": lines(&context.before),
+        "at": lines(&context.at),
+        "after": lines(&context.after),
+    })))
 }
 
 /// `GET /api/logs/export?format=ndjson|csv&limit=&...`: every line the same

@@ -97,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs", get(logs::search))
         .route("/api/logs/tail", get(logs::tail))
         .route("/api/logs/export", get(logs::export))
+        .route("/api/logs/context", get(logs::context))
         .route("/api/logs/volume", get(logs::volume))
         .route("/api/logs/patterns", get(logs::patterns))
         .route("/api/v3/services", get(traces::v3_services))

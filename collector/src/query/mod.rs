@@ -1,9 +1,11 @@
 //! Reading: API parameters -> typed filters ([`params`]), the query service that
-//! answers them ([`service`]), the analysis of many traces over it ([`analysis`]), and
+//! answers them ([`service`]), the analysis of many traces over it ([`analysis`]), a
+//! log line's context ([`context`]), and
 //! records -> API JSON ([`jaeger`], [`otlp_json`],
 //! [`log_json`]). No HTTP types; `api` calls them and maps [`QueryError`].
 
 pub mod analysis;
+pub mod context;
 pub mod jaeger;
 pub mod logql;
 pub mod otlp_json;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::analysis::{AnalysisRequest, Grouping, DEFAULT_ANALYSED_TRACES, MAX_ANALYSED_TRACES};
+use super::context::{ContextRequest, DEFAULT_CONTEXT_LINES, MAX_CONTEXT_LINES};
 use super::{logql, red, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
@@ -561,6 +562,36 @@ pub fn v3_trace_search(
         }
     }
     Ok(filter)
+}
+
+/// `/api/logs/context?service=&instance=&time=&before=&after=`: the lines of one
+/// service (instance) around `time` (ns, as a line's `timeUnixNano`).
+pub fn log_context(pairs: &[(String, String)]) -> Result<ContextRequest, QueryError> {
+    let params = Params::new(pairs, &["service", "instance", "time", "before", "after"])?;
+    let service = params
+        .get("service")
+        .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
+    let time = params
+        .u64("time")?
+        .ok_or_else(|| QueryError::BadRequest("parameter 'time' (ns) is required".into()))?;
+    let lines = |key: &str| -> Result<usize, QueryError> {
+        match params.u64(key)? {
+            None => Ok(DEFAULT_CONTEXT_LINES),
+            Some(n) if n as usize <= MAX_CONTEXT_LINES => Ok(n as usize),
+            Some(n) => Err(bad(
+                key,
+                &n.to_string(),
+                &format!("at most {MAX_CONTEXT_LINES} lines each side"),
+            )),
+        }
+    };
+    Ok(ContextRequest {
+        service: service.to_string(),
+        instance: params.get("instance").map(str::to_string),
+        time,
+        before: lines("before")?,
+        after: lines("after")?,
+    })
 }
 
 pub const LOG_SEARCH_PARAMS: &[&str] = &[

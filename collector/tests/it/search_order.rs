@@ -613,3 +613,154 @@ async fn a_trace_download_streams_every_matching_trace_as_otlp_json_or_csv() {
         assert!(body.contains(why), "{query}: {body}");
     }
 }
+
+/// `logs_request` with a `service.instance.id` on the resource.
+fn instance_logs(
+    service: &str,
+    instance: &str,
+    records: Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>,
+) -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+    let mut request = logs_request(service, records);
+    if let Some(resource) = request.resource_logs[0].resource.as_mut() {
+        resource
+            .attributes
+            .push(string_kv("service.instance.id", instance));
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_has_the_lines_of_its_instance_just_before_and_after_it() {
+    let server = TestServer::start().await;
+    let ms = 1_000_000;
+    let base = now_nanos() - 3_600_000 * ms;
+    // Instance a of checkout: line n at base + n ms for n < 30, then lines 30
+    // to 34 a minute apart (the range after a line widens to reach them).
+    // Instance b and another service write at the same times.
+    let time = |n: u64| {
+        if n < 30 {
+            base + n * ms
+        } else {
+            base + 30 * ms + (n - 29) * 60_000 * ms
+        }
+    };
+    let lines = |who: &str| {
+        (0..35u64)
+            .map(|n| log_record(None, time(n), 9, &format!("{who} line {n}")))
+            .collect::<Vec<_>>()
+    };
+    for (service, instance, who) in [
+        ("checkout", "a", "a"),
+        ("checkout", "b", "b"),
+        ("billing", "a", "billing"),
+    ] {
+        server
+            .export("/v1/logs", &instance_logs(service, instance, lines(who)))
+            .await;
+    }
+    server.flush().await;
+    let bodies = |body: &serde_json::Value, key: &str| -> Vec<String> {
+        body[key]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| l["body"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let named = |range: std::ops::Range<u64>| -> Vec<String> {
+        range.map(|n| format!("a line {n}")).collect()
+    };
+
+    let (status, body) = server
+        .get(&format!(
+            "/api/logs/context?service=checkout&instance=a&time={}&before=5&after=5",
+            time(15)
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bodies(&body, "before"), named(10..15));
+    assert_eq!(bodies(&body, "at"), named(15..16));
+    assert_eq!(bodies(&body, "after"), named(16..21));
+
+    // Near the end, the lines after are minutes apart; near the start, there
+    // are fewer before than asked.
+    let (_, body) = server
+        .get(&format!(
+            "/api/logs/context?service=checkout&instance=a&time={}&before=3&after=4",
+            time(28)
+        ))
+        .await;
+    assert_eq!(bodies(&body, "after"), named(29..33));
+    let (_, body) = server
+        .get(&format!(
+            "/api/logs/context?service=checkout&instance=a&time={}",
+            time(2)
+        ))
+        .await;
+    assert_eq!(bodies(&body, "before"), named(0..2));
+    assert_eq!(bodies(&body, "after"), named(3..13), "ten by default");
+
+    // Without an instance: the service's lines, both instances.
+    let (_, body) = server
+        .get(&format!(
+            "/api/logs/context?service=checkout&time={}&before=2&after=0",
+            time(15)
+        ))
+        .await;
+    let mut at = bodies(&body, "at");
+    at.sort();
+    assert_eq!(at, vec!["a line 15", "b line 15"]);
+    assert_eq!(bodies(&body, "before").len(), 2);
+    assert!(bodies(&body, "after").is_empty());
+
+    // A burst: one line, nothing for 5 ms, then 12,000 lines within 4 ms. The
+    // first tenfold range past 1 ms holds more than an offset reaches, and is
+    // narrowed back to the burst's oldest lines.
+    let burst = base + 1_000 * ms;
+    let mut records = vec![log_record(None, burst, 9, "before the burst")];
+    records.extend(
+        (0..12_000u64)
+            .map(|n| log_record(None, burst + 5 * ms + n * 300, 9, &format!("burst {n}"))),
+    );
+    server
+        .export("/v1/logs", &instance_logs("checkout", "c", records))
+        .await;
+    server.flush().await;
+    let (status, body) = server
+        .get(&format!(
+            "/api/logs/context?service=checkout&instance=c&time={burst}&after=3"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        bodies(&body, "after"),
+        vec!["burst 0", "burst 1", "burst 2"]
+    );
+
+    for (query, why) in [
+        ("time=5".to_string(), "parameter 'service' is required"),
+        (
+            "service=checkout".to_string(),
+            "parameter 'time' (ns) is required",
+        ),
+        (
+            "service=checkout&time=soon".to_string(),
+            "invalid time 'soon'",
+        ),
+        (
+            "service=checkout&time=5&before=201".to_string(),
+            "at most 200 lines each side",
+        ),
+        (
+            "service=checkout&time=5&level=9".to_string(),
+            "unknown query parameter 'level'",
+        ),
+    ] {
+        let (status, body) = server.get(&format!("/api/logs/context?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.to_string().contains(why), "{query}: {body}");
+    }
+}

@@ -152,6 +152,8 @@ pub(crate) fn LogRow(line: LogLine, terms: Vec<String>) -> impl IntoView {
                 }).collect_view()}
             </span>
             {trace_link}
+            <a class="context-link" href=line.context_href()
+                title="the lines of this service instance around this one">"context"</a>
             <AttributeChips attributes=line.attributes.clone()/>
         </li>
     }

@@ -9,6 +9,8 @@ pub(crate) mod analysis;
 #[allow(unreachable_pub)]
 pub(crate) mod compare;
 #[allow(unreachable_pub)]
+pub(crate) mod context;
+#[allow(unreachable_pub)]
 pub(crate) mod dependencies;
 #[allow(unreachable_pub)]
 pub(crate) mod logs;
