@@ -410,6 +410,8 @@ fn questions(base: u64) -> Vec<String> {
         format!("/api/v3/traces?query.service_name=email-service&query.start_time_min={}&query.start_time_max={}", rfc3339(base), rfc3339(base + 60_000_000_000)),
         format!("/api/v3/trace-summaries?query.startTimeMin={}&query.startTimeMax={}&query.searchDepth=50", rfc3339(base), rfc3339(base + 60_000_000_000)),
         format!("/api/analysis?service=gateway&{window}&slowest=25"),
+        // A line's context: lines of its service written through other nodes.
+        format!("/api/logs/context?service=order-service&time={}&before=3&after=3", base + 5 * 1_000_000 + 5001),
         format!("/api/logs/volume?{window}&step=10s"),
         format!("/api/logs/volume?query=order&service=email-service&{window}"),
         format!("/api/logs/patterns?{window}&step=10s"),
