@@ -783,6 +783,27 @@ if (hydrated === '1') {
     const selected = await page.textContent('.row.selected .op');
     expect(selected === 'POST /orders', `selected ${selected}`);
   });
+  await check('dragging across the log volume zooms to the range dragged over', async () => {
+    await page.goto(`${base}/logs?lookback=1h`);
+    await settle();
+    await page.waitForTimeout(500);
+    const box = await (await page.$('#log-volume svg')).boundingBox();
+    const y = box.y + box.height / 3;
+    // From the middle to the right end, where the lines are.
+    await page.mouse.move(box.x + box.width * 0.5, y);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.75, y, { steps: 5 });
+    await page.mouse.move(box.x + box.width - 1, y, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForURL(/\/logs\?.*start=\d+&end=\d+/, { timeout: 5000 });
+    const url = new URL(page.url());
+    const span = Number(url.searchParams.get('end')) - Number(url.searchParams.get('start'));
+    // Half of the chart, which covers about the hour (µs).
+    expect(span > 0.4 * 3600e6 && span < 0.6 * 3600e6, `zoomed to ${span} µs`);
+    await settle();
+    const caption = (await page.textContent('#log-volume figcaption')).trim();
+    expect(caption.includes('dragging across zooms in'), caption);
+  });
   await check('the scatter plot is driven by the keyboard', async () => {
     await page.goto(`${base}/search?service=frontend&lookback=1h`);
     await settle();

@@ -233,7 +233,7 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "51 passed, 0 failed"
+            "52 passed, 0 failed"
         } else {
             "42 passed, 0 failed"
         }),

@@ -489,20 +489,87 @@ fn VolumeChart(volume: LogVolume, form: Form) -> impl IntoView {
         })
         .collect_view();
     let end_us = volume.start_us + n as u64 * volume.step_us;
+    // Dragging across the chart zooms to the range dragged over: the ends, as
+    // fractions of the chart's width, while the pointer is down.
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    // A drag that zoomed is no click on the bar it ended on.
+    let dragged = StoredValue::new(false);
+    let start_us = volume.start_us;
+    let span_us = end_us.saturating_sub(start_us) as f64;
+    let time_at = move |fraction: f64| start_us + (fraction * span_us) as u64;
+    #[cfg(feature = "hydrate")]
+    let at = |ev: &leptos::ev::PointerEvent| -> f64 {
+        use wasm_bindgen::JsCast;
+        ev.current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .map(|svg| {
+                let rect = svg.get_bounding_client_rect();
+                ((f64::from(ev.client_x()) - rect.left()) / rect.width().max(1.0)).clamp(0.0, 1.0)
+            })
+            .unwrap_or(0.0)
+    };
+    let on_down = move |ev: leptos::ev::PointerEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            let x = at(&ev);
+            drag.set(Some((x, x)));
+            dragged.set_value(false);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        #[cfg(feature = "hydrate")]
+        if let Some((from, _)) = drag.get_untracked() {
+            drag.set(Some((from, at(&ev))));
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let navigate = leptos_router::hooks::use_navigate();
+    let zoom_form = form.clone();
+    let on_up = move |_: leptos::ev::PointerEvent| {
+        if let Some((a, b)) = drag.get_untracked() {
+            drag.set(None);
+            // Less than a hundredth of the width is a click.
+            if (a - b).abs() >= 0.01 {
+                dragged.set_value(true);
+                let href = zoom_form.zoom_href(time_at(a.min(b)), time_at(a.max(b)));
+                navigate(&href, Default::default());
+            }
+        }
+    };
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        if dragged.get_value() {
+            dragged.set_value(false);
+            ev.prevent_default();
+        }
+    };
     view! {
         <figure class="volume" id="log-volume">
             <svg
                 viewBox=format!("0 0 {W} {}", H + AXIS)
                 role="group"
                 aria-label=format!("{} over time, by level", format::plural(volume.total as usize, "matching line"))
+                on:pointerdown=on_down
+                on:pointermove=on_move
+                on:pointerup=on_up
+                on:click=on_click
             >
                 <line class="baseline" x1="0" y1=H x2=W y2=H/>
+                <rect
+                    class="selecting"
+                    y="0"
+                    height=H
+                    x=move || drag.get().map_or(0.0, |(a, b)| a.min(b) * W).to_string()
+                    width=move || drag.get().map_or(0.0, |(a, b)| (a - b).abs() * W).to_string()
+                />
                 {bars}
                 <text class="axis" x="0" y=H + AXIS - 3.0>{format::clock(volume.start_us)}</text>
                 <text class="axis" x=W y=H + AXIS - 3.0 text-anchor="end">{format::clock(end_us)}</text>
             </svg>
             <figcaption>
-                {format!("{} per {}; a bar opens its lines", format::plural(volume.total as usize, "line"), step_label(volume.step_us))}
+                {format!("{} per {}; a bar opens its lines, dragging across zooms in", format::plural(volume.total as usize, "line"), step_label(volume.step_us))}
             </figcaption>
         </figure>
     }
