@@ -895,6 +895,38 @@ if (hydrated === '1') {
   });
 }
 
+await check('span names with ids are offered as one pattern, which finds all their traces', async () => {
+  // Sent last: a service of its own, which no check before counts.
+  const now = Date.now();
+  const spans = [17, 42, 99].map((item, i) => ({
+    traceId: `${(60 + i).toString(16)}`.repeat(16), spanId: '01'.repeat(8), name: `GET /items/${item}`, kind: 2,
+    startTimeUnixNano: `${now - 1000 + i}000000`, endTimeUnixNano: `${now - 990 + i}000000`,
+  }));
+  const body = { resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'catalog' } }] },
+    scopeSpans: [{ spans }] }] };
+  const response = await fetch(`${otlp}/v1/traces`, { method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestToken}` }, body: JSON.stringify(body) });
+  expect(response.status === 200, `OTLP answered ${response.status}`);
+  let option = null;
+  for (let tries = 0; tries < 30 && !option; tries++) {
+    await page.goto(`${base}/search?service=catalog&lookback=1h`);
+    await settle();
+    option = await page.$('#operation optgroup option');
+    if (!option) await page.waitForTimeout(500);
+  }
+  expect(option, 'no pattern offered');
+  const text = (await option.textContent()).trim();
+  expect(text === 'GET /items/<num> (3 operations)', `option: ${text}`);
+  await page.selectOption('#operation', await option.getAttribute('value'));
+  await page.click('#find');
+  await page.waitForURL('**operation=pattern**');
+  await settle();
+  await page.waitForFunction(() => document.querySelector('.sorts .matched')?.textContent.trim() === '3 traces', null,
+    { timeout: 10000 }).catch(() => {});
+  const matched = (await page.textContent('.sorts .matched')).trim();
+  expect(matched === '3 traces', `matched: ${matched}`);
+});
+
 await check('signing out ends the session', async () => {
   await page.goto(`${base}/search`);
   await page.click('form.signout button');

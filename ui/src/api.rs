@@ -662,20 +662,49 @@ pub async fn list_services() -> Result<Vec<String>, ServerFnError> {
         .unwrap_or_default())
 }
 
+/// A service's operations, and the patterns of their names that stand for more
+/// than one (`GET /users/<num>`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Operations {
+    pub names: Vec<String>,
+    pub patterns: Vec<OperationPattern>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationPattern {
+    pub id: String,
+    pub template: String,
+    /// How many operations it stands for.
+    pub operations: u64,
+}
+
 #[server(prefix = "/ui-fn")]
-pub async fn list_operations(service: String) -> Result<Vec<String>, ServerFnError> {
+pub async fn list_operations(service: String) -> Result<Operations, ServerFnError> {
     if service.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Operations::default());
     }
-    let body = crate::ssr::get(&format!(
-        "/api/services/{}/operations",
-        crate::tags::encode(&service)
-    ))
-    .await?;
-    Ok(body["data"]
+    let service = crate::tags::encode(&service);
+    let body = crate::ssr::get(&format!("/api/services/{service}/operations")).await?;
+    let names = body["data"]
         .as_array()
         .map(|a| a.iter().map(text).collect())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    let body = crate::ssr::get(&format!("/api/operations/patterns?service={service}")).await?;
+    let patterns = body["data"]
+        .as_array()
+        .map(|patterns| {
+            patterns
+                .iter()
+                .map(|p| OperationPattern {
+                    id: text(&p["id"]),
+                    template: text(&p["template"]),
+                    operations: p["operations"].as_u64().unwrap_or(0),
+                })
+                .filter(|p| p.operations > 1)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Operations { names, patterns })
 }
 
 /// A page of trace search results, in the order the collector sorted them, and

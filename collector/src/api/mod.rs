@@ -86,6 +86,7 @@ pub fn router(state: ApiState) -> Router {
             get(traces::service_operations),
         )
         .route("/api/operations", get(traces::operations))
+        .route("/api/operations/patterns", get(traces::operation_patterns))
         .route("/api/traces", get(traces::search))
         .route("/api/traces/export", get(traces::export))
         .route("/api/traces/{trace_id}", get(traces::trace))

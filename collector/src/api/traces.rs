@@ -13,6 +13,7 @@ use super::{render, ApiError};
 use crate::model::{SpanKind, TraceId};
 use crate::query::params::{self, Params, TraceSearch};
 use crate::query::service::{Operation, Trace};
+use crate::query::span_patterns::{self, resolve_operation_pattern};
 use crate::query::{analysis, jaeger, otlp_json, QueryError};
 use crate::store::search::MAX_MATCHING_TRACES;
 
@@ -81,6 +82,22 @@ pub(super) async fn operations(
     Ok(Json(jaeger::envelope(json!(data), total)))
 }
 
+/// `/api/operations/patterns?service=&spanKind=`: the patterns of the service's span
+/// names (`GET /users/<num>`), those that stand for the most names first; a
+/// pattern's `id` searches its traces (`/api/traces?operationPattern=`).
+pub(super) async fn operation_patterns(
+    Tenant(state): Tenant,
+    query: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let (service, kind) = operations_params(&pairs(query)?, "service", "spanKind")?;
+    let patterns = span_patterns::operation_patterns(state.queries.as_ref(), service, kind).await?;
+    let total = patterns.len();
+    Ok(Json(jaeger::envelope(
+        span_patterns::operation_patterns_json(&patterns),
+        total,
+    )))
+}
+
 /// What a Jaeger trace says when it was cut.
 fn warnings(trace: &Trace) -> Vec<String> {
     if !trace.is_cut() {
@@ -98,7 +115,10 @@ fn trace_json(trace: &Trace) -> Value {
 }
 
 pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
-    let search = params::trace_search(&pairs(query)?, state.now())?;
+    let mut search = params::trace_search(&pairs(query)?, state.now())?;
+    if let TraceSearch::Filter(filter) = &mut search {
+        resolve_operation_pattern(state.queries.as_ref(), filter).await?;
+    }
     let page = state.queries.find_traces(search).await?;
     let data = render(move || page.traces.iter().map(trace_json).collect::<Vec<Value>>()).await?;
     // `total`: how many traces matched in all, of which `data` holds the first
@@ -119,11 +139,12 @@ pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<V
 pub(super) async fn export(Tenant(state): Tenant, query: Pairs) -> Result<Response, ApiError> {
     let mut pairs = pairs(query)?;
     let download = Download::take(&mut pairs, "traces")?;
-    let TraceSearch::Filter(filter) = params::trace_search(&pairs, state.now())? else {
+    let TraceSearch::Filter(mut filter) = params::trace_search(&pairs, state.now())? else {
         return Err(ApiError::bad_request(
             "traceID: a download is of a search (get traces by id from /api/traces)",
         ));
     };
+    resolve_operation_pattern(state.queries.as_ref(), &mut filter).await?;
     let pages = TracePages::new(state.queries.clone(), filter);
     download
         .respond("hopline-traces", SPAN_CSV_HEADER, pages)
@@ -231,7 +252,8 @@ pub(super) async fn v3_search(
 
 /// `/api/analysis`: why the slow ones are slow (see `query::analysis`).
 pub(super) async fn analysis(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
-    let request = params::analysis(&pairs(query)?, state.now())?;
+    let mut request = params::analysis(&pairs(query)?, state.now())?;
+    resolve_operation_pattern(state.queries.as_ref(), &mut request.filter).await?;
     let analysis = analysis::analyse(state.queries.as_ref(), request).await?;
     Ok(Json(
         render(move || analysis::analysis_json(&analysis)).await?,

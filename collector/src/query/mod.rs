@@ -12,6 +12,7 @@ pub mod otlp_json;
 pub mod params;
 pub mod red;
 pub mod service;
+pub mod span_patterns;
 pub mod tail;
 
 use std::time::Duration;

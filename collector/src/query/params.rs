@@ -9,6 +9,7 @@ use super::context::{ContextRequest, DEFAULT_CONTEXT_LINES, MAX_CONTEXT_LINES};
 use super::{logql, red, QueryError};
 use crate::config::parse_duration;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
+use crate::store::pattern;
 use crate::store::search::{
     LogCursor, LogFilter, LogPatterns, LogVolume, TraceCursor, TraceFilter, TraceOrder,
 };
@@ -171,6 +172,7 @@ pub const TRACE_SEARCH_PARAMS: &[&str] = &[
     "uiFind",
     "sort",
     "cursor",
+    "operationPattern",
 ];
 
 /// `sort=` (default: newest first); with a `cursor`, the cursor's order, which
@@ -199,6 +201,8 @@ fn trace_order(
 }
 
 /// What `/api/traces` asks for: explicit trace ids, or a search.
+// One per request, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum TraceSearch {
     Ids(Vec<TraceId>),
@@ -278,7 +282,25 @@ fn trace_filter(
         limit: params.limit(limit.0, limit.1)?,
         order: trace_order(params, cursor.as_ref())?,
         after: cursor,
+        operation_pattern: params
+            .get("operationPattern")
+            .map(|id| {
+                pattern::parse_id(id).ok_or_else(|| {
+                    bad(
+                        "operationPattern",
+                        id,
+                        "expected the id of a pattern of span names (16 hex digits)",
+                    )
+                })
+            })
+            .transpose()?,
+        operations: Vec::new(),
     };
+    if filter.operation.is_some() && filter.operation_pattern.is_some() {
+        return Err(QueryError::BadRequest(
+            "operation and operationPattern: search by one or the other".into(),
+        ));
+    }
     if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
         if min > max {
             return Err(QueryError::BadRequest(
@@ -550,7 +572,7 @@ pub fn v3_trace_search(
         duration_max: params.duration(key("query.duration_max"))?.map(nanos),
         limit,
         order: TraceOrder::Newest,
-        after: None,
+        ..TraceFilter::default()
     };
     if let (Some(min), Some(max)) = (filter.duration_min, filter.duration_max) {
         if min > max {

@@ -134,6 +134,14 @@ pub struct TraceFilter {
     /// Where the previous page ended: this page holds the traces after it.
     #[serde(default)]
     pub after: Option<TraceCursor>,
+    /// A [pattern](super::pattern) of span names (`GET /users/<num>`), by id:
+    /// the span's name is one of `operations`, the names of that pattern
+    /// ([`crate::query::service::resolve_operation_pattern`] finds them; none
+    /// found, nothing matches).
+    #[serde(default)]
+    pub operation_pattern: Option<u64>,
+    #[serde(default)]
+    pub operations: Vec<String>,
 }
 
 /// How a trace search orders the traces that match, all of them in the window,
@@ -843,6 +851,13 @@ impl SignalIndex {
             }
             if let Some(operation) = &filter.operation {
                 clauses.push(text_term(schema.name, operation));
+            }
+            if filter.operation_pattern.is_some() {
+                let names = filter
+                    .operations
+                    .iter()
+                    .map(|name| Term::from_field_text(schema.name, name));
+                clauses.push(Box::new(TermSetQuery::new(names)));
             }
             if let Some(kind) = filter.span_kind {
                 clauses.push(text_term(

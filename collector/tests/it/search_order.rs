@@ -764,3 +764,101 @@ async fn a_line_has_the_lines_of_its_instance_just_before_and_after_it() {
         assert!(body.to_string().contains(why), "{query}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_names_with_ids_group_into_patterns_that_search_their_traces() {
+    let server = TestServer::start().await;
+    let ms = 1_000_000;
+    let base = now_nanos() - 60_000 * ms;
+    // 40 traces of `GET /users/<id>`, and one each of two other operations.
+    let mut names: Vec<String> = (1..=40)
+        .map(|n| format!("GET /users/{}", 1000 + n * 7))
+        .collect();
+    names.push("GET /health".into());
+    names.push("POST /users".into());
+    for (n, name) in names.iter().enumerate() {
+        let trace = [n as u8 + 1; 16];
+        let root = span(trace, 1, None, name, base + n as u64 * ms, ms);
+        server
+            .export("/v1/traces", &traces_request("users", vec![root]))
+            .await;
+    }
+    server
+        .export(
+            "/v1/traces",
+            &traces_request(
+                "billing",
+                vec![span([99; 16], 1, None, "GET /users/5", base, ms)],
+            ),
+        )
+        .await;
+    server.flush().await;
+
+    let (status, body) = server.get("/api/operations/patterns?service=users").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 3, "{body}");
+    let first = &body["data"][0];
+    assert_eq!(first["template"], "GET /users/<num>", "{body}");
+    assert_eq!(first["operations"], 40);
+    assert_eq!(
+        first["examples"],
+        serde_json::json!(["GET /users/1007", "GET /users/1014", "GET /users/1021"])
+    );
+    let id = first["id"].as_str().expect("an id").to_string();
+    let others: Vec<&str> = (1..3)
+        .map(|i| body["data"][i]["template"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(others, vec!["GET /health", "POST /users"]);
+
+    let (status, body) = server
+        .get(&format!(
+            "/api/traces?service=users&operationPattern={id}&lookback=1h&limit=100"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 40, "{body}");
+    // Without a service: billing's span of the same pattern too.
+    let (_, body) = server
+        .get(&format!(
+            "/api/traces?operationPattern={id}&lookback=1h&limit=100"
+        ))
+        .await;
+    assert_eq!(body["total"], 41, "{body}");
+    // A download of the pattern's traces.
+    let url = server.api_url(&format!(
+        "/api/traces/export?service=users&operationPattern={id}&lookback=1h"
+    ));
+    let text = reqwest::get(url)
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(text.lines().count(), 40);
+    // A pattern no span name has finds nothing.
+    let (status, body) = server
+        .get("/api/traces?service=users&operationPattern=0123456789abcdef&lookback=1h")
+        .await;
+    assert_eq!((status, body["total"].as_u64()), (200, Some(0)), "{body}");
+
+    for (query, why) in [
+        (
+            "service=users&operationPattern=xyz",
+            "invalid operationPattern 'xyz'",
+        ),
+        (
+            "service=users&operation=GET%20%2Fhealth&operationPattern=0123",
+            "search by one or the other",
+        ),
+    ] {
+        let (status, body) = server.get(&format!("/api/traces?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.to_string().contains(why), "{query}: {body}");
+    }
+    let (status, body) = server.get("/api/operations/patterns").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("parameter 'service' is required"),
+        "{body}"
+    );
+}

@@ -233,9 +233,9 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "52 passed, 0 failed"
+            "53 passed, 0 failed"
         } else {
-            "42 passed, 0 failed"
+            "43 passed, 0 failed"
         }),
         "{stdout}"
     );

@@ -1,4 +1,4 @@
-//! `/analyse?service=&operation=&tags=&minDuration=&maxDuration=&lookback=&start=&end=`
+//! `/analyse?service=&operation=&operationPattern=&tags=&minDuration=&maxDuration=&lookback=&start=&end=`
 //! `&group=duration|attribute|time&fastest=&slowest=&attribute=&a=&b=&limit=`
 //!
 //! Why the slow ones are slow: the traces of a search (the search page's
@@ -24,9 +24,10 @@ struct Request {
 }
 
 /// The search page's parameters that select the traces.
-const SEARCH_KEYS: [&str; 8] = [
+const SEARCH_KEYS: [&str; 9] = [
     "service",
     "operation",
+    "operationPattern",
     "tags",
     "minDuration",
     "maxDuration",

@@ -32,6 +32,9 @@ const SORTS: [(&str, &str); 6] = [
     ("errors", "Most errors"),
 ];
 
+/// How the operation picker names a pattern of span names: `pattern:<id>`.
+const PATTERN: &str = "pattern:";
+
 #[derive(Clone, Debug, PartialEq)]
 struct Form {
     service: String,
@@ -71,7 +74,7 @@ impl Form {
     /// cannot be searched.
     fn api_query(&self) -> Result<String, String> {
         let tags = parse_logfmt(&self.tags).map_err(|e| format!("tags: {e}"))?;
-        let mut pairs = self.pairs();
+        let mut pairs = with_pattern(self.pairs().to_vec());
         for (key, value) in &mut pairs {
             if *key == "tags" {
                 *value = if tags.is_empty() {
@@ -125,6 +128,17 @@ impl Form {
             format!("Search: {what}")
         }
     }
+}
+
+/// A search's pairs as the API takes them: an operation picked as a pattern of
+/// span names (`pattern:<id>`) is searched by its id, `operationPattern`.
+fn with_pattern(mut pairs: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    let pattern = pairs
+        .iter_mut()
+        .find(|(key, value)| *key == "operation" && value.starts_with(PATTERN))
+        .map(|(_, value)| std::mem::take(value)[PATTERN.len()..].to_string());
+    pairs.extend(pattern.map(|id| ("operationPattern", id)));
+    pairs
 }
 
 /// Where `/search?traceID=` goes: one id's trace, or two ids' comparison.
@@ -244,7 +258,8 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
                 }>
                     {move || Suspend::new(async move {
                         let form = form.get_untracked();
-                        let operations = operations.await.unwrap_or_default();
+                        let crate::api::Operations { names, patterns } =
+                            operations.await.unwrap_or_default();
                         // The URL's operation, while the URL's service is the chosen one.
                         let current = if chosen.get_untracked() == form.service {
                             form.operation
@@ -255,7 +270,20 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
                             <label>"Operation"
                                 <select name="operation" id="operation">
                                     <option value="">"all"</option>
-                                    {operations.into_iter().map(|o| {
+                                    {(!patterns.is_empty()).then(|| view! {
+                                        <optgroup label="Patterns of names">
+                                            {patterns.into_iter().map(|p| {
+                                                let value = format!("{PATTERN}{}", p.id);
+                                                let selected = value == current;
+                                                view! {
+                                                    <option value=value selected=selected>
+                                                        {format!("{} ({} operations)", p.template, p.operations)}
+                                                    </option>
+                                                }
+                                            }).collect_view()}
+                                        </optgroup>
+                                    })}
+                                    {names.into_iter().map(|o| {
                                         let selected = o == current;
                                         view! {
                                             <option value=o.clone() selected=selected>
@@ -331,8 +359,7 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
     }
     let base = query_string(&form.pairs());
     // The same traces, analysed (as many as the analysis takes, not this page's limit).
-    let search: Vec<(&str, String)> = form
-        .pairs()
+    let search: Vec<(&str, String)> = with_pattern(form.pairs().to_vec())
         .into_iter()
         .filter(|(key, _)| *key != "limit")
         .collect();
@@ -628,5 +655,28 @@ fn Scatter(traces: Vec<TraceSummary>) -> impl IntoView {
         <p class="scatter-focus" aria-live="polite">
             {move || focused.get().and_then(|i| described.get(i).cloned())}
         </p>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_picked_as_operation_is_searched_by_its_id() {
+        let pairs = vec![
+            ("service", "users".to_string()),
+            ("operation", "pattern:00ab".to_string()),
+        ];
+        assert_eq!(
+            with_pattern(pairs),
+            vec![
+                ("service", "users".to_string()),
+                ("operation", String::new()),
+                ("operationPattern", "00ab".to_string()),
+            ]
+        );
+        let plain = vec![("operation", "GET /health".to_string())];
+        assert_eq!(with_pattern(plain.clone()), plain);
     }
 }
