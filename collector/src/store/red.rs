@@ -5,14 +5,16 @@
 //! `service\0kind\0name` terms, so grouping by operation costs nothing more.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tantivy::columnar::Column;
-use tantivy::query::{EnableScoring, Query, TermQuery};
+use tantivy::index::SegmentId;
+use tantivy::query::{EnableScoring, Query, TermQuery, Weight};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocId, SegmentOrdinal, Term};
+use tantivy::{DocId, Searcher, SegmentOrdinal, SegmentReader, Term};
 
 use super::error::StoreError;
 use super::schema::{columns, SpanSchema};
@@ -391,11 +393,15 @@ impl SignalIndex {
     }
 }
 
-/// Cells per (service, operation) series.
-type Counted = HashMap<(String, Option<String>), Vec<Cell>>;
+/// A series: its service, and its operation when grouped by operation.
+type SeriesKey = (String, Option<String>);
+
+/// Cells per series.
+type Counted = HashMap<SeriesKey, Vec<Cell>>;
 
 /// Adds the spans of `split` that `terms` (its operation terms) find, and
-/// `counted` counts, to `series`.
+/// `counted` counts, to `series`: from each segment's rollup when the question's
+/// buckets are whole cells of it, else from the columns.
 fn count_split(
     schema: &SpanSchema,
     query: &MetricsQuery,
@@ -408,83 +414,336 @@ fn count_split(
     let (start, end) = (query.start, query.end().saturating_sub(1));
     let searcher = split.reader.searcher();
     let within = split.meta().within(start, end);
+    // The counted terms, each with whether only its root spans count and the
+    // key of its series.
+    let mut keys: Vec<(&str, bool, SeriesKey)> = Vec::new();
     for term in terms {
-        let Some(roots_only) = counted(term) else {
+        let (Some(roots_only), Some((service, _, name))) = (counted(term), parts(term)) else {
             continue;
         };
-        let Some((service, _, name)) = parts(term) else {
-            continue;
-        };
-        cancel.check()?;
         let key = (
             service.to_string(),
             query.by_operation.then(|| name.to_string()),
         );
-        let cells = series
-            .entry(key)
+        series
+            .entry(key.clone())
             .or_insert_with(|| vec![Cell::default(); query.buckets]);
-        let mut clauses: Vec<Box<dyn Query>> = vec![Box::new(TermQuery::new(
-            Term::from_field_text(schema.operation, term),
-            IndexRecordOption::Basic,
-        ))];
-        if !within {
-            clauses.push(u64_range(schema.start, Some(start), Some(end)));
+        keys.push((term.as_str(), roots_only, key));
+    }
+    // Each key's cells, borrowed once: the same series may gather several terms.
+    let mut by_key: HashMap<&SeriesKey, usize> = HashMap::new();
+    let mut cells_of: Vec<Vec<Cell>> = Vec::new();
+    for (_, _, key) in &keys {
+        if !by_key.contains_key(key) {
+            by_key.insert(key, cells_of.len());
+            cells_of.push(std::mem::take(series.get_mut(key).expect("inserted above")));
         }
-        let weight = all_of(clauses).weight(EnableScoring::disabled_from_searcher(&searcher))?;
-        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-            let ord = ord as SegmentOrdinal;
-            let column = |name| split.u64_column(&searcher, ord, name);
-            let starts = column(columns::START)?;
-            let durations = column(columns::DURATION)?;
-            let parents = column(columns::PARENT_ID)?;
-            let errors = column(columns::ERROR).ok();
-            let alive = segment.alive_bitset();
-            let mut seen = 0usize;
-            let mut stopped = false;
-            // Columns read a block of documents at a time.
-            let mut block = Block::default();
-            weight.for_each_no_score(segment, &mut |docs| {
-                seen += docs.len();
-                if seen / CHECK_EVERY != (seen - docs.len()) / CHECK_EVERY {
-                    stopped = stopped || cancel.stopped().is_some();
-                }
-                if stopped {
-                    return;
-                }
-                block.read(
-                    docs,
-                    &starts,
-                    &durations,
-                    errors.as_ref(),
-                    roots_only.then_some(&parents),
-                );
-                for (k, &doc) in docs.iter().enumerate() {
-                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
-                        continue;
+    }
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        cancel.check()?;
+        let ord = ord as SegmentOrdinal;
+        if let Some(rollup) = rollup_of(schema, split, &searcher, ord, query, cancel)? {
+            for (term, roots_only, key) in &keys {
+                rollup.add_to(term, *roots_only, query, &mut cells_of[by_key[key]]);
+            }
+            continue;
+        }
+        for (term, roots_only, key) in &keys {
+            let mut clauses: Vec<Box<dyn Query>> = vec![Box::new(TermQuery::new(
+                Term::from_field_text(schema.operation, term),
+                IndexRecordOption::Basic,
+            ))];
+            if !within {
+                clauses.push(u64_range(schema.start, Some(start), Some(end)));
+            }
+            let weight =
+                all_of(clauses).weight(EnableScoring::disabled_from_searcher(&searcher))?;
+            let cells = &mut cells_of[by_key[key]];
+            scan_segment(
+                split,
+                &searcher,
+                ord,
+                segment,
+                &*weight,
+                cancel,
+                |at, error, duration, root| {
+                    if *roots_only && !root {
+                        return;
                     }
-                    if roots_only && block.parents[k].unwrap_or(0) != 0 {
-                        continue;
-                    }
-                    let Some(at) = block.starts[k] else {
-                        continue;
-                    };
                     let Some(i) = at
                         .checked_sub(query.start)
                         .map(|offset| (offset / query.step) as usize)
                         .filter(|&i| i < cells.len())
                     else {
-                        continue;
+                        return;
                     };
                     let cell = &mut cells[i];
                     cell.calls += 1;
-                    cell.errors += u64::from(block.errors[k] == Some(1));
-                    cell.latencies.add(block.durations[k].unwrap_or(0));
-                }
-            })?;
-            cancel.check()?;
+                    cell.errors += u64::from(error);
+                    cell.latencies.add(duration);
+                },
+            )?;
+        }
+    }
+    for (key, at) in by_key {
+        if let Some(cells) = series.get_mut(key) {
+            *cells = std::mem::take(&mut cells_of[at]);
         }
     }
     Ok(())
+}
+
+/// Calls `each(start, error, duration, root)` for every live span of segment
+/// `ord` that `weight` matches, reading the columns a block of documents at a
+/// time.
+fn scan_segment(
+    split: &Split,
+    searcher: &Searcher,
+    ord: SegmentOrdinal,
+    segment: &SegmentReader,
+    weight: &dyn Weight,
+    cancel: &Cancel,
+    mut each: impl FnMut(u64, bool, u64, bool),
+) -> Result<(), StoreError> {
+    let column = |name| split.u64_column(searcher, ord, name);
+    let starts = column(columns::START)?;
+    let durations = column(columns::DURATION)?;
+    let parents = column(columns::PARENT_ID)?;
+    let errors = column(columns::ERROR).ok();
+    let alive = segment.alive_bitset();
+    let mut seen = 0usize;
+    let mut stopped = false;
+    let mut block = Block::default();
+    weight.for_each_no_score(segment, &mut |docs| {
+        seen += docs.len();
+        if seen / CHECK_EVERY != (seen - docs.len()) / CHECK_EVERY {
+            stopped = stopped || cancel.stopped().is_some();
+        }
+        if stopped {
+            return;
+        }
+        block.read(docs, &starts, &durations, errors.as_ref(), Some(&parents));
+        for (k, &doc) in docs.iter().enumerate() {
+            if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                continue;
+            }
+            let Some(at) = block.starts[k] else {
+                continue;
+            };
+            each(
+                at,
+                block.errors[k] == Some(1),
+                block.durations[k].unwrap_or(0),
+                block.parents[k].unwrap_or(0) == 0,
+            );
+        }
+    })?;
+    cancel.check()
+}
+
+/// The widths of a rollup's cells, in seconds: a segment takes the first that
+/// cuts its time range into at most [`ROLLUP_CELLS`].
+const RESOLUTIONS: [u64; 12] = [
+    60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
+];
+const ROLLUP_CELLS: u64 = 64;
+/// Cells (operation terms times time cells) past which a segment is not rolled
+/// up but scanned for each question.
+const MAX_ROLLUP_CELLS: usize = 20_000;
+
+/// What service health needs of one segment's spans: per operation term and
+/// per cell of `resolution` ns (cell `i` starts at `(first + i) * resolution`),
+/// the calls, errors and durations of all its spans and of its root spans.
+/// Segments never change, so a rollup is made once, on the first question that
+/// can use it; a question can when its start and step are whole cells, and then
+/// reads cells instead of spans.
+#[derive(Debug)]
+pub(super) struct SegmentRollup {
+    resolution: u64,
+    first: u64,
+    terms: HashMap<String, Rolled>,
+}
+
+/// One operation term's cells: of all its spans, and of its root spans when
+/// they are not all of them (`None`: every span is a root).
+#[derive(Debug)]
+struct Rolled {
+    all: Vec<Cell>,
+    roots: Option<Vec<Cell>>,
+}
+
+impl SegmentRollup {
+    /// Whether `query`'s buckets are whole cells of this rollup.
+    fn serves(&self, query: &MetricsQuery) -> bool {
+        whole_cells(query, self.resolution)
+    }
+
+    /// Adds the cells of `term` (its root spans' only, with `roots_only`) to
+    /// the question's `cells`.
+    fn add_to(&self, term: &str, roots_only: bool, query: &MetricsQuery, cells: &mut [Cell]) {
+        let Some(rolled) = self.terms.get(term) else {
+            return;
+        };
+        let chosen = match (&rolled.roots, roots_only) {
+            (Some(roots), true) => roots,
+            _ => &rolled.all,
+        };
+        for (i, cell) in chosen.iter().enumerate() {
+            let at = (self.first + i as u64) * self.resolution;
+            let Some(bucket) = at
+                .checked_sub(query.start)
+                .map(|offset| (offset / query.step) as usize)
+                .filter(|&bucket| bucket < cells.len())
+            else {
+                continue;
+            };
+            cells[bucket].merge(cell);
+        }
+    }
+}
+
+/// Rollups of a split's segments, by segment and its deletions; `None`: the
+/// segment is scanned (too many cells to roll up).
+#[derive(Debug, Default)]
+pub(super) struct RollupCache {
+    generation: u64,
+    rollups: HashMap<(SegmentId, u32), Option<Arc<SegmentRollup>>>,
+}
+
+impl RollupCache {
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.rollups.is_empty()
+    }
+}
+
+/// The rollup of segment `ord` if `query` can use it, made on first use.
+fn rollup_of(
+    schema: &SpanSchema,
+    split: &Split,
+    searcher: &Searcher,
+    ord: SegmentOrdinal,
+    query: &MetricsQuery,
+    cancel: &Cancel,
+) -> Result<Option<Arc<SegmentRollup>>, StoreError> {
+    let segment = searcher.segment_reader(ord);
+    let key = (segment.segment_id(), segment.num_deleted_docs());
+    {
+        let mut cache = split.rollups.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = searcher.generation().generation_id();
+        if generation > cache.generation {
+            let live: HashSet<(SegmentId, u32)> = searcher
+                .segment_readers()
+                .iter()
+                .map(|segment| (segment.segment_id(), segment.num_deleted_docs()))
+                .collect();
+            cache.rollups.retain(|key, _| live.contains(key));
+            cache.generation = generation;
+        }
+        if let Some(known) = cache.rollups.get(&key) {
+            return Ok(known.clone().filter(|rollup| rollup.serves(query)));
+        }
+    }
+    // Made only for a question that can use it.
+    let starts = split.u64_column(searcher, ord, columns::START)?;
+    let resolution = resolution_of(&starts);
+    if !whole_cells(query, resolution) {
+        return Ok(None);
+    }
+    let rollup = roll_up(schema, split, searcher, ord, cancel)?.map(Arc::new);
+    split
+        .rollups
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .rollups
+        .insert(key, rollup.clone());
+    Ok(rollup.filter(|rollup| rollup.serves(query)))
+}
+
+/// Whether `query`'s buckets are whole cells `resolution` ns wide (so its
+/// range too, which is whole buckets).
+fn whole_cells(query: &MetricsQuery, resolution: u64) -> bool {
+    query.start.is_multiple_of(resolution) && query.step.is_multiple_of(resolution)
+}
+
+/// The width of the cells of a segment's rollup, ns: the first of
+/// [`RESOLUTIONS`] that cuts the time its spans started in into at most
+/// [`ROLLUP_CELLS`].
+fn resolution_of(starts: &Column<u64>) -> u64 {
+    let seconds = starts.max_value().saturating_sub(starts.min_value()) / 1_000_000_000;
+    let width = RESOLUTIONS
+        .iter()
+        .copied()
+        .find(|&width| seconds / width < ROLLUP_CELLS)
+        .unwrap_or(RESOLUTIONS[RESOLUTIONS.len() - 1]);
+    width * 1_000_000_000
+}
+
+/// Rolls up every span of segment `ord`, per operation term and cell; `None`
+/// when that makes more than [`MAX_ROLLUP_CELLS`] cells.
+fn roll_up(
+    schema: &SpanSchema,
+    split: &Split,
+    searcher: &Searcher,
+    ord: SegmentOrdinal,
+    cancel: &Cancel,
+) -> Result<Option<SegmentRollup>, StoreError> {
+    let segment = searcher.segment_reader(ord);
+    let starts = split.u64_column(searcher, ord, columns::START)?;
+    let (min, max) = (starts.min_value(), starts.max_value());
+    let resolution = resolution_of(&starts);
+    let (first, last) = (min / resolution, max / resolution);
+    let width = (last - first + 1) as usize;
+    let mut terms: Vec<String> = Vec::new();
+    for_each_term(split, schema.operation, |term| terms.push(term.to_string()))?;
+    if terms.len().saturating_mul(width) > MAX_ROLLUP_CELLS {
+        return Ok(None);
+    }
+    let mut rolled = HashMap::new();
+    for term in terms {
+        let query = TermQuery::new(
+            Term::from_field_text(schema.operation, &term),
+            IndexRecordOption::Basic,
+        );
+        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let mut cells: Vec<(Cell, Cell)> = Vec::new();
+        scan_segment(
+            split,
+            searcher,
+            ord,
+            segment,
+            &*weight,
+            cancel,
+            |at, error, duration, root| {
+                if cells.is_empty() {
+                    cells = vec![(Cell::default(), Cell::default()); width];
+                }
+                let Some((all, roots)) = cells.get_mut((at / resolution - first) as usize) else {
+                    return;
+                };
+                let add = |cell: &mut Cell| {
+                    cell.calls += 1;
+                    cell.errors += u64::from(error);
+                    cell.latencies.add(duration);
+                };
+                add(all);
+                if root {
+                    add(roots);
+                }
+            },
+        )?;
+        if !cells.is_empty() {
+            let (all, roots): (Vec<Cell>, Vec<Cell>) = cells.into_iter().unzip();
+            let every_span_a_root = all.iter().zip(&roots).all(|(a, r)| a.calls == r.calls);
+            let roots = (!every_span_a_root).then_some(roots);
+            rolled.insert(term, Rolled { all, roots });
+        }
+    }
+    Ok(Some(SegmentRollup {
+        resolution,
+        first,
+        terms: rolled,
+    }))
 }
 
 #[cfg(test)]

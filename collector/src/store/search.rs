@@ -2437,6 +2437,101 @@ mod tests {
     }
 
     #[test]
+    fn service_health_from_segment_rollups_equals_the_scan_of_every_span() {
+        use crate::store::red::MetricsQuery;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let resource = Arc::new(Resource::default());
+        const MINUTE: u64 = 60_000_000_000;
+        let base = 1_700_000_040 * 1_000_000_000; // a whole minute
+                                                  // 3,000 spans over ten minutes: three operations, durations spread over
+                                                  // three octaves, one in seven failing, one in four a child span; two
+                                                  // splits of two segments each.
+        let mut batches: Vec<Vec<Span>> = vec![Vec::new(); 4];
+        for n in 0..3_000u64 {
+            let start = base + n * (10 * MINUTE / 3_000);
+            let mut one = span(n, n, start, n % 7 == 0, &resource);
+            one.name = ["GET /", "POST /orders", "GET /health"][(n % 3) as usize].into();
+            one.kind = SpanKind::Internal;
+            one.end_time_unix_nano = start + 1_000_000 + (n * 7_919 % 7_000_000);
+            if n % 4 == 0 {
+                one.parent_span_id = Some(SpanId(9u64.to_be_bytes()));
+            }
+            batches[(n % 4) as usize].push(one);
+        }
+        let mut batches = batches.into_iter().map(Records::Spans);
+        for created in 1..=2 {
+            let two = batches.by_ref().take(2).collect();
+            add_split(&store, &store.spans, created, two);
+        }
+        let ask = |step: u64, buckets: usize, by_operation: bool, roots: bool| {
+            let query = MetricsQuery {
+                services: Vec::new(),
+                // No kind: the service has no server spans, its roots count.
+                kinds: if roots {
+                    Vec::new()
+                } else {
+                    vec![SpanKind::Internal]
+                },
+                by_operation,
+                start: base,
+                step,
+                buckets,
+            };
+            store
+                .span_metrics(&query, &Cancel::default())
+                .expect("metrics")
+        };
+        let rolled_up = || {
+            store
+                .spans
+                .splits()
+                .iter()
+                .all(|split| !split.rollups.lock().expect("rollups").is_empty())
+        };
+        // Half-minute buckets are no whole cells of a rollup: scanned.
+        let scanned = ask(MINUTE / 2, 20, true, false);
+        assert!(!rolled_up(), "a scan made rollups");
+        let from_rollups = ask(MINUTE, 10, true, false);
+        assert!(rolled_up(), "no rollup was made");
+        assert_eq!(from_rollups.series.len(), 3);
+        for (rolled, scanned) in from_rollups.series.iter().zip(&scanned.series) {
+            assert_eq!(rolled.operation, scanned.operation);
+            for (i, cell) in rolled.cells.iter().enumerate() {
+                let mut pair = scanned.cells[2 * i].clone();
+                pair.merge(&scanned.cells[2 * i + 1]);
+                assert_eq!((cell.calls, cell.errors), (pair.calls, pair.errors));
+                assert!(cell.calls > 0);
+                for q in [0.5, 0.95, 0.99] {
+                    assert_eq!(cell.latencies.quantile(q), pair.latencies.quantile(q));
+                }
+            }
+        }
+        // The whole range in one bucket, by the same rollups: every span, or
+        // the roots only (every fourth span is a child), as a scan counts them.
+        let all = ask(10 * MINUTE, 1, false, false);
+        assert_eq!(all.series[0].cells[0].calls, 3_000);
+        let roots = ask(10 * MINUTE, 1, false, true);
+        assert_eq!(roots.series[0].cells[0].calls, 2_250);
+        let scanned_roots = ask(MINUTE / 2, 20, false, true);
+        let calls: u64 = scanned_roots.series[0].cells.iter().map(|c| c.calls).sum();
+        assert_eq!(calls, 2_250);
+        let client = MetricsQuery {
+            services: Vec::new(),
+            kinds: vec![SpanKind::Client],
+            by_operation: false,
+            start: base,
+            step: 10 * MINUTE,
+            buckets: 1,
+        };
+        assert!(store
+            .span_metrics(&client, &Cancel::default())
+            .expect("metrics")
+            .series
+            .is_empty());
+    }
+
+    #[test]
     fn a_stopped_search_returns_cancelled_and_a_trace_lookup_reads_only_its_cap() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), &Default::default()).expect("store");
