@@ -5,9 +5,9 @@
 //! `service\0kind\0name` terms, so grouping by operation costs nothing more.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tantivy::columnar::Column;
@@ -92,6 +92,12 @@ fn value_of(bin: u16) -> u64 {
 }
 
 impl Latencies {
+    /// What its durations take on the heap.
+    fn heap_bytes(&self) -> usize {
+        self.exact.capacity() * std::mem::size_of::<u64>()
+            + self.sketch.capacity() * std::mem::size_of::<(u16, u64)>()
+    }
+
     pub fn count(&self) -> u64 {
         self.exact.len() as u64 + self.sketch.iter().map(|(_, n)| n).sum::<u64>()
     }
@@ -562,6 +568,8 @@ pub(super) struct SegmentRollup {
     resolution: u64,
     first: u64,
     terms: HashMap<String, Rolled>,
+    /// About what it holds in memory.
+    bytes: usize,
 }
 
 /// One operation term's cells: of all its spans, and of its root spans when
@@ -602,19 +610,82 @@ impl SegmentRollup {
     }
 }
 
-/// Rollups of a split's segments, by segment and its deletions; `None`: the
-/// segment is scanned (too many cells to roll up).
+/// Bytes the rollups of all segments may hold, in this process: past it, the
+/// least recently used go.
+pub const ROLLUP_BUDGET: usize = 128 << 20;
+
+/// The rollups of every segment of the process (of every index, tenant and
+/// split, and the cluster's searches over them), by segment and its deletions,
+/// least recently used first out. `None`: the segment is scanned (too many cells
+/// to roll up).
 #[derive(Debug, Default)]
-pub(super) struct RollupCache {
-    generation: u64,
-    rollups: HashMap<(SegmentId, u32), Option<Arc<SegmentRollup>>>,
+struct RollupCache {
+    rollups: HashMap<(SegmentId, u32), Cached>,
+    bytes: usize,
+    /// Stamps uses: the smallest stamp goes first.
+    clock: u64,
 }
 
+#[derive(Debug)]
+struct Cached {
+    rollup: Option<Arc<SegmentRollup>>,
+    bytes: usize,
+    used: u64,
+}
+
+static ROLLUPS: LazyLock<Mutex<RollupCache>> = LazyLock::new(Mutex::default);
+
 impl RollupCache {
-    #[cfg(test)]
-    pub(super) fn is_empty(&self) -> bool {
-        self.rollups.is_empty()
+    fn get(&mut self, key: &(SegmentId, u32)) -> Option<Option<Arc<SegmentRollup>>> {
+        self.clock += 1;
+        let entry = self.rollups.get_mut(key)?;
+        entry.used = self.clock;
+        Some(entry.rollup.clone())
     }
+
+    fn insert(&mut self, key: (SegmentId, u32), rollup: Option<Arc<SegmentRollup>>) {
+        let bytes = rollup.as_ref().map_or(0, |rollup| rollup.bytes) + 64;
+        if bytes > ROLLUP_BUDGET {
+            return;
+        }
+        self.clock += 1;
+        let used = self.clock;
+        if let Some(old) = self.rollups.insert(
+            key,
+            Cached {
+                rollup,
+                bytes,
+                used,
+            },
+        ) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        while self.bytes > ROLLUP_BUDGET {
+            let Some(oldest) = self
+                .rollups
+                .iter()
+                .min_by_key(|(_, cached)| cached.used)
+                .map(|(key, _)| *key)
+            else {
+                break;
+            };
+            if let Some(gone) = self.rollups.remove(&oldest) {
+                self.bytes -= gone.bytes;
+            }
+        }
+    }
+}
+
+/// Whether segment `id` (with no deletions) has a rollup.
+#[cfg(test)]
+pub(super) fn rolled_up(id: SegmentId) -> bool {
+    ROLLUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .rollups
+        .get(&(id, 0))
+        .is_some_and(|cached| cached.rollup.is_some())
 }
 
 /// The rollup of segment `ord` if `query` can use it, made on first use.
@@ -628,21 +699,12 @@ fn rollup_of(
 ) -> Result<Option<Arc<SegmentRollup>>, StoreError> {
     let segment = searcher.segment_reader(ord);
     let key = (segment.segment_id(), segment.num_deleted_docs());
-    {
-        let mut cache = split.rollups.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = searcher.generation().generation_id();
-        if generation > cache.generation {
-            let live: HashSet<(SegmentId, u32)> = searcher
-                .segment_readers()
-                .iter()
-                .map(|segment| (segment.segment_id(), segment.num_deleted_docs()))
-                .collect();
-            cache.rollups.retain(|key, _| live.contains(key));
-            cache.generation = generation;
-        }
-        if let Some(known) = cache.rollups.get(&key) {
-            return Ok(known.clone().filter(|rollup| rollup.serves(query)));
-        }
+    let known = ROLLUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key);
+    if let Some(known) = known {
+        return Ok(known.filter(|rollup| rollup.serves(query)));
     }
     // Made only for a question that can use it.
     let starts = split.u64_column(searcher, ord, columns::START)?;
@@ -651,11 +713,9 @@ fn rollup_of(
         return Ok(None);
     }
     let rollup = roll_up(schema, split, searcher, ord, cancel)?.map(Arc::new);
-    split
-        .rollups
+    ROLLUPS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .rollups
         .insert(key, rollup.clone());
     Ok(rollup.filter(|rollup| rollup.serves(query)))
 }
@@ -694,8 +754,15 @@ fn roll_up(
     let resolution = resolution_of(&starts);
     let (first, last) = (min / resolution, max / resolution);
     let width = (last - first + 1) as usize;
+    // The segment's own operation terms (the split's others have no span here).
     let mut terms: Vec<String> = Vec::new();
-    for_each_term(split, schema.operation, |term| terms.push(term.to_string()))?;
+    let inverted = segment.inverted_index(schema.operation)?;
+    let mut stream = inverted.terms().stream()?;
+    while stream.advance() {
+        if let Ok(term) = std::str::from_utf8(stream.key()) {
+            terms.push(term.to_string());
+        }
+    }
     if terms.len().saturating_mul(width) > MAX_ROLLUP_CELLS {
         return Ok(None);
     }
@@ -739,10 +806,23 @@ fn roll_up(
             rolled.insert(term, Rolled { all, roots });
         }
     }
+    let bytes = rolled
+        .iter()
+        .map(|(term, rolled)| {
+            let cells = |cells: &Vec<Cell>| -> usize {
+                cells
+                    .iter()
+                    .map(|cell| std::mem::size_of::<Cell>() + cell.latencies.heap_bytes())
+                    .sum()
+            };
+            term.len() + cells(&rolled.all) + rolled.roots.as_ref().map_or(0, cells)
+        })
+        .sum();
     Ok(Some(SegmentRollup {
         resolution,
         first,
         terms: rolled,
+        bytes,
     }))
 }
 
@@ -779,6 +859,35 @@ mod tests {
             );
         }
         assert_eq!(Latencies::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn rollups_stay_within_their_budget_and_the_least_recently_used_go() {
+        let rollup = |bytes| {
+            Some(Arc::new(SegmentRollup {
+                resolution: 60_000_000_000,
+                first: 0,
+                terms: HashMap::new(),
+                bytes,
+            }))
+        };
+        let mut cache = RollupCache::default();
+        let ids: Vec<SegmentId> = (0..4).map(|_| SegmentId::generate_random()).collect();
+        let third = ROLLUP_BUDGET / 3;
+        cache.insert((ids[0], 0), rollup(third));
+        cache.insert((ids[1], 0), rollup(third));
+        // Used: the second is now the least recently used.
+        assert!(cache.get(&(ids[0], 0)).is_some());
+        cache.insert((ids[2], 0), rollup(third));
+        assert!(cache.bytes <= ROLLUP_BUDGET);
+        assert!(cache.get(&(ids[1], 0)).is_none(), "the least recently used stayed");
+        assert!(cache.get(&(ids[0], 0)).is_some() && cache.get(&(ids[2], 0)).is_some());
+        // One larger than the budget is not kept, and drives nothing out.
+        cache.insert((ids[3], 0), rollup(ROLLUP_BUDGET + 1));
+        assert!(cache.get(&(ids[3], 0)).is_none());
+        assert_eq!(cache.rollups.len(), 2);
+        let held: usize = cache.rollups.values().map(|cached| cached.bytes).sum();
+        assert_eq!(held, cache.bytes);
     }
 
     #[test]

@@ -2483,11 +2483,14 @@ mod tests {
                 .expect("metrics")
         };
         let rolled_up = || {
-            store
-                .spans
-                .splits()
-                .iter()
-                .all(|split| !split.rollups.lock().expect("rollups").is_empty())
+            store.spans.splits().iter().all(|split| {
+                split
+                    .reader
+                    .searcher()
+                    .segment_readers()
+                    .iter()
+                    .all(|segment| crate::store::red::rolled_up(segment.segment_id()))
+            })
         };
         // Half-minute buckets are no whole cells of a rollup: scanned.
         let scanned = ask(MINUTE / 2, 20, true, false);

@@ -83,8 +83,6 @@ pub struct Split {
     /// In a cluster: its upload is complete and the metastore says `published`.
     pub published: AtomicBool,
     columns: Mutex<ColumnCache>,
-    /// What service health needs of each segment's spans, rolled up on first use.
-    pub(super) rollups: Mutex<super::red::RollupCache>,
 }
 
 /// The file that says a split was published (cluster mode), so that a restart
@@ -233,7 +231,6 @@ impl Split {
             sealed: AtomicBool::new(false),
             published: AtomicBool::new(false),
             columns: Mutex::default(),
-            rollups: Mutex::default(),
         })
     }
 
@@ -285,7 +282,6 @@ impl Split {
             sealed: AtomicBool::new(true),
             published: AtomicBool::new(dir.join(PUBLISHED_MARKER).exists()),
             columns: Mutex::default(),
-            rollups: Mutex::default(),
         };
         split.check()?;
         Ok(Some(split))
