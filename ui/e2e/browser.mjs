@@ -179,6 +179,7 @@ await check('the next page follows the order from where the last ended, and "Dow
   expect(!(await page.$('#next-page')), 'the last page has no next');
   expect(!!(await page.$('#first-page')), 'a later page links back to the first');
   expect(new Set(seen).size === 5, `every trace once over three pages: ${seen}`);
+  await page.screenshot({ path: `${shots}/search-pages.png`, fullPage: true });
   const href = await page.getAttribute('#download-ndjson', 'href');
   expect(href.startsWith('/api/traces/export?') && href.includes('sort=longest') && !href.includes('cursor='), href);
   const lines = await page.evaluate(async (url) => (await (await fetch(url)).text()).trim().split('\n'), href);
@@ -686,6 +687,7 @@ await check('a line opens its context: the lines of its service just before and 
   expect((await page.textContent('#context-count')).trim() === '1 line before, 0 lines after', await page.textContent('#context-count'));
   // The payments line is another service's: not in checkout's context.
   expect(!(await page.textContent('.context-page')).includes('declined'), 'only its own service');
+  await page.screenshot({ path: `${shots}/log-context.png`, fullPage: true });
 });
 
 await check('spans are found by text, n of m, Enter to the next', async () => {
