@@ -436,21 +436,14 @@ fn count_split(
             .or_insert_with(|| vec![Cell::default(); query.buckets]);
         keys.push((term.as_str(), roots_only, key));
     }
-    // Each key's cells, borrowed once: the same series may gather several terms.
-    let mut by_key: HashMap<&SeriesKey, usize> = HashMap::new();
-    let mut cells_of: Vec<Vec<Cell>> = Vec::new();
-    for (_, _, key) in &keys {
-        if !by_key.contains_key(key) {
-            by_key.insert(key, cells_of.len());
-            cells_of.push(std::mem::take(series.get_mut(key).expect("inserted above")));
-        }
-    }
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
         cancel.check()?;
         let ord = ord as SegmentOrdinal;
         if let Some(rollup) = rollup_of(schema, split, &searcher, ord, query, cancel)? {
             for (term, roots_only, key) in &keys {
-                rollup.add_to(term, *roots_only, query, &mut cells_of[by_key[key]]);
+                if let Some(cells) = series.get_mut(key) {
+                    rollup.add_to(term, *roots_only, query, cells);
+                }
             }
             continue;
         }
@@ -464,7 +457,9 @@ fn count_split(
             }
             let weight =
                 all_of(clauses).weight(EnableScoring::disabled_from_searcher(&searcher))?;
-            let cells = &mut cells_of[by_key[key]];
+            let Some(cells) = series.get_mut(key) else {
+                continue;
+            };
             scan_segment(
                 split,
                 &searcher,
@@ -489,11 +484,6 @@ fn count_split(
                     cell.latencies.add(duration);
                 },
             )?;
-        }
-    }
-    for (key, at) in by_key {
-        if let Some(cells) = series.get_mut(key) {
-            *cells = std::mem::take(&mut cells_of[at]);
         }
     }
     Ok(())
@@ -880,7 +870,10 @@ mod tests {
         assert!(cache.get(&(ids[0], 0)).is_some());
         cache.insert((ids[2], 0), rollup(third));
         assert!(cache.bytes <= ROLLUP_BUDGET);
-        assert!(cache.get(&(ids[1], 0)).is_none(), "the least recently used stayed");
+        assert!(
+            cache.get(&(ids[1], 0)).is_none(),
+            "the least recently used stayed"
+        );
         assert!(cache.get(&(ids[0], 0)).is_some() && cache.get(&(ids[2], 0)).is_some());
         // One larger than the budget is not kept, and drives nothing out.
         cache.insert((ids[3], 0), rollup(ROLLUP_BUDGET + 1));
