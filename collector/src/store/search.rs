@@ -135,9 +135,8 @@ pub struct TraceFilter {
     #[serde(default)]
     pub after: Option<TraceCursor>,
     /// A [pattern](super::pattern) of span names (`GET /users/<num>`), by id:
-    /// the span's name is one of `operations`, the names of that pattern
-    /// ([`crate::query::service::resolve_operation_pattern`] finds them; none
-    /// found, nothing matches).
+    /// the span's name is one of `operations`, the names of that pattern (the
+    /// query layer finds them; none found, nothing matches).
     #[serde(default)]
     pub operation_pattern: Option<u64>,
     #[serde(default)]
