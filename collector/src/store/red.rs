@@ -466,6 +466,7 @@ fn count_split(
                 ord,
                 segment,
                 &*weight,
+                *roots_only,
                 cancel,
                 |at, error, duration, root| {
                     if *roots_only && !root {
@@ -491,20 +492,27 @@ fn count_split(
 
 /// Calls `each(start, error, duration, root)` for every live span of segment
 /// `ord` that `weight` matches, reading the columns a block of documents at a
-/// time.
+/// time. The parent column is read only with `parents` (else every span is
+/// called a root).
+#[allow(clippy::too_many_arguments)]
 fn scan_segment(
     split: &Split,
     searcher: &Searcher,
     ord: SegmentOrdinal,
     segment: &SegmentReader,
     weight: &dyn Weight,
+    parents: bool,
     cancel: &Cancel,
     mut each: impl FnMut(u64, bool, u64, bool),
 ) -> Result<(), StoreError> {
     let column = |name| split.u64_column(searcher, ord, name);
     let starts = column(columns::START)?;
     let durations = column(columns::DURATION)?;
-    let parents = column(columns::PARENT_ID)?;
+    let parents = if parents {
+        Some(column(columns::PARENT_ID)?)
+    } else {
+        None
+    };
     let errors = column(columns::ERROR).ok();
     let alive = segment.alive_bitset();
     let mut seen = 0usize;
@@ -518,7 +526,7 @@ fn scan_segment(
         if stopped {
             return;
         }
-        block.read(docs, &starts, &durations, errors.as_ref(), Some(&parents));
+        block.read(docs, &starts, &durations, errors.as_ref(), parents.as_ref());
         for (k, &doc) in docs.iter().enumerate() {
             if alive.is_some_and(|alive| !alive.is_alive(doc)) {
                 continue;
@@ -770,6 +778,7 @@ fn roll_up(
             ord,
             segment,
             &*weight,
+            true,
             cancel,
             |at, error, duration, root| {
                 if cells.is_empty() {
