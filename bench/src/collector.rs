@@ -279,6 +279,52 @@ pub fn merge_all(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the bytes of a signal's index go, after [`merge_all`]: the doc store,
+/// each field's terms (dictionary and postings) and columns, and the rest (the
+/// splits' origin tables and tantivy's metadata), largest first.
+pub fn index_parts(data_dir: &Path, signal: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    let root = data_dir.join("index").join(signal);
+    let mut parts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut counted = 0;
+    for entry in std::fs::read_dir(&root)?.flatten() {
+        if !entry.path().join("meta.json").is_file() {
+            continue;
+        }
+        let searcher = Index::open_in_dir(entry.path())?.reader()?.searcher();
+        for segment in searcher.space_usage()?.segments() {
+            let mut add = |part: String, bytes: u64| {
+                *parts.entry(part).or_default() += bytes;
+                counted += bytes;
+            };
+            add("doc store".into(), segment.store().total().get_bytes());
+            for field in segment
+                .termdict()
+                .fields()
+                .chain(segment.postings().fields())
+                .chain(segment.positions().fields())
+                .chain(segment.fieldnorms().fields())
+            {
+                add(
+                    format!("terms {}", field.field_name()),
+                    field.total().get_bytes(),
+                );
+            }
+            for field in segment.fast_fields().fields() {
+                add(
+                    format!("column {}", field.field_name()),
+                    field.total().get_bytes(),
+                );
+            }
+            add("deletes".into(), segment.deletes().get_bytes());
+        }
+    }
+    let rest = dir_size(&root).saturating_sub(counted);
+    let mut parts: Vec<(String, u64)> = parts.into_iter().filter(|(_, b)| *b > 0).collect();
+    parts.push(("other (origins, metadata)".into(), rest));
+    parts.sort_by_key(|(name, bytes)| (std::cmp::Reverse(*bytes), name.clone()));
+    Ok(parts)
+}
+
 /// Samples the collector's memory every second.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,

@@ -475,6 +475,21 @@ async fn stop_and_merge(collector: Arc<Collector>) -> anyhow::Result<((u64, u64)
     let after_shutdown = collector::index_bytes(&data_dir);
     eprintln!("merging every split into one segment ...");
     collector::merge_all(&data_dir)?;
+    for signal in ["spans", "logs"] {
+        let parts = collector::index_parts(&data_dir, signal)?;
+        let total: u64 = parts.iter().map(|(_, bytes)| bytes).sum();
+        eprintln!(
+            "{signal} on disk after the final merge, by part ({}):",
+            mib(total)
+        );
+        for (part, bytes) in parts {
+            eprintln!(
+                "  {part:<32} {:>5.1}%  {:>9.1} MiB",
+                100.0 * bytes as f64 / total.max(1) as f64,
+                bytes as f64 / f64::from(1 << 20)
+            );
+        }
+    }
     Ok((after_shutdown, collector::index_bytes(&data_dir)))
 }
 
