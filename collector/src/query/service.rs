@@ -90,9 +90,13 @@ pub fn first_traces(mut hits: TraceHits, filter: &TraceFilter) -> Result<TraceId
         .map(|hit| (order.place(&hit), hit.id))
         .filter(|(place, _)| filter.after.is_none_or(|after| *place > after.last))
         .collect();
-    places.sort_unstable();
     let more = places.len() > filter.limit && hits.total.is_some();
-    places.truncate(filter.limit);
+    // Only the page is sorted: a search may match 200,000 traces.
+    if places.len() > filter.limit {
+        places.select_nth_unstable(filter.limit);
+        places.truncate(filter.limit);
+    }
+    places.sort_unstable();
     let next = match places.last() {
         Some((last, _)) if more => Some(TraceCursor {
             order,

@@ -336,6 +336,14 @@ pub struct TraceHits {
 /// each): past it, a search answers only newest first, without a total.
 pub const MAX_MATCHING_TRACES: usize = 200_000;
 
+/// Matching traces by id (the halves of its columns), hashed with a fast keyed
+/// hash: a trace search inserts every matching span.
+type TraceMap<V> = HashMap<(u64, u64), V, foldhash::fast::RandomState>;
+
+/// The documents a search reads columns for at once (tantivy hands matches over
+/// in buffers of this size).
+const BLOCK: usize = tantivy::COLLECT_BLOCK_BUFFER_LEN;
+
 /// The levels a log volume histogram stacks, by severity number: 0 (none given),
 /// 1-4, 5-8, 9-12, 13-16, 17-20, 21-24.
 pub const VOLUME_LEVELS: [&str; 7] = [
@@ -896,18 +904,12 @@ impl SignalIndex {
             cancel,
             query_of,
         )?;
-        let mut matches: HashMap<(u64, u64), TraceHit> = HashMap::new();
+        let mut matches: TraceMap<TraceHit> = TraceMap::default();
         let mut over = false;
+        let mut visited = 0;
         for candidate in &segments {
             cancel.check()?;
-            let hi = candidate.column(columns::TRACE_HI)?;
-            let lo = candidate.column(columns::TRACE_LO)?;
-            let start = candidate.column(columns::START)?;
-            candidate.for_each_doc(|doc| {
-                let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
-                    return;
-                };
-                let start = start.first(doc).unwrap_or(0);
+            candidate.for_each_trace_key(|_, (hi, lo), start| {
                 let known = matches.len();
                 match matches.entry((hi, lo)) {
                     Entry::Occupied(mut hit) => {
@@ -924,10 +926,17 @@ impl SignalIndex {
             if over {
                 break;
             }
+            visited += 1;
         }
         if over {
+            // What the segments read in full found stands; the one cut short
+            // is read again.
+            let seen = matches
+                .into_iter()
+                .map(|(key, hit)| (key, hit.newest))
+                .collect();
             return Ok(TraceHits {
-                hits: newest_traces(&segments, filter.limit, cancel)?,
+                hits: newest_traces(&segments[visited..], filter.limit, seen, cancel)?,
                 total: None,
             });
         }
@@ -951,7 +960,7 @@ impl SignalIndex {
         &self,
         schema: &SpanSchema,
         (start, end): (u64, u64),
-        matches: &mut HashMap<(u64, u64), TraceHit>,
+        matches: &mut TraceMap<TraceHit>,
         cancel: &Cancel,
     ) -> Result<(), StoreError> {
         let (segments, _) =
@@ -964,19 +973,12 @@ impl SignalIndex {
             })?;
         for candidate in &segments {
             cancel.check()?;
-            let hi = candidate.column(columns::TRACE_HI)?;
-            let lo = candidate.column(columns::TRACE_LO)?;
-            let starts = candidate.column(columns::START)?;
             let durations = candidate.column(columns::DURATION)?;
             let errors = candidate.column(columns::ERROR)?;
-            candidate.for_each_doc(|doc| {
-                let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
+            candidate.for_each_trace_key(|doc, key, start| {
+                let Some(hit) = matches.get_mut(&key) else {
                     return;
                 };
-                let Some(hit) = matches.get_mut(&(hi, lo)) else {
-                    return;
-                };
-                let start = starts.first(doc).unwrap_or(0);
                 let end = start.saturating_add(durations.first(doc).unwrap_or(0));
                 hit.first_start = hit.first_start.min(start);
                 hit.last_end = hit.last_end.max(end);
@@ -1636,16 +1638,56 @@ impl CandidateSegment {
 
     /// Calls `each` with every live document of the segment that matches.
     fn for_each_doc(&self, mut each: impl FnMut(DocId)) -> Result<(), StoreError> {
+        self.for_each_block(|docs| docs.iter().for_each(|&doc| each(doc)))
+    }
+
+    /// Calls `each` with the live documents of the segment that match, a block
+    /// (of at most [`BLOCK`]) at a time, in order.
+    fn for_each_block(&self, mut each: impl FnMut(&[DocId])) -> Result<(), StoreError> {
         let segment = self.searcher.segment_reader(self.ord);
         let alive = segment.alive_bitset();
+        let mut live = Vec::with_capacity(BLOCK);
         self.weight.for_each_no_score(segment, &mut |docs| {
-            for &doc in docs {
-                if alive.is_none_or(|alive| alive.is_alive(doc)) {
-                    each(doc);
+            for block in docs.chunks(BLOCK) {
+                match alive {
+                    None => each(block),
+                    Some(alive) => {
+                        live.clear();
+                        live.extend(block.iter().copied().filter(|&doc| alive.is_alive(doc)));
+                        each(&live);
+                    }
                 }
             }
         })?;
         Ok(())
+    }
+
+    /// Calls `each` with every live matching span document, its trace id (as the
+    /// halves of its columns) and its start. The three columns are read a block
+    /// of documents at a time: per document, through `Column::first`, they cost
+    /// more than the rest of a trace search's pass.
+    fn for_each_trace_key(
+        &self,
+        mut each: impl FnMut(DocId, (u64, u64), u64),
+    ) -> Result<(), StoreError> {
+        let hi = self.column(columns::TRACE_HI)?;
+        let lo = self.column(columns::TRACE_LO)?;
+        let start = self.column(columns::START)?;
+        let (mut his, mut los, mut starts) = ([None; BLOCK], [None; BLOCK], [None; BLOCK]);
+        self.for_each_block(|docs| {
+            let n = docs.len();
+            for values in [&mut his, &mut los, &mut starts] {
+                values[..n].fill(None);
+            }
+            hi.first_vals(docs, &mut his[..n]);
+            lo.first_vals(docs, &mut los[..n]);
+            start.first_vals(docs, &mut starts[..n]);
+            for (i, &doc) in docs.iter().enumerate() {
+                if let (Some(hi), Some(lo)) = (his[i], los[i]) {
+                    each(doc, (hi, lo), starts[i].unwrap_or(0));
+                }
+            }
+        })
     }
 }
 
@@ -1669,16 +1711,17 @@ fn for_each_newest_first<S>(
     Ok(())
 }
 
-/// The `limit` traces with the newest matching spans, reading no further than
-/// needed: once `limit` traces are found, a segment whose newest span is older
-/// than the limit-th of them can change nothing.
+/// The `limit` traces with the newest matching spans, given the newest matching
+/// span of each trace in the segments before `segments` (`newest`), reading no
+/// further than needed: once `limit` traces are found, a segment whose newest
+/// span is older than the limit-th of them can change nothing.
 fn newest_traces(
     segments: &[CandidateSegment],
     limit: usize,
+    mut newest: TraceMap<u64>,
     cancel: &Cancel,
 ) -> Result<Vec<TraceHit>, StoreError> {
     let limit = limit.max(1);
-    let mut newest: HashMap<(u64, u64), u64> = HashMap::new();
     for_each_newest_first(
         segments,
         cancel,
@@ -1692,15 +1735,8 @@ fn newest_traces(
             Some(*floor)
         },
         |newest, _, candidate| {
-            let hi = candidate.column(columns::TRACE_HI)?;
-            let lo = candidate.column(columns::TRACE_LO)?;
-            let start = candidate.column(columns::START)?;
-            candidate.for_each_doc(|doc| {
-                let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) else {
-                    return;
-                };
-                let start = start.first(doc).unwrap_or(0);
-                let entry = newest.entry((hi, lo)).or_insert(start);
+            candidate.for_each_trace_key(|_, key, start| {
+                let entry = newest.entry(key).or_insert(start);
                 *entry = (*entry).max(start);
             })
         },
