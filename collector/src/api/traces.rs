@@ -3,7 +3,8 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -110,26 +111,57 @@ fn warnings(trace: &Trace) -> Vec<String> {
     )]
 }
 
-fn trace_json(trace: &Trace) -> Value {
-    jaeger::trace_json(trace.id, &trace.spans, &warnings(trace))
+/// `{"data": [traces], "total", ...}` as JSON bytes, written on a blocking thread
+/// (a page of traces can hold thousands of spans).
+async fn traces_response(
+    traces: Vec<Trace>,
+    total: usize,
+    total_capped: bool,
+    next_cursor: Option<Option<String>>,
+) -> Result<Response, ApiError> {
+    let body = render(move || {
+        let warnings: Vec<Vec<String>> = traces.iter().map(warnings).collect();
+        let data = traces
+            .iter()
+            .zip(&warnings)
+            .map(|(trace, warnings)| jaeger::JaegerTrace {
+                id: trace.id,
+                spans: &trace.spans,
+                warnings,
+            })
+            .collect();
+        serde_json::to_vec(&jaeger::TracesEnvelope {
+            data,
+            total,
+            limit: 0,
+            offset: 0,
+            errors: (),
+            total_capped,
+            next_cursor,
+        })
+    })
+    .await?
+    .map_err(|e| ApiError::internal(format!("cannot write the traces as JSON: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Json<Value>, ApiError> {
+pub(super) async fn search(Tenant(state): Tenant, query: Pairs) -> Result<Response, ApiError> {
     let mut search = params::trace_search(&pairs(query)?, state.now())?;
     if let TraceSearch::Filter(filter) = &mut search {
         resolve_operation_pattern(state.queries.as_ref(), filter).await?;
     }
     let page = state.queries.find_traces(search).await?;
-    let data = render(move || page.traces.iter().map(trace_json).collect::<Vec<Value>>()).await?;
     // `total`: how many traces matched in all, of which `data` holds the first
     // `limit`; past what a search counts, that bound, marked `totalCapped`.
-    let mut body = jaeger::envelope(json!(data), page.total.unwrap_or(MAX_MATCHING_TRACES));
-    if page.total.is_none() {
-        body["totalCapped"] = json!(true);
-    }
-    // The same search with `cursor` is the next page, in the same window.
-    body["nextCursor"] = json!(page.next.map(|cursor| cursor.encode()));
-    Ok(Json(body))
+    // The same search with `nextCursor` as `cursor` is the next page, in the
+    // same window.
+    traces_response(
+        page.traces,
+        page.total.unwrap_or(MAX_MATCHING_TRACES),
+        page.total.is_none(),
+        Some(page.next.map(|cursor| cursor.encode())),
+    )
+    .await
 }
 
 /// `GET /api/traces/export?format=ndjson|csv&limit=&...`: every trace the same
@@ -165,11 +197,10 @@ pub(super) async fn trace(
     Tenant(state): Tenant,
     Path(trace_id): Path<String>,
     query: Pairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     Params::new(&pairs(query)?, &["start", "end", "prettyPrint", "raw"])?;
     let trace = one_trace(&state, &trace_id).await?;
-    let data = render(move || trace_json(&trace)).await?;
-    Ok(Json(jaeger::envelope(json!([data]), 1)))
+    traces_response(vec![trace], 1, false, None).await
 }
 
 pub(super) async fn dependencies(

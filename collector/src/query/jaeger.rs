@@ -6,157 +6,328 @@
 
 use std::sync::Arc;
 
+use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::model::{AnyValue, KeyValue, Resource, Span, StatusCode, TraceId};
+use crate::model::{hex, AnyValue, KeyValue, Resource, Span, StatusCode, TraceId};
 
-fn tag(key: &str, value: &AnyValue) -> Value {
-    let (kind, value) = match value {
-        AnyValue::Str(s) => ("string", Value::String(s.to_string())),
-        AnyValue::Bool(b) => ("bool", Value::Bool(*b)),
-        AnyValue::Int(i) => ("int64", Value::from(*i)),
-        AnyValue::Double(d) => ("float64", value_of_f64(*d)),
-        AnyValue::Bytes(b) => ("binary", Value::String(crate::model::hex(b))),
-        AnyValue::Empty => ("string", Value::String(String::new())),
-        AnyValue::Array(_) | AnyValue::Map(_) => {
-            ("string", Value::String(value.to_json().to_string()))
+/// One trace in Jaeger's JSON model, serialized straight from the spans (a
+/// `serde_json::Value` of a trace first costs as much as writing it out).
+/// `spans` must all belong to `id`; `warnings` are shown by the Jaeger UI above
+/// the trace (e.g. that it was cut).
+pub struct JaegerTrace<'a> {
+    pub id: TraceId,
+    pub spans: &'a [Span],
+    pub warnings: &'a [String],
+}
+
+impl Serialize for JaegerTrace<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Processes: one per distinct (service, resource), numbered in order of
+        // appearance.
+        let mut processes: Vec<(&str, &Arc<Resource>)> = Vec::new();
+        let mut process_of = Vec::with_capacity(self.spans.len());
+        for span in self.spans {
+            let key = (&*span.service_name, &span.resource);
+            // Spans read from one split share their resource: a pointer
+            // comparison settles most of them.
+            let same = |p: &(&str, &Arc<Resource>)| {
+                p.0 == key.0 && (Arc::ptr_eq(p.1, key.1) || p.1 == key.1)
+            };
+            let index = match processes.iter().position(same) {
+                Some(index) => index,
+                None => {
+                    processes.push(key);
+                    processes.len() - 1
+                }
+            };
+            process_of.push(index);
         }
-    };
-    json!({ "key": key, "type": kind, "value": value })
+        let trace_id = self.id.to_hex();
+        let mut trace = serializer.serialize_struct("Trace", 4)?;
+        trace.serialize_field("traceID", &trace_id)?;
+        trace.serialize_field(
+            "spans",
+            &Each(
+                self.spans
+                    .iter()
+                    .zip(&process_of)
+                    .map(|(span, &process)| JaegerSpan {
+                        span,
+                        trace_id: &trace_id,
+                        process,
+                    }),
+            ),
+        )?;
+        trace.serialize_field("processes", &Processes(&processes))?;
+        if self.warnings.is_empty() {
+            trace.serialize_field("warnings", &())?;
+        } else {
+            trace.serialize_field("warnings", self.warnings)?;
+        }
+        trace.end()
+    }
 }
 
-fn value_of_f64(d: f64) -> Value {
-    serde_json::Number::from_f64(d)
-        .map(Value::Number)
-        .unwrap_or_else(|| Value::String(d.to_string()))
+/// A sequence serialized from an iterator (cloned: serializing takes `&self`).
+struct Each<I>(I);
+
+impl<I> Serialize for Each<I>
+where
+    I: Iterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items = self.0.clone();
+        let mut seq = serializer.serialize_seq(None)?;
+        for item in items {
+            seq.serialize_element(&item)?;
+        }
+        seq.end()
+    }
 }
 
-fn string_tag(key: &str, value: &str) -> Value {
-    json!({ "key": key, "type": "string", "value": value })
+/// `"p1": {"serviceName", "tags"}`, ...: the resource attributes but the
+/// service name are the process's tags.
+struct Processes<'a>(&'a [(&'a str, &'a Arc<Resource>)]);
+
+impl Serialize for Processes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (i, (service, resource)) in self.0.iter().enumerate() {
+            let tags = resource
+                .attributes
+                .iter()
+                .filter(|kv| kv.key != "service.name")
+                .map(Tag::of);
+            map.serialize_entry(
+                &ProcessId(i),
+                &Two("serviceName", service, "tags", Each(tags)),
+            )?;
+        }
+        map.end()
+    }
 }
 
-fn tags(attributes: &[KeyValue]) -> Vec<Value> {
-    attributes
-        .iter()
-        .map(|kv| tag(&kv.key, &kv.value))
-        .collect()
+/// An object of two fields.
+#[derive(Clone)]
+struct Two<A, B>(&'static str, A, &'static str, B);
+
+impl<A: Serialize, B: Serialize> Serialize for Two<A, B> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.serialize_entry(self.2, &self.3)?;
+        map.end()
+    }
+}
+
+/// `p<n>`, numbered from 1.
+struct ProcessId(usize);
+
+impl Serialize for ProcessId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("p{}", self.0 + 1))
+    }
+}
+
+/// A tag: `{"key", "type", "value"}`, its type that of the value.
+#[derive(Clone, Copy)]
+struct Tag<'a> {
+    key: &'a str,
+    value: TagValue<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum TagValue<'a> {
+    Any(&'a AnyValue),
+    Str(&'a str),
+    True,
+}
+
+impl<'a> Tag<'a> {
+    fn of(kv: &'a KeyValue) -> Tag<'a> {
+        Tag {
+            key: &kv.key,
+            value: TagValue::Any(&kv.value),
+        }
+    }
+
+    fn string(key: &'a str, value: &'a str) -> Tag<'a> {
+        Tag {
+            key,
+            value: TagValue::Str(value),
+        }
+    }
+}
+
+impl Serialize for Tag<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tag = serializer.serialize_struct("Tag", 3)?;
+        tag.serialize_field("key", self.key)?;
+        match self.value {
+            TagValue::Str(value) => {
+                tag.serialize_field("type", "string")?;
+                tag.serialize_field("value", value)?;
+            }
+            TagValue::True => {
+                tag.serialize_field("type", "bool")?;
+                tag.serialize_field("value", &true)?;
+            }
+            TagValue::Any(value) => match value {
+                AnyValue::Str(s) => {
+                    tag.serialize_field("type", "string")?;
+                    tag.serialize_field("value", &**s)?;
+                }
+                AnyValue::Bool(b) => {
+                    tag.serialize_field("type", "bool")?;
+                    tag.serialize_field("value", b)?;
+                }
+                AnyValue::Int(i) => {
+                    tag.serialize_field("type", "int64")?;
+                    tag.serialize_field("value", i)?;
+                }
+                // JSON has no NaN or infinity: those are written as text.
+                AnyValue::Double(d) if d.is_finite() => {
+                    tag.serialize_field("type", "float64")?;
+                    tag.serialize_field("value", d)?;
+                }
+                AnyValue::Double(d) => {
+                    tag.serialize_field("type", "float64")?;
+                    tag.serialize_field("value", &d.to_string())?;
+                }
+                AnyValue::Bytes(b) => {
+                    tag.serialize_field("type", "binary")?;
+                    tag.serialize_field("value", &hex(b))?;
+                }
+                AnyValue::Empty => {
+                    tag.serialize_field("type", "string")?;
+                    tag.serialize_field("value", "")?;
+                }
+                AnyValue::Array(_) | AnyValue::Map(_) => {
+                    tag.serialize_field("type", "string")?;
+                    tag.serialize_field("value", &value.to_json().to_string())?;
+                }
+            },
+        }
+        tag.end()
+    }
 }
 
 fn micros(nanos: u64) -> u64 {
     nanos / 1000
 }
 
-/// One trace in Jaeger's JSON model. `spans` must all belong to `trace_id`;
-/// `warnings` are shown by the Jaeger UI above the trace (e.g. that it was cut).
-pub fn trace_json(trace_id: TraceId, spans: &[Span], warnings: &[String]) -> Value {
-    // Processes: one per distinct (service, resource), numbered in order of appearance.
-    let mut processes: Vec<(&str, &Arc<Resource>)> = Vec::new();
-    let mut process_ids = Vec::with_capacity(spans.len());
-    for span in spans {
-        let key = (&*span.service_name, &span.resource);
-        // Spans read from one split share their resource: a pointer comparison
-        // settles most of them.
-        let same =
-            |p: &(&str, &Arc<Resource>)| p.0 == key.0 && (Arc::ptr_eq(p.1, key.1) || p.1 == key.1);
-        let index = match processes.iter().position(same) {
-            Some(index) => index,
-            None => {
-                processes.push(key);
-                processes.len() - 1
-            }
-        };
-        process_ids.push(format!("p{}", index + 1));
-    }
-    let spans_json: Vec<Value> = spans
-        .iter()
-        .zip(&process_ids)
-        .map(|(span, pid)| span_json(span, pid))
-        .collect();
-    let processes_json: serde_json::Map<String, Value> = processes
-        .iter()
-        .enumerate()
-        .map(|(i, (service, resource))| {
-            let process_tags: Vec<Value> = resource
-                .attributes
-                .iter()
-                .filter(|kv| kv.key != "service.name")
-                .map(|kv| tag(&kv.key, &kv.value))
-                .collect();
-            (
-                format!("p{}", i + 1),
-                json!({ "serviceName": service, "tags": process_tags }),
-            )
-        })
-        .collect();
-    json!({
-        "traceID": trace_id.to_hex(),
-        "spans": spans_json,
-        "processes": processes_json,
-        "warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
-    })
+/// One span of a trace, its trace id already in hex, its process numbered.
+#[derive(Clone, Copy)]
+struct JaegerSpan<'a> {
+    span: &'a Span,
+    trace_id: &'a str,
+    process: usize,
 }
 
-fn span_json(span: &Span, process_id: &str) -> Value {
-    let trace_id = span.trace_id.to_hex();
-    let mut references = Vec::new();
-    if let Some(parent) = span.parent_span_id {
-        references
-            .push(json!({ "refType": "CHILD_OF", "traceID": trace_id, "spanID": parent.to_hex() }));
-    }
-    for link in &span.links {
-        references.push(json!({
-            "refType": "FOLLOWS_FROM",
-            "traceID": link.trace_id.to_hex(),
-            "spanID": link.span_id.to_hex(),
-        }));
-    }
-    let mut span_tags = tags(&span.attributes);
-    let kind = span.kind.as_jaeger();
-    if !kind.is_empty() {
-        span_tags.push(string_tag("span.kind", kind));
-    }
-    match span.status_code {
-        StatusCode::Error => {
-            span_tags.push(json!({ "key": "error", "type": "bool", "value": true }));
-            span_tags.push(string_tag("otel.status_code", "ERROR"));
-            if !span.status_message.is_empty() {
-                span_tags.push(string_tag("otel.status_description", &span.status_message));
+/// `{"refType", "traceID", "spanID"}`.
+#[derive(Serialize)]
+struct Reference<'a> {
+    #[serde(rename = "refType")]
+    kind: &'static str,
+    #[serde(rename = "traceID")]
+    trace_id: &'a str,
+    #[serde(rename = "spanID")]
+    span_id: String,
+}
+
+impl Serialize for JaegerSpan<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let span = self.span;
+        let links: Vec<(String, String)> = span
+            .links
+            .iter()
+            .map(|link| (link.trace_id.to_hex(), link.span_id.to_hex()))
+            .collect();
+        let references = span
+            .parent_span_id
+            .map(|parent| Reference {
+                kind: "CHILD_OF",
+                trace_id: self.trace_id,
+                span_id: parent.to_hex(),
+            })
+            .into_iter()
+            .chain(links.iter().map(|(trace_id, span_id)| Reference {
+                kind: "FOLLOWS_FROM",
+                trace_id,
+                span_id: span_id.clone(),
+            }))
+            .collect::<Vec<_>>();
+        let mut tags: Vec<Tag> = span.attributes.iter().map(Tag::of).collect();
+        let kind = span.kind.as_jaeger();
+        if !kind.is_empty() {
+            tags.push(Tag::string("span.kind", kind));
+        }
+        match span.status_code {
+            StatusCode::Error => {
+                tags.push(Tag {
+                    key: "error",
+                    value: TagValue::True,
+                });
+                tags.push(Tag::string("otel.status_code", "ERROR"));
+                if !span.status_message.is_empty() {
+                    tags.push(Tag::string("otel.status_description", &span.status_message));
+                }
+            }
+            StatusCode::Ok => tags.push(Tag::string("otel.status_code", "OK")),
+            StatusCode::Unset => {}
+        }
+        for (key, value) in [
+            ("otel.scope.name", &*span.scope.name),
+            ("otel.scope.version", &*span.scope.version),
+            ("w3c.tracestate", &*span.trace_state),
+        ] {
+            if !value.is_empty() {
+                tags.push(Tag::string(key, value));
             }
         }
-        StatusCode::Ok => span_tags.push(string_tag("otel.status_code", "OK")),
-        StatusCode::Unset => {}
+        let logs = span.events.iter().map(|event| {
+            let fields = std::iter::once(Tag::string("event", &event.name))
+                .chain(event.attributes.iter().map(Tag::of));
+            Two(
+                "timestamp",
+                micros(event.time_unix_nano),
+                "fields",
+                Each(fields),
+            )
+        });
+        let mut out = serializer.serialize_struct("Span", 11)?;
+        out.serialize_field("traceID", self.trace_id)?;
+        out.serialize_field("spanID", &span.span_id.to_hex())?;
+        out.serialize_field("operationName", &*span.name)?;
+        out.serialize_field("references", &references)?;
+        out.serialize_field("startTime", &micros(span.start_time_unix_nano))?;
+        out.serialize_field("duration", &micros(span.duration_nanos()))?;
+        out.serialize_field("tags", &tags)?;
+        out.serialize_field("logs", &Each(logs))?;
+        out.serialize_field("processID", &ProcessId(self.process))?;
+        out.serialize_field("warnings", &())?;
+        out.serialize_field("flags", &(span.flags & 0xff))?;
+        out.end()
     }
-    if !span.scope.name.is_empty() {
-        span_tags.push(string_tag("otel.scope.name", &span.scope.name));
-    }
-    if !span.scope.version.is_empty() {
-        span_tags.push(string_tag("otel.scope.version", &span.scope.version));
-    }
-    if !span.trace_state.is_empty() {
-        span_tags.push(string_tag("w3c.tracestate", &span.trace_state));
-    }
-    let logs: Vec<Value> = span
-        .events
-        .iter()
-        .map(|event| {
-            let mut fields = vec![string_tag("event", &event.name)];
-            fields.extend(tags(&event.attributes));
-            json!({ "timestamp": micros(event.time_unix_nano), "fields": fields })
-        })
-        .collect();
-    json!({
-        "traceID": trace_id,
-        "spanID": span.span_id.to_hex(),
-        "operationName": span.name,
-        "references": references,
-        "startTime": micros(span.start_time_unix_nano),
-        "duration": micros(span.duration_nanos()),
-        "tags": span_tags,
-        "logs": logs,
-        "processID": process_id,
-        "warnings": null,
-        "flags": span.flags & 0xff,
-    })
+}
+
+/// Jaeger's envelope around traces, written straight out, with what Hopline adds
+/// to a search's: `totalCapped` past what a search counts, and `nextCursor`.
+#[derive(Serialize)]
+pub struct TracesEnvelope<'a> {
+    pub data: Vec<JaegerTrace<'a>>,
+    pub total: usize,
+    pub limit: usize,
+    pub offset: usize,
+    pub errors: (),
+    #[serde(rename = "totalCapped", skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
+    /// `Some` on a search: the next page's cursor, or null on the last.
+    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<Option<String>>,
 }
 
 /// Jaeger's response envelope.
@@ -227,6 +398,62 @@ mod tests {
                 attributes: vec![],
             }),
         }
+    }
+
+    fn trace_json(id: TraceId, spans: &[Span], warnings: &[String]) -> Value {
+        serde_json::to_value(JaegerTrace {
+            id,
+            spans,
+            warnings,
+        })
+        .expect("json")
+    }
+
+    #[test]
+    fn values_json_cannot_hold_are_written_as_text_and_the_envelope_says_only_what_applies() {
+        let mut odd = span();
+        odd.attributes = vec![
+            KeyValue::new("nan", AnyValue::Double(f64::NAN)),
+            KeyValue::new("raw", AnyValue::Bytes(vec![0xab, 0x01].into())),
+        ];
+        let trace = trace_json(TraceId([1; 16]), &[odd], &["cut".into()]);
+        let tags = &trace["spans"][0]["tags"];
+        assert_eq!(
+            find_tag(tags, "nan"),
+            &json!({"key": "nan", "type": "float64", "value": "NaN"})
+        );
+        assert_eq!(
+            find_tag(tags, "raw"),
+            &json!({"key": "raw", "type": "binary", "value": "ab01"})
+        );
+        assert_eq!(trace["warnings"], json!(["cut"]));
+        assert_eq!(trace["spans"][0]["warnings"], Value::Null);
+        let spans = [span()];
+        let envelope = |total_capped, next_cursor| {
+            serde_json::to_value(TracesEnvelope {
+                data: vec![JaegerTrace {
+                    id: TraceId([1; 16]),
+                    spans: &spans,
+                    warnings: &[],
+                }],
+                total: 1,
+                limit: 0,
+                offset: 0,
+                errors: (),
+                total_capped,
+                next_cursor,
+            })
+            .expect("json")
+        };
+        let one = envelope(false, None);
+        assert_eq!(one["total"], 1);
+        assert_eq!(one["errors"], Value::Null);
+        assert_eq!(one["data"][0]["warnings"], Value::Null);
+        assert!(one.get("totalCapped").is_none() && one.get("nextCursor").is_none());
+        let page = envelope(true, Some(None));
+        assert_eq!(page["totalCapped"], true);
+        assert_eq!(page["nextCursor"], Value::Null);
+        assert!(page.as_object().expect("object").contains_key("nextCursor"));
     }
 
     fn find_tag<'a>(tags: &'a Value, key: &str) -> &'a Value {
