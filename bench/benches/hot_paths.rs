@@ -233,8 +233,12 @@ fn trace_json(c: &mut Criterion) {
             b.iter_batched(
                 || spans.clone(),
                 |spans| {
-                    let json = jaeger::trace_json(TraceId([1; 16]), &spans, &[]);
-                    serde_json::to_vec(&json).expect("json").len()
+                    let trace = jaeger::JaegerTrace {
+                        id: TraceId([1; 16]),
+                        spans: &spans,
+                        warnings: &[],
+                    };
+                    serde_json::to_vec(&trace).expect("json").len()
                 },
                 BatchSize::SmallInput,
             )

@@ -414,7 +414,7 @@ mod tests {
         let mut odd = span();
         odd.attributes = vec![
             KeyValue::new("nan", AnyValue::Double(f64::NAN)),
-            KeyValue::new("raw", AnyValue::Bytes(vec![0xab, 0x01].into())),
+            KeyValue::new("raw", AnyValue::Bytes(vec![0xab, 0x01])),
         ];
         let trace = trace_json(TraceId([1; 16]), &[odd], &["cut".into()]);
         let tags = &trace["spans"][0]["tags"];
