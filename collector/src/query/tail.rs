@@ -57,8 +57,11 @@ pub fn spawn<Q: QueryService + Clone>(
         )));
     };
     let (events, received) = mpsc::channel(BUFFER);
+    // The tail starts now, when it is asked for, not when its task first runs
+    // (on a busy runtime, a line logged in between would be taken for an old one).
+    let since = clock.now_unix_nanos();
     tokio::spawn(async move {
-        follow(&queries, clock.as_ref(), filter, shutdown, events).await;
+        follow(&queries, clock.as_ref(), since, filter, shutdown, events).await;
         drop(open);
     });
     Ok(received)
@@ -79,16 +82,17 @@ fn line_key(record: &LogRecord) -> u64 {
     hasher.finish()
 }
 
-/// Polls for new lines and sends them until the subscriber goes, the server stops
-/// (`shutdown` turns true), or the subscriber falls [`BUFFER`] events behind.
-pub async fn follow(
+/// Polls for the lines that happened from `since` on and sends them until the
+/// subscriber goes, the server stops (`shutdown` turns true), or the subscriber
+/// falls [`BUFFER`] events behind.
+async fn follow(
     queries: &impl QueryService,
     clock: &dyn Clock,
+    since: u64,
     mut filter: LogFilter,
     mut shutdown: watch::Receiver<bool>,
     events: mpsc::Sender<TailEvent>,
 ) {
-    let since = clock.now_unix_nanos();
     let mut seen: HashMap<u64, u64> = HashMap::new();
     loop {
         tokio::select! {
