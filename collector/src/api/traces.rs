@@ -129,15 +129,11 @@ async fn traces_response(
                 spans: &trace.spans,
                 warnings,
             })
-            .collect();
-        serde_json::to_vec(&jaeger::TracesEnvelope {
-            data,
-            total,
-            limit: 0,
-            offset: 0,
-            errors: (),
+            .collect::<Vec<_>>();
+        serde_json::to_vec(&jaeger::Envelope {
             total_capped,
             next_cursor,
+            ..jaeger::Envelope::new(data, total)
         })
     })
     .await?

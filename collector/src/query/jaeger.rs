@@ -4,6 +4,7 @@
 //! status `error=true` plus `otel.status_code`/`otel.status_description`, events
 //! span logs (`event` field), links `FOLLOWS_FROM` references. Tags keep their type.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
@@ -162,55 +163,45 @@ impl<'a> Tag<'a> {
     }
 }
 
+impl TagValue<'_> {
+    /// Jaeger's name of the value's type.
+    fn kind(self) -> &'static str {
+        match self {
+            TagValue::Any(AnyValue::Bool(_)) | TagValue::True => "bool",
+            TagValue::Any(AnyValue::Int(_)) => "int64",
+            TagValue::Any(AnyValue::Double(_)) => "float64",
+            TagValue::Any(AnyValue::Bytes(_)) => "binary",
+            _ => "string",
+        }
+    }
+}
+
+impl Serialize for TagValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            TagValue::Str(text) => serializer.serialize_str(text),
+            TagValue::True => serializer.serialize_bool(true),
+            TagValue::Any(value) => match value {
+                AnyValue::Str(text) => serializer.serialize_str(text),
+                AnyValue::Bool(b) => serializer.serialize_bool(*b),
+                AnyValue::Int(i) => serializer.serialize_i64(*i),
+                AnyValue::Double(d) if d.is_finite() => serializer.serialize_f64(*d),
+                // JSON has no NaN or infinity: those are written as text.
+                AnyValue::Double(d) => serializer.collect_str(d),
+                AnyValue::Bytes(b) => serializer.serialize_str(&hex(b)),
+                AnyValue::Empty => serializer.serialize_str(""),
+                AnyValue::Array(_) | AnyValue::Map(_) => serializer.collect_str(&value.to_json()),
+            },
+        }
+    }
+}
+
 impl Serialize for Tag<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut tag = serializer.serialize_struct("Tag", 3)?;
         tag.serialize_field("key", self.key)?;
-        match self.value {
-            TagValue::Str(value) => {
-                tag.serialize_field("type", "string")?;
-                tag.serialize_field("value", value)?;
-            }
-            TagValue::True => {
-                tag.serialize_field("type", "bool")?;
-                tag.serialize_field("value", &true)?;
-            }
-            TagValue::Any(value) => match value {
-                AnyValue::Str(s) => {
-                    tag.serialize_field("type", "string")?;
-                    tag.serialize_field("value", &**s)?;
-                }
-                AnyValue::Bool(b) => {
-                    tag.serialize_field("type", "bool")?;
-                    tag.serialize_field("value", b)?;
-                }
-                AnyValue::Int(i) => {
-                    tag.serialize_field("type", "int64")?;
-                    tag.serialize_field("value", i)?;
-                }
-                // JSON has no NaN or infinity: those are written as text.
-                AnyValue::Double(d) if d.is_finite() => {
-                    tag.serialize_field("type", "float64")?;
-                    tag.serialize_field("value", d)?;
-                }
-                AnyValue::Double(d) => {
-                    tag.serialize_field("type", "float64")?;
-                    tag.serialize_field("value", &d.to_string())?;
-                }
-                AnyValue::Bytes(b) => {
-                    tag.serialize_field("type", "binary")?;
-                    tag.serialize_field("value", &hex(b))?;
-                }
-                AnyValue::Empty => {
-                    tag.serialize_field("type", "string")?;
-                    tag.serialize_field("value", "")?;
-                }
-                AnyValue::Array(_) | AnyValue::Map(_) => {
-                    tag.serialize_field("type", "string")?;
-                    tag.serialize_field("value", &value.to_json().to_string())?;
-                }
-            },
-        }
+        tag.serialize_field("type", self.value.kind())?;
+        tag.serialize_field("value", &self.value)?;
         tag.end()
     }
 }
@@ -233,7 +224,7 @@ struct Reference<'a> {
     #[serde(rename = "refType")]
     kind: &'static str,
     #[serde(rename = "traceID")]
-    trace_id: &'a str,
+    trace_id: Cow<'a, str>,
     #[serde(rename = "spanID")]
     span_id: String,
 }
@@ -241,23 +232,18 @@ struct Reference<'a> {
 impl Serialize for JaegerSpan<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let span = self.span;
-        let links: Vec<(String, String)> = span
-            .links
-            .iter()
-            .map(|link| (link.trace_id.to_hex(), link.span_id.to_hex()))
-            .collect();
         let references = span
             .parent_span_id
             .map(|parent| Reference {
                 kind: "CHILD_OF",
-                trace_id: self.trace_id,
+                trace_id: Cow::Borrowed(self.trace_id),
                 span_id: parent.to_hex(),
             })
             .into_iter()
-            .chain(links.iter().map(|(trace_id, span_id)| Reference {
+            .chain(span.links.iter().map(|link| Reference {
                 kind: "FOLLOWS_FROM",
-                trace_id,
-                span_id: span_id.clone(),
+                trace_id: Cow::Owned(link.trace_id.to_hex()),
+                span_id: link.span_id.to_hex(),
             }))
             .collect::<Vec<_>>();
         let mut tags: Vec<Tag> = span.attributes.iter().map(Tag::of).collect();
@@ -314,11 +300,11 @@ impl Serialize for JaegerSpan<'_> {
     }
 }
 
-/// Jaeger's envelope around traces, written straight out, with what Hopline adds
-/// to a search's: `totalCapped` past what a search counts, and `nextCursor`.
+/// Jaeger's response envelope, with what Hopline adds to a trace search's:
+/// `totalCapped` past what a search counts, and `nextCursor`.
 #[derive(Serialize)]
-pub struct TracesEnvelope<'a> {
-    pub data: Vec<JaegerTrace<'a>>,
+pub struct Envelope<D> {
+    pub data: D,
     pub total: usize,
     pub limit: usize,
     pub offset: usize,
@@ -330,9 +316,23 @@ pub struct TracesEnvelope<'a> {
     pub next_cursor: Option<Option<String>>,
 }
 
-/// Jaeger's response envelope.
+impl<D> Envelope<D> {
+    pub fn new(data: D, total: usize) -> Self {
+        Envelope {
+            data,
+            total,
+            limit: 0,
+            offset: 0,
+            errors: (),
+            total_capped: false,
+            next_cursor: None,
+        }
+    }
+}
+
+/// Jaeger's response envelope around `data`.
 pub fn envelope(data: Value, total: usize) -> Value {
-    json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": null })
+    json!(Envelope::new(data, total))
 }
 
 #[cfg(test)]
@@ -430,18 +430,17 @@ mod tests {
         assert_eq!(trace["spans"][0]["warnings"], Value::Null);
         let spans = [span()];
         let envelope = |total_capped, next_cursor| {
-            serde_json::to_value(TracesEnvelope {
-                data: vec![JaegerTrace {
-                    id: TraceId([1; 16]),
-                    spans: &spans,
-                    warnings: &[],
-                }],
-                total: 1,
-                limit: 0,
-                offset: 0,
-                errors: (),
+            serde_json::to_value(Envelope {
                 total_capped,
                 next_cursor,
+                ..Envelope::new(
+                    vec![JaegerTrace {
+                        id: TraceId([1; 16]),
+                        spans: &spans,
+                        warnings: &[],
+                    }],
+                    1,
+                )
             })
             .expect("json")
         };
