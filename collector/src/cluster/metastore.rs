@@ -8,8 +8,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
-use super::filter::TraceIdFilter;
 use crate::model::Signal;
+use crate::store::filter::TraceIdFilter;
 
 /// Migrations in `collector/migrations/`, applied at start (under PostgreSQL's
 /// advisory lock, so nodes starting together do not race).

@@ -9,7 +9,6 @@
 //! - [`janitor`]: retention through the metastore, one node at a time.
 
 pub mod cache;
-pub mod filter;
 pub mod janitor;
 pub mod leaf;
 pub mod metastore;

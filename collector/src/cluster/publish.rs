@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 
-use super::filter::TraceIdFilter;
 use super::metastore::{SplitRow, SplitState};
 use super::objects::SplitObjects;
 use super::Cluster;
 use crate::health::Throttle;
 use crate::model::Signal;
+use crate::store::filter::TraceIdFilter;
 use crate::store::split::Split;
 use crate::store::Store;
 

@@ -818,6 +818,9 @@ impl SignalIndex {
         let mut documents = Vec::new();
         for split in self.splits() {
             cancel.check()?;
+            if !split.may_hold_trace(&trace_id) {
+                continue;
+            }
             let searcher = split.reader.searcher();
             let mut addresses: Vec<DocAddress> = searcher
                 .search(&query, &DocSetCollector)?
@@ -895,7 +898,7 @@ impl SignalIndex {
                     filter.duration_max,
                 ));
             }
-            all_of(clauses)
+            Some(all_of(clauses))
         };
         let (segments, _) = self.candidates(
             (filter.start_min, filter.start_max),
@@ -965,11 +968,11 @@ impl SignalIndex {
     ) -> Result<(), StoreError> {
         let (segments, _) =
             self.candidates((start, end), columns::START, false, cancel, |_, within| {
-                if within {
+                Some(if within {
                     Box::new(AllQuery)
                 } else {
                     u64_range(schema.start, Some(start), Some(end))
-                }
+                })
             })?;
         for candidate in &segments {
             cancel.check()?;
@@ -1204,6 +1207,9 @@ impl SignalIndex {
                 clauses.push(text_term(schema.service, service));
             }
             if let Some(trace_id) = filter.trace_id {
+                if !split.may_hold_trace(&trace_id) {
+                    return None;
+                }
                 clauses.push(bytes_term(schema.trace_id, &trace_id.0));
             }
             if let Some(span_id) = filter.span_id {
@@ -1215,7 +1221,7 @@ impl SignalIndex {
             if !within {
                 clauses.push(u64_range(schema.time, Some(start), Some(end)));
             }
-            all_of(clauses)
+            Some(all_of(clauses))
         };
         // Every matching segment counts (a single term's count is its document
         // frequency). Columns come from the split's cache: opening one reads its
@@ -1460,17 +1466,22 @@ pub(super) fn summarize(
             levels.insert(term.to_string());
         })?;
     }
-    let mut trace_ids = BTreeSet::new();
-    for_each_term_bytes(split, trace_id, |bytes| {
-        if let Ok(id) = <[u8; 16]>::try_from(bytes) {
-            trace_ids.insert(id);
-        }
-    })?;
     Ok(SplitSummary {
         services: services.into_iter().collect(),
         levels: levels.into_iter().collect(),
-        trace_ids: trace_ids.into_iter().map(TraceId).collect(),
+        trace_ids: trace_ids(split, trace_id)?,
     })
+}
+
+/// Every trace id in `split`'s `trace_id` terms, once, in order.
+pub(super) fn trace_ids(split: &Split, trace_id: Field) -> Result<Vec<TraceId>, StoreError> {
+    let mut ids = BTreeSet::new();
+    for_each_term_bytes(split, trace_id, |bytes| {
+        if let Ok(id) = <[u8; 16]>::try_from(bytes) {
+            ids.insert(id);
+        }
+    })?;
+    Ok(ids.into_iter().map(TraceId).collect())
 }
 
 /// The analyzer the `body` field was indexed with.
@@ -1762,7 +1773,7 @@ impl SignalIndex {
         newest: &'static str,
         count: bool,
         cancel: &Cancel,
-        mut query_of: impl FnMut(&Split, bool) -> Box<dyn Query>,
+        mut query_of: impl FnMut(&Split, bool) -> Option<Box<dyn Query>>,
     ) -> Result<(Vec<CandidateSegment>, u64), StoreError> {
         let mut segments = Vec::new();
         let mut total = 0u64;
@@ -1775,7 +1786,10 @@ impl SignalIndex {
             if !meta.overlaps(start, end) {
                 continue;
             }
-            let query = query_of(&split, meta.within(start, end));
+            // None: the split cannot hold a match (its trace filter says so).
+            let Some(query) = query_of(&split, meta.within(start, end)) else {
+                continue;
+            };
             let weight: Arc<dyn Weight> =
                 Arc::from(query.weight(EnableScoring::disabled_from_searcher(&searcher))?);
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
@@ -2131,6 +2145,79 @@ mod tests {
             split.reader.reload().expect("reload");
         }
         assert!(split.reader.searcher().segment_readers().len() > 1);
+    }
+
+    #[test]
+    fn trace_lookups_skip_the_sealed_splits_whose_filter_rules_the_trace_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let resource = Arc::new(Resource::default());
+        // Traces 0-19 in the first split, 20-39 in the second, two segments each.
+        for s in 0..2u64 {
+            let batches = (0..2u64)
+                .map(|half| {
+                    let first = s * 20 + half * 10;
+                    Records::Spans(
+                        (first..first + 10)
+                            .map(|t| span(t, t, 1_000 + t, false, &resource))
+                            .collect(),
+                    )
+                })
+                .collect();
+            add_split(&store, &store.spans, s + 1, batches);
+        }
+        let splits = store.spans.splits();
+        let cancel = Cancel::default();
+        let id = |t: u64| TraceId::from_halves(7, t);
+        let lookups = |t: u64| {
+            store
+                .spans
+                .trace_documents(&store.span_schema, id(t), &cancel)
+                .expect("lookup")
+                .len()
+        };
+        // Being written, a split may hold any trace.
+        assert!(splits.iter().all(|split| split.may_hold_trace(&id(1_000))));
+        assert_eq!(lookups(3), 2);
+
+        for split in &splits {
+            split.sealed.store(true, Ordering::Release);
+            split.seal_trace_filter().expect("filter");
+        }
+        assert_eq!(lookups(3), 1, "trace 3 is looked up in its split alone");
+        assert_eq!(lookups(25), 1);
+        let ruled_out = (1_000..1_200)
+            .filter(|&t| splits.iter().all(|split| !split.may_hold_trace(&id(t))))
+            .count();
+        assert!(
+            ruled_out > 190,
+            "only {ruled_out} of 200 absent traces ruled out"
+        );
+        for t in 0..40 {
+            let found = store.spans.trace(&store.span_schema, id(t), 100, &cancel);
+            assert_eq!(found.expect("trace").spans.len(), 1, "trace {t}");
+        }
+
+        // The filter is kept with the split, checked when it opens, and built
+        // again when it is damaged or missing.
+        let first = &splits[0].dir;
+        let file = first.join(crate::store::split::TRACE_FILTER_FILE);
+        let reopened = || Split::open(first).expect("open").expect("a split");
+        assert!(!reopened().may_hold_trace(&id(25)));
+        let mut bytes = std::fs::read(&file).expect("filter file");
+        for byte in &mut bytes[4..] {
+            *byte = 0;
+        }
+        std::fs::write(&file, &bytes).expect("damage");
+        let repaired = reopened();
+        assert!(
+            repaired.may_hold_trace(&id(3)),
+            "a damaged filter hid a trace"
+        );
+        assert!(!repaired.may_hold_trace(&id(25)));
+        std::fs::remove_file(&file).expect("remove");
+        assert!(reopened().may_hold_trace(&id(3)));
+        assert!(file.exists(), "the missing filter was not written again");
     }
 
     #[test]

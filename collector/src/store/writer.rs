@@ -440,6 +440,10 @@ impl WriterTask {
             return Ok(());
         }
         active.split.sealed.store(true, Ordering::Release);
+        if let Err(e) = active.split.seal_trace_filter() {
+            // Without its filter the split is searched by every trace lookup.
+            warn!(index = self.index.signal.as_str(), split = %active.split.id, error = %e, "cannot build the split's trace filter");
+        }
         info!(index = self.index.signal.as_str(), split = %active.split.id, docs = meta.num_docs, "sealed split");
         Ok(())
     }
@@ -540,24 +544,43 @@ pub fn merge_splits(
     sources: &[Arc<Split>],
     cancel: &crate::store::search::Cancel,
 ) -> Result<Split, StoreError> {
+    build_split(store, signal, root, created, 0, Some(node), |add| {
+        sources
+            .iter()
+            .try_for_each(|source| store.scan(signal, source, cancel, |records| add(&records)))
+    })
+}
+
+/// Builds one sealed split under `root` (named by `created`, `seq` and `node`, as
+/// [`Split::create`] says) from the batches `fill` hands to the function it is
+/// given: indexed, committed with their time range, merged into one segment. The
+/// janitor's merges write through it, and so does the benchmark that seeds a week
+/// of hourly splits.
+pub fn build_split(
+    store: &Store,
+    signal: Signal,
+    root: &std::path::Path,
+    created: u64,
+    seq: u64,
+    node: Option<&str>,
+    fill: impl FnOnce(&mut dyn FnMut(&Records) -> Result<(), StoreError>) -> Result<(), StoreError>,
+) -> Result<Split, StoreError> {
     std::fs::create_dir_all(root)?;
-    let split = Split::create(root, store.schema(signal), created, 0, Some(node))?;
+    let split = Split::create(root, store.schema(signal), created, seq, node)?;
     let mut writer = split.writer()?;
     let mut origins = OriginIds::new(Arc::clone(&split.origins));
     let mut scratch = Scratch::with_max_keys(usize::MAX);
     let mut meta = split.meta();
-    for source in sources {
-        store.scan(signal, source, cancel, |records| {
-            index_records(
-                &writer,
-                store,
-                &mut origins,
-                &mut scratch,
-                &records,
-                |time| meta.extend(time),
-            )
-        })?;
-    }
+    fill(&mut |records| {
+        index_records(
+            &writer,
+            store,
+            &mut origins,
+            &mut scratch,
+            records,
+            |time| meta.extend(time),
+        )
+    })?;
     origins.save()?;
     let mut prepared = writer.prepare_commit()?;
     prepared.set_payload(
@@ -575,5 +598,6 @@ pub fn merge_splits(
     }
     split.reader.reload()?;
     split.sealed.store(true, Ordering::Release);
+    split.seal_trace_filter()?;
     Ok(split)
 }

@@ -1,6 +1,8 @@
-//! A Bloom filter of a split's trace ids, kept in the metastore: a trace lookup
-//! skips every split whose filter says "not here" without fetching it. Sized for
-//! about 1% false positives (10 bits and 7 probes per id).
+//! A Bloom filter of a split's trace ids: a trace lookup skips every split whose
+//! filter says "not here" without opening it. A sealed split keeps its filter in a
+//! file of its own ([`super::split::Split`] loads it when it opens), and in
+//! cluster mode in the metastore, so that search nodes skip splits without fetching
+//! them. Sized for about 1% false positives (10 bits and 7 probes per id).
 
 use crate::model::TraceId;
 
