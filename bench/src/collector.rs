@@ -95,10 +95,13 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 }
 
 impl Collector {
+    /// Starts `binary` on `dir/data` with free ports and `extra` arguments; returns
+    /// once it answers `/health`.
     pub async fn start(
         binary: &Path,
         dir: &Path,
         secure: Option<Secure>,
+        extra: &[&str],
     ) -> anyhow::Result<Collector> {
         let data_dir = dir.join("data");
         let log_path = dir.join("hopline.log");
@@ -125,6 +128,7 @@ impl Collector {
             .arg(&data_dir)
             .args(["--otlp-grpc-addr", &grpc, "--otlp-http-addr", &http])
             .args(["--http-addr", &api])
+            .args(extra)
             .env("RUST_LOG", "info,tantivy=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -10,7 +10,8 @@
 //! - [`queries`]: the queries measured under ingest;
 //! - [`raw`]: the raw-tantivy baseline (the same documents, no collector);
 //! - [`stats`]: latency samples and how figures are printed;
-//! - [`soak`]: the long run (`--soak`); [`hostile`]: what attacks cost (`--hostile`).
+//! - [`soak`]: the long run (`--soak`); [`hostile`]: what attacks cost (`--hostile`);
+//! - [`week`]: a week of hourly splits, seeded, then measured (`--week`).
 
 pub mod collector;
 pub mod hostile;
@@ -22,4 +23,5 @@ pub mod queries;
 pub mod raw;
 pub mod soak;
 pub mod stats;
+pub mod week;
 pub mod workload;

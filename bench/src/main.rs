@@ -81,6 +81,13 @@ struct Args {
     /// 16 MiB and send 16 KiB).
     #[arg(long)]
     hostile: bool,
+    /// Instead of the benchmark: a week of data. Seeds 168 hourly splits of each
+    /// signal (`--spans` and `--logs`, default 100 million each) through the
+    /// collector's split writer, then measures start-up to the first answer, trace by
+    /// id across the week and a rare term searched over the week. With `--dir`, a
+    /// later `--week` on the same directory measures without seeding again.
+    #[arg(long, conflicts_with_all = ["soak", "hostile", "secure", "raw_only"])]
+    week: bool,
     /// Run the collector as an exposed deployment would: a token on every request
     /// and TLS on all three listeners (to measure what they cost).
     #[arg(long)]
@@ -168,6 +175,22 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.hostile || args.soak.is_some() {
         return run_other(&args, workload, &binary, &dir);
     }
+    if args.week {
+        let spans = args.spans.unwrap_or(100_000_000);
+        let logs = args.logs.unwrap_or(100_000_000);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let report = runtime.block_on(hopline_bench::week::week(
+            &binary,
+            &dir,
+            spans,
+            logs,
+            args.queries,
+        ))?;
+        println!("{}", report.markdown());
+        return Ok(());
+    }
     let raw_baseline = |logs: bool, count: u64| -> anyhow::Result<Option<RawResult>> {
         if count == 0 {
             return Ok(None);
@@ -239,7 +262,7 @@ fn run_other(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let collector = Arc::new(Collector::start(binary, dir, secure(args, dir)?).await?);
+        let collector = Arc::new(Collector::start(binary, dir, secure(args, dir)?, &[]).await?);
         let (report, lost) = match args.soak {
             Some(duration) => {
                 anyhow::ensure!(
@@ -311,7 +334,7 @@ async fn bench(
     binary: &std::path::Path,
     dir: &std::path::Path,
 ) -> anyhow::Result<Report> {
-    let collector = Arc::new(Collector::start(binary, dir, secure(args, dir)?).await?);
+    let collector = Arc::new(Collector::start(binary, dir, secure(args, dir)?, &[]).await?);
     eprintln!(
         "collector pid {} listening: OTLP/gRPC {}, OTLP/HTTP {}, API {} (log: {})",
         collector.pid,
