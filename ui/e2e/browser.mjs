@@ -192,7 +192,8 @@ await check('"Analyse these traces" compares the slowest with the fastest, path 
   await page.goto(`${base}/search?service=frontend&lookback=1h`);
   await settle();
   await page.click('#analyse-link');
-  await page.waitForURL(/\/analyse\?service=frontend&lookback=1h$/);
+  // The analysis is of the window the search was pinned to.
+  await page.waitForURL(/\/analyse\?service=frontend&lookback=1h&end=\d+$/);
   await settle();
   await page.waitForSelector('ol.findings li');
   const first = (await page.textContent('ol.findings li')).trim();
@@ -891,6 +892,43 @@ if (hydrated === '1') {
     await page.click('#search-logs');
     await page.waitForURL('**query=SKU-7**');
     expect(page.url().includes('live=1'), `the new query is not live: ${page.url()}`);
+  });
+  await check('back from a trace shows the same results and place, not a window that moved on', async () => {
+    await page.setViewportSize({ width: 1400, height: 500 });
+    await page.goto(`${base}/search?service=frontend&lookback=1h`);
+    await settle();
+    // The page pins its address to the window the server searched.
+    await page.waitForFunction(() => /[?&]end=\d+/.test(location.search), null, { timeout: 5000 }).catch(() => {});
+    expect(/[?&]end=\d+/.test(new URL(page.url()).search), `the search is not pinned: ${page.url()}`);
+    const before = await resultIds();
+    // A newer frontend trace arrives while the results are read.
+    const body = { resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'frontend' } }] },
+      scopeSpans: [{ spans: [{ traceId: '59'.repeat(16), spanId: '01'.repeat(8), name: 'GET /late', kind: 2,
+        startTimeUnixNano: `${Date.now()}000000`, endTimeUnixNano: `${Date.now() + 5}000000` }] }] }] };
+    const response = await fetch(`${otlp}/v1/traces`, { method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestToken}` }, body: JSON.stringify(body) });
+    expect(response.status === 200, `OTLP answered ${response.status}`);
+    await page.waitForTimeout(1500);
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await page.waitForTimeout(200);
+    const scrolled = await page.evaluate(() => window.scrollY);
+    expect(scrolled > 100, `the results do not scroll (${scrolled})`);
+    await page.click(`a.trace-link[href="/trace/${slowId}"]`);
+    await page.waitForURL(`**/trace/${slowId}`);
+    await settle();
+    await page.goBack();
+    await page.waitForURL('**/search?**');
+    await page.waitForSelector(`a.trace-link[href="/trace/${slowId}"]`);
+    await page.waitForTimeout(300);
+    const after = await resultIds();
+    expect(JSON.stringify(after) === JSON.stringify(before), `results moved on: ${before} -> ${after}`);
+    const back = await page.evaluate(() => window.scrollY);
+    expect(Math.abs(back - scrolled) < 40, `scrolled to ${back}, was ${scrolled}`);
+    // A fresh search of the same words is a new window: the late trace is in it.
+    await page.goto(`${base}/search?service=frontend&lookback=1h`);
+    await settle();
+    expect((await resultIds()).includes('59'.repeat(16)), `the late trace is not found by a new search: ${await resultIds()}`);
+    await page.setViewportSize({ width: 1400, height: 900 });
   });
   await check('no errors in the browser console', async () => {
     expect(consoleErrors.length === 0, consoleErrors.join(' | '));

@@ -717,6 +717,36 @@ pub struct TraceResults {
     pub capped: bool,
     /// The `cursor` of the next page, when more follow.
     pub next: Option<String>,
+    /// The end (µs since the epoch) the server pinned a preset window to, when the
+    /// search named none: the page keeps it, so that Back, a sort or a later page
+    /// shows these traces and not a window that has moved on.
+    pub end: Option<String>,
+}
+
+/// A search over a preset lookback (`lookback=1h`, or none) that names no `end`,
+/// pinned to end at `now_us`: the query with that `end`, and the end. A custom
+/// range, or an end already given, is left as it is.
+pub fn pin_end(query: &str, now_us: u64) -> (String, Option<String>) {
+    let pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .collect();
+    let custom = pairs.contains(&("lookback", "custom"));
+    let has_end = pairs
+        .iter()
+        .any(|&(key, value)| key == "end" && !value.is_empty());
+    if custom || has_end {
+        return (query.to_string(), None);
+    }
+    let end = now_us.to_string();
+    let mut pinned: Vec<String> = pairs
+        .into_iter()
+        .filter(|&(key, _)| key != "end")
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    pinned.push(format!("end={end}"));
+    (pinned.join("&"), Some(end))
 }
 
 /// `/api/traces`'s answer -> results.
@@ -734,14 +764,23 @@ pub fn results_from_api(body: &Value) -> TraceResults {
         total: body["total"].as_u64().unwrap_or(0),
         capped: body["totalCapped"].as_bool().unwrap_or(false),
         next: body["nextCursor"].as_str().map(str::to_string),
+        end: None,
     }
 }
 
-/// `query` is the query string of `/api/traces`.
+/// `query` is the query string of `/api/traces`. A preset window is pinned here,
+/// by the server's clock (see [`pin_end`]).
 #[server(prefix = "/ui-fn")]
 pub async fn search_traces(query: String) -> Result<TraceResults, ServerFnError> {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64);
+    let (query, end) = pin_end(&query, now_us);
     let body = crate::ssr::get(&format!("/api/traces?{query}")).await?;
-    Ok(results_from_api(&body))
+    Ok(TraceResults {
+        end,
+        ..results_from_api(&body)
+    })
 }
 
 /// A trace and its logs; `None` when the collector has no such trace.
@@ -823,6 +862,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_preset_window_is_pinned_to_now_and_a_given_one_is_kept() {
+        assert_eq!(
+            pin_end("service=a&lookback=1h&start=&end=&limit=20", 77),
+            (
+                "service=a&lookback=1h&start=&limit=20&end=77".to_string(),
+                Some("77".to_string())
+            )
+        );
+        assert_eq!(
+            pin_end("service=a", 5),
+            ("service=a&end=5".to_string(), Some("5".to_string()))
+        );
+        for kept in [
+            "service=a&lookback=1h&end=40",
+            "lookback=custom&start=1&end=",
+            "lookback=custom&start=1&end=9",
+        ] {
+            assert_eq!(pin_end(kept, 77), (kept.to_string(), None), "{kept}");
+        }
+    }
 
     #[test]
     fn jaeger_traces_become_views_with_services_errors_and_roots() {

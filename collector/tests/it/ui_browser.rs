@@ -233,7 +233,7 @@ async fn the_ui_in_a_real_browser() {
     assert!(output.status.success(), "browser checks failed:\n{stdout}");
     assert!(
         stdout.contains(if hydrated {
-            "53 passed, 0 failed"
+            "54 passed, 0 failed"
         } else {
             "43 passed, 0 failed"
         }),

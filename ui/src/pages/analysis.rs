@@ -49,10 +49,11 @@ const GROUPING_KEYS: [&str; 7] = [
 impl Request {
     fn from_url(q: &leptos_router::params::ParamsMap) -> Request {
         let get = |key: &str| q.get(key).unwrap_or_default();
+        // With a preset, `end` is where the search it came from was pinned.
         let (start, end) = if get("lookback") == "custom" {
             custom_range(q)
         } else {
-            Default::default()
+            (String::new(), get("end"))
         };
         let search = SEARCH_KEYS
             .iter()

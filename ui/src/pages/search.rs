@@ -179,10 +179,11 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
         let q = query.read();
         let get = |key: &str, default: &str| q.get(key).unwrap_or_else(|| default.to_string());
         let lookback = get("lookback", "1h");
+        // With a preset, `end` is where the search was pinned (see `pin_end`).
         let (start, end) = if lookback == "custom" {
             custom_range(&q)
         } else {
-            Default::default()
+            (String::new(), q.get("end").unwrap_or_default())
         };
         Form {
             service: get("service", ""),
@@ -350,6 +351,19 @@ fn search_page(query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
 
 #[component]
 fn Results(results: TraceResults, form: Form) -> impl IntoView {
+    // The window the server pinned this search to: the address and every link
+    // below keep it, so Back, a sort or a later page shows these traces.
+    let form = match results.end.clone() {
+        Some(end) => {
+            #[cfg(feature = "hydrate")]
+            {
+                let end = end.clone();
+                Effect::new(move |_| place::pin(&end));
+            }
+            Form { end, ..form }
+        }
+        None => form,
+    };
     let traces = results.traces;
     if traces.is_empty() {
         return view! {
@@ -357,6 +371,17 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
         }
         .into_any();
     }
+    // Back from a trace returns to the same place in the results: the scroll
+    // position is kept per address when a result is opened, and put back once
+    // the results are drawn again (after the router's own scrolling).
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        set_timeout(place::restore_scroll, std::time::Duration::from_millis(80));
+    });
+    let remember = move |_: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        place::remember_scroll();
+    };
     let base = query_string(&form.pairs());
     // The same traces, analysed (as many as the analysis takes, not this page's limit).
     let search: Vec<(&str, String)> = with_pattern(form.pairs().to_vec())
@@ -386,7 +411,9 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
         }
     });
     view! {
-        <Scatter traces=traces.clone()/>
+        <div class="scatter-box" on:click=remember>
+            <Scatter traces=traces.clone()/>
+        </div>
         <div class="sorts">
             <span class="matched">
                 {if results.capped {
@@ -416,7 +443,7 @@ fn Results(results: TraceResults, form: Form) -> impl IntoView {
             "Tick two traces to compare them: "
             <button type="submit" id="compare">"Compare"</button>
         </p>
-        <ol class="results">
+        <ol class="results" on:click=remember>
             {traces.into_iter().map(|t| {
                 let colours = ServiceColours::assign(t.services.iter().map(|(s, _)| s.as_str()));
                 view! {
@@ -678,5 +705,72 @@ mod tests {
         );
         let plain = vec![("operation", "GET /health".to_string())];
         assert_eq!(with_pattern(plain.clone()), plain);
+    }
+}
+
+/// The results page's place in the browser's history: its pinned address, and its
+/// scroll position across Back (kept in the session's storage).
+#[cfg(feature = "hydrate")]
+mod place {
+    /// Adds `end` to the address, in place (no new history entry, no navigation),
+    /// unless it has one: a page the server rendered for `lookback=1h` becomes the
+    /// address of the window it showed.
+    pub(super) fn pin(end: &str) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let location = window.location();
+        let (Ok(path), Ok(search)) = (location.pathname(), location.search()) else {
+            return;
+        };
+        let has_end = search
+            .trim_start_matches('?')
+            .split('&')
+            .any(|pair| pair.strip_prefix("end=").is_some_and(|end| !end.is_empty()));
+        if has_end {
+            return;
+        }
+        let kept: Vec<&str> = search
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|pair| !pair.is_empty() && *pair != "end" && !pair.starts_with("end="))
+            .chain(std::iter::once(""))
+            .collect();
+        let pinned = format!("{path}?{}end={end}", kept.join("&"));
+        if let Ok(history) = window.history() {
+            // The router's own state rides along, so it still knows the entry.
+            let state = history.state().unwrap_or(wasm_bindgen::JsValue::NULL);
+            let _ = history.replace_state_with_url(&state, "", Some(&pinned));
+        }
+    }
+
+    /// The session's storage and this address's key in it.
+    fn place() -> Option<(web_sys::Window, web_sys::Storage, String)> {
+        let window = web_sys::window()?;
+        let storage = window.session_storage().ok()??;
+        let href = window.location().href().ok()?;
+        Some((window, storage, format!("hopline-scroll {href}")))
+    }
+
+    pub(super) fn remember_scroll() {
+        if let Some((window, storage, key)) = place() {
+            if let Ok(y) = window.scroll_y() {
+                let _ = storage.set_item(&key, &y.to_string());
+            }
+        }
+    }
+
+    pub(super) fn restore_scroll() {
+        let Some((window, storage, key)) = place() else {
+            return;
+        };
+        if let Some(y) = storage
+            .get_item(&key)
+            .ok()
+            .flatten()
+            .and_then(|y| y.parse::<f64>().ok())
+        {
+            window.scroll_to_with_x_and_y(0.0, y);
+        }
     }
 }
