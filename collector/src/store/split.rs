@@ -305,7 +305,10 @@ impl Split {
             trace_filter: RwLock::default(),
         };
         split.check()?;
-        split.load_trace_filter()?;
+        if let Err(e) = split.load_trace_filter() {
+            // Served without one: every trace lookup then looks in it.
+            warn!(split = %split.id, error = %e, "cannot read or build the split's trace filter");
+        }
         Ok(Some(split))
     }
 

@@ -598,6 +598,9 @@ pub fn build_split(
     }
     split.reader.reload()?;
     split.sealed.store(true, Ordering::Release);
-    split.seal_trace_filter()?;
+    if let Err(e) = split.seal_trace_filter() {
+        // Without its filter the split is searched by every trace lookup.
+        warn!(split = %split.id, error = %e, "cannot build the split's trace filter");
+    }
     Ok(split)
 }
