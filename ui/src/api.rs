@@ -727,6 +727,16 @@ pub struct TraceResults {
 /// pinned to end at `now_us`: the query with that `end`, and the end. A custom
 /// range, or an end already given, is left as it is.
 pub fn pin_end(query: &str, now_us: u64) -> (String, Option<String>) {
+    let end = now_us.to_string();
+    match pinned_query(query, &end) {
+        Some(pinned) => (pinned, Some(end)),
+        None => (query.to_string(), None),
+    }
+}
+
+/// `query` (without its `?`) with `end=` set to `end`; `None` when it needs no pin:
+/// a custom range, or an end given already.
+pub fn pinned_query(query: &str, end: &str) -> Option<String> {
     let pairs: Vec<(&str, &str)> = query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -737,16 +747,15 @@ pub fn pin_end(query: &str, now_us: u64) -> (String, Option<String>) {
         .iter()
         .any(|&(key, value)| key == "end" && !value.is_empty());
     if custom || has_end {
-        return (query.to_string(), None);
+        return None;
     }
-    let end = now_us.to_string();
     let mut pinned: Vec<String> = pairs
         .into_iter()
         .filter(|&(key, _)| key != "end")
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     pinned.push(format!("end={end}"));
-    (pinned.join("&"), Some(end))
+    Some(pinned.join("&"))
 }
 
 /// `/api/traces`'s answer -> results.

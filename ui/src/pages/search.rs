@@ -723,20 +723,10 @@ mod place {
         let (Ok(path), Ok(search)) = (location.pathname(), location.search()) else {
             return;
         };
-        let has_end = search
-            .trim_start_matches('?')
-            .split('&')
-            .any(|pair| pair.strip_prefix("end=").is_some_and(|end| !end.is_empty()));
-        if has_end {
+        let Some(pinned) = crate::api::pinned_query(search.trim_start_matches('?'), end) else {
             return;
-        }
-        let kept: Vec<&str> = search
-            .trim_start_matches('?')
-            .split('&')
-            .filter(|pair| !pair.is_empty() && *pair != "end" && !pair.starts_with("end="))
-            .chain(std::iter::once(""))
-            .collect();
-        let pinned = format!("{path}?{}end={end}", kept.join("&"));
+        };
+        let pinned = format!("{path}?{pinned}");
         if let Ok(history) = window.history() {
             // The router's own state rides along, so it still knows the entry.
             let state = history.state().unwrap_or(wasm_bindgen::JsValue::NULL);
