@@ -16,7 +16,6 @@ use super::objects::SplitObjects;
 use super::Cluster;
 use crate::health::Throttle;
 use crate::model::Signal;
-use crate::store::filter::TraceIdFilter;
 use crate::store::split::Split;
 use crate::store::Store;
 
@@ -197,6 +196,6 @@ pub(super) fn describe(
         files,
         services: summary.services,
         levels: summary.levels,
-        trace_filter: TraceIdFilter::build(&summary.trace_ids),
+        trace_filter: summary.trace_filter,
     })
 }

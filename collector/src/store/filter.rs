@@ -31,20 +31,31 @@ fn mix(mut x: u64) -> u64 {
 
 impl TraceIdFilter {
     pub fn build(ids: &[TraceId]) -> TraceIdFilter {
-        if ids.is_empty() {
+        let mut filter = TraceIdFilter::with_room(ids.len());
+        ids.iter().for_each(|id| filter.insert(id));
+        filter
+    }
+
+    /// An empty filter sized for `ids` ids (an id inserted twice counts once in
+    /// it, so an upper bound does).
+    pub fn with_room(ids: usize) -> TraceIdFilter {
+        if ids == 0 {
             return TraceIdFilter::default();
         }
-        let bytes = (ids.len() * BITS_PER_ID).div_ceil(8).max(8);
-        let mut bits = vec![0u8; bytes];
-        let m = (bytes * 8) as u64;
-        for id in ids {
-            let (h1, h2) = hashes(id);
-            for i in 0..PROBES {
-                let bit = h1.wrapping_add(i.wrapping_mul(h2)) % m;
-                bits[(bit / 8) as usize] |= 1 << (bit % 8);
-            }
+        TraceIdFilter(vec![0u8; (ids * BITS_PER_ID).div_ceil(8).max(8)])
+    }
+
+    /// Adds `id`; a filter made for no ids takes none.
+    pub fn insert(&mut self, id: &TraceId) {
+        let m = (self.0.len() * 8) as u64;
+        if m == 0 {
+            return;
         }
-        TraceIdFilter(bits)
+        let (h1, h2) = hashes(id);
+        for i in 0..PROBES {
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % m;
+            self.0[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> TraceIdFilter {

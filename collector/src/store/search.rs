@@ -23,6 +23,7 @@ use tantivy::{
 };
 
 use super::error::StoreError;
+use super::filter::TraceIdFilter;
 use super::origin::{Origin, Origins};
 use super::pattern;
 use super::red::Latencies;
@@ -1444,8 +1445,8 @@ pub struct SplitSummary {
     pub services: Vec<String>,
     /// Log levels present (`error`, `warn`, ...); empty for spans.
     pub levels: Vec<String>,
-    /// Every trace id, once.
-    pub trace_ids: Vec<TraceId>,
+    /// The trace ids it holds, as a filter.
+    pub trace_filter: TraceIdFilter,
 }
 
 /// The summary of `split`, one of `signal`'s, read with `trace_id`, `service`
@@ -1469,19 +1470,27 @@ pub(super) fn summarize(
     Ok(SplitSummary {
         services: services.into_iter().collect(),
         levels: levels.into_iter().collect(),
-        trace_ids: trace_ids(split, trace_id)?,
+        trace_filter: match split.trace_filter() {
+            Some(filter) => filter,
+            None => trace_filter(split, trace_id)?,
+        },
     })
 }
 
-/// Every trace id in `split`'s `trace_id` terms, once, in order.
-pub(super) fn trace_ids(split: &Split, trace_id: Field) -> Result<Vec<TraceId>, StoreError> {
-    let mut ids = BTreeSet::new();
+/// The filter of the trace ids in `split`'s `trace_id` terms, filled straight from
+/// the term dictionaries (sized by their term counts: no list of ids is held).
+pub(super) fn trace_filter(split: &Split, trace_id: Field) -> Result<TraceIdFilter, StoreError> {
+    let mut terms = 0;
+    for segment in split.reader.searcher().segment_readers() {
+        terms += segment.inverted_index(trace_id)?.terms().num_terms();
+    }
+    let mut filter = TraceIdFilter::with_room(terms);
     for_each_term_bytes(split, trace_id, |bytes| {
         if let Ok(id) = <[u8; 16]>::try_from(bytes) {
-            ids.insert(id);
+            filter.insert(&TraceId(id));
         }
     })?;
-    Ok(ids.into_iter().map(TraceId).collect())
+    Ok(filter)
 }
 
 /// The analyzer the `body` field was indexed with.

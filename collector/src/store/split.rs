@@ -325,12 +325,20 @@ impl Split {
         }
     }
 
+    /// The filter of the trace ids a sealed split holds, once built or loaded.
+    pub fn trace_filter(&self) -> Option<TraceIdFilter> {
+        self.trace_filter
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Builds the filter of the trace ids this split holds, keeps it in
     /// [`TRACE_FILTER_FILE`] and uses it from now on: when a split is sealed (it
     /// is written no more).
     pub fn seal_trace_filter(&self) -> Result<(), StoreError> {
         let field = self.index.schema().get_field("trace_id")?;
-        let filter = TraceIdFilter::build(&super::search::trace_ids(self, field)?);
+        let filter = super::search::trace_filter(self, field)?;
         let mut bytes = crc32fast::hash(filter.as_bytes()).to_le_bytes().to_vec();
         bytes.extend_from_slice(filter.as_bytes());
         let temporary = self.dir.join(format!("{TRACE_FILTER_FILE}.tmp"));
