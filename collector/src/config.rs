@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// OTLP/HTTP listen address (/v1/traces, /v1/logs) [default: 127.0.0.1:4318]
     #[arg(long, env = "HOPLINE_OTLP_HTTP_ADDR", value_name = "ADDR")]
     pub otlp_http_addr: Option<String>,
+    /// Zipkin v2 listen address (POST /api/v2/spans, JSON or protobuf), such as
+    /// 0.0.0.0:9411; the OTLP/HTTP listener takes Zipkin spans too [default: off]
+    #[arg(long, env = "HOPLINE_ZIPKIN_ADDR", value_name = "ADDR")]
+    pub zipkin_addr: Option<String>,
     /// UI, query API, /health and /metrics listen address [default: 127.0.0.1:16686]
     #[arg(long, env = "HOPLINE_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
@@ -581,6 +585,7 @@ impl ServeArgs {
             data_dir,
             otlp_grpc_addr,
             otlp_http_addr,
+            zipkin_addr,
             http_addr,
             retention,
             commit_interval,
@@ -687,6 +692,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
+    /// The Zipkin listener, when one is asked for.
+    pub zipkin_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     pub retention: Duration,
     pub commit_interval: Duration,
@@ -927,6 +934,10 @@ impl Config {
                 "otlp-http-addr",
                 &text(args.otlp_http_addr, DEFAULT_OTLP_HTTP_ADDR),
             )?,
+            zipkin_addr: args
+                .zipkin_addr
+                .map(|addr| parse_addr("zipkin-addr", &addr))
+                .transpose()?,
             http_addr,
             retention,
             commit_interval: duration(
@@ -999,6 +1010,7 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             otlp_grpc_addr: loopback,
             otlp_http_addr: loopback,
+            zipkin_addr: None,
             http_addr: loopback,
             retention: Duration::from_secs(7 * 24 * 3600),
             commit_interval: Duration::from_millis(100),
@@ -1044,6 +1056,9 @@ impl Config {
     pub fn check_exposure(&self, insecure: bool) -> anyhow::Result<()> {
         let ingest_open = !self.access.ingest_protected()
             && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none());
+        let zipkin = self
+            .zipkin_addr
+            .map(|addr| ("zipkin-addr", addr, ingest_open, "anyone may write"));
         let listeners = [
             (
                 "otlp-grpc-addr",
@@ -1064,7 +1079,7 @@ impl Config {
                 "anyone may read every trace and log",
             ),
         ];
-        for (name, addr, open, what) in listeners {
+        for (name, addr, open, what) in listeners.into_iter().chain(zipkin) {
             if !open || addr.ip().is_loopback() {
                 continue;
             }

@@ -7,6 +7,8 @@
 //! net (the three listeners)       connection caps, header and idle timeouts, TLS
 //!   -> access                     token -> tenant (or 401/403), the tenant's rate (429)
 //!   -> otlp (gRPC :4317, HTTP :4318) read bodies under a byte budget; map errors to statuses
+//!      zipkin (:9411, and :4318)  Zipkin v2 spans, read and answered with otlp's pieces
+//!      loki (:4318)               Loki pushes (JSON, snappy protobuf), likewise
 //!   -> decode                     protobuf/JSON -> model (Span, LogRecord); reject bad
 //!                                 records, cut what is over the record limits
 //!   -> ingest                     queue capacity (records and bytes), then
@@ -31,6 +33,7 @@ pub mod config;
 pub mod decode;
 pub mod health;
 pub mod ingest;
+pub mod loki;
 pub mod metrics;
 pub mod model;
 pub mod net;
@@ -38,6 +41,7 @@ pub mod otlp;
 pub mod query;
 pub mod store;
 pub mod wal;
+pub mod zipkin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -68,6 +72,8 @@ use crate::wal::{Wal, WalThread};
 pub struct Hopline {
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
+    /// The Zipkin listener's address, when `--zipkin-addr` asked for one.
+    pub zipkin_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     /// The tenant `default`'s indexes (everything, when no tenant is configured).
     pub store: Store,
@@ -309,6 +315,14 @@ impl Hopline {
         let grpc_listener = net::bind(config.otlp_grpc_addr, "OTLP/gRPC").await?;
         let http_listener = net::bind(config.otlp_http_addr, "OTLP/HTTP").await?;
         let api_listener = net::bind(config.http_addr, "UI and query API").await?;
+        let zipkin_listener = match config.zipkin_addr {
+            Some(addr) if config.role.ingests() => Some(net::bind(addr, "Zipkin").await?),
+            _ => None,
+        };
+        let zipkin_addr = zipkin_listener
+            .as_ref()
+            .map(|listener| listener.local_addr())
+            .transpose()?;
         let otlp_grpc_addr = grpc_listener.local_addr()?;
         let otlp_http_addr = http_listener.local_addr()?;
         let http_addr = api_listener.local_addr()?;
@@ -340,15 +354,24 @@ impl Hopline {
             }
         }
         let allowed_hosts = net::AllowedHosts::new(&server_limits.allowed_hosts);
-        let otlp_router = otlp::http::router(body_limits)
-            .layer(axum::middleware::from_fn_with_state(
-                gate,
-                otlp::authenticate,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                allowed_hosts.clone(),
-                net::origin_guard,
-            ));
+        let ingest_layers = |router: axum::Router| {
+            router
+                .layer(axum::middleware::from_fn_with_state(
+                    gate.clone(),
+                    otlp::authenticate,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    allowed_hosts.clone(),
+                    net::origin_guard,
+                ))
+        };
+        // The OTLP/HTTP port takes Zipkin's spans and Loki's pushes too.
+        let otlp_router = ingest_layers(
+            otlp::http::router(body_limits.clone())
+                .merge(zipkin::router(body_limits.clone()))
+                .merge(loki::router(body_limits.clone())),
+        );
+        let zipkin_router = ingest_layers(zipkin::router(body_limits));
         let ingest_tls = tls.clone().map(|tls| (tls, tls::Listener::Ingest));
         let mut servers = Vec::new();
         if config.role.ingests() {
@@ -364,10 +387,20 @@ impl Hopline {
                 http_listener,
                 otlp_router,
                 &server_limits,
-                ingest_tls,
+                ingest_tls.clone(),
                 shutdown_rx.clone(),
                 "OTLP/HTTP",
             ));
+            if let Some(listener) = zipkin_listener {
+                servers.push(net::serve(
+                    listener,
+                    zipkin_router,
+                    &server_limits,
+                    ingest_tls,
+                    shutdown_rx.clone(),
+                    "Zipkin",
+                ));
+            }
         } else {
             // This role takes no OTLP: the ports close again.
             drop((grpc_listener, http_listener));
@@ -458,7 +491,10 @@ impl Hopline {
         };
         if config.role.ingests() {
             info!(%otlp_grpc_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/gRPC listening (TraceService, LogsService)");
-            info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs)");
+            info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs; Zipkin POST /api/v2/spans; Loki POST /loki/api/v1/push)");
+            if let Some(zipkin_addr) = zipkin_addr {
+                info!(%zipkin_addr, tls = tls.is_some(), auth = ingest_auth, "Zipkin listening (POST /api/v2/spans)");
+            }
         }
         info!(url = %format!("{scheme}://{http_addr}/"), auth = query_auth, "UI and query API listening (/api, /api/v3, /api/logs, /health, /metrics)");
         info!(role = config.role.as_str(), data_dir = %config.data_dir.display(), tenants = %access.names().join(", "), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
@@ -466,6 +502,7 @@ impl Hopline {
         Ok(Hopline {
             otlp_grpc_addr,
             otlp_http_addr,
+            zipkin_addr,
             http_addr,
             store: tenants[0].store.clone(),
             metrics,

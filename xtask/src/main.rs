@@ -146,7 +146,7 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
 /// never one after it (tests aside). `lib` wires them all.
 const LAYERS: &[&str] = &[
     "model", "config", "health", "metrics", "access", "decode", "store", "wal", "ingest", "query",
-    "cluster", "net", "otlp", "api", "lib", "main",
+    "cluster", "net", "otlp", "zipkin", "loki", "api", "lib", "main",
 ];
 
 /// Reads every `crate::MODULE` path in the collector's sources (outside

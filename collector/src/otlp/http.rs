@@ -16,7 +16,9 @@ use prost::Message;
 use super::body::{self, BodyLimits};
 use super::grpc::METRICS_UNSUPPORTED;
 use super::{export as export_request, run_blocking, OtlpError, OtlpSignal, Payload};
-use crate::ingest::Ingester;
+use crate::ingest::{ExportOutcome, Ingester, Prepared};
+use crate::model::Signal;
+use prost::bytes::Bytes;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -69,26 +71,84 @@ pub(super) fn error_response(error: OtlpError, encoding: Encoding) -> Response {
         )
             .into_response(),
     };
+    set_retry_after(&mut response, &error);
+    response
+}
+
+/// A request to a receiver of another protocol (Zipkin, Loki) on its way: the
+/// body read only when `signal`'s queue has room (else refused at once and the
+/// connection closed, as [`export`] does), decoded and framed by `prepare` on the
+/// blocking pool, then made durable. Errors come back as [`text_error`] gives them.
+pub(crate) async fn receive(
+    ingester: Ingester,
+    signal: Signal,
+    headers: &HeaderMap,
+    body: Body,
+    limits: &BodyLimits,
+    receiver: &'static str,
+    prepare: impl FnOnce(&Ingester, &Bytes) -> Result<Prepared, OtlpError> + Send + 'static,
+) -> Result<ExportOutcome, Response> {
+    let received = match ingester.check_capacity(signal) {
+        Ok(()) => body::read_http(headers, body, limits).await,
+        Err(error) => Err(error.into()),
+    };
+    let received = received.map_err(|error| unread(text_error(error, receiver)))?;
+    let result = async {
+        let prepared = run_blocking({
+            let ingester = ingester.clone();
+            let bytes = received.bytes.clone();
+            move || prepare(&ingester, &bytes)
+        })
+        .await??;
+        Ok::<_, OtlpError>(ingester.submit(prepared).await?)
+    }
+    .await;
+    // The body's budget was held until here.
+    drop(received);
+    result.map_err(|error| text_error(error, receiver))
+}
+
+/// The media type of a request (`application/json`), lower case, without
+/// parameters; empty when none is given.
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// An error as the other protocols give one (Zipkin, Loki): the status, a line of
+/// text, and `Retry-After` when the client should come back.
+pub(crate) fn text_error(error: OtlpError, receiver: &str) -> Response {
+    if matches!(error, OtlpError::Internal(_)) {
+        tracing::error!(error = %error, receiver, "export failed");
+    }
+    let mut response = (
+        error.http_status(),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{error}\n"),
+    )
+        .into_response();
+    set_retry_after(&mut response, &error);
+    response
+}
+
+/// `Retry-After` on the answer to an error that asks the client to come back.
+fn set_retry_after(response: &mut Response, error: &OtlpError) {
     if let Some(retry_after) = error.retry_after() {
         if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
     }
-    response
 }
 
 pub(super) fn request_encoding(headers: &HeaderMap) -> Result<Encoding, OtlpError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match media_type.as_str() {
+    match media_type(headers).as_str() {
         PROTOBUF => Ok(Encoding::Protobuf),
         JSON => Ok(Encoding::Json),
         "" => Err(OtlpError::UnsupportedMediaType(
@@ -160,7 +220,7 @@ async fn export<S: OtlpSignal>(
 }
 
 /// An answer given without reading the whole request: `Connection: close`.
-pub(super) fn unread(mut response: Response) -> Response {
+pub(crate) fn unread(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

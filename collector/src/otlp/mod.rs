@@ -1,5 +1,6 @@
 //! OTLP receivers (OTLP 1.x): gRPC `TraceService`/`LogsService` and HTTP
-//! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not.
+//! `/v1/traces`/`/v1/logs`, protobuf or JSON, gzip or not. Other receivers
+//! (Zipkin's) read their bodies and report their errors with these.
 //!
 //! Both transports read bodies within the same bounds ([`body`]) and go through
 //! the same [`export`]: protobuf requests arrive as bytes and are decoded there, on

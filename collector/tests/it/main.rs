@@ -17,5 +17,6 @@ mod otlp_json;
 mod retention;
 mod search_order;
 mod security;
+mod senders;
 mod tail;
 mod ui_browser;
