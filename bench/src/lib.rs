@@ -25,3 +25,4 @@ pub mod soak;
 pub mod stats;
 pub mod week;
 pub mod workload;
+pub mod zipkin;

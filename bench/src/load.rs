@@ -21,6 +21,15 @@ use tonic::transport::Channel;
 use crate::collector::Collector;
 use crate::probe;
 
+/// The protocol the spans are sent in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sender {
+    /// OTLP: gRPC and HTTP/protobuf connections, half each.
+    Otlp,
+    /// Zipkin v2 JSON, gzip'd, to `/api/v2/spans` (spans only; logs stay OTLP).
+    Zipkin,
+}
+
 /// Counters shared by a phase's connections.
 struct Shared {
     signal: Signal,
@@ -127,6 +136,7 @@ impl Phase {
         connections: usize,
         rate: u64,
         time_limit: Option<Duration>,
+        sender: Sender,
     ) -> anyhow::Result<Phase> {
         let connections = connections.max(1);
         let shared = Arc::new(Shared {
@@ -146,12 +156,20 @@ impl Phase {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for i in 0..connections {
-            let transport = if i % 2 == 0 {
+            let zipkin = sender == Sender::Zipkin && signal == Signal::Spans;
+            let transport = if zipkin {
+                Transport::Http {
+                    client: collector.http.clone(),
+                    url: format!("{}/api/v2/spans", collector.otlp_http),
+                    zipkin: true,
+                }
+            } else if i % 2 == 0 {
                 Transport::grpc(&collector.otlp_grpc, collector.secure.as_ref()).await?
             } else {
                 Transport::Http {
                     client: collector.http.clone(),
                     url: format!("{}/v1/{}", collector.otlp_http, otlp_path(signal)),
+                    zipkin: false,
                 }
             };
             tasks.push(tokio::spawn(connection(
@@ -404,8 +422,10 @@ impl Payload {
         }
     }
 
-    fn gzip(&self) -> Vec<u8> {
+    /// The request's bytes, gzip'd: OTLP protobuf, or Zipkin v2 JSON.
+    fn gzip(&self, zipkin: bool) -> Vec<u8> {
         let bytes = match self {
+            Payload::Spans(request) if zipkin => crate::zipkin::json(request),
             Payload::Spans(request) => request.encode_to_vec(),
             Payload::Logs(request) => request.encode_to_vec(),
         };
@@ -425,6 +445,8 @@ enum Transport {
     Http {
         client: crate::http::Http,
         url: String,
+        /// Zipkin v2 JSON rather than OTLP protobuf.
+        zipkin: bool,
     },
 }
 
@@ -469,8 +491,11 @@ impl Transport {
     }
 
     /// gRPC encodes and compresses itself; HTTP gets the gzip bytes.
-    fn wants_bytes(&self) -> bool {
-        matches!(self, Transport::Http { .. })
+    fn wants_bytes(&self) -> Option<bool> {
+        match self {
+            Transport::Http { zipkin, .. } => Some(*zipkin),
+            Transport::Grpc(_) => None,
+        }
     }
 
     async fn send(&mut self, payload: &Payload, body: &[u8]) -> anyhow::Result<Sent> {
@@ -500,9 +525,18 @@ impl Transport {
                     Err(status) => anyhow::bail!("gRPC export failed: {status}"),
                 }
             }
-            Transport::Http { client, url } => {
+            Transport::Http {
+                client,
+                url,
+                zipkin,
+            } => {
+                let content_type = if *zipkin {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                };
                 let response = client
-                    .post(url, "application/x-protobuf", Some("gzip"), body.to_vec())
+                    .post(url, content_type, Some("gzip"), body.to_vec())
                     .await?;
                 if response.is_success() {
                     return Ok(Sent::Accepted);
@@ -555,10 +589,9 @@ async fn connection(
         // Building and compressing a request is CPU work: off the async workers.
         let (payload, body) = tokio::task::spawn_blocking(move || {
             let payload = Payload::build(signal, workload, first);
-            let body = if wants_bytes {
-                payload.gzip()
-            } else {
-                Vec::new()
+            let body = match wants_bytes {
+                Some(zipkin) => payload.gzip(zipkin),
+                None => Vec::new(),
             };
             (payload, body)
         })

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use hopline_bench::collector::{self, Collector};
-use hopline_bench::load::{Phase, PhaseResult};
+use hopline_bench::load::{Phase, PhaseResult, Sender};
 use hopline_bench::process::Memory;
 use hopline_bench::queries;
 use hopline_bench::raw::{self, RawResult};
@@ -55,6 +55,10 @@ struct Args {
     /// Concurrent connections per signal, alternately gRPC and HTTP.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// The protocol of the spans: OTLP, or Zipkin v2 JSON (gzip'd, over HTTP on
+    /// every connection) to compare the receivers' cost per span.
+    #[arg(long, value_enum, default_value = "otlp")]
+    sender: Sender,
     /// Queries of each kind at each checkpoint.
     #[arg(long, default_value_t = 300)]
     queries: usize,
@@ -395,6 +399,7 @@ async fn span_phase(
         args.connections,
         args.rate,
         args.time_limit.map(Duration::from_secs),
+        args.sender,
     )
     .await?;
     let mut trace_by_id = Vec::new();
@@ -458,6 +463,7 @@ async fn log_phase(
         args.connections,
         args.rate,
         args.time_limit.map(Duration::from_secs),
+        args.sender,
     )
     .await?;
     let mut searches = None;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::collector::Collector;
-use crate::load::{Phase, PhaseResult};
+use crate::load::{Phase, PhaseResult, Sender};
 use crate::process::Memory;
 use crate::queries;
 use crate::stats::{mib, millis, thousands, Samples};
@@ -119,6 +119,7 @@ pub async fn soak(
         connections,
         rate,
         None,
+        Sender::Otlp,
     )
     .await?;
     let logs = Phase::start(
@@ -128,6 +129,7 @@ pub async fn soak(
         connections,
         rate,
         None,
+        Sender::Otlp,
     )
     .await?;
     let started = Instant::now();
