@@ -8,6 +8,7 @@ use super::analysis::{AnalysisRequest, Grouping, DEFAULT_ANALYSED_TRACES, MAX_AN
 use super::context::{ContextRequest, DEFAULT_CONTEXT_LINES, MAX_CONTEXT_LINES};
 use super::{logql, red, QueryError};
 use crate::config::parse_duration;
+pub use crate::model::parse_rfc3339;
 use crate::model::{severity_number_of, SpanId, SpanKind, TraceId};
 use crate::store::pattern;
 use crate::store::search::{
@@ -686,77 +687,6 @@ pub fn log_search(pairs: &[(String, String)], now_nanos: u64) -> Result<LogFilte
     })
 }
 
-/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00.5Z`, `...+02:00`) to ns since the epoch.
-pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
-    let err = || "expected an RFC 3339 time such as 2024-05-01T12:00:00Z".to_string();
-    let bytes = text.as_bytes();
-    if bytes.len() < 20
-        || bytes[4] != b'-'
-        || bytes[7] != b'-'
-        || !matches!(bytes[10], b'T' | b't' | b' ')
-        || bytes[13] != b':'
-        || bytes[16] != b':'
-    {
-        return Err(err());
-    }
-    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        text.get(range)
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(err)
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return Err(err());
-    }
-    let mut rest = &text[19..];
-    let mut nanos: i64 = 0;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(err());
-        }
-        let padded: String = fraction[..digits]
-            .chars()
-            .chain(std::iter::repeat('0'))
-            .take(9)
-            .collect();
-        nanos = padded.parse().map_err(|_| err())?;
-        rest = &fraction[digits..];
-    }
-    let offset_seconds = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let hours: i64 = rest[1..3].parse().map_err(|_| err())?;
-            let minutes: i64 = rest[4..6].parse().map_err(|_| err())?;
-            sign * (hours * 3600 + minutes * 60)
-        }
-        _ => return Err(err()),
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    if seconds < 0 {
-        return Err("times before 1970 are not supported".into());
-    }
-    Ok(seconds as u64 * 1_000_000_000 + nanos as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -891,5 +821,9 @@ mod tests {
             Ok(1_700_000_000_000_000_000)
         );
         assert!(parse_rfc3339("yesterday").is_err());
+        // A multi-byte character where the offset's digits go is an error, not a
+        // panic at a byte that is no character boundary.
+        assert!(parse_rfc3339("2023-11-15T00:13:20+0\u{e9}00").is_err());
+        assert!(parse_rfc3339("2023-11-15T00:13:20+\u{e9}:00").is_err());
     }
 }
