@@ -9,6 +9,7 @@
 //!   -> otlp (gRPC :4317, HTTP :4318) read bodies under a byte budget; map errors to statuses
 //!      zipkin (:9411, and :4318)  Zipkin v2 spans, read and answered with otlp's pieces
 //!      loki (:4318)               Loki pushes (JSON, snappy protobuf), likewise
+//!      elasticsearch (:4318)      Elasticsearch bulk requests (NDJSON), likewise
 //!   -> decode                     protobuf/JSON -> model (Span, LogRecord); reject bad
 //!                                 records, cut what is over the record limits
 //!   -> ingest                     queue capacity (records and bytes), then
@@ -31,6 +32,7 @@ pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod decode;
+pub mod elasticsearch;
 pub mod health;
 pub mod ingest;
 pub mod loki;
@@ -365,11 +367,13 @@ impl Hopline {
                     net::origin_guard,
                 ))
         };
-        // The OTLP/HTTP port takes Zipkin's spans and Loki's pushes too.
+        // The OTLP/HTTP port takes Zipkin's spans, Loki's pushes and
+        // Elasticsearch bulk requests too.
         let otlp_router = ingest_layers(
             otlp::http::router(body_limits.clone())
                 .merge(zipkin::router(body_limits.clone()))
-                .merge(loki::router(body_limits.clone())),
+                .merge(loki::router(body_limits.clone()))
+                .merge(elasticsearch::router(body_limits.clone())),
         );
         let zipkin_router = ingest_layers(zipkin::router(body_limits));
         let ingest_tls = tls.clone().map(|tls| (tls, tls::Listener::Ingest));
@@ -491,7 +495,7 @@ impl Hopline {
         };
         if config.role.ingests() {
             info!(%otlp_grpc_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/gRPC listening (TraceService, LogsService)");
-            info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs; Zipkin POST /api/v2/spans; Loki POST /loki/api/v1/push)");
+            info!(%otlp_http_addr, tls = tls.is_some(), auth = ingest_auth, "OTLP/HTTP listening (POST /v1/traces, /v1/logs; Zipkin POST /api/v2/spans; Loki POST /loki/api/v1/push; Elasticsearch POST /_bulk)");
             if let Some(zipkin_addr) = zipkin_addr {
                 info!(%zipkin_addr, tls = tls.is_some(), auth = ingest_auth, "Zipkin listening (POST /api/v2/spans)");
             }

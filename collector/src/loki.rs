@@ -91,7 +91,7 @@ async fn push(
         &headers,
         body,
         &limits,
-        "loki",
+        |error| http::text_error(error, "loki"),
         prepare,
     )
     .await;

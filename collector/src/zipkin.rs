@@ -77,7 +77,7 @@ async fn spans(
         &headers,
         body,
         &limits,
-        "zipkin",
+        error_response,
         prepare,
     )
     .await

@@ -145,8 +145,25 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
 /// The collector's top-level modules, lowest first: each may use those before it,
 /// never one after it (tests aside). `lib` wires them all.
 const LAYERS: &[&str] = &[
-    "model", "config", "health", "metrics", "access", "decode", "store", "wal", "ingest", "query",
-    "cluster", "net", "otlp", "zipkin", "loki", "api", "lib", "main",
+    "model",
+    "config",
+    "health",
+    "metrics",
+    "access",
+    "decode",
+    "store",
+    "wal",
+    "ingest",
+    "query",
+    "cluster",
+    "net",
+    "otlp",
+    "zipkin",
+    "loki",
+    "elasticsearch",
+    "api",
+    "lib",
+    "main",
 ];
 
 /// Reads every `crate::MODULE` path in the collector's sources (outside

@@ -2,10 +2,11 @@
 //! write-ahead log's replay alike (so it sits below both): protobuf straight into
 //! the model ([`protobuf`]), OTLP/JSON through the generated messages
 //! ([`convert`]), both with the same checks and the same per-record limits
-//! ([`limits`]); Zipkin v2 spans ([`zipkin`]) and Loki pushes ([`loki`]) with those
-//! checks and limits too.
+//! ([`limits`]); Zipkin v2 spans ([`zipkin`]), Loki pushes ([`loki`]) and
+//! Elasticsearch bulk requests ([`elasticsearch`]) with those checks and limits too.
 
 pub mod convert;
+pub mod elasticsearch;
 pub mod limits;
 pub mod loki;
 pub mod protobuf;

@@ -78,21 +78,21 @@ pub(super) fn error_response(error: OtlpError, encoding: Encoding) -> Response {
 /// A request to a receiver of another protocol (Zipkin, Loki) on its way: the
 /// body read only when `signal`'s queue has room (else refused at once and the
 /// connection closed, as [`export`] does), decoded and framed by `prepare` on the
-/// blocking pool, then made durable. Errors come back as [`text_error`] gives them.
+/// blocking pool, then made durable. Errors come back as `render` gives them.
 pub(crate) async fn receive(
     ingester: Ingester,
     signal: Signal,
     headers: &HeaderMap,
     body: Body,
     limits: &BodyLimits,
-    receiver: &'static str,
+    render: fn(OtlpError) -> Response,
     prepare: impl FnOnce(&Ingester, &Bytes) -> Result<Prepared, OtlpError> + Send + 'static,
 ) -> Result<ExportOutcome, Response> {
     let received = match ingester.check_capacity(signal) {
         Ok(()) => body::read_http(headers, body, limits).await,
         Err(error) => Err(error.into()),
     };
-    let received = received.map_err(|error| unread(text_error(error, receiver)))?;
+    let received = received.map_err(|error| unread(render(error)))?;
     let result = async {
         let prepared = run_blocking({
             let ingester = ingester.clone();
@@ -105,7 +105,7 @@ pub(crate) async fn receive(
     .await;
     // The body's budget was held until here.
     drop(received);
-    result.map_err(|error| text_error(error, receiver))
+    result.map_err(render)
 }
 
 /// The media type of a request (`application/json`), lower case, without
@@ -139,7 +139,7 @@ pub(crate) fn text_error(error: OtlpError, receiver: &str) -> Response {
 }
 
 /// `Retry-After` on the answer to an error that asks the client to come back.
-fn set_retry_after(response: &mut Response, error: &OtlpError) {
+pub(crate) fn set_retry_after(response: &mut Response, error: &OtlpError) {
     if let Some(retry_after) = error.retry_after() {
         if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);

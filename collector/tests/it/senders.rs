@@ -2,7 +2,8 @@
 //! `py_zipkin` (PyPI) posting Zipkin v2 JSON and protobuf; Loki's push API from
 //! `python-logging-loki` (JSON) and as Promtail sends it (protobuf built with
 //! Google's `protobuf` from Loki's push.proto messages, snappy-compressed with
-//! `cramjam`). The libraries are
+//! `cramjam`); Elasticsearch's bulk API from the official `elasticsearch` client
+//! (`helpers.bulk`). The libraries are
 //! installed once into a virtual environment under the target dir; without PyPI
 //! the tests skip with a message, unless `HOPLINE_REQUIRE_SENDERS=1` (CI).
 //! Each sender also has its bad-input table here.
@@ -23,6 +24,7 @@ const PACKAGES: &[&str] = &[
     "protobuf==7.36.2",
     "python-logging-loki==0.3.1",
     "cramjam==2.14.0",
+    "elasticsearch==8.17.2",
 ];
 
 /// Made once for every test of this file.
@@ -780,4 +782,196 @@ async fn loki_push_bad_input_table() {
     let mut bodies: Vec<&str> = kept.iter().map(body_of).collect();
     bodies.sort();
     assert_eq!(bodies, ["and this", "gzipped", "kept", "kept too"]);
+}
+
+/// The official Elasticsearch client: its product check (`info`), then
+/// `helpers.bulk` with ECS documents, nested and dotted, one with a trace id; then
+/// a bulk with a document that cannot be stored beside one that can.
+const ELASTICSEARCH_SENDER: &str = r#"
+import json, sys, time
+from datetime import datetime, timezone
+from elasticsearch import Elasticsearch, helpers
+
+url, trace_id = sys.argv[1], sys.argv[2]
+es = Elasticsearch(url)
+info = es.info()
+now = datetime.now(timezone.utc).isoformat()
+actions = [
+    {"_index": "es-shop", "_id": "o-1", "_source": {
+        "@timestamp": now, "message": "order 42 shipped", "log": {"level": "info"},
+        "service": {"name": "es-shop"}, "trace": {"id": trace_id}, "order": {"id": 42}}},
+    {"_index": "es-shop", "_source": {
+        "@timestamp": int(time.time() * 1000), "message": "stock low for sku 7",
+        "log.level": "warning", "service.name": "es-shop", "host.name": "node-3"}},
+]
+stored, _ = helpers.bulk(es, actions)
+stored_too, errors = helpers.bulk(es, [
+    {"_index": "es-shop", "_source": {"message": "bad time", "@timestamp": "yesterday"}},
+    {"_index": "es-shop", "_source": {"message": "fine too", "service.name": "es-shop"}},
+], raise_on_error=False)
+print(json.dumps({"version": info["version"]["number"], "stored": stored,
+                  "stored_too": stored_too, "errors": errors}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elasticsearch_client_bulk_indexes_logs() {
+    let Some(python) = python() else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let url = server.otlp_url("");
+    let sent = tokio::task::spawn_blocking(move || {
+        run_python(&python, ELASTICSEARCH_SENDER, &[&url, trace_id])
+    })
+    .await
+    .expect("sender");
+    assert_eq!(sent["version"], "8.17.0");
+    assert_eq!(sent["stored"], 2);
+    assert_eq!(sent["stored_too"], 1, "{sent}");
+    let error = &sent["errors"][0]["index"];
+    assert_eq!(error["status"], 400, "{sent}");
+    assert_eq!(error["error"]["type"], "document_parsing_exception");
+    assert!(
+        error["error"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("@timestamp 'yesterday'")),
+        "{sent}"
+    );
+
+    let records = logs(&server, "service:es-shop", 3).await;
+    let shipped = records
+        .iter()
+        .find(|r| body_of(r) == "order 42 shipped")
+        .unwrap_or_else(|| panic!("{records:?}"));
+    assert_eq!(shipped["severityNumber"], 9);
+    assert_eq!(shipped["traceID"], trace_id);
+    assert_eq!(shipped["attributes"]["order.id"], 42);
+    assert_eq!(shipped["resource"]["elasticsearch.index"], "es-shop");
+    let low = records
+        .iter()
+        .find(|r| body_of(r) == "stock low for sku 7")
+        .expect("the dotted document");
+    assert_eq!(low["severityNumber"], 13);
+    assert_eq!(low["resource"]["host.name"], "node-3");
+    assert!(records.iter().any(|r| body_of(r) == "fine too"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_bulk_bad_input_table() {
+    const LIMIT: usize = 64 * 1024;
+    let server = TestServer::start_with(|config| config.server.max_request_size = LIMIT).await;
+    let url = server.otlp_url("/es-table/_bulk");
+    let ndjson = Some("application/x-ndjson");
+    let document = r#"{"message":"kept","service.name":"es-table"}"#;
+    let cases = [
+        Case::new(
+            "stored",
+            &url,
+            ndjson,
+            format!("{{\"index\":{{}}}}\n{document}\n"),
+            200,
+            r#""errors":false"#,
+        ),
+        Case::new(
+            "gzip'd",
+            &url,
+            ndjson,
+            format!(
+                "{{\"create\":{{}}}}\n{}\n",
+                document.replace("kept", "gzipped")
+            ),
+            200,
+            r#""result":"created""#,
+        )
+        .gzip(),
+        Case::new(
+            "a delete among the actions",
+            &url,
+            ndjson,
+            "{\"delete\":{\"_id\":\"1\"}}\n",
+            200,
+            "the delete action is not supported",
+        ),
+        Case::new(
+            "malformed action line",
+            &url,
+            ndjson,
+            "{\"index\":{}}\n{}\nnot json\n",
+            400,
+            "Malformed action/metadata line [3]",
+        ),
+        Case::new(
+            "an action without its document",
+            &url,
+            ndjson,
+            "{\"index\":{}}\n",
+            400,
+            "has no document after it",
+        ),
+        Case::new(
+            "wrong content type",
+            &url,
+            Some("text/plain"),
+            "{}",
+            415,
+            "media_type_header_exception",
+        ),
+        Case::new(
+            "oversized",
+            &url,
+            ndjson,
+            vec![b' '; LIMIT + 1],
+            413,
+            "exceeds the 65536-byte limit",
+        ),
+        Case::new(
+            "gzip bomb",
+            &url,
+            ndjson,
+            " ".repeat(8 << 20),
+            413,
+            "decompressed body exceeds",
+        )
+        .gzip(),
+    ];
+    for case in cases {
+        let text = case.check(&server.http).await;
+        let answer: Value = serde_json::from_str(&text).expect("an Elasticsearch JSON answer");
+        assert!(
+            answer.get("items").is_some() || answer["error"]["root_cause"].is_array(),
+            "{text}"
+        );
+    }
+    // What shippers ask first, answered as Elasticsearch would, with its header.
+    for (method, path, status) in [
+        ("GET", "/", 200),
+        ("HEAD", "/", 200),
+        ("GET", "/_license", 200),
+        ("HEAD", "/_index_template/filebeat-8", 200),
+        ("PUT", "/_index_template/filebeat-8", 200),
+        ("PUT", "/_ilm/policy/filebeat", 200),
+    ] {
+        let response = server
+            .http
+            .request(method.parse().expect("method"), server.otlp_url(path))
+            .header("content-type", "application/json")
+            .body(if method == "PUT" { "{}" } else { "" })
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("x-elastic-product")
+                .and_then(|v| v.to_str().ok()),
+            Some("Elasticsearch"),
+            "{method} {path}"
+        );
+    }
+    let kept = logs(&server, "service:es-table", 2).await;
+    let mut bodies: Vec<&str> = kept.iter().map(body_of).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["gzipped", "kept"]);
 }
