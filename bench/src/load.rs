@@ -21,13 +21,26 @@ use tonic::transport::Channel;
 use crate::collector::Collector;
 use crate::probe;
 
-/// The protocol the spans are sent in.
+/// The protocol the records are sent in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Sender {
     /// OTLP: gRPC and HTTP/protobuf connections, half each.
     Otlp,
-    /// Zipkin v2 JSON, gzip'd, to `/api/v2/spans` (spans only; logs stay OTLP).
+    /// Zipkin v2 JSON, gzip'd, to `/api/v2/spans` (spans; logs stay OTLP).
     Zipkin,
+    /// Loki's JSON push, gzip'd, to `/loki/api/v1/push` (logs; spans stay OTLP).
+    Loki,
+}
+
+impl Sender {
+    /// The path this sender posts `signal` to over HTTP; None for OTLP.
+    fn path(self, signal: Signal) -> Option<&'static str> {
+        match (self, signal) {
+            (Sender::Zipkin, Signal::Spans) => Some("/api/v2/spans"),
+            (Sender::Loki, Signal::Logs) => Some("/loki/api/v1/push"),
+            _ => None,
+        }
+    }
 }
 
 /// Counters shared by a phase's connections.
@@ -156,12 +169,11 @@ impl Phase {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for i in 0..connections {
-            let zipkin = sender == Sender::Zipkin && signal == Signal::Spans;
-            let transport = if zipkin {
+            let transport = if let Some(path) = sender.path(signal) {
                 Transport::Http {
                     client: collector.http.clone(),
-                    url: format!("{}/api/v2/spans", collector.otlp_http),
-                    zipkin: true,
+                    url: format!("{}{path}", collector.otlp_http),
+                    sender,
                 }
             } else if i % 2 == 0 {
                 Transport::grpc(&collector.otlp_grpc, collector.secure.as_ref()).await?
@@ -169,7 +181,7 @@ impl Phase {
                 Transport::Http {
                     client: collector.http.clone(),
                     url: format!("{}/v1/{}", collector.otlp_http, otlp_path(signal)),
-                    zipkin: false,
+                    sender: Sender::Otlp,
                 }
             };
             tasks.push(tokio::spawn(connection(
@@ -422,12 +434,13 @@ impl Payload {
         }
     }
 
-    /// The request's bytes, gzip'd: OTLP protobuf, or Zipkin v2 JSON.
-    fn gzip(&self, zipkin: bool) -> Vec<u8> {
-        let bytes = match self {
-            Payload::Spans(request) if zipkin => crate::zipkin::json(request),
-            Payload::Spans(request) => request.encode_to_vec(),
-            Payload::Logs(request) => request.encode_to_vec(),
+    /// The request's bytes as `sender` sends them, gzip'd.
+    fn gzip(&self, sender: Sender) -> Vec<u8> {
+        let bytes = match (self, sender) {
+            (Payload::Spans(request), Sender::Zipkin) => crate::senders::zipkin_json(request),
+            (Payload::Logs(request), Sender::Loki) => crate::senders::loki_json(request),
+            (Payload::Spans(request), _) => request.encode_to_vec(),
+            (Payload::Logs(request), _) => request.encode_to_vec(),
         };
         let mut encoder = flate2::write::GzEncoder::new(
             Vec::with_capacity(bytes.len() / 4),
@@ -445,8 +458,8 @@ enum Transport {
     Http {
         client: crate::http::Http,
         url: String,
-        /// Zipkin v2 JSON rather than OTLP protobuf.
-        zipkin: bool,
+        /// What the body is: OTLP protobuf, or another sender's JSON.
+        sender: Sender,
     },
 }
 
@@ -491,9 +504,9 @@ impl Transport {
     }
 
     /// gRPC encodes and compresses itself; HTTP gets the gzip bytes.
-    fn wants_bytes(&self) -> Option<bool> {
+    fn wants_bytes(&self) -> Option<Sender> {
         match self {
-            Transport::Http { zipkin, .. } => Some(*zipkin),
+            Transport::Http { sender, .. } => Some(*sender),
             Transport::Grpc(_) => None,
         }
     }
@@ -528,12 +541,11 @@ impl Transport {
             Transport::Http {
                 client,
                 url,
-                zipkin,
+                sender,
             } => {
-                let content_type = if *zipkin {
-                    "application/json"
-                } else {
-                    "application/x-protobuf"
+                let content_type = match sender {
+                    Sender::Otlp => "application/x-protobuf",
+                    Sender::Zipkin | Sender::Loki => "application/json",
                 };
                 let response = client
                     .post(url, content_type, Some("gzip"), body.to_vec())
@@ -590,7 +602,7 @@ async fn connection(
         let (payload, body) = tokio::task::spawn_blocking(move || {
             let payload = Payload::build(signal, workload, first);
             let body = match wants_bytes {
-                Some(zipkin) => payload.gzip(zipkin),
+                Some(sender) => payload.gzip(sender),
                 None => Vec::new(),
             };
             (payload, body)

@@ -1,14 +1,16 @@
-//! The standard workload's spans as a Zipkin reporter sends them (Zipkin v2
-//! JSON), for `--sender zipkin`: the same spans, so that records per CPU-second
+//! The standard workload as other senders send it, for `--sender`: spans as a
+//! Zipkin reporter sends them (Zipkin v2 JSON), log records as a Loki agent pushes
+//! them (Loki's JSON push). The same records, so that records per CPU-second
 //! compare with OTLP's.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use serde_json::{json, Map, Value};
 
 /// Zipkin v2 JSON of the spans of `request`: the resource's `service.name` as the
 /// local endpoint, the attributes as string tags.
-pub fn json(request: &ExportTraceServiceRequest) -> Vec<u8> {
+pub fn zipkin_json(request: &ExportTraceServiceRequest) -> Vec<u8> {
     let mut spans = Vec::new();
     for resource_spans in &request.resource_spans {
         let service = resource_spans
@@ -62,6 +64,44 @@ pub fn json(request: &ExportTraceServiceRequest) -> Vec<u8> {
     serde_json::to_vec(&spans).unwrap_or_default()
 }
 
+/// Loki's JSON push of the records of `request`: a stream per resource, its
+/// attributes the labels (`service.name` as `service_name`); each record's body
+/// the line, its attributes, severity and trace id structured metadata.
+pub fn loki_json(request: &ExportLogsServiceRequest) -> Vec<u8> {
+    let label = |key: &str| key.replace('.', "_");
+    let mut streams = Vec::new();
+    for resource_logs in &request.resource_logs {
+        let labels: Map<String, Value> = resource_logs
+            .resource
+            .iter()
+            .flat_map(|resource| &resource.attributes)
+            .map(|kv| (label(&kv.key), Value::String(value_text(kv))))
+            .collect();
+        let mut values = Vec::new();
+        for scope_logs in &resource_logs.scope_logs {
+            for record in &scope_logs.log_records {
+                let mut metadata: Map<String, Value> = record
+                    .attributes
+                    .iter()
+                    .map(|kv| (label(&kv.key), Value::String(value_text(kv))))
+                    .collect();
+                metadata.insert("level".into(), record.severity_text.clone().into());
+                if !record.trace_id.is_empty() {
+                    metadata.insert("trace_id".into(), hex(&record.trace_id).into());
+                }
+                let line = record.body.as_ref().map(text).unwrap_or_default();
+                values.push(json!([record.time_unix_nano.to_string(), line, metadata]));
+            }
+        }
+        streams.push(json!({"stream": labels, "values": values}));
+    }
+    serde_json::to_vec(&json!({ "streams": streams })).unwrap_or_default()
+}
+
+fn value_text(kv: &KeyValue) -> String {
+    kv.value.as_ref().map(text).unwrap_or_default()
+}
+
 fn text(value: &AnyValue) -> String {
     match &value.value {
         Some(any_value::Value::StringValue(text)) => text.clone(),
@@ -88,7 +128,7 @@ mod tests {
             now: 1_900_000_000_000_000_000,
         };
         let request = workload.spans(0, 16);
-        let spans: Vec<Value> = serde_json::from_slice(&json(&request)).expect("json");
+        let spans: Vec<Value> = serde_json::from_slice(&zipkin_json(&request)).expect("json");
         assert_eq!(spans.len(), 16);
         let first = &request.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(spans[0]["id"], hex(&first.span_id));
@@ -101,5 +141,27 @@ mod tests {
             spans[0]["tags"].as_object().map(Map::len),
             Some(first.attributes.len())
         );
+    }
+
+    #[test]
+    fn every_log_record_of_a_batch_becomes_a_loki_entry_of_its_resource_stream() {
+        let workload = Workload {
+            nonce: 7,
+            now: 1_900_000_000_000_000_000,
+        };
+        let request = workload.logs(0, 16);
+        let push: Value = serde_json::from_slice(&loki_json(&request)).expect("json");
+        let streams = push["streams"].as_array().expect("streams");
+        assert_eq!(streams.len(), request.resource_logs.len());
+        let entries: usize = streams
+            .iter()
+            .map(|s| s["values"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(entries, 16);
+        assert!(streams[0]["stream"]["service_name"].is_string());
+        let record = &request.resource_logs[0].scope_logs[0].log_records[0];
+        let entry = &streams[0]["values"][0];
+        assert_eq!(entry[0], record.time_unix_nano.to_string());
+        assert_eq!(entry[1], text(record.body.as_ref().expect("body")));
     }
 }
