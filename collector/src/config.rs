@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// 0.0.0.0:9411; the OTLP/HTTP listener takes Zipkin spans too [default: off]
     #[arg(long, env = "HOPLINE_ZIPKIN_ADDR", value_name = "ADDR")]
     pub zipkin_addr: Option<String>,
+    /// Syslog listen address, TCP and UDP (RFC 5424 and RFC 3164; octet-counted or
+    /// newline-framed), such as 127.0.0.1:5514; syslog carries no token, so another
+    /// than a loopback address needs --insecure [default: off]
+    #[arg(long, env = "HOPLINE_SYSLOG_ADDR", value_name = "ADDR")]
+    pub syslog_addr: Option<String>,
     /// UI, query API, /health and /metrics listen address [default: 127.0.0.1:16686]
     #[arg(long, env = "HOPLINE_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<String>,
@@ -586,6 +591,7 @@ impl ServeArgs {
             otlp_grpc_addr,
             otlp_http_addr,
             zipkin_addr,
+            syslog_addr,
             http_addr,
             retention,
             commit_interval,
@@ -694,6 +700,8 @@ pub struct Config {
     pub otlp_http_addr: SocketAddr,
     /// The Zipkin listener, when one is asked for.
     pub zipkin_addr: Option<SocketAddr>,
+    /// The syslog listener (TCP and UDP), when one is asked for.
+    pub syslog_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     pub retention: Duration,
     pub commit_interval: Duration,
@@ -938,6 +946,10 @@ impl Config {
                 .zipkin_addr
                 .map(|addr| parse_addr("zipkin-addr", &addr))
                 .transpose()?,
+            syslog_addr: args
+                .syslog_addr
+                .map(|addr| parse_addr("syslog-addr", &addr))
+                .transpose()?,
             http_addr,
             retention,
             commit_interval: duration(
@@ -1011,6 +1023,7 @@ impl Config {
             otlp_grpc_addr: loopback,
             otlp_http_addr: loopback,
             zipkin_addr: None,
+            syslog_addr: None,
             http_addr: loopback,
             retention: Duration::from_secs(7 * 24 * 3600),
             commit_interval: Duration::from_millis(100),
@@ -1079,7 +1092,16 @@ impl Config {
                 "anyone may read every trace and log",
             ),
         ];
-        for (name, addr, open, what) in listeners.into_iter().chain(zipkin) {
+        // Syslog carries no token: it is open whatever tokens there are.
+        let syslog = self.syslog_addr.map(|addr| {
+            (
+                "syslog-addr",
+                addr,
+                true,
+                "syslog carries no token: anyone may write",
+            )
+        });
+        for (name, addr, open, what) in listeners.into_iter().chain(zipkin).chain(syslog) {
             if !open || addr.ip().is_loopback() {
                 continue;
             }
@@ -1387,6 +1409,23 @@ mod tests {
         })
         .expect_err("ingest open");
         assert!(format!("{error:#}").contains("otlp-http-addr"), "{error:#}");
+        // Syslog carries no token: beyond loopback it needs --insecure, tokens or not.
+        let error = Config::load(ServeArgs {
+            ingest_tokens: Some(vec!["0123456789abcdef0123".into()]),
+            query_tokens: Some(vec!["abcdef01234567890123".into()]),
+            syslog_addr: Some("0.0.0.0:5514".into()),
+            ..ServeArgs::default()
+        })
+        .expect_err("syslog open");
+        assert!(
+            format!("{error:#}").contains("syslog-addr 0.0.0.0:5514"),
+            "{error:#}"
+        );
+        assert!(Config::load(ServeArgs {
+            syslog_addr: Some("127.0.0.1:5514".into()),
+            ..ServeArgs::default()
+        })
+        .is_ok());
         // The defaults are loopback and need nothing.
         assert!(Config::load(ServeArgs::default()).is_ok());
     }

@@ -10,6 +10,7 @@
 //!      zipkin (:9411, and :4318)  Zipkin v2 spans, read and answered with otlp's pieces
 //!      loki (:4318)               Loki pushes (JSON, snappy protobuf), likewise
 //!      elasticsearch (:4318)      Elasticsearch bulk requests (NDJSON), likewise
+//!      syslog (TCP and UDP)       RFC 5424 / RFC 3164 lines, batched, to the default tenant
 //!   -> decode                     protobuf/JSON -> model (Span, LogRecord); reject bad
 //!                                 records, cut what is over the record limits
 //!   -> ingest                     queue capacity (records and bytes), then
@@ -42,6 +43,7 @@ pub mod net;
 pub mod otlp;
 pub mod query;
 pub mod store;
+pub mod syslog;
 pub mod wal;
 pub mod zipkin;
 
@@ -76,6 +78,8 @@ pub struct Hopline {
     pub otlp_http_addr: SocketAddr,
     /// The Zipkin listener's address, when `--zipkin-addr` asked for one.
     pub zipkin_addr: Option<SocketAddr>,
+    /// The syslog listener's address (TCP and UDP), when `--syslog-addr` asked for one.
+    pub syslog_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     /// The tenant `default`'s indexes (everything, when no tenant is configured).
     pub store: Store,
@@ -378,6 +382,7 @@ impl Hopline {
         let zipkin_router = ingest_layers(zipkin::router(body_limits));
         let ingest_tls = tls.clone().map(|tls| (tls, tls::Listener::Ingest));
         let mut servers = Vec::new();
+        let mut syslog_addr = None;
         if config.role.ingests() {
             servers.push(net::serve(
                 grpc_listener,
@@ -395,6 +400,17 @@ impl Hopline {
                 shutdown_rx.clone(),
                 "OTLP/HTTP",
             ));
+            if let Some(addr) = config.syslog_addr {
+                let (addr, tasks) = syslog::start(
+                    addr,
+                    tenants[0].ingester.clone(),
+                    &server_limits,
+                    shutdown_rx.clone(),
+                )
+                .await?;
+                syslog_addr = Some(addr);
+                servers.extend(tasks);
+            }
             if let Some(listener) = zipkin_listener {
                 servers.push(net::serve(
                     listener,
@@ -499,6 +515,9 @@ impl Hopline {
             if let Some(zipkin_addr) = zipkin_addr {
                 info!(%zipkin_addr, tls = tls.is_some(), auth = ingest_auth, "Zipkin listening (POST /api/v2/spans)");
             }
+            if let Some(addr) = syslog_addr {
+                syslog::announce(addr);
+            }
         }
         info!(url = %format!("{scheme}://{http_addr}/"), auth = query_auth, "UI and query API listening (/api, /api/v3, /api/logs, /health, /metrics)");
         info!(role = config.role.as_str(), data_dir = %config.data_dir.display(), tenants = %access.names().join(", "), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
@@ -507,6 +526,7 @@ impl Hopline {
             otlp_grpc_addr,
             otlp_http_addr,
             zipkin_addr,
+            syslog_addr,
             http_addr,
             store: tenants[0].store.clone(),
             metrics,

@@ -161,6 +161,7 @@ const LAYERS: &[&str] = &[
     "zipkin",
     "loki",
     "elasticsearch",
+    "syslog",
     "api",
     "lib",
     "main",

@@ -3,7 +3,8 @@
 //! `python-logging-loki` (JSON) and as Promtail sends it (protobuf built with
 //! Google's `protobuf` from Loki's push.proto messages, snappy-compressed with
 //! `cramjam`); Elasticsearch's bulk API from the official `elasticsearch` client
-//! (`helpers.bulk`). The libraries are
+//! (`helpers.bulk`); syslog from util-linux's `logger` (TCP, octet counting, UDP;
+//! RFC 5424 and 3164) and through `rsyslogd` relaying to Hopline. The libraries are
 //! installed once into a virtual environment under the target dir; without PyPI
 //! the tests skip with a message, unless `HOPLINE_REQUIRE_SENDERS=1` (CI).
 //! Each sender also has its bad-input table here.
@@ -974,4 +975,256 @@ async fn elasticsearch_bulk_bad_input_table() {
     let mut bodies: Vec<&str> = kept.iter().map(body_of).collect();
     bodies.sort();
     assert_eq!(bodies, ["gzipped", "kept"]);
+}
+
+/// A free TCP port on loopback (for rsyslog's own input).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// `logger` (util-linux) and `rsyslogd`, or None (skip) where they are missing.
+fn syslog_tools() -> Option<PathBuf> {
+    let found = |tool: &str| {
+        ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(tool))
+            .find(|path| path.exists())
+    };
+    match (found("logger"), found("rsyslogd")) {
+        (Some(_), Some(rsyslogd)) => Some(rsyslogd),
+        _ => {
+            assert!(
+                std::env::var("HOPLINE_REQUIRE_SENDERS").as_deref() != Ok("1"),
+                "logger or rsyslogd is missing, and HOPLINE_REQUIRE_SENDERS=1"
+            );
+            eprintln!("skipped: logger or rsyslogd is missing (apt-get install rsyslog)");
+            None
+        }
+    }
+}
+
+fn logger(args: &[&str]) {
+    let status = Command::new("logger")
+        .args(args)
+        .status()
+        .expect("run logger");
+    assert!(status.success(), "logger {args:?}");
+}
+
+/// rsyslogd in the foreground with its own configuration: a TCP input on a free
+/// port, everything forwarded to Hopline as RFC 5424 with octet counting, as a
+/// relay in front of Hopline would be set up. Killed when dropped.
+struct Rsyslog {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Rsyslog {
+    fn start(rsyslogd: &Path, hopline: std::net::SocketAddr) -> Rsyslog {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let conf = dir.path().join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{dir}")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+*.* action(type="omfwd" target="{host}" port="{hopline_port}" protocol="tcp"
+           TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+"#,
+                dir = dir.path().display(),
+                host = hopline.ip(),
+                hopline_port = hopline.port(),
+            ),
+        )
+        .expect("write rsyslog.conf");
+        let child = Command::new(rsyslogd)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start rsyslogd");
+        // Ready once its input accepts connections.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rsyslogd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Rsyslog {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logger_and_rsyslog_send_syslog_over_tcp_and_udp() {
+    let Some(rsyslogd) = syslog_tools() else {
+        return;
+    };
+    let server = TestServer::start_with(|config| {
+        config.syslog_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let syslog = server.hopline.syslog_addr.expect("a syslog listener");
+    let port = syslog.port().to_string();
+    let relay = tokio::task::spawn_blocking(move || {
+        let port = port.as_str();
+        let to = ["-n", "127.0.0.1", "-P", port];
+        // RFC 5424 over TCP, newline-framed, with structured data.
+        logger(
+            &[
+                &to[..],
+                &["--tcp", "--rfc5424", "-t", "sl-app", "-p", "local0.err"],
+                &[
+                    "--sd-id",
+                    "order@32473",
+                    "--sd-param",
+                    "id=\"42\"",
+                    "disk almost full",
+                ],
+            ]
+            .concat(),
+        );
+        // RFC 5424 over TCP, octet-counted.
+        logger(
+            &[
+                &to[..],
+                &[
+                    "--tcp",
+                    "--octet-count",
+                    "--rfc5424",
+                    "-t",
+                    "sl-counted",
+                    "counted frame",
+                ],
+            ]
+            .concat(),
+        );
+        // RFC 3164 over UDP.
+        logger(
+            &[
+                &to[..],
+                &[
+                    "--udp",
+                    "--rfc3164",
+                    "-t",
+                    "sl-cron",
+                    "-p",
+                    "cron.notice",
+                    "job done",
+                ],
+            ]
+            .concat(),
+        );
+        // Through rsyslog, as a relay forwards.
+        let relay = Rsyslog::start(&rsyslogd, syslog);
+        let relay_port = relay.port.to_string();
+        logger(&[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &relay_port,
+            "--tcp",
+            "--rfc5424",
+            "-t",
+            "sl-relayed",
+            "-p",
+            "user.warning",
+            "via rsyslog",
+        ]);
+        relay
+    })
+    .await
+    .expect("senders");
+
+    let app = logs(&server, "service:sl-app", 1).await;
+    assert_eq!(body_of(&app[0]), "disk almost full");
+    assert_eq!(app[0]["severityNumber"], 17);
+    assert_eq!(app[0]["severityText"], "err");
+    assert_eq!(app[0]["attributes"]["syslog.facility"], "local0");
+    assert_eq!(app[0]["attributes"]["syslog.sd.order@32473.id"], "42");
+    assert!(app[0]["resource"]["host.name"].is_string(), "{}", app[0]);
+    let counted = logs(&server, "service:sl-counted", 1).await;
+    assert_eq!(body_of(&counted[0]), "counted frame");
+    let cron = logs(&server, "service:sl-cron", 1).await;
+    assert_eq!(body_of(&cron[0]), "job done");
+    assert_eq!(cron[0]["severityNumber"], 10);
+    assert_eq!(cron[0]["attributes"]["syslog.facility"], "cron");
+    let relayed = logs(&server, "service:sl-relayed", 1).await;
+    assert_eq!(body_of(&relayed[0]), "via rsyslog");
+    assert_eq!(relayed[0]["severityNumber"], 13);
+    drop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_bad_input_is_cut_stored_or_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|config| {
+        config.syslog_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let syslog = server.hopline.syslog_addr.expect("a syslog listener");
+
+    // A line of 100 KiB is cut to 64 KiB; a line of bytes that are not UTF-8 and
+    // no header is kept as it came (lossily), at the receipt time.
+    let mut stream = tokio::net::TcpStream::connect(syslog)
+        .await
+        .expect("connect");
+    let mut long = b"<14>1 - - sl-long - - - ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 100 << 10));
+    long.push(b'\n');
+    stream.write_all(&long).await.expect("write");
+    stream
+        .write_all(b"sl-garbage \xff\xfe no header\n")
+        .await
+        .expect("write");
+    stream.flush().await.expect("flush");
+    let long = logs(&server, "service:sl-long", 1).await;
+    let cut = body_of(&long[0]).len();
+    assert!(
+        cut < 64 << 10 && cut > 60 << 10,
+        "cut to the 64 KiB frame: {cut}"
+    );
+    let garbage = logs(&server, "garbage", 1).await;
+    assert!(body_of(&garbage[0]).contains('\u{fffd}'), "{}", garbage[0]);
+
+    // An octet count past the limit closes the connection; the server serves on.
+    stream
+        .write_all(b"99999999 <14>1 - - sl-huge - - - x")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "closed: {closed:?}"
+    );
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("udp");
+    udp.send_to(b"<14>1 - - sl-after - - - still here", syslog)
+        .await
+        .expect("send");
+    let after = logs(&server, "service:sl-after", 1).await;
+    assert_eq!(body_of(&after[0]), "still here");
 }
