@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-12}"
-targets=(otlp_protobuf otlp_json wal_replay logs_query query_params zipkin loki_push)
+targets=(otlp_protobuf otlp_json wal_replay logs_query query_params zipkin loki_push log_senders)
 cargo +nightly fuzz build -O
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
