@@ -30,6 +30,8 @@ pub enum Sender {
     Zipkin,
     /// Loki's JSON push, gzip'd, to `/loki/api/v1/push` (logs; spans stay OTLP).
     Loki,
+    /// Elasticsearch bulk NDJSON, gzip'd, to `/_bulk` (logs; spans stay OTLP).
+    Elasticsearch,
 }
 
 impl Sender {
@@ -38,6 +40,7 @@ impl Sender {
         match (self, signal) {
             (Sender::Zipkin, Signal::Spans) => Some("/api/v2/spans"),
             (Sender::Loki, Signal::Logs) => Some("/loki/api/v1/push"),
+            (Sender::Elasticsearch, Signal::Logs) => Some("/logs/_bulk"),
             _ => None,
         }
     }
@@ -439,6 +442,9 @@ impl Payload {
         let bytes = match (self, sender) {
             (Payload::Spans(request), Sender::Zipkin) => crate::senders::zipkin_json(request),
             (Payload::Logs(request), Sender::Loki) => crate::senders::loki_json(request),
+            (Payload::Logs(request), Sender::Elasticsearch) => {
+                crate::senders::elasticsearch_bulk(request)
+            }
             (Payload::Spans(request), _) => request.encode_to_vec(),
             (Payload::Logs(request), _) => request.encode_to_vec(),
         };
@@ -546,6 +552,7 @@ impl Transport {
                 let content_type = match sender {
                     Sender::Otlp => "application/x-protobuf",
                     Sender::Zipkin | Sender::Loki => "application/json",
+                    Sender::Elasticsearch => "application/x-ndjson",
                 };
                 let response = client
                     .post(url, content_type, Some("gzip"), body.to_vec())

@@ -55,9 +55,9 @@ struct Args {
     /// Concurrent connections per signal, alternately gRPC and HTTP.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// The protocol: OTLP, Zipkin v2 JSON for the spans, or Loki's JSON push for
-    /// the log records (gzip'd, over HTTP on every connection), to compare the
-    /// receivers' cost per record.
+    /// The protocol: OTLP, Zipkin v2 JSON for the spans, or Loki's JSON push or
+    /// Elasticsearch bulk NDJSON for the log records (gzip'd, over HTTP on every
+    /// connection), to compare the receivers' cost per record.
     #[arg(long, value_enum, default_value = "otlp")]
     sender: Sender,
     /// Queries of each kind at each checkpoint.

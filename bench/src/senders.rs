@@ -1,7 +1,8 @@
 //! The standard workload as other senders send it, for `--sender`: spans as a
 //! Zipkin reporter sends them (Zipkin v2 JSON), log records as a Loki agent pushes
-//! them (Loki's JSON push). The same records, so that records per CPU-second
-//! compare with OTLP's.
+//! them (Loki's JSON push) or as a Filebeat sends them (Elasticsearch bulk
+//! NDJSON, ECS names). The same records, so that records per CPU-second compare
+//! with OTLP's.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -98,6 +99,49 @@ pub fn loki_json(request: &ExportLogsServiceRequest) -> Vec<u8> {
     serde_json::to_vec(&json!({ "streams": streams })).unwrap_or_default()
 }
 
+/// An Elasticsearch bulk request of the records of `request`: an `index` action
+/// and an ECS document each (`@timestamp`, `message`, `log.level`,
+/// `service.name`, `trace.id`, the attributes as fields).
+pub fn elasticsearch_bulk(request: &ExportLogsServiceRequest) -> Vec<u8> {
+    let mut out = Vec::new();
+    for resource_logs in &request.resource_logs {
+        let service = resource_logs
+            .resource
+            .iter()
+            .flat_map(|resource| &resource.attributes)
+            .find(|kv| kv.key == "service.name")
+            .map(value_text)
+            .unwrap_or_default();
+        for scope_logs in &resource_logs.scope_logs {
+            for record in &scope_logs.log_records {
+                let mut document: Map<String, Value> = record
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), Value::String(value_text(kv))))
+                    .collect();
+                document.insert(
+                    "@timestamp".into(),
+                    (record.time_unix_nano / 1_000_000).into(),
+                );
+                document.insert(
+                    "message".into(),
+                    record.body.as_ref().map(text).unwrap_or_default().into(),
+                );
+                document.insert("log.level".into(), record.severity_text.clone().into());
+                document.insert("service.name".into(), service.clone().into());
+                if !record.trace_id.is_empty() {
+                    document.insert("trace.id".into(), hex(&record.trace_id).into());
+                }
+                out.extend_from_slice(b"{\"index\":{}}\n");
+                // Writing to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut out, &document);
+                out.push(b'\n');
+            }
+        }
+    }
+    out
+}
+
 fn value_text(kv: &KeyValue) -> String {
     kv.value.as_ref().map(text).unwrap_or_default()
 }
@@ -140,6 +184,29 @@ mod tests {
         assert_eq!(
             spans[0]["tags"].as_object().map(Map::len),
             Some(first.attributes.len())
+        );
+    }
+
+    #[test]
+    fn every_log_record_of_a_batch_becomes_an_action_and_a_document() {
+        let workload = Workload {
+            nonce: 7,
+            now: 1_900_000_000_000_000_000,
+        };
+        let request = workload.logs(0, 16);
+        let bulk = elasticsearch_bulk(&request);
+        let lines: Vec<Value> = bulk
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("json"))
+            .collect();
+        assert_eq!(lines.len(), 32);
+        assert_eq!(lines[0], json!({"index": {}}));
+        let record = &request.resource_logs[0].scope_logs[0].log_records[0];
+        assert_eq!(lines[1]["@timestamp"], record.time_unix_nano / 1_000_000);
+        assert_eq!(
+            lines[1]["message"],
+            text(record.body.as_ref().expect("body"))
         );
     }
 
