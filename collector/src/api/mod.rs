@@ -6,6 +6,7 @@ pub mod auth;
 mod error;
 mod export;
 mod logs;
+mod loki;
 mod red;
 mod traces;
 pub mod ui;
@@ -101,6 +102,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/context", get(logs::context))
         .route("/api/logs/volume", get(logs::volume))
         .route("/api/logs/patterns", get(logs::patterns))
+        .route("/loki/api/v1/labels", get(loki::labels))
+        .route("/loki/api/v1/label/{name}/values", get(loki::label_values))
+        .route("/loki/api/v1/series", get(loki::series))
+        .route("/loki/api/v1/query_range", get(loki::query_range))
+        .route("/loki/api/v1/query", get(loki::query))
+        .route("/loki/api/v1/index/stats", get(loki::index_stats))
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/api/v3/services", get(traces::v3_services))
         .route("/api/v3/operations", get(traces::v3_operations))
         .route("/api/v3/traces", get(traces::v3_search))

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod context;
 pub mod jaeger;
 pub mod logql;
+pub mod loki;
 pub mod otlp_json;
 pub mod params;
 pub mod red;

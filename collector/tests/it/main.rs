@@ -12,6 +12,7 @@ mod deploy;
 mod faults;
 mod fuzz_seeds;
 mod hostile;
+mod loki_api;
 mod otel_sdk;
 mod otlp_json;
 mod retention;
