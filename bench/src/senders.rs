@@ -119,10 +119,9 @@ pub fn elasticsearch_bulk(request: &ExportLogsServiceRequest) -> Vec<u8> {
                     .iter()
                     .map(|kv| (kv.key.clone(), Value::String(value_text(kv))))
                     .collect();
-                document.insert(
-                    "@timestamp".into(),
-                    (record.time_unix_nano / 1_000_000).into(),
-                );
+                // RFC 3339 to the nanosecond, as Filebeat and Vector send it: epoch
+                // milliseconds would give thousands of records one time.
+                document.insert("@timestamp".into(), rfc3339(record.time_unix_nano).into());
                 document.insert(
                     "message".into(),
                     record.body.as_ref().map(text).unwrap_or_default().into(),
@@ -140,6 +139,28 @@ pub fn elasticsearch_bulk(request: &ExportLogsServiceRequest) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `nanos` since the epoch as RFC 3339 UTC, to the nanosecond.
+fn rfc3339(nanos: u64) -> String {
+    let (seconds, fraction) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // The civil date of a day number (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 fn value_text(kv: &KeyValue) -> String {
@@ -203,7 +224,14 @@ mod tests {
         assert_eq!(lines.len(), 32);
         assert_eq!(lines[0], json!({"index": {}}));
         let record = &request.resource_logs[0].scope_logs[0].log_records[0];
-        assert_eq!(lines[1]["@timestamp"], record.time_unix_nano / 1_000_000);
+        assert_eq!(
+            hopline::model::parse_rfc3339(lines[1]["@timestamp"].as_str().expect("a time")),
+            Ok(record.time_unix_nano)
+        );
+        assert_eq!(
+            rfc3339(1_700_000_000_500_000_000),
+            "2023-11-14T22:13:20.500000000Z"
+        );
         assert_eq!(
             lines[1]["message"],
             text(record.body.as_ref().expect("body"))
