@@ -1,5 +1,5 @@
-//! The logs query language on any text: a query or an error with a column inside
-//! the text, never a panic or a stack overflow.
+//! The logs query language and Loki's LogQL on any text: a query or an error with
+//! a column inside the text, never a panic or a stack overflow.
 #![no_main]
 
 use hopline::query::logql::parse;
@@ -10,6 +10,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Err(error) = parse(text) {
+        assert!(error.column >= 1);
+        assert!(error.column <= text.chars().count() + 1);
+    }
+    if let Err(error) = hopline::query::loki::parse(text) {
         assert!(error.column >= 1);
         assert!(error.column <= text.chars().count() + 1);
     }
