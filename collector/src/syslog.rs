@@ -6,7 +6,8 @@
 //! - UDP: one message per datagram.
 //! - RFC 5424 or RFC 3164 ([`crate::decode::syslog`] maps them).
 //!
-//! Messages are gathered for up to [`BATCH_WAIT`] or [`BATCH`] messages and go
+//! Messages are gathered for up to [`BATCH_WAIT`], [`BATCH`] messages or
+//! [`BATCH_BYTES`] and go
 //! OTLP's way from there (record limits, the default tenant's rate limits, queue
 //! and write-ahead log). Syslog has no acknowledgement: over TCP a full queue stops
 //! the reading of that connection until there is room again (the sender's own
@@ -39,6 +40,9 @@ use crate::otlp::run_blocking;
 pub const MAX_MESSAGE: usize = 64 << 10;
 /// Messages gathered into one batch at most.
 pub const BATCH: usize = 512;
+/// Bytes of messages gathered into one batch at most: what a connection holds is
+/// about this and its 64 KiB read buffer.
+pub const BATCH_BYTES: usize = 1 << 20;
 /// How long a message waits for others before its batch is sent.
 pub const BATCH_WAIT: Duration = Duration::from_millis(50);
 
@@ -193,6 +197,7 @@ async fn datagrams(socket: UdpSocket, ingester: Ingester, mut shutdown: watch::R
 struct Batch {
     ingester: Ingester,
     messages: Vec<String>,
+    bytes: usize,
     /// Wait for room in a full queue (TCP), or drop the batch (UDP).
     wait_for_room: bool,
 }
@@ -202,12 +207,14 @@ impl Batch {
         Batch {
             ingester,
             messages: Vec::new(),
+            bytes: 0,
             wait_for_room,
         }
     }
 
     fn push(&mut self, message: String) {
         if !message.trim().is_empty() {
+            self.bytes += message.len();
             self.messages.push(message);
         }
     }
@@ -217,7 +224,7 @@ impl Batch {
     }
 
     fn is_full(&self) -> bool {
-        self.messages.len() >= BATCH
+        self.messages.len() >= BATCH || self.bytes >= BATCH_BYTES
     }
 
     /// Makes the batch durable; over TCP, waits (not reading) while the queue
@@ -227,6 +234,7 @@ impl Batch {
             return;
         }
         let messages = std::mem::take(&mut self.messages);
+        self.bytes = 0;
         let count = messages.len();
         let messages = Arc::new(messages);
         loop {

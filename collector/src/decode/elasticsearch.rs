@@ -284,8 +284,8 @@ impl Builder<'_> {
             dropped_attributes_count: 0,
         };
         let _cut = resource.limit(self.limits);
-        let name = match &resource.attributes[0].value {
-            AnyValue::Str(name) if !name.is_empty() => name.clone(),
+        let name = match resource.attributes.first().map(|kv| &kv.value) {
+            Some(AnyValue::Str(name)) if !name.is_empty() => name.clone(),
             _ => Str::from_static(crate::model::UNKNOWN_SERVICE),
         };
         let found = (name, Arc::new(resource));

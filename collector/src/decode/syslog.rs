@@ -146,8 +146,8 @@ impl Decoder {
             dropped_attributes_count: 0,
         };
         let _cut = resource.limit(limits);
-        let name = match &resource.attributes[0].value {
-            AnyValue::Str(name) => name.clone(),
+        let name = match resource.attributes.first().map(|kv| &kv.value) {
+            Some(AnyValue::Str(name)) => name.clone(),
             _ => Str::from_static(DEFAULT_SERVICE),
         };
         let found = (name, Arc::new(resource));

@@ -270,8 +270,8 @@ impl<'a> Builder<'a> {
             dropped_attributes_count: 0,
         };
         let _cut = resource.limit(self.limits);
-        let name = match &resource.attributes[0].value {
-            AnyValue::Str(name) => name.clone(),
+        let name = match resource.attributes.first().map(|kv| &kv.value) {
+            Some(AnyValue::Str(name)) => name.clone(),
             _ => Str::from(service),
         };
         let resource = Arc::new(resource);
