@@ -281,7 +281,7 @@ pub(super) async fn series(
 fn log_query(text: &str) -> Result<LogQuery, LokiError> {
     match loki::parse(text).map_err(bad_request)? {
         LokiQuery::Log(query) => Ok(query),
-        LokiQuery::Metric(_) => Err(bad_request(
+        LokiQuery::Metric(_) | LokiQuery::Constant(_) => Err(bad_request(
             "a stream selector is expected here, not a metric query",
         )),
     }
@@ -295,30 +295,44 @@ pub(super) async fn query_range(
     let pairs = pairs(query).map_err(LokiError::Api)?;
     let parsed = parse_query(param(&pairs, "query"))?;
     let (start, end) = window(&pairs, state.now(), 3600 * 1_000_000_000)?;
+    if let LokiQuery::Log(query) = &parsed {
+        return log_lines(&state, &pairs, query, (start, end)).await;
+    }
+    let default_step = ((end - start) / 250).max(1_000_000_000);
+    let step = param(&pairs, "step")
+        .map(step)
+        .transpose()
+        .map_err(bad_request)?
+        .unwrap_or(default_step);
+    if (end - start) / step > MAX_POINTS {
+        return Err(bad_request(format!(
+            "exceeded maximum resolution of {MAX_POINTS} points per series: use a larger step"
+        )));
+    }
+    let steps: Vec<u64> = (0..=(end - start) / step)
+        .map(|i| start + i * step)
+        .collect();
     match parsed {
-        LokiQuery::Log(query) => log_lines(&state, &pairs, &query, (start, end)).await,
-        LokiQuery::Metric(query) => {
-            let default_step = ((end - start) / 250).max(1_000_000_000);
-            let step = param(&pairs, "step")
-                .map(step)
-                .transpose()
-                .map_err(bad_request)?
-                .unwrap_or(default_step);
-            if (end - start) / step > MAX_POINTS {
-                return Err(bad_request(format!(
-                    "exceeded maximum resolution of {MAX_POINTS} points per series: use a larger step"
-                )));
-            }
-            let steps: Vec<u64> = (0..=(end - start) / step)
-                .map(|i| start + i * step)
+        LokiQuery::Log(_) => Err(bad_request("a log query has no steps")),
+        LokiQuery::Constant(value) => {
+            let values: Vec<Value> = steps
+                .iter()
+                .map(|t| json!([seconds(*t), number(value)]))
                 .collect();
+            Ok(success(json!({
+                "resultType": "matrix",
+                "result": [{"metric": {}, "values": values}],
+                "stats": {},
+            })))
+        }
+        LokiQuery::Metric(query) => {
             let (series, cut) = metric(&state, &query, &steps).await?;
             let result: Vec<Value> = series
                 .into_iter()
                 .map(|(labels, points)| {
                     let values: Vec<Value> = points
                         .into_iter()
-                        .map(|(t, v)| json!([t as f64 / 1e9, number(v)]))
+                        .map(|(t, v)| json!([seconds(t), number(v)]))
                         .collect();
                     json!({"metric": labels, "values": values})
                 })
@@ -356,13 +370,18 @@ pub(super) async fn query(
             )
             .await
         }
+        LokiQuery::Constant(value) => Ok(success(json!({
+            "resultType": "vector",
+            "result": [{"metric": {}, "value": [seconds(at), number(value)]}],
+            "stats": {},
+        }))),
         LokiQuery::Metric(query) => {
             let (series, cut) = metric(&state, &query, &[at]).await?;
             let result: Vec<Value> = series
                 .into_iter()
                 .filter_map(|(labels, points)| {
                     let (t, v) = points.into_iter().next()?;
-                    Some(json!({"metric": labels, "value": [t as f64 / 1e9, number(v)]}))
+                    Some(json!({"metric": labels, "value": [seconds(t), number(v)]}))
                 })
                 .collect();
             Ok(success(json!({
@@ -373,6 +392,11 @@ pub(super) async fn query(
             })))
         }
     }
+}
+
+/// A step's time as Loki gives it: seconds since the epoch, to the millisecond.
+fn seconds(nanos: u64) -> f64 {
+    (nanos / 1_000_000) as f64 / 1e3
 }
 
 fn number(value: f64) -> String {
@@ -403,7 +427,8 @@ async fn log_lines(
     };
     let forward = match param(pairs, "direction") {
         None => false,
-        Some(d) if d.eq_ignore_ascii_case("backward") => false,
+        // Grafana's "scan" reads as backward does here.
+        Some(d) if d.eq_ignore_ascii_case("backward") || d.eq_ignore_ascii_case("scan") => false,
         Some(d) if d.eq_ignore_ascii_case("forward") => true,
         Some(other) => {
             return Err(bad_request(format!(

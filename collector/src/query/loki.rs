@@ -45,6 +45,8 @@ pub struct ParseError {
 pub enum Query {
     Log(LogQuery),
     Metric(MetricQuery),
+    /// `vector(1)+vector(1)`: constants, as Grafana's health check asks.
+    Constant(f64),
 }
 
 /// A stream selector and its pipeline.
@@ -519,7 +521,46 @@ impl Parser<'_> {
         if self.rest().starts_with('{') {
             return Ok(Query::Log(self.log_query()?));
         }
+        if self.rest().starts_with("vector") {
+            return Ok(Query::Constant(self.constant()?));
+        }
         Ok(Query::Metric(self.metric_query()?))
+    }
+
+    /// `vector(N)` terms joined by `+`, `-`, `*` or `/`, left to right.
+    fn constant(&mut self) -> Result<f64, ParseError> {
+        let mut value = self.vector()?;
+        loop {
+            let op = ['+', '-', '*', '/']
+                .into_iter()
+                .find(|op| self.eat(&op.to_string()));
+            let Some(op) = op else {
+                return Ok(value);
+            };
+            let term = self.vector()?;
+            value = match op {
+                '+' => value + term,
+                '-' => value - term,
+                '*' => value * term,
+                _ => value / term,
+            };
+        }
+    }
+
+    fn vector(&mut self) -> Result<f64, ParseError> {
+        self.expect("vector")?;
+        self.expect("(")?;
+        self.skip_space();
+        let end = self
+            .rest()
+            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+            .unwrap_or(self.rest().len());
+        let value: f64 = self.rest()[..end]
+            .parse()
+            .map_err(|_| self.error(format!("expected a number, found '{}'", self.rest_word())))?;
+        self.pos += end;
+        self.expect(")")?;
+        Ok(value)
     }
 
     fn log_query(&mut self) -> Result<LogQuery, ParseError> {
@@ -755,7 +796,7 @@ mod tests {
     fn log_query(text: &str) -> LogQuery {
         match parse(text).unwrap_or_else(|e| panic!("{text}: {e}")) {
             Query::Log(query) => query,
-            Query::Metric(_) => panic!("{text}: a log query"),
+            _ => panic!("{text}: a log query"),
         }
     }
 
@@ -867,6 +908,20 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn constant_vectors_answer_grafanas_health_check() {
+        let Query::Constant(value) = parse("vector(1)+vector(1)").expect("parsed") else {
+            panic!("a constant");
+        };
+        assert_eq!(value, 2.0);
+        let Query::Constant(value) = parse("vector(6) / vector(2) - vector(1)").expect("parsed")
+        else {
+            panic!("a constant");
+        };
+        assert_eq!(value, 2.0);
+        assert!(parse("vector(x)").is_err());
     }
 
     #[test]
