@@ -519,7 +519,7 @@ impl Hopline {
                 syslog::announce(addr);
             }
         }
-        info!(url = %format!("{scheme}://{http_addr}/"), auth = query_auth, "UI and query API listening (/api, /api/v3, /api/logs, /health, /metrics)");
+        info!(url = %format!("{scheme}://{http_addr}/"), auth = query_auth, "UI and query API listening (/api, /api/v3, /api/logs, /loki/api/v1, /health, /metrics)");
         info!(role = config.role.as_str(), data_dir = %config.data_dir.display(), tenants = %access.names().join(", "), retention = ?config.retention, commit_interval = ?config.commit_interval, "ready");
 
         Ok(Hopline {
