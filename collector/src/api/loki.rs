@@ -38,6 +38,10 @@ pub(super) const LABEL_SAMPLE: usize = 5_000;
 pub(super) const MAX_LIMIT: usize = 5_000;
 /// Points a metric query returns per series at most.
 const MAX_POINTS: u64 = 11_000;
+/// Series a metric query returns at most (Loki's `max_query_series`).
+pub(super) const MAX_SERIES: usize = 500;
+/// Points a metric query returns at most, over all its series.
+pub(super) const MAX_SAMPLES: usize = 1_000_000;
 const PAGE: usize = 1_000;
 
 type LokiResult = Result<Response, LokiError>;
@@ -145,16 +149,27 @@ fn parse_query(text: Option<&str>) -> Result<LokiQuery, LokiError> {
     loki::parse(text).map_err(bad_request)
 }
 
+/// Why a scan stopped before the end of its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// It read its cap of records.
+    Cap(usize),
+    /// It ran past `--query-timeout`, counted over all its pages.
+    Time,
+}
+
 /// Reads the tenant's records of `[start, end]` newest first, `service` only when
-/// given, handing each to `visit` until it returns false or `cap` were read. True
-/// when it stopped at the cap.
+/// given, handing each to `visit` until it returns false, `cap` were read or
+/// `--query-timeout` passed (each page is bounded by it too); says where it
+/// stopped short.
 async fn scan(
     state: &ApiState,
     service: Option<&str>,
     (start, end): (u64, u64),
     cap: usize,
     mut visit: impl FnMut(&LogRecord) -> bool,
-) -> Result<bool, LokiError> {
+) -> Result<Option<Cut>, LokiError> {
+    let deadline = Instant::now() + state.queries.timeout();
     let mut filter = LogFilter {
         service: service.map(str::to_string),
         start,
@@ -172,25 +187,61 @@ async fn scan(
         for record in &page.records {
             read += 1;
             if !visit(record) {
-                return Ok(false);
+                return Ok(None);
             }
             if read >= cap {
-                return Ok(true);
+                return Ok(Some(Cut::Cap(cap)));
             }
         }
         match page.next {
             Some(next) if !page.records.is_empty() => filter.after = Some(next),
-            _ => return Ok(false),
+            _ => return Ok(None),
+        }
+        if Instant::now() >= deadline {
+            return Ok(Some(Cut::Time));
         }
     }
 }
 
-fn warnings(cut: bool, cap: usize) -> Value {
-    if cut {
-        json!([format!("Hopline read the newest {cap} records of the range and stopped there: narrow the selector or the range")])
-    } else {
-        Value::Null
+fn warnings(cut: Option<Cut>) -> Value {
+    match cut {
+        None => Value::Null,
+        Some(Cut::Cap(cap)) => json!([format!(
+            "Hopline read the newest {cap} records of the range and stopped there: narrow the selector or the range"
+        )]),
+        Some(Cut::Time) => json!([
+            "Hopline ran out of time (--query-timeout) and answers from the newest records it read: narrow the selector or the range"
+        ]),
     }
+}
+
+/// The label sets of the range's streams (of its newest [`LABEL_SAMPLE`]
+/// records) that any of `selectors` takes, or all when there are none.
+async fn streams(
+    state: &ApiState,
+    pairs: &Params,
+    selectors: &[LogQuery],
+) -> Result<BTreeSet<BTreeMap<String, String>>, LokiError> {
+    let window = window(pairs, state.now(), 6 * 3600 * 1_000_000_000)?;
+    let service = match selectors {
+        [only] => only.service(),
+        _ => None,
+    };
+    let mut found = BTreeSet::new();
+    scan(state, service, window, LABEL_SAMPLE, |record| {
+        let labels = loki::stream_labels(record);
+        if selectors.is_empty() || selectors.iter().any(|s| s.selects(&labels)) {
+            found.insert(labels);
+        }
+        true
+    })
+    .await?;
+    Ok(found)
+}
+
+/// The optional `query` selector of the label questions.
+fn selector(pairs: &Params) -> Result<Vec<LogQuery>, LokiError> {
+    param(pairs, "query").map(log_query).into_iter().collect()
 }
 
 /// `GET /loki/api/v1/labels`: the label names of the range's streams.
@@ -199,21 +250,8 @@ pub(super) async fn labels(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> LokiResult {
     let pairs = pairs(query).map_err(LokiError::Api)?;
-    let window = window(&pairs, state.now(), 6 * 3600 * 1_000_000_000)?;
-    let selector = match param(&pairs, "query") {
-        Some(text) => Some(log_query(text)?),
-        None => None,
-    };
-    let mut names = BTreeSet::new();
-    let service = selector.as_ref().and_then(LogQuery::service);
-    scan(&state, service, window, LABEL_SAMPLE, |record| {
-        let labels = loki::stream_labels(record);
-        if selector.as_ref().is_none_or(|s| s.selects(&labels)) {
-            names.extend(labels.into_keys());
-        }
-        true
-    })
-    .await?;
+    let found = streams(&state, &pairs, &selector(&pairs)?).await?;
+    let names: BTreeSet<&String> = found.iter().flat_map(BTreeMap::keys).collect();
     Ok(success(json!(names)))
 }
 
@@ -224,23 +262,11 @@ pub(super) async fn label_values(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> LokiResult {
     let pairs = pairs(query).map_err(LokiError::Api)?;
-    let window = window(&pairs, state.now(), 6 * 3600 * 1_000_000_000)?;
-    let selector = match param(&pairs, "query") {
-        Some(text) => Some(log_query(text)?),
-        None => None,
-    };
-    let mut values = BTreeSet::new();
-    let service = selector.as_ref().and_then(LogQuery::service);
-    scan(&state, service, window, LABEL_SAMPLE, |record| {
-        let mut labels = loki::stream_labels(record);
-        if selector.as_ref().is_none_or(|s| s.selects(&labels)) {
-            if let Some(value) = labels.remove(&name) {
-                values.insert(value);
-            }
-        }
-        true
-    })
-    .await?;
+    let found = streams(&state, &pairs, &selector(&pairs)?).await?;
+    let values: BTreeSet<&String> = found
+        .iter()
+        .filter_map(|labels| labels.get(&name))
+        .collect();
     Ok(success(json!(values)))
 }
 
@@ -251,7 +277,6 @@ pub(super) async fn series(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> LokiResult {
     let pairs = pairs(query).map_err(LokiError::Api)?;
-    let window = window(&pairs, state.now(), 6 * 3600 * 1_000_000_000)?;
     let selectors = pairs
         .iter()
         .filter(|(key, _)| key == "match[]" || key == "match")
@@ -262,20 +287,7 @@ pub(super) async fn series(
             "match[] is required: a stream selector such as {service_name=\"checkout\"}",
         ));
     }
-    let service = match &selectors[..] {
-        [only] => only.service(),
-        _ => None,
-    };
-    let mut found = BTreeSet::new();
-    scan(&state, service, window, LABEL_SAMPLE, |record| {
-        let labels = loki::stream_labels(record);
-        if selectors.iter().any(|s| s.selects(&labels)) {
-            found.insert(labels);
-        }
-        true
-    })
-    .await?;
-    Ok(success(json!(found)))
+    Ok(success(json!(streams(&state, &pairs, &selectors).await?)))
 }
 
 fn log_query(text: &str) -> Result<LogQuery, LokiError> {
@@ -341,7 +353,7 @@ pub(super) async fn query_range(
                 "resultType": "matrix",
                 "result": result,
                 "stats": {},
-                "warnings": warnings(cut, SCAN_LIMIT),
+                "warnings": warnings(cut),
             })))
         }
     }
@@ -388,7 +400,7 @@ pub(super) async fn query(
                 "resultType": "vector",
                 "result": result,
                 "stats": {},
-                "warnings": warnings(cut, SCAN_LIMIT),
+                "warnings": warnings(cut),
             })))
         }
     }
@@ -480,26 +492,67 @@ async fn log_lines(
             "totalEntriesReturned": returned,
             "execTime": started.elapsed().as_secs_f64(),
         }},
-        "warnings": warnings(cut, SCAN_LIMIT),
+        "warnings": warnings(cut),
     })))
 }
 
-type Series = BTreeMap<BTreeMap<String, String>, Vec<(u64, f64)>>;
+/// A metric query's answer: each series' labels and its points (time, value).
+type Series = Vec<(BTreeMap<String, String>, Vec<(u64, f64)>)>;
+
+/// One series' value at one step, folded over the streams of its group.
+#[derive(Debug, Clone, Copy)]
+struct Fold {
+    sum: f64,
+    count: u32,
+    min: f64,
+    max: f64,
+}
+
+impl Fold {
+    const EMPTY: Fold = Fold {
+        sum: 0.0,
+        count: 0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+
+    fn add(&mut self, value: f64) {
+        self.sum += value;
+        self.count += 1;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+
+    fn value(&self, op: Option<AggregationOp>) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        Some(match op {
+            None | Some(AggregationOp::Sum) => self.sum,
+            Some(AggregationOp::Count) => f64::from(self.count),
+            Some(AggregationOp::Min) => self.min,
+            Some(AggregationOp::Max) => self.max,
+            Some(AggregationOp::Avg) => self.sum / f64::from(self.count),
+        })
+    }
+}
 
 /// A metric query's series at `steps`: per step, the records of the range
-/// before it (`(t - range, t]`) counted, or their rate per second.
+/// before it (`(t - range, t]`) counted, or their rate per second, per stream,
+/// then folded into the aggregation's groups. At most [`MAX_SERIES`] series and
+/// [`MAX_SAMPLES`] points in all, as Loki bounds a query's series.
 async fn metric(
     state: &ApiState,
     query: &MetricQuery,
     steps: &[u64],
-) -> Result<(Series, bool), LokiError> {
+) -> Result<(Series, Option<Cut>), LokiError> {
     let range = u64::try_from(query.range.as_nanos()).unwrap_or(u64::MAX);
     let (first, last) = (
         steps.first().copied().unwrap_or(0),
         steps.last().copied().unwrap_or(0),
     );
     let window = (first.saturating_sub(range).saturating_add(1), last);
-    // Each stream's record times, oldest first.
+    // Each stream's record times (at most SCAN_LIMIT in all).
     let mut streams: BTreeMap<BTreeMap<String, String>, Vec<u64>> = BTreeMap::new();
     let cut = scan(state, query.query.service(), window, SCAN_LIMIT, |record| {
         if let Some(labels) = query.query.evaluate(record) {
@@ -511,62 +564,64 @@ async fn metric(
         true
     })
     .await?;
-    let seconds = Duration::from_nanos(range).as_secs_f64();
-    let mut series: Series = BTreeMap::new();
-    for (labels, mut times) in streams {
-        times.sort_unstable();
-        let mut points = Vec::new();
-        for &t in steps {
-            let from = times.partition_point(|&time| time <= t.saturating_sub(range));
-            let to = times.partition_point(|&time| time <= t);
-            let count = (to - from) as f64;
-            if count > 0.0 {
-                let value = match query.function {
-                    RangeFunction::CountOverTime => count,
-                    RangeFunction::Rate => count / seconds,
-                };
-                points.push((t, value));
-            }
-        }
-        if !points.is_empty() {
-            series.insert(labels, points);
-        }
-    }
-    let Some(aggregation) = &query.aggregation else {
-        return Ok((series, cut));
-    };
-    // Per group and step: every value of the group's series there.
-    let mut groups: BTreeMap<BTreeMap<String, String>, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
-    for (labels, points) in series {
-        let group = groups
-            .entry(aggregation.grouping.apply(&labels))
-            .or_default();
-        for (t, value) in points {
-            group.entry(t).or_default().push(value);
-        }
-    }
-    let aggregated = groups
+    let op = query.aggregation.as_ref().map(|a| a.op);
+    // Each stream's series: its own labels, or its group's.
+    let streams: Vec<(BTreeMap<String, String>, Vec<u64>)> = streams
         .into_iter()
-        .map(|(labels, steps)| {
-            let points = steps
-                .into_iter()
-                .map(|(t, values)| {
-                    let value = match aggregation.op {
-                        AggregationOp::Sum => values.iter().sum(),
-                        AggregationOp::Count => values.len() as f64,
-                        AggregationOp::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
-                        AggregationOp::Max => {
-                            values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-                        }
-                        AggregationOp::Avg => values.iter().sum::<f64>() / values.len() as f64,
-                    };
-                    (t, value)
-                })
-                .collect();
-            (labels, points)
+        .map(|(labels, times)| match &query.aggregation {
+            Some(aggregation) => (aggregation.grouping.apply(&labels), times),
+            None => (labels, times),
         })
         .collect();
-    Ok((aggregated, cut))
+    let mut index: BTreeMap<&BTreeMap<String, String>, usize> = BTreeMap::new();
+    for (labels, _) in &streams {
+        let next = index.len();
+        index.entry(labels).or_insert(next);
+    }
+    if index.len() > MAX_SERIES {
+        return Err(bad_request(format!(
+            "maximum of series ({MAX_SERIES}) reached for a single query: {} series; group by fewer labels or narrow the selector",
+            index.len()
+        )));
+    }
+    if index.len().saturating_mul(steps.len()) > MAX_SAMPLES {
+        return Err(bad_request(format!(
+            "the query would return {} series of {} points, more than {MAX_SAMPLES} points in all: use a larger step or fewer series",
+            index.len(),
+            steps.len()
+        )));
+    }
+    let seconds = Duration::from_nanos(range).as_secs_f64();
+    let mut folds = vec![vec![Fold::EMPTY; steps.len()]; index.len()];
+    for (labels, times) in &streams {
+        let folds = &mut folds[index[labels]];
+        let mut times = times.clone();
+        times.sort_unstable();
+        for (at, &t) in steps.iter().enumerate() {
+            let from = times.partition_point(|&time| time <= t.saturating_sub(range));
+            let to = times.partition_point(|&time| time <= t);
+            if to > from {
+                let count = (to - from) as f64;
+                folds[at].add(match query.function {
+                    RangeFunction::CountOverTime => count,
+                    RangeFunction::Rate => count / seconds,
+                });
+            }
+        }
+    }
+    let mut series: Series = index
+        .into_iter()
+        .map(|(labels, at)| {
+            let points = steps
+                .iter()
+                .zip(&folds[at])
+                .filter_map(|(&t, fold)| Some((t, fold.value(op)?)))
+                .collect();
+            (labels.clone(), points)
+        })
+        .collect();
+    series.retain(|(_, points): &(_, Vec<_>)| !points.is_empty());
+    Ok((series, cut))
 }
 
 /// `GET /loki/api/v1/index/stats`: Grafana's query editor asks it for the size of

@@ -263,3 +263,74 @@ async fn unsupported_and_malformed_logql_is_a_400_that_names_it() {
         assert_eq!(response.status(), 400, "{query}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_queries_past_the_series_or_points_bound_are_a_400() {
+    let loki = Loki::start().await;
+    // 600 records, each with an `id` of its own: a series each once parsed.
+    let records = (0..600)
+        .map(|i| {
+            log_record(
+                None,
+                loki.base + 1_000_000 * i,
+                9,
+                &format!("id={i} msg=hi"),
+            )
+        })
+        .collect();
+    loki.server
+        .export("/v1/logs", &logs_request("lk-many", records))
+        .await;
+    loki.server.flush().await;
+    let get = |query: &str, step: &str| {
+        let url = loki.server.api_url(&format!(
+            "/loki/api/v1/query_range?query={}&step={step}&{}",
+            urlencode(query),
+            loki.window()
+        ));
+        let http = loki.server.http.clone();
+        async move {
+            let response = http.get(url).send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    // One series per id: 600, past 500.
+    let (status, text) = get(
+        r#"sum by (id) (count_over_time({service_name="lk-many"} | logfmt [1m]))"#,
+        "10s",
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("maximum of series (500)") && text.contains("600 series"),
+        "{text}"
+    );
+    // 100 series of 10,910 points: past a million points.
+    let (status, text) = get(
+        r#"sum by (id) (count_over_time({service_name="lk-many"} | logfmt | id < 100 [1m]))"#,
+        "0.011",
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("100 series of 10910 points") && text.contains("1000000 points"),
+        "{text}"
+    );
+    // Within the bounds, the same records are counted whole.
+    let (status, text) = get(
+        r#"sum(count_over_time({service_name="lk-many"} [5m]))"#,
+        "120",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let body: Value = serde_json::from_str(&text).expect("json");
+    let values = &body["data"]["result"][0]["values"];
+    let total: Vec<&str> = values
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|point| point[1].as_str())
+        .collect();
+    assert_eq!(total, ["600"], "{body}");
+}
