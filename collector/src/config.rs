@@ -43,16 +43,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive OTLP, index it and serve the UI and query API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Serve MCP over stdio (for an assistant on this machine), answering each
+    /// tool call from a running Hopline's `/mcp`.
+    Mcp(McpArgs),
 }
 
-impl Cli {
-    pub fn serve_args(self) -> ServeArgs {
-        match self.command {
-            Some(Command::Serve(args)) => args,
-            None => self.serve,
-        }
-    }
+/// The settings of `hopline mcp`.
+#[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    /// The Hopline to ask: its UI and API address
+    #[arg(
+        long,
+        env = "HOPLINE_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:16686"
+    )]
+    pub url: String,
+    /// A query token of that Hopline, when it has tokens
+    #[arg(
+        long,
+        env = "HOPLINE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// The tenant to read, when the token reaches several (sent as X-Scope-OrgID)
+    #[arg(long, env = "HOPLINE_TENANT", value_name = "TENANT")]
+    pub tenant: Option<String>,
 }
 
 /// The settings of `hopline serve`. Every one is also an environment variable and a

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hopline::config::{Cli, Config};
+use hopline::api::mcp::StdioBridge;
+use hopline::config::{Cli, Command, Config, McpArgs};
 use hopline::Hopline;
 use tracing::{error, info};
 
@@ -15,14 +16,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let serve = match cli.command {
+        Some(Command::Serve(args)) => *args,
+        None => cli.serve,
+        Some(Command::Mcp(args)) => return mcp(args),
+    };
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn")),
-        )
+        .with_env_filter(filter())
         .init();
-    let config = match Config::load(cli.serve_args()) {
+    let config = match Config::load(serve) {
         Ok(config) => config,
         Err(e) => {
             error!("{e:#}");
@@ -52,6 +55,46 @@ fn main() -> ExitCode {
         hopline.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn,rmcp=warn"))
+}
+
+/// `hopline mcp`: MCP on stdin and stdout (the log goes to stderr), until the
+/// client closes them.
+fn mcp(args: McpArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter())
+        .init();
+    let bridge = match StdioBridge::new(&args.url, args.token.as_deref(), args.tenant.as_deref()) {
+        Ok(bridge) => bridge,
+        Err(e) => {
+            error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(url = %args.url, "MCP on stdio, answering from this Hopline");
+    match runtime.block_on(bridge.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM; on SIGHUP reads the tokens and TLS files again.

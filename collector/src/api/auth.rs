@@ -45,7 +45,7 @@ impl FromRequestParts<ApiState> for Tenant {
 
 /// Put into a request's extensions by [`authenticate`].
 #[derive(Clone)]
-struct TenantState(ApiState);
+pub(super) struct TenantState(pub(super) ApiState);
 
 /// Routes anyone may reach: what a load balancer probes, and what signing in needs.
 fn is_public(path: &str) -> bool {

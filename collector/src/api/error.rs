@@ -17,6 +17,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// What the client is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

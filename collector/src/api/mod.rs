@@ -7,6 +7,7 @@ mod error;
 mod export;
 mod logs;
 mod loki;
+pub mod mcp;
 mod red;
 mod traces;
 pub mod ui;
@@ -120,6 +121,7 @@ pub fn router(state: ApiState) -> Router {
                 crate::cluster::leaf::MAX_REQUEST_BYTES,
             )),
         )
+        .nest_service("/mcp", mcp::service())
         .route("/signin", get(auth::sign_in_page).post(auth::sign_in))
         .route("/signout", post(auth::sign_out))
         .fallback(not_found)

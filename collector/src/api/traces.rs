@@ -16,7 +16,7 @@ use crate::query::params::{self, Params, TraceSearch};
 use crate::query::service::{Operation, Trace};
 use crate::query::span_patterns::{self, resolve_operation_pattern};
 use crate::query::{analysis, jaeger, otlp_json, QueryError};
-use crate::store::search::MAX_MATCHING_TRACES;
+use crate::store::search::{DependencyLink, MAX_MATCHING_TRACES};
 
 pub(super) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -46,7 +46,7 @@ pub(super) async fn service_operations(
     Ok(Json(jaeger::envelope(json!(names), total)))
 }
 
-fn operations_params(
+pub(super) fn operations_params(
     pairs: &[(String, String)],
     service_key: &str,
     kind_key: &str,
@@ -66,7 +66,7 @@ fn operations_params(
     Ok((service, kind))
 }
 
-fn operations_json(operations: &[Operation]) -> Vec<Value> {
+pub(super) fn operations_json(operations: &[Operation]) -> Vec<Value> {
     operations
         .iter()
         .map(|op| json!({ "name": op.name, "spanKind": op.span_kind }))
@@ -199,6 +199,20 @@ pub(super) async fn trace(
     traces_response(vec![trace], 1, false, None).await
 }
 
+/// One edge of the service map, as Jaeger gives it, with latency quantiles (ms).
+pub(super) fn dependency_json(link: &DependencyLink) -> Value {
+    let ms = |q: f64| link.latencies.quantile(q).map(|ns| ns as f64 / 1e6);
+    json!({
+        "parent": link.parent,
+        "child": link.child,
+        "callCount": link.call_count,
+        "errorCount": link.error_count,
+        "p50": ms(0.5),
+        "p95": ms(0.95),
+        "p99": ms(0.99),
+    })
+}
+
 pub(super) async fn dependencies(
     Tenant(state): Tenant,
     query: Pairs,
@@ -210,21 +224,7 @@ pub(super) async fn dependencies(
     let end = end_ms.saturating_mul(1_000_000);
     let start = end.saturating_sub(lookback_ms.saturating_mul(1_000_000));
     let links = state.queries.dependencies(start, end).await?;
-    let data: Vec<Value> = links
-        .iter()
-        .map(|link| {
-            let ms = |q: f64| link.latencies.quantile(q).map(|ns| ns as f64 / 1e6);
-            json!({
-                "parent": link.parent,
-                "child": link.child,
-                "callCount": link.call_count,
-                "errorCount": link.error_count,
-                "p50": ms(0.5),
-                "p95": ms(0.95),
-                "p99": ms(0.99),
-            })
-        })
-        .collect();
+    let data: Vec<Value> = links.iter().map(dependency_json).collect();
     let total = data.len();
     Ok(Json(jaeger::envelope(json!(data), total)))
 }

@@ -326,29 +326,29 @@ async fn load(
 
 /// What one trace does on one span path.
 #[derive(Debug, Clone, Default)]
-struct PathFacts {
-    service: String,
-    operation: String,
+pub(super) struct PathFacts {
+    pub(super) service: String,
+    pub(super) operation: String,
     depth: usize,
-    spans: u64,
-    errors: u64,
-    critical_ns: u64,
-    self_ns: u64,
+    pub(super) spans: u64,
+    pub(super) errors: u64,
+    pub(super) critical_ns: u64,
+    pub(super) self_ns: u64,
 }
 
 /// One trace, reduced to what the groups add up.
-struct TraceFacts {
+pub(super) struct TraceFacts {
     id: TraceId,
-    duration_ns: u64,
+    pub(super) duration_ns: u64,
     /// Its critical path's length (the main root's duration), ns.
-    critical_ns: u64,
-    paths: HashMap<String, PathFacts>,
+    pub(super) critical_ns: u64,
+    pub(super) paths: HashMap<String, PathFacts>,
     /// Scalar `key=value` pairs of its spans and their resources.
     attributes: HashSet<(String, String)>,
     cut: bool,
 }
 
-fn facts(trace: &Trace) -> TraceFacts {
+pub(super) fn facts(trace: &Trace) -> TraceFacts {
     let spans = &trace.spans;
     let parents = hopline_tree::parents(
         spans.iter().map(|s| s.span_id.0.as_slice()),

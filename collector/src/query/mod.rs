@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod context;
+pub mod digest;
 pub mod jaeger;
 pub mod logql;
 pub mod loki;

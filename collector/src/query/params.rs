@@ -107,6 +107,14 @@ fn parse_span_id(text: &str) -> Result<SpanId, QueryError> {
 
 /// `[start, end]` in ns from `start`/`end` in µs and `lookback` (`1h`, or Jaeger
 /// UI's `custom`).
+/// `start`, `end` (µs) and `lookback` alone, as a range in ns.
+pub fn time_range(pairs: &[(String, String)], now_nanos: u64) -> Result<(u64, u64), QueryError> {
+    time_window(
+        &Params::new(pairs, &["start", "end", "lookback"])?,
+        now_nanos,
+    )
+}
+
 pub(super) fn time_window(params: &Params<'_>, now_nanos: u64) -> Result<(u64, u64), QueryError> {
     let end = params
         .u64("end")?

@@ -13,6 +13,7 @@ mod faults;
 mod fuzz_seeds;
 mod hostile;
 mod loki_api;
+mod mcp;
 mod otel_sdk;
 mod otlp_json;
 mod retention;

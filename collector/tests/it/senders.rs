@@ -19,20 +19,21 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// The client libraries, pinned.
+/// The client libraries, pinned (`mcp`, the MCP SDK, is `mcp.rs`'s).
 const PACKAGES: &[&str] = &[
     "py_zipkin[protobuf]==1.2.8",
     "protobuf==7.36.2",
     "python-logging-loki==0.3.1",
     "cramjam==2.14.0",
     "elasticsearch==8.17.2",
+    "mcp==2.3.0",
 ];
 
 /// Made once for every test of this file.
 static VENV: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// A virtual environment with the client libraries, or None (skip) without PyPI.
-fn python() -> Option<PathBuf> {
+pub fn python() -> Option<PathBuf> {
     let mut made = VENV.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(venv) = made.as_ref() {
         return Some(venv.join("bin/python"));
@@ -66,7 +67,7 @@ fn python() -> Option<PathBuf> {
 }
 
 /// Runs a Python script; its standard output, parsed as JSON.
-fn run_python(python: &Path, script: &str, args: &[&str]) -> Value {
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> Value {
     let output = Command::new(python)
         .arg("-c")
         .arg(script)
