@@ -32,15 +32,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let hopline = match Hopline::start(config).await {
@@ -55,6 +48,15 @@ fn main() -> ExitCode {
         hopline.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The async runtime, or None when it cannot start (logged).
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error!(error = %e, "cannot start the async runtime"))
+        .ok()
 }
 
 fn filter() -> tracing_subscriber::EnvFilter {
@@ -77,15 +79,8 @@ fn mcp(args: McpArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     info!(url = %args.url, "MCP on stdio, answering from this Hopline");
     match runtime.block_on(bridge.run()) {

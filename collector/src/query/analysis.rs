@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::params::TraceSearch;
 use super::service::{QueryService, Trace};
 use super::QueryError;
-use crate::model::{AnyValue, StatusCode, TraceId};
+use crate::model::{AnyValue, Span, StatusCode, TraceId};
 use crate::store::outline::TraceSummary;
 use crate::store::red::Latencies;
 use crate::store::search::{Stop, TraceFilter, TraceOrder};
@@ -348,15 +348,15 @@ pub(super) struct TraceFacts {
     cut: bool,
 }
 
-pub(super) fn facts(trace: &Trace) -> TraceFacts {
-    let spans = &trace.spans;
+/// The spans as the tree sees them: times and the index of each one's parent.
+pub(super) fn shape(spans: &[Span]) -> Vec<hopline_tree::Span> {
     let parents = hopline_tree::parents(
         spans.iter().map(|s| s.span_id.0.as_slice()),
         spans
             .iter()
             .map(|s| s.parent_span_id.as_ref().map(|p| p.0.as_slice())),
     );
-    let shape: Vec<hopline_tree::Span> = spans
+    spans
         .iter()
         .zip(parents)
         .map(|(span, parent)| hopline_tree::Span {
@@ -364,7 +364,12 @@ pub(super) fn facts(trace: &Trace) -> TraceFacts {
             end: span.end_time_unix_nano.max(span.start_time_unix_nano),
             parent,
         })
-        .collect();
+        .collect()
+}
+
+pub(super) fn facts(trace: &Trace) -> TraceFacts {
+    let spans = &trace.spans;
+    let shape = shape(spans);
     let labels: Vec<String> = spans
         .iter()
         .map(|s| format!("{}: {}", s.service_name, s.name))

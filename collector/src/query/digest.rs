@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::analysis::{facts, PathFacts};
+use super::analysis::{facts, shape, PathFacts};
 use super::service::Trace;
 use crate::model::{Span, StatusCode};
 
@@ -69,21 +69,7 @@ fn span_row(span: &Span) -> serde_json::Map<String, Value> {
 /// spans by self time; and `link`, where a person sees it whole.
 pub fn trace_digest(trace: &Trace, link: &str) -> Value {
     let spans = &trace.spans;
-    let parents = hopline_tree::parents(
-        spans.iter().map(|s| s.span_id.0.as_slice()),
-        spans
-            .iter()
-            .map(|s| s.parent_span_id.as_ref().map(|p| p.0.as_slice())),
-    );
-    let shape: Vec<hopline_tree::Span> = spans
-        .iter()
-        .zip(&parents)
-        .map(|(span, parent)| hopline_tree::Span {
-            start: span.start_time_unix_nano,
-            end: span.end_time_unix_nano.max(span.start_time_unix_nano),
-            parent: *parent,
-        })
-        .collect();
+    let shape = shape(spans);
     let (roots, children) = hopline_tree::children(&shape);
     let root = hopline_tree::main_root(&shape, &roots);
     let self_times = hopline_tree::self_times(&shape);
