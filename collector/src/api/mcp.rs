@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::tool::{Extension, ToolCallContext};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage,
@@ -33,7 +33,7 @@ use super::auth::TenantState;
 use super::traces::{dependency_json, operations_json, operations_params};
 use super::{ApiError, ApiState};
 use crate::query::params::{self, TraceSearch};
-use crate::query::{digest, red, QueryError};
+use crate::query::{digest, partial, red, QueryError};
 
 /// Largest MCP request body.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -511,6 +511,27 @@ impl HoplineTools {
 impl ServerHandler for HoplineTools {
     fn get_info(&self) -> ServerConfig {
         server_config()
+    }
+
+    /// The tool's answer, with what the query service left out of it (a node
+    /// that did not answer, in cluster mode) as a last text block.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = ToolCallContext::new(self, request, context);
+        let (answer, notes) = partial::gathering(self.tool_router.call(call)).await;
+        match answer {
+            Ok(CallToolResponse::Complete(mut result)) if !notes.is_empty() => {
+                result.content.push(ContentBlock::text(format!(
+                    "warning, a partial answer: {}",
+                    notes.join("; ")
+                )));
+                Ok(result.into())
+            }
+            other => other,
+        }
     }
 }
 

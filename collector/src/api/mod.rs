@@ -29,6 +29,7 @@ use crate::access::{AccessControl, TenantId};
 use crate::cluster::leaf::{LeafRequest, LeafServer};
 use crate::metrics::Metrics;
 use crate::model::Clock;
+use crate::query::partial;
 use crate::query::service::QueryService;
 use crate::query::QueryError;
 use crate::store::Store;
@@ -125,6 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/signin", get(auth::sign_in_page).post(auth::sign_in))
         .route("/signout", post(auth::sign_out))
         .fallback(not_found)
+        .layer(middleware::from_fn(partial_answers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -134,6 +136,58 @@ pub fn router(state: ApiState) -> Router {
             observe_latency,
         ))
         .with_state(state)
+}
+
+/// Largest JSON answer that gets the notes of a partial answer in its body (the
+/// header carries them on any answer).
+const MAX_ANNOTATED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Puts what the query service left out of an answer (a node that did not
+/// answer, in cluster mode) on it: the `Hopline-Partial` header, and a top-level
+/// `warnings` list in a JSON object answer (but MCP's, whose messages are
+/// JSON-RPC's).
+async fn partial_answers(request: Request, next: Next) -> Response {
+    let is_mcp = request.uri().path().starts_with("/mcp");
+    let (response, notes) = partial::gathering(next.run(request)).await;
+    if notes.is_empty() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let summary = notes
+        .join("; ")
+        .replace(|c: char| !(' '..='~').contains(&c), "?");
+    if let Ok(value) = header::HeaderValue::from_str(&summary) {
+        parts.headers.insert("hopline-partial", value);
+    }
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let whole = http_body::Body::size_hint(&body)
+        .exact()
+        .is_some_and(|len| len <= MAX_ANNOTATED_BYTES);
+    if is_mcp || !is_json || !whole {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ANNOTATED_BYTES as usize).await else {
+        return ApiError::internal("the answer could not be read back to note what it lacks")
+            .into_response();
+    };
+    let annotated = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            let warnings = object.entry("warnings").or_insert(json!([]));
+            match warnings.as_array_mut() {
+                Some(list) => list.extend(notes.into_iter().map(serde_json::Value::from)),
+                None => *warnings = json!(notes),
+            }
+            serde_json::to_vec(&object).ok()
+        }
+        _ => None,
+    };
+    let bytes = annotated.map_or(bytes, axum::body::Bytes::from);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 async fn observe_latency(State(state): State<ApiState>, request: Request, next: Next) -> Response {

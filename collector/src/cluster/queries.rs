@@ -24,6 +24,7 @@ use super::HEARTBEAT;
 use crate::access::AccessControl;
 use crate::model::{Signal, SpanKind, TraceId};
 use crate::query::params::TraceSearch;
+use crate::query::partial;
 use crate::query::service::{
     first_traces, LogPage, Operation, QueryResult, QueryService, SummaryPage, Trace, TraceIds,
     TracePage,
@@ -206,6 +207,10 @@ impl ClusterQueries {
                         Ok(answer) => Ok(Some(answer)),
                         Err(e) => {
                             warn!(node = %node.id, error = %e, "an ingest node did not answer; its data not yet published is left out");
+                            partial::left_out(format!(
+                                "ingest node {} did not answer ({e}): the records it has not yet published are left out of this answer",
+                                node.id
+                            ));
                             Ok::<_, QueryError>(None)
                         }
                     }

@@ -12,6 +12,7 @@ pub mod logql;
 pub mod loki;
 pub mod otlp_json;
 pub mod params;
+pub mod partial;
 pub mod red;
 pub mod service;
 pub mod span_patterns;

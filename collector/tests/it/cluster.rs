@@ -839,7 +839,7 @@ async fn records_not_yet_published_are_searched_on_the_ingest_nodes() {
         "--http-addr",
         "127.0.0.2:0",
     ];
-    let ingest: Vec<Collector> = (0..2)
+    let mut ingest: Vec<Collector> = (0..2)
         .map(|n| engines.spawn(dirs[n].path(), "ingest", &format!("ingest-{n}"), &slow))
         .collect();
     let search = engines.spawn(dirs[2].path(), "search", "search-0", FAST);
@@ -882,6 +882,52 @@ async fn records_not_yet_published_are_searched_on_the_ingest_nodes() {
     assert!(
         status == 503 && text.contains("no longer published"),
         "{status} {text}"
+    );
+
+    // An ingest node down (still listed until its heartbeat is stale): answers
+    // come from the rest and say what they lack, in the body and a header, and
+    // in an MCP tool's answer.
+    ingest[1].child.kill().expect("kill -9");
+    let _ = ingest[1].child.wait();
+    let response = http
+        .get(format!("{}/api/services", search.api))
+        .send()
+        .await
+        .expect("services");
+    assert_eq!(response.status(), 200);
+    let header = response
+        .headers()
+        .get("hopline-partial")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        header.contains("ingest node ingest-1 did not answer"),
+        "{header}"
+    );
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("ingest-1") && w.contains("left out")),
+        "{body}"
+    );
+    assert!(
+        !body["data"].as_array().expect("services").is_empty(),
+        "{body}"
+    );
+    let mcp = http
+        .post(format!("{}/mcp", search.api))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_services","arguments":{}}}"#)
+        .send()
+        .await
+        .expect("mcp");
+    let text = mcp.text().await.expect("mcp body");
+    assert!(
+        text.contains("a partial answer") && text.contains("ingest-1"),
+        "{text}"
     );
 }
 
