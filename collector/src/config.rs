@@ -71,6 +71,9 @@ pub struct McpArgs {
     /// The tenant to read, when the token reaches several (sent as X-Scope-OrgID)
     #[arg(long, env = "HOPLINE_TENANT", value_name = "TENANT")]
     pub tenant: Option<String>,
+    /// CA certificates (PEM) to trust beside the system's, for an https:// URL
+    #[arg(long, env = "HOPLINE_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// The settings of `hopline serve`. Every one is also an environment variable and a
@@ -275,6 +278,11 @@ pub struct ServeArgs {
     /// [default: --http-addr, with the host name for 0.0.0.0]
     #[arg(long, env = "HOPLINE_ADVERTISE_ADDR", value_name = "HOST:PORT")]
     pub advertise_addr: Option<String>,
+    /// Cluster mode with --tls-cert: CA certificates (PEM) that the other nodes'
+    /// certificates chain to, trusted beside the system's roots when nodes call
+    /// each other over HTTPS
+    #[arg(long, env = "HOPLINE_CLUSTER_CA", value_name = "FILE")]
+    pub cluster_ca: Option<PathBuf>,
     /// Tenants, in the config file only (`[[tenants]]`, as in --tokens-file).
     #[arg(skip)]
     #[serde(default)]
@@ -651,6 +659,7 @@ impl ServeArgs {
             cache_size,
             node_id,
             advertise_addr,
+            cluster_ca,
             tenants,
         )
     }
@@ -803,6 +812,12 @@ pub struct ClusterSettings {
     /// Where other nodes reach this node's query API (`host:port`); by default
     /// the address it listens on (the host name for 0.0.0.0).
     pub advertise_addr: Option<String>,
+    /// This node serves TLS (`--tls-cert`): so do the others, and nodes call
+    /// each other over HTTPS.
+    pub tls: bool,
+    /// CA certificates (PEM) the other nodes' certificates chain to, beside the
+    /// system's roots.
+    pub cluster_ca: Option<PathBuf>,
 }
 
 impl ClusterSettings {
@@ -941,7 +956,12 @@ impl Config {
                     cache_size: size("cache-size", args.cache_size, "10GiB")? as u64,
                     node_id,
                     advertise_addr,
+                    tls: tls.is_some(),
+                    cluster_ca: args.cluster_ca,
                 })
+            }
+            (None, None) if args.cluster_ca.is_some() => {
+                bail!("cluster-ca is for a cluster: give --object-store and --metastore")
             }
             (None, None) if role == NodeRole::All => None,
             (None, None) => bail!(

@@ -72,7 +72,12 @@ fn mcp(args: McpArgs) -> ExitCode {
         .with_ansi(false)
         .with_env_filter(filter())
         .init();
-    let bridge = match StdioBridge::new(&args.url, args.token.as_deref(), args.tenant.as_deref()) {
+    let bridge = match StdioBridge::new(
+        &args.url,
+        args.token.as_deref(),
+        args.tenant.as_deref(),
+        args.ca.as_deref(),
+    ) {
         Ok(bridge) => bridge,
         Err(e) => {
             error!("{e:#}");

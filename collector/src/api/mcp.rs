@@ -538,7 +538,7 @@ impl ServerHandler for HoplineTools {
 /// `hopline mcp`: MCP over stdio for an assistant on this machine, each tool
 /// call handed to the `/mcp` of the Hopline at `url`.
 pub struct StdioBridge {
-    http: reqwest::Client,
+    http: reqwest_rustls::Client,
     endpoint: String,
     headers: HeaderMap,
     tools: Vec<Tool>,
@@ -546,8 +546,14 @@ pub struct StdioBridge {
 
 impl StdioBridge {
     /// `url`: the Hopline API (e.g. `http://127.0.0.1:16686`); `token` its query
-    /// token; `tenant` one of the token's tenants when it reaches several.
-    pub fn new(url: &str, token: Option<&str>, tenant: Option<&str>) -> anyhow::Result<Self> {
+    /// token; `tenant` one of the token's tenants when it reaches several; `ca`
+    /// CA certificates (PEM) to trust beside the system's, for `https://`.
+    pub fn new(
+        url: &str,
+        token: Option<&str>,
+        tenant: Option<&str>,
+        ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -560,15 +566,24 @@ impl StdioBridge {
                 .map_err(|_| anyhow::anyhow!("the tenant holds characters a header cannot"))?;
             headers.insert("x-scope-orgid", value);
         }
-        let url = reqwest::Url::parse(url)
+        let url = reqwest_rustls::Url::parse(url)
             .map_err(|e| anyhow::anyhow!("--url '{url}' is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             anyhow::bail!("--url '{url}': expected http:// or https://");
         }
+        let mut http =
+            reqwest_rustls::Client::builder().timeout(std::time::Duration::from_secs(120));
+        if let Some(path) = ca {
+            let pem =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+            for certificate in reqwest_rustls::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow::anyhow!("--ca {}: not PEM certificates: {e}", path.display())
+            })? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
         Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(120))
-                .build()?,
+            http: http.build()?,
             endpoint: format!("{}/mcp", url.as_str().trim_end_matches('/')),
             headers,
             tools: HoplineTools::definitions(),
@@ -595,7 +610,8 @@ impl StdioBridge {
             .post(&self.endpoint)
             .headers(self.headers.clone())
             .header(header::ACCEPT, "application/json, text/event-stream")
-            .json(&message)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&message).map_err(|e| e.to_string())?)
             .send()
             .await
             .map_err(|e| format!("cannot reach {}: {e}", self.endpoint))?;

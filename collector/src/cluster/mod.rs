@@ -34,6 +34,45 @@ use objects::SplitObjects;
 /// taken for dead.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How this node calls the others' query API (leaf searches): over HTTPS when
+/// it serves TLS itself (a cluster's nodes all do, or none do), trusting the
+/// system's roots and `--cluster-ca`; its query token rides on each call.
+pub struct Peers {
+    pub http: reqwest_rustls::Client,
+    scheme: &'static str,
+}
+
+impl Peers {
+    pub fn new(settings: &ClusterSettings) -> anyhow::Result<Peers> {
+        let mut builder = reqwest_rustls::Client::builder();
+        if let Some(path) = &settings.cluster_ca {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cluster-ca {}", path.display()))?;
+            let certificates = reqwest_rustls::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("cluster-ca {}: not PEM certificates", path.display()))?;
+            anyhow::ensure!(
+                !certificates.is_empty(),
+                "cluster-ca {}: no certificate in it",
+                path.display()
+            );
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        Ok(Peers {
+            http: builder
+                .build()
+                .context("the HTTP client of leaf searches")?,
+            scheme: if settings.tls { "https" } else { "http" },
+        })
+    }
+
+    /// The URL of `path` on the node that advertises `address`.
+    pub fn url(&self, address: &str, path: &str) -> String {
+        format!("{}://{address}{path}", self.scheme)
+    }
+}
+
 /// A node's handle on the cluster's engines.
 pub struct Cluster {
     pub settings: ClusterSettings,
@@ -43,6 +82,7 @@ pub struct Cluster {
     /// Published splits on this disk (nodes that search: `all`, `search`).
     pub cache: Option<SplitCache>,
     pub metrics: Arc<Metrics>,
+    pub peers: Peers,
 }
 
 impl Cluster {
@@ -56,6 +96,7 @@ impl Cluster {
         metrics: Arc<Metrics>,
         wait: Duration,
     ) -> anyhow::Result<Cluster> {
+        let peers = Peers::new(&settings)?;
         let metastore = Metastore::connect(&settings.metastore, wait)
             .await
             .with_context(|| format!("metastore {}", settings.metastore_for_log()))?;
@@ -91,6 +132,7 @@ impl Cluster {
             objects,
             cache,
             metrics,
+            peers,
         })
     }
 

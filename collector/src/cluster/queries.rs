@@ -53,7 +53,6 @@ pub struct ClusterQueries {
     leaves: Arc<LeafServer>,
     access: Arc<AccessControl>,
     tenant: usize,
-    http: reqwest::Client,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QueryError {
@@ -61,10 +60,6 @@ fn unavailable(e: impl std::fmt::Display) -> QueryError {
 }
 
 /// A node's address without the scheme, as a URL.
-fn leaf_url(address: &str) -> String {
-    format!("http://{address}{}", leaf::PATH)
-}
-
 /// How the question spreads.
 #[derive(Clone, Copy, PartialEq)]
 enum Spread {
@@ -85,7 +80,6 @@ impl ClusterQueries {
             leaves,
             access,
             tenant,
-            http: reqwest::Client::new(),
         }
     }
 
@@ -96,9 +90,10 @@ impl ClusterQueries {
     /// Asks another node.
     async fn remote(&self, address: &str, request: &LeafRequest) -> Result<LeafAnswer, String> {
         let body = postcard::to_allocvec(request).map_err(|e| e.to_string())?;
-        let mut call = self
+        let peers = &self.leaves.cluster.peers;
+        let mut call = peers
             .http
-            .post(leaf_url(address))
+            .post(peers.url(address, leaf::PATH))
             .timeout(self.leaves.gate.limits.timeout)
             .header("content-type", "application/octet-stream")
             .header(crate::access::ORG_ID_HEADER, self.tenant_name())

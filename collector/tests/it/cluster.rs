@@ -1109,3 +1109,119 @@ async fn the_janitor_merges_small_splits_and_the_answers_stay_the_same() {
         .any(|line| line.contains("merged splits")));
     same_answers(&http, &reference.api, &[&search.api], &questions).await;
 }
+
+/// `GET url` with `http`: the status, the `Hopline-Partial` header, the body.
+async fn get_tls(http: &reqwest_rustls::Client, url: &str) -> (u16, String, Value) {
+    let response = http.get(url).send().await.expect("GET over TLS");
+    let status = response.status().as_u16();
+    let partial = response
+        .headers()
+        .get("hopline-partial")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, partial, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_serve_tls_call_each_other_over_https() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let Some(engines) = Engines::start() else {
+        return;
+    };
+    // A CA, and a certificate for 127.0.0.1 that every node serves.
+    let pki = tempfile::tempdir().expect("tempdir");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+        .expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("sign");
+    let path = |name: &str| pki.path().join(name).to_string_lossy().into_owned();
+    std::fs::write(path("ca.pem"), ca.pem()).expect("ca");
+    std::fs::write(path("cert.pem"), cert.pem()).expect("cert");
+    std::fs::write(path("key.pem"), key.serialize_pem()).expect("key");
+    let (cert, key, ca_file) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
+    // Nothing published: the search nodes' answers come from the ingest node,
+    // over a leaf call.
+    let tls = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--publish-interval",
+        "1h",
+    ];
+    let with_ca = [
+        &tls[..],
+        &["--cluster-ca", &ca_file, "--query-timeout", "5s"],
+    ]
+    .concat();
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ingest = engines.spawn(dirs[0].path(), "ingest", "tls-ingest-0", &with_ca);
+    let trusting = engines.spawn(dirs[1].path(), "search", "tls-search-0", &with_ca);
+    // Trusting only the system's roots, which never signed the test CA.
+    let untrusting = engines.spawn(
+        dirs[2].path(),
+        "search",
+        "tls-search-1",
+        &[&tls[..], &["--query-timeout", "5s"]].concat(),
+    );
+    assert!(trusting.api.starts_with("https://"), "{}", trusting.api);
+
+    let http = reqwest_rustls::Client::builder()
+        .add_root_certificate(
+            reqwest_rustls::Certificate::from_pem(ca.pem().as_bytes()).expect("CA"),
+        )
+        .build()
+        .expect("client");
+    let base = now_nanos() - 10_000_000_000;
+    let trace = traces_request(
+        "tls-checkout",
+        vec![span([0x7c; 16], 1, None, "pay", base, 5_000_000)],
+    );
+    let sent = http
+        .post(format!(
+            "{}/v1/traces",
+            ingest.http.replacen("http://", "https://", 1)
+        ))
+        .header("content-type", "application/x-protobuf")
+        .body(prost::Message::encode_to_vec(&trace))
+        .send()
+        .await
+        .expect("export over TLS");
+    assert_eq!(sent.status(), 200);
+
+    let services = format!("{}/api/services", trusting.api);
+    let found = eventually(Duration::from_secs(20), || {
+        let (http, services) = (http.clone(), services.clone());
+        async move {
+            let (status, partial, body) = get_tls(&http, &services).await;
+            (status == 200 && body["data"] == serde_json::json!(["tls-checkout"]))
+                .then_some((partial, body))
+        }
+    })
+    .await;
+    let (partial, body) = found.expect("the trusting search node reads the ingest node over HTTPS");
+    assert!(
+        partial.is_empty() && body["warnings"].is_null(),
+        "{partial} {body}"
+    );
+
+    // The other search node cannot verify the ingest node's certificate: it
+    // answers without that node's records, and says why.
+    let (status, partial, body) = get_tls(&http, &format!("{}/api/services", untrusting.api)).await;
+    assert_eq!(status, 200);
+    assert!(
+        partial.contains("ingest node tls-ingest-0 did not answer"),
+        "{partial} {body}"
+    );
+    assert_eq!(body["data"], serde_json::json!([]), "{body}");
+}
