@@ -269,7 +269,7 @@ fn any_equal(tokens: &[String], given: &str) -> bool {
 
 /// Compares every byte of `expected` whatever the answer; the length of `given`
 /// is not secret.
-fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
     let mut difference = (expected.len() ^ given.len()) as u64;
     for (i, byte) in expected.iter().enumerate() {
         let other = given.get(i).copied().unwrap_or(!byte);

@@ -283,6 +283,15 @@ pub struct ServeArgs {
     /// each other over HTTPS
     #[arg(long, env = "HOPLINE_CLUSTER_CA", value_name = "FILE")]
     pub cluster_ca: Option<PathBuf>,
+    /// Cluster mode: a secret the nodes share, with which they ask each other's
+    /// leaf searches for any tenant (else each tenant's first query token)
+    #[arg(
+        long,
+        env = "HOPLINE_CLUSTER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub cluster_token: Option<String>,
     /// Tenants, in the config file only (`[[tenants]]`, as in --tokens-file).
     #[arg(skip)]
     #[serde(default)]
@@ -660,6 +669,7 @@ impl ServeArgs {
             node_id,
             advertise_addr,
             cluster_ca,
+            cluster_token,
             tenants,
         )
     }
@@ -818,6 +828,8 @@ pub struct ClusterSettings {
     /// CA certificates (PEM) the other nodes' certificates chain to, beside the
     /// system's roots.
     pub cluster_ca: Option<PathBuf>,
+    /// The secret nodes ask each other's leaf searches with, for any tenant.
+    pub token: Option<String>,
 }
 
 impl ClusterSettings {
@@ -958,10 +970,16 @@ impl Config {
                     advertise_addr,
                     tls: tls.is_some(),
                     cluster_ca: args.cluster_ca,
+                    token: match args.cluster_token {
+                        Some(token) if token.chars().count() < MIN_TOKEN_LEN => bail!(
+                            "cluster-token: at least {MIN_TOKEN_LEN} characters (e.g. openssl rand -hex 16)"
+                        ),
+                        token => token,
+                    },
                 })
             }
-            (None, None) if args.cluster_ca.is_some() => {
-                bail!("cluster-ca is for a cluster: give --object-store and --metastore")
+            (None, None) if args.cluster_ca.is_some() || args.cluster_token.is_some() => {
+                bail!("cluster-ca and cluster-token are for a cluster: give --object-store and --metastore")
             }
             (None, None) if role == NodeRole::All => None,
             (None, None) => bail!(

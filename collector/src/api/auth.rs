@@ -83,6 +83,37 @@ fn resolve(
     state.access.authorize(Role::Query, credentials)
 }
 
+/// Another node of the cluster asking a leaf search with `--cluster-token`: the
+/// tenant it names (`X-Scope-OrgID`). `None` for any other request.
+fn cluster_caller(
+    state: &ApiState,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Result<TenantId, Denied>> {
+    let secret = state.leaves.as_ref()?.cluster.settings.token.as_deref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(access::bearer_token)?;
+    if path != crate::cluster::leaf::PATH
+        || !access::constant_time_eq(secret.as_bytes(), given.as_bytes())
+    {
+        return None;
+    }
+    let name = headers
+        .get(access::ORG_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(crate::config::DEFAULT_TENANT);
+    Some(
+        state
+            .access
+            .names()
+            .iter()
+            .position(|tenant| tenant == name)
+            .ok_or_else(|| Denied::NotYourTenant(name.to_string())),
+    )
+}
+
 /// Resolves the caller's tenant; refuses those without one: a page is sent to the
 /// sign-in page, an API call gets 401 (or 403) in the API's error envelope.
 pub async fn authenticate(
@@ -95,7 +126,11 @@ pub async fn authenticate(
         return next.run(request).await;
     }
     let peer = request.extensions().get::<PeerAddr>().copied();
-    match resolve(&state, request.headers(), peer) {
+    let resolved = match cluster_caller(&state, &path, request.headers()) {
+        Some(resolved) => resolved,
+        None => resolve(&state, request.headers(), peer),
+    };
+    match resolved {
         Ok(tenant) => {
             // `/metrics` shows every tenant's figures: the operator's (`default`) only.
             if path == "/metrics" && tenant != 0 {

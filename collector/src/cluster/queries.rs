@@ -98,7 +98,11 @@ impl ClusterQueries {
             .header("content-type", "application/octet-stream")
             .header(crate::access::ORG_ID_HEADER, self.tenant_name())
             .body(body);
-        if let Some(token) = self.access.query_token(self.tenant) {
+        let token = match &self.leaves.cluster.settings.token {
+            Some(token) => Some(token.clone()),
+            None => self.access.query_token(self.tenant),
+        };
+        if let Some(token) = token {
             call = call.bearer_auth(token);
         }
         let response = call.send().await.map_err(|e| e.to_string())?;

@@ -1225,3 +1225,115 @@ async fn nodes_that_serve_tls_call_each_other_over_https() {
     );
     assert_eq!(body["data"], serde_json::json!([]), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_read_only_by_proxy_users_is_searched_across_nodes_with_the_cluster_token() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let Some(engines) = Engines::start() else {
+        return;
+    };
+    // The tenant `sso` has no query token: its readers come through a
+    // single sign-on proxy.
+    let tokens = tempfile::NamedTempFile::new().expect("tokens file");
+    std::fs::write(
+        tokens.path(),
+        r#"
+ingest_tokens = ["ct-ingest-default-0123456789"]
+query_tokens = ["ct-query-default-0123456789"]
+
+[[tenants]]
+name = "sso"
+ingest_tokens = ["ct-ingest-sso-0123456789"]
+query_users = ["*@shop.example"]
+"#,
+    )
+    .expect("write tokens");
+    let tokens = tokens.path().to_string_lossy().into_owned();
+    let common = [
+        "--tokens-file",
+        &tokens,
+        "--cluster-token",
+        "ct-cluster-secret-0123456789",
+        "--query-timeout",
+        "5s",
+    ];
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    // Nothing published: the answer needs a leaf call to the ingest node.
+    let ingest = engines.spawn(
+        dirs[0].path(),
+        "ingest",
+        "ct-ingest-0",
+        &[&common[..], &["--publish-interval", "1h"]].concat(),
+    );
+    let search = engines.spawn(
+        dirs[1].path(),
+        "search",
+        "ct-search-0",
+        &[
+            &common[..],
+            &[
+                "--auth-proxy-header",
+                "X-Forwarded-Email",
+                "--trusted-proxies",
+                "127.0.0.1/32",
+            ],
+        ]
+        .concat(),
+    );
+    let http = reqwest::Client::new();
+    let base = now_nanos() - 10_000_000_000;
+    let trace = traces_request(
+        "sso-checkout",
+        vec![span([0x5d; 16], 1, None, "pay", base, 5_000_000)],
+    );
+    let sent = http
+        .post(format!("{}/v1/traces", ingest.http))
+        .bearer_auth("ct-ingest-sso-0123456789")
+        .header("content-type", "application/x-protobuf")
+        .body(prost::Message::encode_to_vec(&trace))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(sent.status(), 200);
+    let ask = |email: &'static str| {
+        let (http, url) = (http.clone(), format!("{}/api/services", search.api));
+        async move {
+            let response = http
+                .get(url)
+                .header("X-Forwarded-Email", email)
+                .send()
+                .await
+                .expect("services");
+            let status = response.status().as_u16();
+            let partial = response.headers().contains_key("hopline-partial");
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, partial, body)
+        }
+    };
+    let found = eventually(Duration::from_secs(20), || async {
+        let (status, partial, body) = ask("ann@shop.example").await;
+        (status == 200 && !partial && body["data"] == serde_json::json!(["sso-checkout"]))
+            .then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "{:?}", ask("ann@shop.example").await);
+    // A user of no tenant is refused; the cluster token opens the leaf route only.
+    let refused = ask("eve@elsewhere.example").await.0;
+    assert!([401, 403].contains(&refused), "{refused}");
+    let (status, _) = get_with(
+        &http,
+        &format!("{}/api/services", ingest.api),
+        "ct-cluster-secret-0123456789",
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+/// `GET url` with a bearer token: status and body text.
+async fn get_with(http: &reqwest::Client, url: &str, token: &str) -> (u16, String) {
+    let response = http.get(url).bearer_auth(token).send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
