@@ -36,7 +36,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// How this node calls the others' query API (leaf searches): over HTTPS when
 /// it serves TLS itself (a cluster's nodes all do, or none do), trusting the
-/// system's roots and `--cluster-ca`; its query token rides on each call.
+/// system's roots and `--cluster-ca`. Each call carries `--cluster-token`, else
+/// the tenant's first query token.
 pub struct Peers {
     pub http: reqwest_rustls::Client,
     scheme: &'static str,
