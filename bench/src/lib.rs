@@ -12,7 +12,10 @@
 //! - [`stats`]: latency samples and how figures are printed;
 //! - [`soak`]: the long run (`--soak`); [`hostile`]: what attacks cost (`--hostile`);
 //! - [`week`]: a week of hourly splits, seeded, then measured (`--week`).
+//! - [`cluster`]: cluster mode with 1, 2, ... N ingest nodes and a search node
+//!   (`--cluster`).
 
+pub mod cluster;
 pub mod collector;
 pub mod hostile;
 pub mod http;

@@ -97,6 +97,24 @@ struct Args {
     /// and TLS on all three listeners (to measure what they cost).
     #[arg(long)]
     secure: bool,
+    /// Instead of the benchmark: cluster mode with 1, 2, ... N ingest nodes and a
+    /// search node, over `--metastore` and `--object-store` (credentials from
+    /// the AWS variables): `--spans` spans (default 1 million) each, their
+    /// spans per CPU-second of the ingest nodes, what publishing costs, trace by
+    /// id with a cold and a warm split cache.
+    #[arg(long, value_name = "N", requires_all = ["metastore", "object_store"],
+          conflicts_with_all = ["soak", "hostile", "secure", "raw_only", "week"])]
+    cluster: Option<usize>,
+    /// With --cluster: a PostgreSQL URL whose user may create databases (one is
+    /// made per cluster size, and dropped after).
+    #[arg(long, value_name = "URL")]
+    metastore: Option<String>,
+    /// With --cluster: `s3://bucket/prefix` (a prefix per run below it).
+    #[arg(long, value_name = "URL")]
+    object_store: Option<String>,
+    /// With --cluster: the S3 endpoint, for MinIO, SeaweedFS or Ceph.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
 }
 
 struct Plan {
@@ -177,6 +195,31 @@ fn run(args: Args) -> anyhow::Result<()> {
         now: now_nanos() - 120_000_000_000,
     };
 
+    if let (Some(max_nodes), Some(metastore), Some(object_store)) =
+        (args.cluster, &args.metastore, &args.object_store)
+    {
+        let engines = hopline_bench::cluster::Engines {
+            metastore: metastore.clone(),
+            object_store: object_store.clone(),
+            s3_endpoint: args.s3_endpoint.clone(),
+        };
+        let run = hopline_bench::cluster::Run {
+            binary: &binary,
+            dir: &dir,
+            engines: &engines,
+            max_nodes: max_nodes.max(1),
+            spans: args.spans.unwrap_or(1_000_000),
+            connections: args.connections,
+            queries: args.queries,
+            workload,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let rows = runtime.block_on(hopline_bench::cluster::cluster(&run))?;
+        println!("{}", hopline_bench::cluster::markdown(&rows));
+        return Ok(());
+    }
     if args.hostile || args.soak.is_some() {
         return run_other(&args, workload, &binary, &dir);
     }
