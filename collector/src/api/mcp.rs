@@ -33,7 +33,7 @@ use super::auth::TenantState;
 use super::traces::{dependency_json, operations_json, operations_params};
 use super::{ApiError, ApiState};
 use crate::query::params::{self, TraceSearch};
-use crate::query::{digest, partial, red, QueryError};
+use crate::query::{digest, ms, partial, red, rfc3339, QueryError};
 
 /// Largest MCP request body.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -213,14 +213,6 @@ fn limit(given: Option<u32>, max: u32) -> Option<String> {
 
 fn lookback(given: Option<String>) -> Option<String> {
     Some(given.unwrap_or_else(|| "1h".into()))
-}
-
-fn ms(nanos: u64) -> f64 {
-    (nanos as f64 / 1e4).round() / 100.0
-}
-
-fn rfc3339(nanos: u64) -> String {
-    hopline_ui::format::rfc3339(nanos / 1000)
 }
 
 #[tool_router]

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::analysis::{facts, shape, PathFacts};
 use super::service::Trace;
+use super::{ms, rfc3339};
 use crate::model::{Span, StatusCode};
 
 /// Rows of each list of a digest.
@@ -19,19 +20,11 @@ const COMPARED_PATHS: usize = 15;
 /// Characters kept of an error message.
 const MESSAGE_CHARS: usize = 300;
 
-fn ms(nanos: u64) -> f64 {
-    (nanos as f64 / 1e4).round() / 100.0
-}
-
 fn cut(text: &str) -> String {
     match text.char_indices().nth(MESSAGE_CHARS) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-fn rfc3339(nanos: u64) -> String {
-    hopline_ui::format::rfc3339(nanos / 1000)
 }
 
 /// Why a span failed: its status message, else its first exception event's

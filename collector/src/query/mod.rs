@@ -50,6 +50,16 @@ pub enum QueryError {
     Worker(#[from] tokio::task::JoinError),
 }
 
+/// Nanoseconds as milliseconds, to two decimals (the JSON of summaries).
+pub(crate) fn ms(nanos: u64) -> f64 {
+    (nanos as f64 / 1e4).round() / 100.0
+}
+
+/// Nanoseconds since the epoch as an RFC 3339 time.
+pub(crate) fn rfc3339(nanos: u64) -> String {
+    hopline_ui::format::rfc3339(nanos / 1000)
+}
+
 /// The severity a log line shows: its text, else the level of its number.
 pub fn severity_label(record: &LogRecord) -> String {
     if record.severity_text.is_empty() {

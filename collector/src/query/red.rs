@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::params::{self, Params};
-use super::QueryError;
+use super::{rfc3339, QueryError};
 use crate::model::SpanKind;
 use crate::store::red::{Cell, MetricsQuery, Series, SpanMetrics, MAX_BUCKETS};
 
@@ -188,10 +188,6 @@ fn gauge(value: Option<f64>) -> Value {
         Some(v) if v.is_finite() => json!({ "doubleValue": v }),
         _ => json!({ "doubleValue": "NaN" }),
     }
-}
-
-fn rfc3339(nanos: u64) -> String {
-    hopline_ui::format::rfc3339(nanos / 1000)
 }
 
 /// Jaeger's `MetricFamily` for `request`, from what the store counted.
