@@ -3,7 +3,9 @@
 //! spans per CPU-second of the ingest nodes together (so that two cores do not
 //! hide the scaling), what publishing costs per record, and trace by id through
 //! the search node with a cold split cache (splits fetched from object storage)
-//! and then a warm one. Each size gets a database and an object prefix of its
+//! and then a warm one. The largest cluster then takes `--logs` log records
+//! too, and log search runs through the search node over them once they are
+//! all in object storage. Each size gets a database and an object prefix of its
 //! own, dropped and left behind respectively at the end.
 
 use std::io::Write;
@@ -45,6 +47,22 @@ pub struct Row {
     cold: Samples,
     warm: Samples,
     incomplete: u64,
+    logs: Option<LogRow>,
+}
+
+/// The log phase of the largest cluster.
+pub struct LogRow {
+    records: u64,
+    seconds: f64,
+    ingest_cpu: Duration,
+    published_splits: u64,
+    /// The first search after publishing: every split fetched from object storage.
+    first: Duration,
+    rare: Samples,
+    common: Samples,
+    filtered: Samples,
+    /// Rare-term searches that did not find their one record.
+    missed: u64,
 }
 
 /// The database URL `url` with its database replaced by `database`.
@@ -89,6 +107,8 @@ pub struct Run<'a> {
     pub max_nodes: usize,
     /// Spans sent to each.
     pub spans: u64,
+    /// Log records sent to the largest cluster after its spans.
+    pub logs: u64,
     pub connections: usize,
     /// Trace lookups of each kind (cold, warm).
     pub queries: usize,
@@ -169,56 +189,28 @@ async fn size(run: &Run<'_>, nodes: usize, metastore: &str) -> anyhow::Result<Ro
         thousands(spans)
     );
 
-    let cpu = |nodes: &[Arc<Collector>]| -> anyhow::Result<Duration> {
-        nodes.iter().map(|node| node.cpu()).sum()
-    };
     let cpu_before = cpu(&ingest)?;
     let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let senders: Vec<_> = (0..connections.max(1))
-        .map(|c| {
-            let node = Arc::clone(&ingest[c % nodes]);
-            let next = Arc::clone(&next);
-            tokio::spawn(async move { send(&node, &next, spans, workload).await })
-        })
-        .collect();
-    for sender in senders {
-        sender.await.context("a sender failed")??;
-    }
+    load(&ingest, Signal::Spans, spans, connections, workload).await?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu_loaded = cpu(&ingest)?;
-
-    // Everything handed over: published, counted by the ingest nodes.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let (mut records, mut splits, mut micros) = (0, 0, 0);
-    while records < spans {
-        if Instant::now() > deadline {
-            bail!(
-                "the ingest nodes published {} of {} spans within 300 s; see their logs under {}",
-                records,
-                spans,
-                dir.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        (records, splits, micros) = (0, 0, 0);
-        for node in &ingest {
-            records += node.metric_value("hopline_published_records_total").await?;
-            splits += node.metric_value("hopline_published_splits_total").await?;
-            micros += node
-                .metric_value("hopline_publish_microseconds_total")
-                .await?;
-        }
-    }
+    let published = until_published(&ingest, spans, &dir).await?;
     let publish_cpu = cpu(&ingest)?.saturating_sub(cpu_loaded);
     eprintln!(
-        "cluster of {nodes}: {} spans published in {splits} splits; trace by id through the search node, cold then warm",
-        thousands(records)
+        "cluster of {nodes}: {} spans published in {} splits; trace by id through the search node, cold then warm",
+        thousands(published.records),
+        published.splits
     );
     // The search node fetches a split from object storage at its first lookup
     // there (cold), and reads it from its cache after (warm).
     let (cold, incomplete) = queries::trace_by_id(&search, workload, spans, queries).await?;
     let (warm, incomplete_warm) = queries::trace_by_id(&search, workload, spans, queries).await?;
+
+    let logs = if nodes == run.max_nodes && run.logs > 0 {
+        Some(log_phase(run, &ingest, &search, spans, &dir).await?)
+    } else {
+        None
+    };
 
     search.stop().await?;
     for node in ingest {
@@ -232,33 +224,182 @@ async fn size(run: &Run<'_>, nodes: usize, metastore: &str) -> anyhow::Result<Ro
         seconds,
         ingest_cpu: cpu_loaded.saturating_sub(cpu_before),
         publish_cpu,
-        published_records: records,
-        published_splits: splits,
-        publish_micros: micros,
+        published_records: published.records,
+        published_splits: published.splits,
+        publish_micros: published.micros,
         cold,
         warm,
         incomplete: incomplete + incomplete_warm,
+        logs,
     })
 }
 
-/// Sends batches of the workload's spans to `node` (OTLP/HTTP, protobuf,
-/// gzip) until `spans` were taken by all senders; retries what is refused
+/// The CPU time of `nodes` together.
+fn cpu(nodes: &[Arc<Collector>]) -> anyhow::Result<Duration> {
+    nodes.iter().map(|node| node.cpu()).sum()
+}
+
+/// `run.logs` log records into the cluster after its spans; once all are in
+/// object storage, log search through the search node (the first search
+/// fetches every split, the rest read the cache).
+async fn log_phase(
+    run: &Run<'_>,
+    ingest: &[Arc<Collector>],
+    search: &Collector,
+    spans: u64,
+    dir: &Path,
+) -> anyhow::Result<LogRow> {
+    let records = run.logs;
+    eprintln!(
+        "cluster of {}: sending {} log records over {} connections",
+        ingest.len(),
+        thousands(records),
+        run.connections
+    );
+    let before = Published::of(ingest).await?;
+    let cpu_before = cpu(ingest)?;
+    let started = Instant::now();
+    load(ingest, Signal::Logs, records, run.connections, run.workload).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let ingest_cpu = cpu(ingest)?.saturating_sub(cpu_before);
+    let published = until_published(ingest, spans + records, dir).await?;
+    eprintln!(
+        "cluster of {}: {} log records published in {} splits; log search through the search node",
+        ingest.len(),
+        thousands(published.records - before.records),
+        published.splits - before.splits
+    );
+    let (first, ..) = queries::log_search(search, records, 1).await?;
+    let (rare, common, filtered, missed) =
+        queries::log_search(search, records, run.queries).await?;
+    Ok(LogRow {
+        records,
+        seconds,
+        ingest_cpu,
+        published_splits: published.splits - before.splits,
+        first: first.quantile(0.0).unwrap_or_default(),
+        rare,
+        common,
+        filtered,
+        missed,
+    })
+}
+
+/// What the ingest nodes together count as published.
+struct Published {
+    records: u64,
+    splits: u64,
+    micros: u64,
+}
+
+impl Published {
+    async fn of(nodes: &[Arc<Collector>]) -> anyhow::Result<Published> {
+        let mut published = Published {
+            records: 0,
+            splits: 0,
+            micros: 0,
+        };
+        for node in nodes {
+            published.records += node.metric_value("hopline_published_records_total").await?;
+            published.splits += node.metric_value("hopline_published_splits_total").await?;
+            published.micros += node
+                .metric_value("hopline_publish_microseconds_total")
+                .await?;
+        }
+        Ok(published)
+    }
+}
+
+/// Waits until the ingest nodes have published `records` records in all.
+async fn until_published(
+    nodes: &[Arc<Collector>],
+    records: u64,
+    dir: &Path,
+) -> anyhow::Result<Published> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let published = Published::of(nodes).await?;
+        if published.records >= records {
+            return Ok(published);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the ingest nodes published {} of {} records within 300 s; see their logs under {}",
+                published.records,
+                records,
+                dir.display()
+            );
+        }
+    }
+}
+
+/// What the senders send.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Spans,
+    Logs,
+}
+
+impl Signal {
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Spans => "/v1/traces",
+            Signal::Logs => "/v1/logs",
+        }
+    }
+
+    /// Records `first .. first + count` as an OTLP protobuf request.
+    fn encode(self, workload: &Workload, first: u64, count: u64) -> Vec<u8> {
+        match self {
+            Signal::Spans => workload.spans(first, count).encode_to_vec(),
+            Signal::Logs => workload.logs(first, count).encode_to_vec(),
+        }
+    }
+}
+
+/// Sends `records` records of `signal` over `connections` connections, spread
+/// over the ingest nodes, and waits for every acknowledgement.
+async fn load(
+    ingest: &[Arc<Collector>],
+    signal: Signal,
+    records: u64,
+    connections: usize,
+    workload: Workload,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let senders: Vec<_> = (0..connections.max(1))
+        .map(|c| {
+            let node = Arc::clone(&ingest[c % ingest.len()]);
+            let next = Arc::clone(&next);
+            tokio::spawn(async move { send(&node, signal, &next, records, workload).await })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.context("a sender failed")??;
+    }
+    Ok(())
+}
+
+/// Sends batches of the workload's records to `node` (OTLP/HTTP, protobuf,
+/// gzip) until `records` were taken by all senders; retries what is refused
 /// for now (503, 429).
 async fn send(
     node: &Collector,
+    signal: Signal,
     next: &AtomicU64,
-    spans: u64,
+    records: u64,
     workload: Workload,
 ) -> anyhow::Result<()> {
-    let url = format!("{}/v1/traces", node.otlp_http);
+    let url = format!("{}{}", node.otlp_http, signal.path());
     loop {
         let first = next.fetch_add(BATCH, Ordering::Relaxed);
-        if first >= spans {
+        if first >= records {
             return Ok(());
         }
-        let count = BATCH.min(spans - first);
+        let count = BATCH.min(records - first);
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(&workload.spans(first, count).encode_to_vec())?;
+        encoder.write_all(&signal.encode(&workload, first, count))?;
         let body = encoder.finish()?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -315,6 +456,31 @@ pub fn markdown(rows: &[Row]) -> String {
     out.push_str(&format!(
         "\ntrace lookups that lacked spans: {incomplete} (the cluster must answer every trace whole)\n"
     ));
+    for (row, logs) in rows
+        .iter()
+        .filter_map(|row| Some((row, row.logs.as_ref()?)))
+    {
+        out.push_str(&format!(
+            "\nLog search through the search node, {} ingest node(s), over {} log records in {} published splits \
+             (sent at {:.0} per second, **{:.0} per CPU-second** of the ingest nodes):\n\n\
+             | search | time |\n| --- | --- |\n\
+             | the first, every split fetched from object storage | {} |\n\
+             | a rare term (one record) | {} |\n\
+             | a common word (a tenth of the records) | {} |\n\
+             | service + severity + word | {} |\n\n\
+             rare-term searches that missed their record: {}\n",
+            row.ingest_nodes,
+            thousands(logs.records),
+            logs.published_splits,
+            logs.records as f64 / logs.seconds.max(1e-9),
+            logs.records as f64 / logs.ingest_cpu.as_secs_f64().max(1e-9),
+            millis(logs.first),
+            logs.rare.summary(),
+            logs.common.summary(),
+            logs.filtered.summary(),
+            logs.missed,
+        ));
+    }
     out
 }
 

@@ -101,7 +101,9 @@ struct Args {
     /// search node, over `--metastore` and `--object-store` (credentials from
     /// the AWS variables): `--spans` spans (default 1 million) each, their
     /// spans per CPU-second of the ingest nodes, what publishing costs, trace by
-    /// id with a cold and a warm split cache.
+    /// id with a cold and a warm split cache; then `--logs` log records (default
+    /// 1 million) into the largest cluster, and log search over them once all
+    /// are in object storage.
     #[arg(long, value_name = "N", requires_all = ["metastore", "object_store"],
           conflicts_with_all = ["soak", "hostile", "secure", "raw_only", "week"])]
     cluster: Option<usize>,
@@ -209,6 +211,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             engines: &engines,
             max_nodes: max_nodes.max(1),
             spans: args.spans.unwrap_or(1_000_000),
+            logs: args.logs.unwrap_or(1_000_000),
             connections: args.connections,
             queries: args.queries,
             workload,
