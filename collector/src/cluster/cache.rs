@@ -5,10 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::metastore::SplitRow;
@@ -42,7 +44,58 @@ pub struct SplitCache {
     entries: Mutex<HashMap<String, Entry>>,
     /// Names the partial download directories apart.
     downloads: AtomicU64,
+    /// The partial download directories being written now (registered before
+    /// they are made).
+    in_flight: Arc<Mutex<HashSet<PathBuf>>>,
+    /// A fetch ended without finishing: [`Self::sweep`] before the next.
+    abandoned: AtomicBool,
     metrics: Arc<Metrics>,
+}
+
+/// Splits fetched at once for one search.
+const SPLITS_IN_FLIGHT: usize = 4;
+
+/// One fetch's partial download directory, in flight until [`Self::finished`];
+/// dropped before (a failed download, or a search that ran out of time or whose
+/// client left), it asks for a sweep: its file writes may still be running on
+/// the blocking pool, so it is not removed here.
+struct Download<'a> {
+    cache: &'a SplitCache,
+    partial: PathBuf,
+    done: bool,
+}
+
+impl<'a> Download<'a> {
+    fn start(cache: &'a SplitCache, partial: PathBuf) -> Download<'a> {
+        cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partial.clone());
+        Download {
+            cache,
+            partial,
+            done: false,
+        }
+    }
+
+    /// The split was moved into place.
+    fn finished(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Download<'_> {
+    fn drop(&mut self) {
+        self.cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.partial);
+        if !self.done {
+            self.cache.abandoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl SplitCache {
@@ -94,6 +147,8 @@ impl SplitCache {
             objects,
             entries: Mutex::new(entries),
             downloads: AtomicU64::new(0),
+            in_flight: Arc::default(),
+            abandoned: AtomicBool::new(false),
             metrics,
         })
     }
@@ -102,24 +157,89 @@ impl SplitCache {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The splits `rows` name, fetching those not cached. The cache may go over
-    /// its size while one search needs more than fits; it shrinks after.
+    /// The splits `rows` name, in that order, fetching those not cached (a few
+    /// at once). The cache may go over its size while one search needs more
+    /// than fits; it shrinks after.
     pub async fn get(&self, rows: &[SplitRow]) -> Result<Vec<Arc<Split>>, CacheError> {
+        if self.abandoned.swap(false, Ordering::AcqRel) {
+            self.sweep().await;
+        }
+        // In order, a few at once (no closures: they trip the compiler's proof
+        // that the handler's future is Send).
+        let mut rows_left = rows.iter();
+        let mut fetching = FuturesOrdered::new();
+        for row in rows_left.by_ref().take(SPLITS_IN_FLIGHT) {
+            fetching.push_back(self.split(row));
+        }
         let mut splits = Vec::with_capacity(rows.len());
-        for row in rows {
-            let cached = self.entries().get_mut(&row.id).map(|entry| {
-                entry.used = Instant::now();
-                Arc::clone(&entry.split)
-            });
-            let split = match cached {
-                Some(split) => split,
-                None => self.fetch(row).await?,
-            };
-            splits.push(split);
+        while let Some(split) = fetching.next().await {
+            splits.push(split?);
+            if let Some(row) = rows_left.next() {
+                fetching.push_back(self.split(row));
+            }
         }
         let wanted: HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
         self.shrink(&wanted);
         Ok(splits)
+    }
+
+    /// The split `row` names, from the cache or fetched.
+    async fn split(&self, row: &SplitRow) -> Result<Arc<Split>, CacheError> {
+        let cached = self.entries().get_mut(&row.id).map(|entry| {
+            entry.used = Instant::now();
+            Arc::clone(&entry.split)
+        });
+        match cached {
+            Some(split) => Ok(split),
+            None => self.fetch(row).await,
+        }
+    }
+
+    /// Removes the partial downloads that no fetch is writing any more: those
+    /// of fetches dropped half way (their search ran out of time, or its client
+    /// left), whose file writes may have finished after the fetch was dropped.
+    async fn sweep(&self) {
+        let in_flight = Arc::clone(&self.in_flight);
+        let dir = self.dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let (mut removed, mut left) = (0, 0);
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                let path = entry.path();
+                let partial = path.extension().is_some_and(|ext| ext == "partial");
+                // Asked for each one: a fetch that starts meanwhile is
+                // registered before its directory exists.
+                let writing = || {
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .contains(&path)
+                };
+                if !partial || writing() {
+                    continue;
+                }
+                // A write of the dropped fetch may still race with this.
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        left += 1;
+                        debug!(dir = %path.display(), error = %e, "cannot remove a partial download yet");
+                    }
+                }
+            }
+            std::io::Result::Ok((removed, left))
+        })
+        .await;
+        match swept {
+            Ok(Ok((removed, left))) => {
+                debug!(removed, left, "removed abandoned partial downloads");
+                if left > 0 {
+                    // Tried again before the next search.
+                    self.abandoned.store(true, Ordering::Release);
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "cannot list the split cache for partial downloads"),
+            Err(e) => warn!(error = %e, "the sweep of partial downloads failed"),
+        }
     }
 
     async fn fetch(&self, row: &SplitRow) -> Result<Arc<Split>, CacheError> {
@@ -127,10 +247,8 @@ impl SplitCache {
         let n = self.downloads.fetch_add(1, Ordering::Relaxed);
         let partial = self.dir.join(format!("{}.{n}.partial", row.id));
         let target = self.dir.join(&row.id);
-        if let Err(e) = self.objects.download(row, &partial).await {
-            let _ = tokio::fs::remove_dir_all(&partial).await;
-            return Err(e.into());
-        }
+        let download = Download::start(self, partial.clone());
+        self.objects.download(row, &partial).await?;
         let split = tokio::task::spawn_blocking(move || -> Result<Option<Split>, CacheError> {
             // Another search may have fetched it meanwhile: keep the first.
             if target.exists() {
@@ -142,6 +260,7 @@ impl SplitCache {
         })
         .await??
         .ok_or_else(|| StoreError::Corrupt(format!("split {} holds no commit", row.id)))?;
+        download.finished();
         self.metrics.cluster.note_fetched(row.bytes);
         debug!(split = %row.id, bytes = row.bytes, elapsed = ?started.elapsed(), "fetched split");
         Ok(self.insert(&row.id, split, row.bytes))
@@ -219,5 +338,90 @@ impl SplitCache {
                 debug!(split = %id, bytes = entry.bytes, "evicted split from cache");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClusterSettings;
+    use crate::model::Signal;
+    use std::time::Duration;
+
+    /// A split cache whose object store is a port that accepts connections and
+    /// never answers: every fetch hangs until it is dropped.
+    fn hanging_cache(dir: &Path, port: u16) -> SplitCache {
+        let settings = ClusterSettings {
+            bucket: "hopline".into(),
+            prefix: String::new(),
+            s3_endpoint: Some(format!("http://127.0.0.1:{port}")),
+            s3_region: Some("us-east-1".into()),
+            metastore: String::new(),
+            publish_interval: Duration::from_secs(30),
+            cache_size: 1 << 30,
+            node_id: "test".into(),
+            advertise_addr: None,
+            tls: false,
+            cluster_ca: None,
+            token: None,
+        };
+        let objects = SplitObjects::s3(&settings).expect("object store client");
+        SplitCache::open(dir, 1 << 30, objects, Arc::new(Metrics::default())).expect("cache")
+    }
+
+    fn row(id: &str) -> SplitRow {
+        SplitRow {
+            id: id.into(),
+            signal: Signal::Logs,
+            tenant: "default".into(),
+            node: "test".into(),
+            min_time: 0,
+            max_time: 0,
+            num_docs: 1,
+            bytes: 10,
+            files: vec![("meta.json".into(), 10)],
+            services: Vec::new(),
+            levels: Vec::new(),
+            trace_filter: Default::default(),
+        }
+    }
+
+    fn partial_downloads(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("cache dir")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "partial"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_fetch_cut_short_leaves_no_partial_download_behind() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = silent.local_addr().expect("port").port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = hanging_cache(dir.path(), port);
+
+        // The search's time runs out while the store does not answer.
+        let cut =
+            tokio::time::timeout(Duration::from_millis(300), cache.get(&[row("split-a")])).await;
+        assert!(cut.is_err(), "the fetch should hang until it is dropped");
+        // Its partial directory and file were made before the request went out.
+        let partial = dir.path().join("split-a.0.partial");
+        let file = partial.join("meta.json.partial");
+        for _ in 0..100 {
+            if file.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(file.exists(), "the dropped fetch made no partial download");
+
+        // The next search sweeps it away.
+        let splits = cache.get(&[]).await.expect("nothing to fetch");
+        assert!(splits.is_empty());
+        assert_eq!(partial_downloads(dir.path()), Vec::<PathBuf>::new());
     }
 }
