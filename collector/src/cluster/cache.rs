@@ -179,7 +179,10 @@ impl SplitCache {
             }
         }
         let wanted: HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-        self.shrink(&wanted);
+        let evicted = self.shrink(&wanted);
+        if !evicted.is_empty() {
+            tokio::task::spawn_blocking(move || remove_dirs(&evicted)).await?;
+        }
         Ok(splits)
     }
 
@@ -289,16 +292,18 @@ impl SplitCache {
         if let Some(opened) = Split::open(&target)? {
             self.insert(&split.id, opened, bytes);
         }
-        self.shrink(&HashSet::new());
+        remove_dirs(&self.shrink(&HashSet::new()));
         Ok(())
     }
 
     /// Drops split `id` (deleted from the cluster).
-    pub fn remove(&self, id: &str) {
-        if let Some(entry) = self.entries().remove(id) {
-            if let Err(e) = std::fs::remove_dir_all(&entry.split.dir) {
-                warn!(split = %id, error = %e, "cannot remove a cached split");
-            }
+    pub async fn remove(&self, id: &str) {
+        let Some(entry) = self.entries().remove(id) else {
+            return;
+        };
+        let dir = entry.split.dir.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || remove_dirs(&[dir])).await {
+            warn!(split = %id, error = %e, "cannot remove a cached split");
         }
     }
 
@@ -313,12 +318,14 @@ impl SplitCache {
     }
 
     /// Drops the least recently used splits, not those in `keep`, until the
-    /// cache fits.
-    fn shrink(&self, keep: &HashSet<&str>) {
+    /// cache fits; returns their directories, for the caller to remove off the
+    /// runtime's threads (searches still holding one keep reading it).
+    fn shrink(&self, keep: &HashSet<&str>) -> Vec<PathBuf> {
         let mut entries = self.entries();
         let mut total: u64 = entries.values().map(|e| e.bytes).sum();
+        let mut evicted = Vec::new();
         if total <= self.max_bytes {
-            return;
+            return evicted;
         }
         let mut by_age: Vec<(Instant, String)> = entries
             .iter()
@@ -332,11 +339,19 @@ impl SplitCache {
             }
             if let Some(entry) = entries.remove(&id) {
                 total = total.saturating_sub(entry.bytes);
-                if let Err(e) = std::fs::remove_dir_all(&entry.split.dir) {
-                    warn!(split = %id, error = %e, "cannot remove a cached split");
-                }
                 debug!(split = %id, bytes = entry.bytes, "evicted split from cache");
+                evicted.push(entry.split.dir.clone());
             }
+        }
+        evicted
+    }
+}
+
+/// Removes split directories dropped from the cache.
+fn remove_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            warn!(dir = %dir.display(), error = %e, "cannot remove a cached split");
         }
     }
 }

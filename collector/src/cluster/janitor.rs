@@ -80,7 +80,7 @@ pub async fn round(
         for row in &doomed {
             cluster.objects.delete(row).await?;
             if let Some(cache) = &cluster.cache {
-                cache.remove(&row.id);
+                cache.remove(&row.id).await;
             }
             deleted.push(row.id.clone());
         }

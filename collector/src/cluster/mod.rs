@@ -194,7 +194,7 @@ impl Cluster {
                 match cluster.metastore.gone(&ids).await {
                     Ok(gone) => {
                         for id in gone {
-                            cache.remove(&id);
+                            cache.remove(&id).await;
                         }
                     }
                     Err(e) => warn!(error = %e, "cannot sweep the split cache; retrying"),

@@ -113,7 +113,7 @@ impl Publisher {
                         .entry(split.id.clone())
                         .or_insert_with(Instant::now);
                     if since.elapsed() >= self.grace {
-                        self.hand_over(tenant, signal, &split)?;
+                        self.hand_over(tenant, signal, &split).await?;
                     }
                 }
             }
@@ -155,19 +155,26 @@ impl Publisher {
         Ok(())
     }
 
-    /// Past its grace: off this node's index, into the cache or gone.
-    fn hand_over(
+    /// Past its grace: off this node's index, into the cache or gone (file
+    /// work, on the blocking pool).
+    async fn hand_over(
         &mut self,
         tenant: usize,
         signal: Signal,
-        split: &Split,
+        split: &Arc<Split>,
     ) -> Result<(), PublishError> {
-        let index = self.tenants[tenant].store.of(signal);
-        index.forget_published(split)?;
-        match &self.cluster.cache {
-            Some(cache) => cache.adopt(split)?,
-            None => std::fs::remove_dir_all(&split.dir)?,
-        }
+        let store = self.tenants[tenant].store.clone();
+        let cluster = Arc::clone(&self.cluster);
+        let moved = Arc::clone(split);
+        tokio::task::spawn_blocking(move || -> Result<(), PublishError> {
+            store.of(signal).forget_published(&moved)?;
+            match &cluster.cache {
+                Some(cache) => cache.adopt(&moved)?,
+                None => std::fs::remove_dir_all(&moved.dir)?,
+            }
+            Ok(())
+        })
+        .await??;
         self.published_at.remove(&split.id);
         Ok(())
     }
