@@ -49,6 +49,8 @@ pub struct SplitCache {
     in_flight: Arc<Mutex<HashSet<PathBuf>>>,
     /// A fetch ended without finishing: [`Self::sweep`] before the next.
     abandoned: AtomicBool,
+    /// The splits being fetched now, each with the lock its fetch holds.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -149,6 +151,7 @@ impl SplitCache {
             downloads: AtomicU64::new(0),
             in_flight: Arc::default(),
             abandoned: AtomicBool::new(false),
+            fetching: Mutex::default(),
             metrics,
         })
     }
@@ -188,14 +191,43 @@ impl SplitCache {
 
     /// The split `row` names, from the cache or fetched.
     async fn split(&self, row: &SplitRow) -> Result<Arc<Split>, CacheError> {
-        let cached = self.entries().get_mut(&row.id).map(|entry| {
+        if let Some(split) = self.cached(&row.id) {
+            return Ok(split);
+        }
+        // One fetch of a split at a time: a search that needs a split another
+        // is fetching waits for it, then finds it cached (or, if that fetch
+        // failed or was dropped, fetches it itself).
+        let turn = Arc::clone(self.fetching().entry(row.id.clone()).or_default());
+        let fetched = {
+            let _turn = turn.lock().await;
+            match self.cached(&row.id) {
+                Some(split) => Ok(split),
+                None => self.fetch(row).await,
+            }
+        };
+        // An entry left by a search dropped while it waited or fetched goes with
+        // the next fetch of that split.
+        let mut fetching = self.fetching();
+        if fetching
+            .get(&row.id)
+            .is_some_and(|held| Arc::ptr_eq(held, &turn) && Arc::strong_count(held) <= 2)
+        {
+            // Nobody else waits for this split.
+            fetching.remove(&row.id);
+        }
+        fetched
+    }
+
+    /// Split `id` if it is cached, marked as just used.
+    fn cached(&self, id: &str) -> Option<Arc<Split>> {
+        self.entries().get_mut(id).map(|entry| {
             entry.used = Instant::now();
             Arc::clone(&entry.split)
-        });
-        match cached {
-            Some(split) => Ok(split),
-            None => self.fetch(row).await,
-        }
+        })
+    }
+
+    fn fetching(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.fetching.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Removes the partial downloads that no fetch is writing any more: those
@@ -438,5 +470,37 @@ mod tests {
         let splits = cache.get(&[]).await.expect("nothing to fetch");
         assert!(splits.is_empty());
         assert_eq!(partial_downloads(dir.path()), Vec::<PathBuf>::new());
+    }
+
+    #[tokio::test]
+    async fn two_searches_that_need_the_same_split_fetch_it_once() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = silent.local_addr().expect("port").port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = hanging_cache(dir.path(), port);
+
+        let rows = [row("split-b")];
+        let both = async { tokio::join!(cache.get(&rows), cache.get(&rows)) };
+        let cut = tokio::time::timeout(Duration::from_millis(300), both).await;
+        assert!(cut.is_err(), "the fetch should hang until it is dropped");
+        // The second search waited for the first's download instead of
+        // starting one of its own.
+        let first = dir
+            .path()
+            .join("split-b.0.partial")
+            .join("meta.json.partial");
+        for _ in 0..100 {
+            if first.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(first.exists(), "the first search made no partial download");
+        assert_eq!(
+            partial_downloads(dir.path()),
+            vec![dir.path().join("split-b.0.partial")]
+        );
     }
 }

@@ -335,11 +335,20 @@ async fn mcp_takes_the_query_token_and_tenant_and_refuses_hostile_requests() {
         .await
         .expect("request");
     assert_eq!(response.status(), 403);
-    // Larger than a request may be (1 MiB), and not JSON-RPC at all.
-    let huge = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"search_logs","arguments":{{"query":"{}"}}}}}}"#,
-        "a".repeat(2 * 1024 * 1024)
+    // One byte larger than a request may be (1 MiB), then not JSON-RPC at all.
+    // Just one byte over: the server reads the whole body before it refuses, so
+    // its answer cannot race the client's writing (past a few hundred KiB left
+    // unread, the client's write met a closed connection now and then).
+    let (head, tail) = (
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_logs","arguments":{"query":""#,
+        r#""}}}"#,
     );
+    let limit = hopline::api::mcp::MAX_REQUEST_BYTES;
+    let huge = format!(
+        "{head}{}{tail}",
+        "a".repeat(limit + 1 - head.len() - tail.len())
+    );
+    assert_eq!(huge.len(), limit + 1);
     let response = post(Some(QUERY), huge, None).await.expect("request");
     assert_eq!(response.status(), 413);
     for garbage in [
