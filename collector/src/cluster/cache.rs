@@ -395,9 +395,15 @@ mod tests {
     use crate::model::Signal;
     use std::time::Duration;
 
-    /// A split cache whose object store is a port that accepts connections and
-    /// never answers: every fetch hangs until it is dropped.
-    fn hanging_cache(dir: &Path, port: u16) -> SplitCache {
+    /// A split cache in a temporary directory whose object store is a port that
+    /// accepts connections and never answers: every fetch hangs until it is
+    /// dropped. The listener and the directory live as long as the cache is used.
+    fn hanging_cache() -> (std::net::TcpListener, tempfile::TempDir, SplitCache) {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = silent.local_addr().expect("port").port();
+        let dir = tempfile::tempdir().expect("tempdir");
         let settings = ClusterSettings {
             bucket: "hopline".into(),
             prefix: String::new(),
@@ -413,7 +419,20 @@ mod tests {
             token: None,
         };
         let objects = SplitObjects::s3(&settings).expect("object store client");
-        SplitCache::open(dir, 1 << 30, objects, Arc::new(Metrics::default())).expect("cache")
+        let cache = SplitCache::open(dir.path(), 1 << 30, objects, Arc::new(Metrics::default()))
+            .expect("cache");
+        (silent, dir, cache)
+    }
+
+    /// Waits until the dropped fetch's blocking file work made `file`.
+    async fn made(file: &Path) -> bool {
+        for _ in 0..100 {
+            if file.exists() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        file.exists()
     }
 
     fn row(id: &str) -> SplitRow {
@@ -444,12 +463,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fetch_cut_short_leaves_no_partial_download_behind() {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-        let port = silent.local_addr().expect("port").port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cache = hanging_cache(dir.path(), port);
+        let (_silent, dir, cache) = hanging_cache();
 
         // The search's time runs out while the store does not answer.
         let cut =
@@ -457,14 +471,10 @@ mod tests {
         assert!(cut.is_err(), "the fetch should hang until it is dropped");
         // Its partial directory and file were made before the request went out.
         let partial = dir.path().join("split-a.0.partial");
-        let file = partial.join("meta.json.partial");
-        for _ in 0..100 {
-            if file.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(file.exists(), "the dropped fetch made no partial download");
+        assert!(
+            made(&partial.join("meta.json.partial")).await,
+            "the dropped fetch made no partial download"
+        );
 
         // The next search sweeps it away.
         let splits = cache.get(&[]).await.expect("nothing to fetch");
@@ -474,12 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn two_searches_that_need_the_same_split_fetch_it_once() {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-        let port = silent.local_addr().expect("port").port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cache = hanging_cache(dir.path(), port);
+        let (_silent, dir, cache) = hanging_cache();
 
         let rows = [row("split-b")];
         let both = async { tokio::join!(cache.get(&rows), cache.get(&rows)) };
@@ -487,20 +492,11 @@ mod tests {
         assert!(cut.is_err(), "the fetch should hang until it is dropped");
         // The second search waited for the first's download instead of
         // starting one of its own.
-        let first = dir
-            .path()
-            .join("split-b.0.partial")
-            .join("meta.json.partial");
-        for _ in 0..100 {
-            if first.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(first.exists(), "the first search made no partial download");
-        assert_eq!(
-            partial_downloads(dir.path()),
-            vec![dir.path().join("split-b.0.partial")]
+        let first = dir.path().join("split-b.0.partial");
+        assert!(
+            made(&first.join("meta.json.partial")).await,
+            "the first search made no partial download"
         );
+        assert_eq!(partial_downloads(dir.path()), vec![first]);
     }
 }
