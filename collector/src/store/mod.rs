@@ -13,6 +13,7 @@ pub mod schema;
 pub mod search;
 pub mod split;
 pub mod terms;
+mod traceids;
 pub mod writer;
 
 use std::collections::BTreeSet;

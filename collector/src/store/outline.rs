@@ -200,7 +200,7 @@ impl SignalIndex {
                         let ord = address.segment_ord;
                         let fast = searcher.segment_reader(ord).fast_fields();
                         let readers = OutlineColumns {
-                            ids: SpanColumnReaders::open(split, searcher, ord)?,
+                            ids: SpanColumnReaders::open(split, searcher, ord, Some(trace_id))?,
                             error: split.u64_column(searcher, ord, columns::ERROR).ok(),
                             service: fast.str(columns::SERVICE)?,
                         };
@@ -242,7 +242,8 @@ impl SignalIndex {
             };
             cancel.check()?;
             let (split, searcher, _) = &documents[i];
-            let readers = SpanColumnReaders::open(split, searcher, address.segment_ord)?;
+            let readers =
+                SpanColumnReaders::open(split, searcher, address.segment_ord, Some(trace_id))?;
             let span = span_at(schema, split, searcher, &readers, address)?;
             outline.names.push((span_id, span.name.to_string()));
         }

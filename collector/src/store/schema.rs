@@ -30,13 +30,21 @@ use crate::model::{
 /// Version 3 gives every log record its body's [`pattern`](super::pattern) id
 /// (a term and a column). Splits of version 2 are still read: their records have
 /// no pattern until a merge writes them again.
-pub const FORMAT: u32 = 3;
+///
+/// Version 4 keeps a span's trace id in one dictionary-encoded column (16 bytes a
+/// trace, an ordinal a span) instead of two u64 columns (16 bytes a span): 12 bytes
+/// a span less. Splits of versions 2 and 3 are still read through their two
+/// columns (see [`super::traceids`]).
+pub const FORMAT: u32 = 4;
 
 /// The oldest format this version reads.
 pub const OLDEST_FORMAT: u32 = 2;
 
 /// The first format whose log records carry a pattern id.
 pub const PATTERN_FORMAT: u32 = 3;
+
+/// The first format whose spans keep their trace id in a dictionary column.
+pub const TRACE_ID_COLUMN_FORMAT: u32 = 4;
 
 /// The names of the columns (fast fields) searches read, one constant each: the
 /// schemas declare the fields with them and the searches open them by them.
@@ -45,7 +53,9 @@ pub mod columns {
     pub const ORIGIN: &str = "origin";
     pub const SPAN_ID: &str = "span_id";
     pub const SERVICE: &str = "service";
-    /// Spans: the trace id's halves, the parent, start, duration, error flag.
+    /// Spans: the trace id (a dictionary column from format 4; in older splits,
+    /// its halves), the parent, start, duration, error flag.
+    pub const TRACE_ID: &str = "trace_id";
     pub const TRACE_HI: &str = "trace_hi";
     pub const TRACE_LO: &str = "trace_lo";
     pub const PARENT_ID: &str = "parent_id";
@@ -79,6 +89,12 @@ fn bytes_term() -> BytesOptions {
     BytesOptions::default().set_indexed()
 }
 
+/// A span's trace id: a term (a trace's lookups) and a dictionary column (trace
+/// search groups matching spans by it).
+fn trace_id_options() -> BytesOptions {
+    bytes_term().set_fast()
+}
+
 fn stored_bytes() -> BytesOptions {
     BytesOptions::default().set_stored()
 }
@@ -93,10 +109,12 @@ fn origin_options() -> NumericOptions {
 #[derive(Debug, Clone)]
 pub struct SpanSchema {
     pub schema: Schema,
-    /// Term lookups of one trace (`/api/traces/{id}`).
+    /// Term lookups of one trace (`/api/traces/{id}`), and a dictionary column:
+    /// trace search groups matching spans by trace without touching the doc store.
     pub trace_id: Field,
-    /// The trace id again, as two columns: trace search groups matching spans by
-    /// trace without touching the doc store.
+    /// The trace id's halves as two columns, in splits older than
+    /// [`TRACE_ID_COLUMN_FORMAT`]; declared still, so that the fields after them
+    /// keep their numbers.
     pub trace_hi: Field,
     pub trace_lo: Field,
     /// Span and parent ids as columns: the service map joins them.
@@ -126,8 +144,18 @@ pub struct SpanSchema {
 
 impl SpanSchema {
     pub fn new() -> Self {
+        Self::with_trace_id(trace_id_options())
+    }
+
+    /// The schema of splits older than [`TRACE_ID_COLUMN_FORMAT`] (tests write them).
+    #[cfg(test)]
+    pub fn format_3() -> Self {
+        Self::with_trace_id(bytes_term())
+    }
+
+    fn with_trace_id(trace_id_options: BytesOptions) -> Self {
         let mut builder = Schema::builder();
-        let trace_id = builder.add_bytes_field("trace_id", bytes_term());
+        let trace_id = builder.add_bytes_field(columns::TRACE_ID, trace_id_options);
         let trace_hi = builder.add_u64_field(columns::TRACE_HI, fast_u64());
         let trace_lo = builder.add_u64_field(columns::TRACE_LO, fast_u64());
         let span_id = builder.add_u64_field(columns::SPAN_ID, fast_u64());
@@ -170,10 +198,7 @@ impl SpanSchema {
     ) -> Result<TantivyDocument, postcard::Error> {
         SpanPayloadRef::encode(span, &mut scratch.payload)?;
         let mut doc = TantivyDocument::default();
-        let (hi, lo) = span.trace_id.halves();
         doc.add_bytes(self.trace_id, &span.trace_id.0[..]);
-        doc.add_u64(self.trace_hi, hi);
-        doc.add_u64(self.trace_lo, lo);
         doc.add_u64(self.span_id, span.span_id.as_u64());
         doc.add_u64(
             self.parent_id,
@@ -639,9 +664,17 @@ mod tests {
             .document(&span, 7, &mut Scratch::default())
             .expect("document");
         let payload = payload_of(&doc, schema.payload);
+        let (trace_hi, trace_lo) = TraceId(
+            payload_of(&doc, schema.trace_id)
+                .try_into()
+                .expect("a 16-byte trace id"),
+        )
+        .halves();
+        // The trace id is a term and a column, once.
+        assert!(doc.get_first(schema.trace_hi).is_none());
         let columns = SpanColumns {
-            trace_hi: u64_of(&doc, schema.trace_hi),
-            trace_lo: u64_of(&doc, schema.trace_lo),
+            trace_hi,
+            trace_lo,
             span_id: u64_of(&doc, schema.span_id),
             parent_id: u64_of(&doc, schema.parent_id),
             start: u64_of(&doc, schema.start),

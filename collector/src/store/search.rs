@@ -30,6 +30,7 @@ use super::red::Latencies;
 use super::schema::{columns, LogSchema, SpanColumns, SpanSchema};
 use super::split::Split;
 use super::terms::{operation_term, tag_term};
+use super::traceids::TraceIdColumn;
 use super::{Records, SignalIndex};
 use crate::model::{LogRecord, Signal, Span, SpanId, SpanKind, TraceId};
 
@@ -338,7 +339,7 @@ pub struct TraceHits {
 /// first, without a total.
 pub const MAX_MATCHING_TRACES: usize = 200_000;
 
-/// Matching traces by id (the halves of its columns), hashed with a fast keyed
+/// Matching traces by id (its halves), hashed with a fast keyed
 /// hash: a trace search inserts every matching span.
 type TraceMap<V> = HashMap<(u64, u64), V, foldhash::fast::RandomState>;
 
@@ -809,7 +810,12 @@ impl SignalIndex {
                     readers
                 }
                 _ => {
-                    let readers = SpanColumnReaders::open(split, searcher, address.segment_ord)?;
+                    let readers = SpanColumnReaders::open(
+                        split,
+                        searcher,
+                        address.segment_ord,
+                        Some(trace_id),
+                    )?;
                     &columns.insert((i, address.segment_ord, readers)).2
                 }
             };
@@ -1083,10 +1089,13 @@ impl SignalIndex {
             if !split.meta().overlaps(start, end) {
                 continue;
             }
-            let rows = split
-                .reader
-                .searcher()
-                .search(&query, &SpanEdgeCollector(cancel.clone()))?;
+            let rows = split.reader.searcher().search(
+                &query,
+                &SpanEdgeCollector {
+                    cancel: cancel.clone(),
+                    format: split.meta().format,
+                },
+            )?;
             cancel.check()?;
             for row in rows {
                 let id = *service_ids.entry(row.service.clone()).or_insert_with(|| {
@@ -1703,29 +1712,26 @@ impl CandidateSegment {
         Ok(())
     }
 
-    /// Calls `each` with every live matching span document, its trace id (as the
-    /// halves of its columns) and its start. The three columns are read a block
-    /// of documents at a time: per document, through `Column::first`, they cost
-    /// more than the rest of a trace search's pass.
+    /// Calls `each` with every live matching span document, its trace id (as its
+    /// halves) and its start. The columns are read a block of documents at a
+    /// time: per document, through `Column::first`, they cost more than the rest
+    /// of a trace search's pass.
     fn for_each_trace_key(
         &self,
         mut each: impl FnMut(DocId, (u64, u64), u64),
     ) -> Result<(), StoreError> {
-        let hi = self.column(columns::TRACE_HI)?;
-        let lo = self.column(columns::TRACE_LO)?;
+        let traces = TraceIdColumn::open(&self.split, &self.searcher, self.ord)?;
         let start = self.column(columns::START)?;
-        let (mut his, mut los, mut starts) = ([None; BLOCK], [None; BLOCK], [None; BLOCK]);
+        let (mut keys, mut starts) = ([None; BLOCK], [None; BLOCK]);
         self.for_each_block(|docs| {
             let n = docs.len();
-            for values in [&mut his, &mut los, &mut starts] {
-                values[..n].fill(None);
-            }
-            hi.first_vals(docs, &mut his[..n]);
-            lo.first_vals(docs, &mut los[..n]);
+            keys[..n].fill(None);
+            starts[..n].fill(None);
+            traces.first_vals(docs, &mut keys[..n]);
             start.first_vals(docs, &mut starts[..n]);
             for (i, &doc) in docs.iter().enumerate() {
-                if let (Some(hi), Some(lo)) = (his[i], los[i]) {
-                    each(doc, (hi, lo), starts[i].unwrap_or(0));
+                if let Some(key) = keys[i] {
+                    each(doc, key, starts[i].unwrap_or(0));
                 }
             }
         })
@@ -1866,7 +1872,7 @@ pub(super) fn scan(
             cancel.check()?;
             let records = match signal {
                 Signal::Spans => {
-                    let readers = SpanColumnReaders::open(split, &searcher, ord)?;
+                    let readers = SpanColumnReaders::open(split, &searcher, ord, None)?;
                     let mut spans = Vec::with_capacity(docs.len());
                     for &doc in docs {
                         let payload = stored_payload(
@@ -1939,8 +1945,7 @@ pub(super) fn span_at(
 
 /// The columns a span document keeps its ids and times in, for one segment.
 pub(super) struct SpanColumnReaders {
-    hi: Column<u64>,
-    lo: Column<u64>,
+    trace: TraceIdColumn,
     span: Column<u64>,
     parent: Column<u64>,
     start: Column<u64>,
@@ -1949,15 +1954,20 @@ pub(super) struct SpanColumnReaders {
 }
 
 impl SpanColumnReaders {
+    /// `trace`: every document read is of that trace (else the trace ids are read
+    /// from the columns).
     pub(super) fn open(
         split: &Split,
         searcher: &Searcher,
         ord: SegmentOrdinal,
+        trace: Option<TraceId>,
     ) -> tantivy::Result<SpanColumnReaders> {
         let column = |name| split.u64_column(searcher, ord, name);
         Ok(SpanColumnReaders {
-            hi: column(columns::TRACE_HI)?,
-            lo: column(columns::TRACE_LO)?,
+            trace: match trace {
+                Some(id) => TraceIdColumn::Known(id.halves()),
+                None => TraceIdColumn::open(split, searcher, ord)?,
+            },
             span: column(columns::SPAN_ID)?,
             parent: column(columns::PARENT_ID)?,
             start: column(columns::START)?,
@@ -1967,9 +1977,10 @@ impl SpanColumnReaders {
     }
 
     pub(super) fn get(&self, doc: DocId) -> SpanColumns {
+        let (trace_hi, trace_lo) = self.trace.get(doc).unwrap_or((0, 0));
         SpanColumns {
-            trace_hi: self.hi.first(doc).unwrap_or(0),
-            trace_lo: self.lo.first(doc).unwrap_or(0),
+            trace_hi,
+            trace_lo,
             span_id: self.span.first(doc).unwrap_or(0),
             parent_id: self.parent.first(doc).unwrap_or(0),
             start: self.start.first(doc).unwrap_or(0),
@@ -1989,14 +2000,17 @@ struct EdgeRow {
     duration: u64,
 }
 
-/// Reads the call graph's columns; collects nothing once its [`Cancel`] says stop.
-struct SpanEdgeCollector(Cancel);
+/// Reads the call graph's columns from a split of document format `format`;
+/// collects nothing once its [`Cancel`] says stop.
+struct SpanEdgeCollector {
+    cancel: Cancel,
+    format: u32,
+}
 
 struct SpanEdgeSegment {
     cancel: Cancel,
     seen: usize,
-    hi: Column<u64>,
-    lo: Column<u64>,
+    trace: TraceIdColumn,
     span: Column<u64>,
     parent: Column<u64>,
     duration: Column<u64>,
@@ -2018,10 +2032,9 @@ impl Collector for SpanEdgeCollector {
     ) -> tantivy::Result<SpanEdgeSegment> {
         let fast = segment.fast_fields();
         Ok(SpanEdgeSegment {
-            cancel: self.0.clone(),
+            cancel: self.cancel.clone(),
             seen: 0,
-            hi: fast.u64(columns::TRACE_HI)?,
-            lo: fast.u64(columns::TRACE_LO)?,
+            trace: TraceIdColumn::of_segment(segment, self.format)?,
             span: fast.u64(columns::SPAN_ID)?,
             parent: fast.u64(columns::PARENT_ID)?,
             duration: fast.u64(columns::DURATION)?,
@@ -2053,9 +2066,7 @@ impl SegmentCollector for SpanEdgeSegment {
         let Some(ord) = service.term_ords(doc).next() else {
             return;
         };
-        let (Some(hi), Some(lo), Some(span)) =
-            (self.hi.first(doc), self.lo.first(doc), self.span.first(doc))
-        else {
+        let (Some((hi, lo)), Some(span)) = (self.trace.get(doc), self.span.first(doc)) else {
             return;
         };
         let parent = self.parent.first(doc).unwrap_or(0);
@@ -2092,11 +2103,12 @@ impl SegmentCollector for SpanEdgeSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Signal;
     use crate::model::{AnyValue, LogRecord, Resource, Scope, Str};
     use crate::store::origin::OriginIds;
     use crate::store::writer::index_records;
     use crate::store::SignalIndex;
-    use crate::store::{Records, Store};
+    use crate::store::{schema, Records, Store};
 
     fn record(time: u64, body: &str, resource: &Arc<Resource>, scope: &Arc<Scope>) -> LogRecord {
         LogRecord {
@@ -2309,6 +2321,126 @@ mod tests {
                 assert_eq!(found, want, "limit {limit}, cap {cap}");
             }
         }
+    }
+
+    /// Indexes `spans` into a new split of the store's span index as a version
+    /// before [`schema::TRACE_ID_COLUMN_FORMAT`] wrote them: the trace id a term,
+    /// and its halves two columns.
+    fn add_format_3_split(store: &Store, created: u64, spans: &[Span]) -> Arc<Split> {
+        let schema = &store.span_schema;
+        let index = &store.spans;
+        let split = Arc::new(
+            index
+                .create_split(SpanSchema::format_3().schema, created)
+                .expect("split"),
+        );
+        index.add_split(Arc::clone(&split));
+        let mut writer = split.writer().expect("writer");
+        let mut origins = OriginIds::new(Arc::clone(&split.origins));
+        let mut meta = split.meta();
+        meta.format = schema::TRACE_ID_COLUMN_FORMAT - 1;
+        let mut scratch = Default::default();
+        for span in spans {
+            let origin = origins
+                .id(&span.service_name, &span.resource, &span.scope)
+                .expect("origin");
+            let mut doc = schema.document(span, origin, &mut scratch).expect("doc");
+            let (hi, lo) = span.trace_id.halves();
+            doc.add_u64(schema.trace_hi, hi);
+            doc.add_u64(schema.trace_lo, lo);
+            writer.add_document(doc).expect("add");
+            meta.extend(span.start_time_unix_nano);
+        }
+        origins.save().expect("save origins");
+        let mut prepared = writer.prepare_commit().expect("prepare");
+        prepared.set_payload(&serde_json::to_string(&meta).expect("meta"));
+        prepared.commit().expect("commit");
+        *split.meta.write().expect("meta") = meta;
+        split.reader.reload().expect("reload");
+        split
+    }
+
+    #[test]
+    fn spans_of_splits_older_than_the_trace_id_column_are_read_beside_newer_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &Default::default()).expect("store");
+        let gateway = Arc::new(Resource::default());
+        // Trace t (0..40) has a gateway span in the old split and a checkout span
+        // under it in the new one; the traces' ids differ in both halves.
+        let id = |t: u64| TraceId::from_halves(1_000 + t, 2_000 + t);
+        let mut old = Vec::new();
+        let mut new = Vec::new();
+        for t in 0..40u64 {
+            let mut root = span(t, 2 * t, 1_000 + t, false, &gateway);
+            root.trace_id = id(t);
+            root.service_name = "gateway".into();
+            let mut child = span(t, 2 * t + 1, 1_000 + t, t % 4 == 0, &gateway);
+            child.trace_id = id(t);
+            child.parent_span_id = Some(root.span_id);
+            new.push(child);
+            old.push(root);
+        }
+        let old_split = add_format_3_split(&store, 1, &old);
+        add_split(
+            &store,
+            &store.spans,
+            2,
+            new.chunks(20)
+                .map(|spans| Records::Spans(spans.to_vec()))
+                .collect(),
+        );
+        let cancel = Cancel::default();
+
+        // Trace search groups the spans of both splits by trace.
+        let filter = TraceFilter {
+            start_min: 0,
+            start_max: u64::MAX,
+            limit: 5,
+            order: TraceOrder::MostSpans,
+            ..TraceFilter::default()
+        };
+        let hits = store.find_traces(&filter, &cancel).expect("search");
+        assert_eq!(hits.total, Some(40));
+        assert!(hits.hits.iter().all(|hit| hit.spans == 2), "{hits:?}");
+        let mut ids: Vec<TraceId> = hits.hits.iter().map(|hit| hit.id).collect();
+        ids.sort();
+        assert_eq!(ids, (0..40).map(id).collect::<Vec<_>>());
+        let failing = TraceFilter {
+            tags: vec![("error".into(), "true".into())],
+            ..filter
+        };
+        let hits = store.find_traces(&failing, &cancel).expect("search");
+        assert_eq!(hits.total, Some(10));
+
+        // A trace is read whole, with its id, from both.
+        let trace = store.trace(id(7), 100, &cancel).expect("trace");
+        assert_eq!(trace.spans.len(), 2);
+        assert!(trace.spans.iter().all(|span| span.trace_id == id(7)));
+        assert_eq!(
+            store.outline(id(7), &cancel).expect("outline").spans.len(),
+            2
+        );
+
+        // The service map joins a child in the new split to its parent in the old.
+        let links = store.dependencies(0, u64::MAX, &cancel).expect("links");
+        let links: Vec<(&str, &str, u64, u64)> = links
+            .iter()
+            .map(|l| (&*l.parent, &*l.child, l.call_count, l.error_count))
+            .collect();
+        assert_eq!(links, [("gateway", "checkout", 40, 10)]);
+
+        // A merge reads the old split's spans back whole.
+        let mut scanned = Vec::new();
+        store
+            .scan(Signal::Spans, &old_split, &cancel, |records| {
+                if let Records::Spans(spans) = records {
+                    scanned.extend(spans);
+                }
+                Ok(())
+            })
+            .expect("scan");
+        scanned.sort_by_key(|span| span.span_id);
+        assert_eq!(scanned, old);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
-use tantivy::columnar::Column;
+use tantivy::columnar::{BytesColumn, Column};
 use tantivy::directory::{Advice, MmapDirectory};
 use tantivy::index::SegmentId;
 use tantivy::indexer::LogMergePolicy;
@@ -107,6 +107,31 @@ pub const PUBLISHED_MARKER: &str = "published";
 struct ColumnCache {
     generation: u64,
     columns: HashMap<(SegmentId, &'static str), Column<u64>>,
+    trace_ids: HashMap<SegmentId, BytesColumn>,
+}
+
+impl ColumnCache {
+    /// Drops the columns of segments that `searcher` no longer has, the first time
+    /// a searcher of a newer generation asks.
+    fn follow(&mut self, searcher: &Searcher) {
+        let generation = searcher.generation().generation_id();
+        if generation > self.generation {
+            let live: HashSet<SegmentId> = searcher
+                .segment_readers()
+                .iter()
+                .map(|segment| segment.segment_id())
+                .collect();
+            self.columns.retain(|(id, _), _| live.contains(id));
+            self.trace_ids.retain(|id, _| {
+                let live = live.contains(id);
+                if !live {
+                    super::traceids::forget(*id);
+                }
+                live
+            });
+            self.generation = generation;
+        }
+    }
 }
 
 impl std::fmt::Debug for Split {
@@ -154,16 +179,7 @@ impl Split {
         let key = (segment.segment_id(), name);
         {
             let mut cache = self.columns.lock().unwrap_or_else(PoisonError::into_inner);
-            let generation = searcher.generation().generation_id();
-            if generation > cache.generation {
-                let live: HashSet<SegmentId> = searcher
-                    .segment_readers()
-                    .iter()
-                    .map(|segment| segment.segment_id())
-                    .collect();
-                cache.columns.retain(|(id, _), _| live.contains(id));
-                cache.generation = generation;
-            }
+            cache.follow(searcher);
             if let Some(column) = cache.columns.get(&key) {
                 return Ok(column.clone());
             }
@@ -175,6 +191,36 @@ impl Split {
             .columns
             .insert(key, column.clone());
         Ok(column)
+    }
+
+    /// The trace id column of segment `ord` of `searcher`; `None` in splits older
+    /// than [`schema::TRACE_ID_COLUMN_FORMAT`], which keep the id's halves.
+    pub fn trace_id_column(
+        &self,
+        searcher: &Searcher,
+        ord: SegmentOrdinal,
+    ) -> tantivy::Result<Option<BytesColumn>> {
+        if self.meta().format < schema::TRACE_ID_COLUMN_FORMAT {
+            return Ok(None);
+        }
+        let segment = searcher.segment_reader(ord);
+        let id = segment.segment_id();
+        {
+            let mut cache = self.columns.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.follow(searcher);
+            if let Some(column) = cache.trace_ids.get(&id) {
+                return Ok(Some(column.clone()));
+            }
+        }
+        let Some(column) = segment.fast_fields().bytes(schema::columns::TRACE_ID)? else {
+            return Ok(None);
+        };
+        self.columns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .trace_ids
+            .insert(id, column.clone());
+        Ok(Some(column))
     }
 
     /// A writer for this split: one indexing thread (the writer thread building
