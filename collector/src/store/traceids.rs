@@ -28,10 +28,12 @@ pub(super) type TraceKey = (u64, u64);
 /// would copy it.)
 type Table = Arc<Vec<TraceKey>>;
 
-/// The bytes of the tables of trace ids that segments keep at once (16 bytes a
-/// trace: four million traces, some forty million spans). A segment whose table
-/// is not kept reads it again for each search that needs it.
-pub(super) const TABLES_BUDGET: usize = 64 << 20;
+/// The bytes of the tables of trace ids that segments keep at once: 16 bytes a
+/// trace, so about 160 million spans' worth at 10 spans a trace, a week of the
+/// benchmark's 100 million with room. A search over more reads the tables it
+/// cannot keep again each time (about 1 ms per 60,000 traces), the least recently
+/// used going first.
+pub(super) const TABLES_BUDGET: usize = 256 << 20;
 
 /// Documents read from the columns at once.
 const CHUNK: usize = 64;
