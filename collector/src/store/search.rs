@@ -345,8 +345,8 @@ type TraceMap<V> = HashMap<(u64, u64), V, foldhash::fast::RandomState>;
 
 /// The traces a search matched, in the order it found them, and where each one
 /// is. The map holds 4-byte places rather than the hits: it is looked up for every
-/// matching span and grows as it goes, and growing it moved whole hits (a
-/// twentieth of an idle trace search's CPU went to rehashing).
+/// matching span and grows as it goes, and growing it moved whole hits (7% of an
+/// idle trace search's CPU went to rehashing).
 #[derive(Default)]
 struct Matches {
     places: TraceMap<u32>,
