@@ -26,6 +26,9 @@ pub const DEFAULT_RETENTION: &str = "7d";
 pub const DEFAULT_COMMIT_INTERVAL: &str = "500ms";
 pub const DEFAULT_MAX_REQUEST_SIZE: &str = "16MiB";
 pub const DEFAULT_SPLIT_DURATION: &str = "1h";
+/// Ten million records: at full load a split holds about 28 segments of 360,000
+/// documents, which are merged no further (see `store::split`).
+pub const DEFAULT_SPLIT_RECORDS: u64 = 10_000_000;
 /// About a third of a second of indexing: under overload, what is acknowledged
 /// becomes searchable within the commit interval and that.
 pub const DEFAULT_QUEUE_CAPACITY: u64 = 16_384;
@@ -118,6 +121,10 @@ pub struct ServeArgs {
     /// Wall-clock span of one index split before it is sealed [default: 1h]
     #[arg(long, env = "HOPLINE_SPLIT_DURATION", value_name = "DURATION")]
     pub split_duration: Option<String>,
+    /// Records of one signal in one index split before it is sealed, whatever its
+    /// duration [default: 10000000]
+    #[arg(long, env = "HOPLINE_SPLIT_RECORDS", value_name = "N")]
+    pub split_records: Option<u64>,
     /// The web UI's built assets (`cargo xtask ui`) [default: `site` beside the
     /// binary's directory, i.e. target/site for target/release/hopline]
     #[arg(long, env = "HOPLINE_UI_DIR", value_name = "DIR")]
@@ -632,6 +639,7 @@ impl ServeArgs {
             commit_interval,
             max_request_size,
             split_duration,
+            split_records,
             ui_dir,
             queue_capacity,
             queue_bytes,
@@ -743,6 +751,8 @@ pub struct Config {
     pub retention: Duration,
     pub commit_interval: Duration,
     pub split_duration: Duration,
+    /// Records after which a split is sealed (whatever its duration).
+    pub split_records: u64,
     pub queue_capacity: u64,
     pub queue_bytes: usize,
     pub max_indexed_keys: usize,
@@ -1018,6 +1028,7 @@ impl Config {
                 args.split_duration,
                 DEFAULT_SPLIT_DURATION,
             )?,
+            split_records: args.split_records.unwrap_or(DEFAULT_SPLIT_RECORDS),
             queue_capacity: args.queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
             queue_bytes: size("queue-bytes", args.queue_bytes, "128MiB")?,
             max_indexed_keys: count(args.max_indexed_keys, 10_000),
@@ -1084,6 +1095,7 @@ impl Config {
             retention: Duration::from_secs(7 * 24 * 3600),
             commit_interval: Duration::from_millis(100),
             split_duration: Duration::from_secs(3600),
+            split_records: DEFAULT_SPLIT_RECORDS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             queue_bytes: 128 << 20,
             max_indexed_keys: 10_000,
@@ -1182,6 +1194,9 @@ impl Config {
         }
         if self.retention < Duration::from_secs(60) {
             bail!("retention must be at least 1m, got {:?}", self.retention);
+        }
+        if self.split_records == 0 {
+            bail!("split-records must be at least 1");
         }
         if self.split_duration < Duration::from_secs(1) {
             bail!(

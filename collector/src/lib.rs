@@ -213,6 +213,7 @@ impl Pipeline {
         let settings = WriterSettings {
             commit_interval: config.commit_interval,
             split_duration: config.split_duration,
+            split_records: config.split_records,
             retention: tenant.retention,
             retention_interval: config.retention_interval,
             max_indexed_keys: config.max_indexed_keys,

@@ -37,6 +37,25 @@ pub const WRITER_MEMORY_BUDGET: usize = 96 << 20;
 /// Segments of about the same size merged at once (tantivy's default is 8).
 const MERGE_WIDTH: usize = 12;
 
+/// Segments of more documents than this are merged no further (tantivy's default is
+/// 10 million). At full load a commit makes a segment of about 30,000 documents and
+/// twelve of them merge into one of about 360,000, which stays: each document is
+/// rewritten once instead of twice, and no merge maps and rewrites millions of
+/// documents at once. Measured on 10 million spans (three runs of each): 8.5% more
+/// spans per CPU-second and an RSS peak about 260 MiB lower, for 2-3% more bytes
+/// while a split is written (one segment per 360,000 documents; a split is sealed at
+/// `--split-records`, so their number stays bounded).
+const MAX_DOCS_BEFORE_MERGE: usize = 300_000;
+
+/// How a split's writer merges: [`MERGE_WIDTH`] segments of about one size at
+/// once, none larger than [`MAX_DOCS_BEFORE_MERGE`].
+fn merge_policy() -> LogMergePolicy {
+    let mut policy = LogMergePolicy::default();
+    policy.set_min_num_segments(MERGE_WIDTH);
+    policy.set_max_docs_before_merge(MAX_DOCS_BEFORE_MERGE);
+    policy
+}
+
 /// What a split's last commit covers. Kept in the commit payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitMeta {
@@ -229,11 +248,7 @@ impl Split {
         let writer = self
             .index
             .writer_with_num_threads(1, WRITER_MEMORY_BUDGET)?;
-        // A commit a second makes many small segments; merging them in wider steps
-        // rewrites each document fewer times.
-        let mut policy = LogMergePolicy::default();
-        policy.set_min_num_segments(MERGE_WIDTH);
-        writer.set_merge_policy(Box::new(policy));
+        writer.set_merge_policy(Box::new(merge_policy()));
         Ok(writer)
     }
 
@@ -478,6 +493,31 @@ pub fn list_split_dirs(root: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_past_the_merge_size_are_merged_no_further() {
+        use tantivy::indexer::MergePolicy;
+        let index = Index::create_in_ram(schema::SpanSchema::new().schema);
+        let segments = |count: usize, docs: u32| -> Vec<tantivy::index::SegmentMeta> {
+            (0..count)
+                .map(|_| index.new_segment_meta(SegmentId::generate_random(), docs))
+                .collect()
+        };
+        let policy = merge_policy();
+        // The segments of twelve commits at full load merge into one.
+        let commits = segments(MERGE_WIDTH, 30_000);
+        let candidates = policy.compute_merge_candidates(&commits);
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].0.len(), MERGE_WIDTH);
+        // Twelve of what that makes stay as they are; eleven of the commits' beside
+        // them wait for a twelfth.
+        let mut written = segments(MERGE_WIDTH, 360_000);
+        written.extend(segments(MERGE_WIDTH - 1, 30_000));
+        assert!(policy.compute_merge_candidates(&written).is_empty());
+        // Below the size, twelve larger ones still merge.
+        let candidates = policy.compute_merge_candidates(&segments(MERGE_WIDTH, 250_000));
+        assert_eq!(candidates.len(), 1);
+    }
 
     #[test]
     fn a_split_of_another_format_is_refused_with_a_reason() {

@@ -64,6 +64,8 @@ pub enum WriterMsg {
 pub struct WriterSettings {
     pub commit_interval: Duration,
     pub split_duration: Duration,
+    /// Records after which a split is sealed, whatever its duration.
+    pub split_records: u64,
     pub retention: Duration,
     /// How often retention runs (30 s; tests shorten it).
     pub retention_interval: Duration,
@@ -451,10 +453,10 @@ impl WriterTask {
     fn maybe_seal_and_expire(&mut self) {
         let now = self.clock.now_unix_nanos();
         let split_nanos = self.settings.split_duration.as_nanos() as u64;
-        let due = self
-            .active
-            .as_ref()
-            .is_some_and(|active| now.saturating_sub(active.pending.created) >= split_nanos);
+        let due = self.active.as_ref().is_some_and(|active| {
+            now.saturating_sub(active.pending.created) >= split_nanos
+                || active.pending.num_docs >= self.settings.split_records
+        });
         if due {
             let failed = self.seal().err();
             self.after_commit(failed.as_ref());

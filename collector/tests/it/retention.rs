@@ -1,5 +1,6 @@
 //! Retention: splits whose newest record is older than the window go, newer ones
-//! stay. Time is injected, so nothing sleeps.
+//! stay. Time is injected, so nothing sleeps. And a split is sealed at its record
+//! limit, whatever its age.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -137,4 +138,32 @@ async fn each_tenant_keeps_its_data_as_long_as_its_retention_says() {
         "the default tenant's split went with it"
     );
     hopline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_is_sealed_at_its_record_limit_and_the_next_one_takes_over() {
+    let server = TestServer::start_with(|config| config.split_records = 100).await;
+    let start = now_nanos();
+    // Three requests of one trace of 60 spans each: the second brings the split to
+    // 120 records, past the limit of 100, and the third goes to a new split.
+    let traces = [[0x51u8; 16], [0x52; 16], [0x53; 16]];
+    for trace in traces {
+        let spans = (1..=60u8)
+            .map(|id| span(trace, id, (id > 1).then_some(1), "op", start, 1000))
+            .collect();
+        server
+            .export("/v1/traces", &traces_request("svc", spans))
+            .await;
+    }
+    server.hopline.seal().await.expect("seal");
+    let splits = server.hopline.store.spans.splits();
+    let mut docs: Vec<u64> = splits.iter().map(|split| split.meta().num_docs).collect();
+    docs.sort_unstable();
+    assert_eq!(docs, [60, 120], "records per split");
+    assert!(splits.iter().all(|split| split.is_sealed()));
+    for trace in traces {
+        let (status, body) = server.get(&format!("/api/traces/{}", hex(&trace))).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["data"][0]["spans"].as_array().map(Vec::len), Some(60));
+    }
 }
