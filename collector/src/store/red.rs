@@ -92,12 +92,6 @@ fn value_of(bin: u16) -> u64 {
 }
 
 impl Latencies {
-    /// What its durations take on the heap.
-    fn heap_bytes(&self) -> usize {
-        self.exact.capacity() * std::mem::size_of::<u64>()
-            + self.sketch.capacity() * std::mem::size_of::<(u16, u64)>()
-    }
-
     pub fn count(&self) -> u64 {
         self.exact.len() as u64 + self.sketch.iter().map(|(_, n)| n).sum::<u64>()
     }
@@ -140,6 +134,24 @@ impl Latencies {
         }
         for &(bin, count) in &other.sketch {
             self.add_to_bin(bin, count);
+        }
+    }
+
+    /// Adds the durations of a rolled-up cell ([`Packed`]), as [`Self::merge`] does.
+    fn merge_packed(&mut self, exact: &[u64], bins: &[(u16, u32)]) {
+        if self.sketch.is_empty()
+            && bins.is_empty()
+            && self.exact.len() + exact.len() <= EXACT_UP_TO
+        {
+            self.exact.extend_from_slice(exact);
+            return;
+        }
+        self.spill();
+        for &nanos in exact {
+            self.add_to_bin(bucket_of(nanos), 1);
+        }
+        for &(bin, count) in bins {
+            self.add_to_bin(bin, u64::from(count));
         }
     }
 
@@ -574,8 +586,46 @@ pub(super) struct SegmentRollup {
 /// they are not all of them (`None`: every span is a root).
 #[derive(Debug)]
 struct Rolled {
-    all: Vec<Cell>,
-    roots: Option<Vec<Cell>>,
+    all: Box<[Packed]>,
+    roots: Option<Box<[Packed]>>,
+}
+
+/// A rolled-up cell as it is kept: exactly sized, a bin's count in 4 bytes (a
+/// segment holds fewer than 2^32 documents). A [`Cell`]'s vectors grow by doubling
+/// and count in 8 bytes: kept as they were built, the rollups of small segments
+/// (a split at full load keeps one per 360,000 spans) took about twice the memory.
+#[derive(Debug)]
+struct Packed {
+    calls: u64,
+    errors: u64,
+    exact: Box<[u64]>,
+    bins: Box<[(u16, u32)]>,
+}
+
+impl Packed {
+    fn of(cell: Cell) -> Packed {
+        Packed {
+            calls: cell.calls,
+            errors: cell.errors,
+            exact: cell.latencies.exact.into_boxed_slice(),
+            bins: cell
+                .latencies
+                .sketch
+                .into_iter()
+                .map(|(bin, count)| (bin, u32::try_from(count).unwrap_or(u32::MAX)))
+                .collect(),
+        }
+    }
+
+    fn add_to(&self, cell: &mut Cell) {
+        cell.calls += self.calls;
+        cell.errors += self.errors;
+        cell.latencies.merge_packed(&self.exact, &self.bins);
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.exact) + std::mem::size_of_val(&*self.bins)
+    }
 }
 
 impl SegmentRollup {
@@ -603,7 +653,7 @@ impl SegmentRollup {
             else {
                 continue;
             };
-            cells[bucket].merge(cell);
+            cell.add_to(&mut cells[bucket]);
         }
     }
 }
@@ -799,22 +849,30 @@ fn roll_up(
             },
         )?;
         if !cells.is_empty() {
+            let every_span_a_root = cells.iter().all(|(all, roots)| all.calls == roots.calls);
             let (all, roots): (Vec<Cell>, Vec<Cell>) = cells.into_iter().unzip();
-            let every_span_a_root = all.iter().zip(&roots).all(|(a, r)| a.calls == r.calls);
-            let roots = (!every_span_a_root).then_some(roots);
-            rolled.insert(term, Rolled { all, roots });
+            let pack =
+                |cells: Vec<Cell>| -> Box<[Packed]> { cells.into_iter().map(Packed::of).collect() };
+            let roots = (!every_span_a_root).then(|| pack(roots));
+            rolled.insert(
+                term,
+                Rolled {
+                    all: pack(all),
+                    roots,
+                },
+            );
         }
     }
     let bytes = rolled
         .iter()
         .map(|(term, rolled)| {
-            let cells = |cells: &Vec<Cell>| -> usize {
+            let cells = |cells: &[Packed]| -> usize {
                 cells
                     .iter()
-                    .map(|cell| std::mem::size_of::<Cell>() + cell.latencies.heap_bytes())
+                    .map(|cell| std::mem::size_of::<Packed>() + cell.heap_bytes())
                     .sum()
             };
-            term.len() + cells(&rolled.all) + rolled.roots.as_ref().map_or(0, cells)
+            term.len() + cells(&rolled.all) + rolled.roots.as_deref().map_or(0, cells)
         })
         .sum();
     Ok(Some(SegmentRollup {
