@@ -592,8 +592,9 @@ struct Rolled {
 
 /// A rolled-up cell as it is kept: exactly sized, a bin's count in 4 bytes (a
 /// segment holds fewer than 2^32 documents). A [`Cell`]'s vectors grow by doubling
-/// and count in 8 bytes: kept as they were built, the rollups of small segments
-/// (a split at full load keeps one per 360,000 spans) took about twice the memory.
+/// and a bin takes 16 bytes: kept as they were built, the cells held twice the bytes
+/// their bins need and up to as many again spare, and a split at full load keeps a
+/// rollup per segment of 360,000 spans (see `MAX_DOCS_BEFORE_MERGE`).
 #[derive(Debug)]
 struct Packed {
     calls: u64,

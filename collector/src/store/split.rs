@@ -43,8 +43,8 @@ const MERGE_WIDTH: usize = 12;
 /// is rewritten once instead of twice, and no merge maps and rewrites millions of
 /// documents at once. Measured on 10 million spans (three runs of each): 8.5% more
 /// spans per CPU-second and an RSS peak about 260 MiB lower, for 2-3% more bytes
-/// while a split is written (a segment per 360,000 or more documents; a split is sealed at
-/// `--split-records`, so their number stays bounded).
+/// while a split is written (a segment per 360,000 or more documents; a split is
+/// sealed at `--split-records`, so their number stays bounded).
 const MAX_DOCS_BEFORE_MERGE: usize = 300_000;
 
 /// How a split's writer merges: [`MERGE_WIDTH`] segments of about one size at
