@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod filter;
+mod lru;
 pub mod origin;
 pub mod outline;
 pub mod pattern;

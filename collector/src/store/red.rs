@@ -17,6 +17,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, Searcher, SegmentOrdinal, SegmentReader, Term};
 
 use super::error::StoreError;
+use super::lru::Lru;
 use super::schema::{columns, SpanSchema};
 use super::search::{all_of, for_each_term, u64_range, Cancel, CHECK_EVERY};
 use super::split::Split;
@@ -667,63 +668,23 @@ pub const ROLLUP_BUDGET: usize = 128 << 20;
 /// split, and the cluster's searches over them), by segment and its deletions,
 /// least recently used first out. `None`: the segment is scanned (too many cells
 /// to roll up).
-#[derive(Debug, Default)]
-struct RollupCache {
-    rollups: HashMap<(SegmentId, u32), Cached>,
-    bytes: usize,
-    /// Stamps uses: the smallest stamp goes first.
-    clock: u64,
+type Rollups = Lru<(SegmentId, u32), Option<Arc<SegmentRollup>>>;
+
+static ROLLUPS: LazyLock<Mutex<Rollups>> = LazyLock::new(|| Mutex::new(Lru::new(ROLLUP_BUDGET)));
+
+/// Keeps the rollup of a segment (`None`: it is scanned), counting what it holds
+/// and its entry.
+fn keep(rollups: &mut Rollups, key: (SegmentId, u32), rollup: Option<Arc<SegmentRollup>>) {
+    let bytes = rollup.as_ref().map_or(0, |rollup| rollup.bytes) + 64;
+    rollups.insert(key, rollup, bytes);
 }
 
-#[derive(Debug)]
-struct Cached {
-    rollup: Option<Arc<SegmentRollup>>,
-    bytes: usize,
-    used: u64,
-}
-
-static ROLLUPS: LazyLock<Mutex<RollupCache>> = LazyLock::new(Mutex::default);
-
-impl RollupCache {
-    fn get(&mut self, key: &(SegmentId, u32)) -> Option<Option<Arc<SegmentRollup>>> {
-        self.clock += 1;
-        let entry = self.rollups.get_mut(key)?;
-        entry.used = self.clock;
-        Some(entry.rollup.clone())
-    }
-
-    fn insert(&mut self, key: (SegmentId, u32), rollup: Option<Arc<SegmentRollup>>) {
-        let bytes = rollup.as_ref().map_or(0, |rollup| rollup.bytes) + 64;
-        if bytes > ROLLUP_BUDGET {
-            return;
-        }
-        self.clock += 1;
-        let used = self.clock;
-        if let Some(old) = self.rollups.insert(
-            key,
-            Cached {
-                rollup,
-                bytes,
-                used,
-            },
-        ) {
-            self.bytes -= old.bytes;
-        }
-        self.bytes += bytes;
-        while self.bytes > ROLLUP_BUDGET {
-            let Some(oldest) = self
-                .rollups
-                .iter()
-                .min_by_key(|(_, cached)| cached.used)
-                .map(|(key, _)| *key)
-            else {
-                break;
-            };
-            if let Some(gone) = self.rollups.remove(&oldest) {
-                self.bytes -= gone.bytes;
-            }
-        }
-    }
+/// Drops the rollups of `segment`, merged away.
+pub(super) fn forget(segment: SegmentId) {
+    ROLLUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .forget(|(id, _)| *id == segment);
 }
 
 /// Whether segment `id` (with no deletions) has a rollup.
@@ -732,9 +693,8 @@ pub(super) fn rolled_up(id: SegmentId) -> bool {
     ROLLUPS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .rollups
         .get(&(id, 0))
-        .is_some_and(|cached| cached.rollup.is_some())
+        .is_some_and(|rollup| rollup.is_some())
 }
 
 /// The rollup of segment `ord` if `query` can use it, made on first use.
@@ -762,10 +722,11 @@ fn rollup_of(
         return Ok(None);
     }
     let rollup = roll_up(schema, split, searcher, ord, cancel)?.map(Arc::new);
-    ROLLUPS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, rollup.clone());
+    keep(
+        &mut ROLLUPS.lock().unwrap_or_else(PoisonError::into_inner),
+        key,
+        rollup.clone(),
+    );
     Ok(rollup.filter(|rollup| rollup.serves(query)))
 }
 
@@ -929,26 +890,41 @@ mod tests {
                 bytes,
             }))
         };
-        let mut cache = RollupCache::default();
+        let mut cache = Lru::new(ROLLUP_BUDGET);
         let ids: Vec<SegmentId> = (0..4).map(|_| SegmentId::generate_random()).collect();
         let third = ROLLUP_BUDGET / 3;
-        cache.insert((ids[0], 0), rollup(third));
-        cache.insert((ids[1], 0), rollup(third));
+        keep(&mut cache, (ids[0], 0), rollup(third));
+        keep(&mut cache, (ids[1], 0), rollup(third));
         // Used: the second is now the least recently used.
         assert!(cache.get(&(ids[0], 0)).is_some());
-        cache.insert((ids[2], 0), rollup(third));
-        assert!(cache.bytes <= ROLLUP_BUDGET);
+        keep(&mut cache, (ids[2], 0), rollup(third));
+        assert!(cache.bytes() <= ROLLUP_BUDGET);
         assert!(
             cache.get(&(ids[1], 0)).is_none(),
             "the least recently used stayed"
         );
         assert!(cache.get(&(ids[0], 0)).is_some() && cache.get(&(ids[2], 0)).is_some());
         // One larger than the budget is not kept, and drives nothing out.
-        cache.insert((ids[3], 0), rollup(ROLLUP_BUDGET + 1));
+        keep(&mut cache, (ids[3], 0), rollup(ROLLUP_BUDGET + 1));
         assert!(cache.get(&(ids[3], 0)).is_none());
-        assert_eq!(cache.rollups.len(), 2);
-        let held: usize = cache.rollups.values().map(|cached| cached.bytes).sum();
-        assert_eq!(held, cache.bytes);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.held(), cache.bytes());
+    }
+
+    #[test]
+    fn the_rollup_of_a_segment_merged_away_is_dropped() {
+        let segment = SegmentId::generate_random();
+        let rollup = Arc::new(SegmentRollup {
+            resolution: 60_000_000_000,
+            first: 0,
+            terms: HashMap::new(),
+            bytes: 1000,
+        });
+        let lock = || ROLLUPS.lock().unwrap_or_else(PoisonError::into_inner);
+        keep(&mut lock(), (segment, 0), Some(rollup));
+        assert!(rolled_up(segment));
+        forget(segment);
+        assert!(!rolled_up(segment));
     }
 
     #[test]

@@ -130,8 +130,9 @@ struct ColumnCache {
 }
 
 impl ColumnCache {
-    /// Drops the columns of segments that `searcher` no longer has, the first time
-    /// a searcher of a newer generation asks.
+    /// Drops the columns of segments that `searcher` no longer has (merged away),
+    /// and what the process keeps of them (trace-id tables, rollups), the first
+    /// time a searcher of a newer generation asks.
     fn follow(&mut self, searcher: &Searcher) {
         let generation = searcher.generation().generation_id();
         if generation > self.generation {
@@ -140,14 +141,23 @@ impl ColumnCache {
                 .iter()
                 .map(|segment| segment.segment_id())
                 .collect();
-            self.columns.retain(|(id, _), _| live.contains(id));
-            self.trace_ids.retain(|id, _| {
-                let live = live.contains(id);
-                if !live {
-                    super::traceids::forget(*id);
+            let mut gone = HashSet::new();
+            self.columns.retain(|(id, _), _| {
+                live.contains(id) || {
+                    gone.insert(*id);
+                    false
                 }
-                live
             });
+            self.trace_ids.retain(|id, _| {
+                live.contains(id) || {
+                    gone.insert(*id);
+                    false
+                }
+            });
+            for segment in gone {
+                super::traceids::forget(segment);
+                super::red::forget(segment);
+            }
             self.generation = generation;
         }
     }

@@ -9,7 +9,6 @@
 //! search (docs/benchmarks.md). What reads the spans of one trace knows its id and
 //! reads neither.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
@@ -17,6 +16,7 @@ use tantivy::columnar::{BytesColumn, Column};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentOrdinal, SegmentReader};
 
+use super::lru::Lru;
 use super::schema::{columns, TRACE_ID_COLUMN_FORMAT};
 use super::split::Split;
 use crate::model::TraceId;
@@ -86,7 +86,7 @@ impl TraceIdColumn {
         let cached = TABLES
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(segment);
+            .get(&segment);
         let table = match cached {
             Some(table) => table,
             None => {
@@ -94,7 +94,7 @@ impl TraceIdColumn {
                 TABLES
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(segment, Arc::clone(&table));
+                    .insert(segment, Arc::clone(&table), bytes_of(&table));
                 table
             }
         };
@@ -147,10 +147,10 @@ impl TraceIdColumn {
 
 /// Drops the table of `segment`, merged away.
 pub(super) fn forget(segment: SegmentId) {
-    let mut tables = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((table, _)) = tables.tables.remove(&segment) {
-        tables.bytes -= bytes_of(&table);
-    }
+    TABLES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .forget(|id| *id == segment);
 }
 
 fn key_of(bytes: &[u8]) -> Option<TraceKey> {
@@ -178,54 +178,12 @@ fn read_table(ids: &BytesColumn) -> io::Result<Table> {
 }
 
 /// The tables of trace ids kept, by segment (segment ids are random 128-bit
-/// numbers, unique across splits), with when each was last used.
-#[derive(Default)]
-struct Tables {
-    tables: HashMap<SegmentId, (Table, u64)>,
-    bytes: usize,
-    clock: u64,
-}
-
-static TABLES: LazyLock<Mutex<Tables>> = LazyLock::new(Mutex::default);
+/// numbers, unique across splits).
+static TABLES: LazyLock<Mutex<Lru<SegmentId, Table>>> =
+    LazyLock::new(|| Mutex::new(Lru::new(TABLES_BUDGET)));
 
 fn bytes_of(table: &[TraceKey]) -> usize {
     std::mem::size_of_val(table)
-}
-
-impl Tables {
-    fn get(&mut self, segment: SegmentId) -> Option<Table> {
-        self.clock += 1;
-        let (table, used) = self.tables.get_mut(&segment)?;
-        *used = self.clock;
-        Some(Arc::clone(table))
-    }
-
-    /// Keeps `table`, leaving out the least recently used tables to stay within
-    /// [`TABLES_BUDGET`]; a table larger than all of it is not kept.
-    fn insert(&mut self, segment: SegmentId, table: Table) {
-        let size = bytes_of(&table);
-        if size > TABLES_BUDGET {
-            return;
-        }
-        while self.bytes + size > TABLES_BUDGET {
-            let Some(oldest) = self
-                .tables
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(segment, _)| *segment)
-            else {
-                break;
-            };
-            if let Some((table, _)) = self.tables.remove(&oldest) {
-                self.bytes -= bytes_of(&table);
-            }
-        }
-        self.clock += 1;
-        if let Some((old, _)) = self.tables.insert(segment, (table, self.clock)) {
-            self.bytes -= bytes_of(&old);
-        }
-        self.bytes += size;
-    }
 }
 
 #[cfg(test)]
@@ -234,27 +192,29 @@ mod tests {
 
     #[test]
     fn tables_stay_within_the_budget_and_the_least_recently_used_go() {
-        let mut tables = Tables::default();
+        let mut tables = Lru::new(TABLES_BUDGET);
         let quarter: Table = Arc::new(vec![(0, 0); TABLES_BUDGET / 4 / 16]);
+        let size = bytes_of(&quarter);
         let ids: Vec<SegmentId> = (0..5).map(|_| SegmentId::generate_random()).collect();
         for &id in &ids[..4] {
-            tables.insert(id, Arc::clone(&quarter));
+            tables.insert(id, Arc::clone(&quarter), size);
         }
-        assert_eq!(tables.bytes, TABLES_BUDGET);
+        assert_eq!(tables.bytes(), TABLES_BUDGET);
         // The first is used again, so the second is the least recently used.
-        assert!(tables.get(ids[0]).is_some());
-        tables.insert(ids[4], Arc::clone(&quarter));
-        assert_eq!(tables.bytes, TABLES_BUDGET);
-        assert!(tables.get(ids[1]).is_none());
+        assert!(tables.get(&ids[0]).is_some());
+        tables.insert(ids[4], Arc::clone(&quarter), size);
+        assert_eq!(tables.bytes(), TABLES_BUDGET);
+        assert!(tables.get(&ids[1]).is_none());
         for id in [ids[0], ids[2], ids[3], ids[4]] {
-            assert!(tables.get(id).is_some());
+            assert!(tables.get(&id).is_some());
         }
         // A table larger than the budget is not kept, and keeps nothing out.
         let huge: Table = Arc::new(vec![(0, 0); TABLES_BUDGET / 16 + 1]);
         let id = SegmentId::generate_random();
-        tables.insert(id, huge);
-        assert!(tables.get(id).is_none());
-        assert_eq!(tables.tables.len(), 4);
+        let huge_size = bytes_of(&huge);
+        tables.insert(id, huge, huge_size);
+        assert!(tables.get(&id).is_none());
+        assert_eq!(tables.len(), 4);
     }
 
     #[test]
@@ -262,9 +222,10 @@ mod tests {
         let segment = SegmentId::generate_random();
         let table: Table = Arc::new(vec![(1, 2); 1000]);
         let lock = || TABLES.lock().unwrap_or_else(PoisonError::into_inner);
-        lock().insert(segment, table);
-        assert!(lock().get(segment).is_some());
+        let size = bytes_of(&table);
+        lock().insert(segment, table, size);
+        assert!(lock().get(&segment).is_some());
         forget(segment);
-        assert!(lock().get(segment).is_none());
+        assert!(lock().get(&segment).is_none());
     }
 }
