@@ -366,6 +366,10 @@ struct Report {
     log_bytes: [u64; 3],
     peak_rss: u64,
     rss_series: Vec<(Duration, Memory)>,
+    /// What the collector's caches of segment data held at the end of the log
+    /// load: trace-id tables, service-health rollups (`None`: a collector without
+    /// `hopline_cache_bytes`).
+    caches: Option<[u64; 2]>,
 }
 
 /// The token and certificates of `--secure`, in `dir`.
@@ -398,6 +402,7 @@ async fn bench(
     let started = Instant::now();
     let spans = span_phase(args, plan, workload, &collector).await?;
     let logs = log_phase(args, plan, workload, &collector).await?;
+    let caches = cache_bytes(&collector).await;
     let before_shutdown = collector.index_bytes();
     let rss_series = sampler.stop().await;
     let peak_rss = collector.memory().map_or(0, |memory| memory.peak);
@@ -420,7 +425,17 @@ async fn bench(
         log_bytes: [before_shutdown.1, after_shutdown.1, merged.1],
         peak_rss,
         rss_series,
+        caches,
     })
+}
+
+/// The bytes of the collector's trace-id tables and service-health rollups.
+async fn cache_bytes(collector: &Collector) -> Option<[u64; 2]> {
+    let held = |cache| format!("hopline_cache_bytes{{cache=\"{cache}\"}}");
+    Some([
+        collector.metric_value(&held("trace_ids")).await.ok()?,
+        collector.metric_value(&held("rollups")).await.ok()?,
+    ])
 }
 
 /// What the span phase measured.
@@ -801,6 +816,13 @@ impl Report {
             ),
             "",
         );
+        if let Some([trace_ids, rollups]) = self.caches {
+            row(
+                "of the heap, caches of segment data at the end: trace-id tables / service-health rollups",
+                format!("{} / {}", mib(trace_ids), mib(rollups)),
+                "<= 256 MiB / <= 128 MiB",
+            );
+        }
         if self.wrong_answers > 0 {
             row(
                 "wrong answers (incomplete traces, missing log records)",

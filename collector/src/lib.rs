@@ -340,6 +340,7 @@ impl Hopline {
             let budget = body_limits.budget.clone();
             metrics.set_inflight_bytes(move || budget.in_use() as u64);
         }
+        metrics.set_cache_bytes(|| store::cache_bytes().to_vec());
         let gate = otlp::IngestGate {
             access: Arc::clone(&access),
             ingesters: Arc::new(tenants.iter().map(|t| t.ingester.clone()).collect()),

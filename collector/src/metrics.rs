@@ -92,6 +92,9 @@ pub struct TenantFigures {
     pub throttled: AtomicU64,
 }
 
+/// Reads the bytes each in-memory cache holds, by the cache's name.
+type CacheProbe = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
 /// All of the collector's metrics; shared as `Arc<Metrics>`.
 #[derive(Default)]
 pub struct Metrics {
@@ -120,6 +123,8 @@ pub struct Metrics {
     pub health: crate::health::Health,
     /// Reads the bytes of request bodies being received now (set by the receivers).
     inflight_bytes: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
+    /// Reads the bytes each in-memory cache holds, by name (set by the store's owner).
+    cache_bytes: std::sync::OnceLock<CacheProbe>,
     /// Query latency per API route, keyed by the route's pattern.
     queries: Mutex<Vec<(String, Histogram)>>,
 }
@@ -168,6 +173,14 @@ impl Metrics {
     /// Where `hopline_request_bytes_in_flight` comes from.
     pub fn set_inflight_bytes(&self, probe: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.inflight_bytes.set(Box::new(probe));
+    }
+
+    /// Sets what reads the bytes of the in-memory caches (`hopline_cache_bytes`).
+    pub fn set_cache_bytes(
+        &self,
+        probe: impl Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    ) {
+        let _ = self.cache_bytes.set(Box::new(probe));
     }
 
     /// The figures of tenant `name`, registered once.
@@ -265,6 +278,15 @@ impl Metrics {
                 "# HELP hopline_request_bytes_in_flight bytes of OTLP request bodies being received and decoded (bounded by --max-inflight-bytes)\n# TYPE hopline_request_bytes_in_flight gauge\nhopline_request_bytes_in_flight {}",
                 probe()
             );
+        }
+        if let Some(probe) = self.cache_bytes.get() {
+            let _ = writeln!(
+                out,
+                "# HELP hopline_cache_bytes bytes held in memory by the process's caches of segment data (trace-id tables at most 256 MiB, service-health rollups at most 128 MiB)\n# TYPE hopline_cache_bytes gauge"
+            );
+            for (cache, bytes) in probe() {
+                let _ = writeln!(out, "hopline_cache_bytes{{cache=\"{cache}\"}} {bytes}");
+            }
         }
         let _ = writeln!(
             out,
@@ -445,5 +467,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hopline_wal_fsync_seconds_count 0"), "{text}");
+        assert!(!text.contains("hopline_cache_bytes"), "{text}");
+        metrics.set_cache_bytes(|| vec![("trace_ids", 4096), ("rollups", 0)]);
+        let text = metrics.render();
+        assert!(
+            text.contains("hopline_cache_bytes{cache=\"trace_ids\"} 4096\nhopline_cache_bytes{cache=\"rollups\"} 0\n"),
+            "{text}"
+        );
     }
 }

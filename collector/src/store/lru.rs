@@ -82,7 +82,6 @@ impl<K: Eq + Hash + Copy, V: Clone> Lru<K, V> {
     }
 
     /// The bytes held, as counted.
-    #[cfg(test)]
     pub(super) fn bytes(&self) -> usize {
         self.bytes
     }

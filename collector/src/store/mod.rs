@@ -508,6 +508,16 @@ fn quarantine(
 }
 
 /// Bytes of the files under `path` (0 where it cannot be read).
+/// The bytes each of the process's in-memory caches of segment data holds, by
+/// name: segments' trace-id tables (at most 256 MiB) and service-health rollups
+/// (at most 128 MiB). `/metrics` shows them.
+pub fn cache_bytes() -> [(&'static str, u64); 2] {
+    [
+        ("trace_ids", traceids::held_bytes() as u64),
+        ("rollups", red::held_bytes() as u64),
+    ]
+}
+
 pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;

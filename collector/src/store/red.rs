@@ -679,6 +679,14 @@ fn keep(rollups: &mut Rollups, key: (SegmentId, u32), rollup: Option<Arc<Segment
     rollups.insert(key, rollup, bytes);
 }
 
+/// The bytes the rollups of every segment hold now.
+pub(super) fn held_bytes() -> usize {
+    ROLLUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .bytes()
+}
+
 /// Drops the rollups of `segment`, merged away.
 pub(super) fn forget(segment: SegmentId) {
     ROLLUPS

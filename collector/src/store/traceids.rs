@@ -182,6 +182,14 @@ fn read_table(ids: &BytesColumn) -> io::Result<Table> {
 static TABLES: LazyLock<Mutex<Lru<SegmentId, Table>>> =
     LazyLock::new(|| Mutex::new(Lru::new(TABLES_BUDGET)));
 
+/// The bytes the trace-id tables of every segment hold now.
+pub(super) fn held_bytes() -> usize {
+    TABLES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .bytes()
+}
+
 fn bytes_of(table: &[TraceKey]) -> usize {
     std::mem::size_of_val(table)
 }

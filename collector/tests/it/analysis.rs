@@ -176,6 +176,9 @@ async fn service_health_counts_requests_errors_and_latencies_per_bucket() {
     );
     assert_eq!(email["points"][0]["errorRate"], Value::Null);
     assert_eq!(email["points"][0]["p50"], Value::Null);
+    // The segment's rollup is kept, and `/metrics` counts its bytes (the cache is
+    // the process's: other tests' rollups may be in it too).
+    assert!(metric(&server, "hopline_cache_bytes{cache=\"rollups\"}").await > 0.0);
 
     // Per operation of one service; one operation; other span kinds.
     let (status, body) = server
@@ -324,6 +327,8 @@ async fn trace_summaries_answer_the_jaeger_ui_search_from_columns() {
         .filter_map(|s| s["traceId"].as_str())
         .collect();
     assert_eq!(ids, [hex(&[6; 16]), hex(&[5; 16])]);
+    // The search read the segment's table of trace ids, and keeps it.
+    assert!(metric(&server, "hopline_cache_bytes{cache=\"trace_ids\"}").await > 0.0);
     let start = base + 70_000 * MS;
     assert_eq!(
         summaries[0],

@@ -124,6 +124,31 @@ impl TestServer {
     }
 }
 
+/// The text of `/metrics`.
+pub async fn metrics_text(server: &TestServer) -> String {
+    server
+        .http
+        .get(server.api_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// A metric's value in `/metrics`.
+pub async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = metrics_text(server).await;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|value| value.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 /// Polls `check` until it returns `Some`, for at most `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where

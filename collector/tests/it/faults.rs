@@ -407,15 +407,7 @@ async fn a_full_disk_refuses_what_it_cannot_fsync_and_resumes_by_itself() {
     })
     .await;
     if found.is_none() {
-        let metrics = server
-            .http
-            .get(server.api_url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = metrics_text(&server).await;
         let lines: Vec<&str> = metrics
             .lines()
             .filter(|l| l.contains("signal=\"logs\"") && !l.contains("bucket"))
