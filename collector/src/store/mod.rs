@@ -507,7 +507,6 @@ fn quarantine(
     Ok(())
 }
 
-/// Bytes of the files under `path` (0 where it cannot be read).
 /// The bytes each of the process's in-memory caches of segment data holds, by
 /// name: segments' trace-id tables (at most 256 MiB) and service-health rollups
 /// (at most 128 MiB). `/metrics` shows them.
@@ -518,6 +517,7 @@ pub fn cache_bytes() -> [(&'static str, u64); 2] {
     ]
 }
 
+/// Bytes of the files under `path` (0 where it cannot be read).
 pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
