@@ -282,7 +282,7 @@ impl Metrics {
         if let Some(probe) = self.cache_bytes.get() {
             let _ = writeln!(
                 out,
-                "# HELP hopline_cache_bytes bytes held in memory by the process's caches of segment data (trace-id tables at most 256 MiB, service-health rollups at most 128 MiB)\n# TYPE hopline_cache_bytes gauge"
+                "# HELP hopline_cache_bytes bytes held in memory by the process's caches of segment data (trace-id tables, service-health rollups; each within its budget, see the README)\n# TYPE hopline_cache_bytes gauge"
             );
             for (cache, bytes) in probe() {
                 let _ = writeln!(out, "hopline_cache_bytes{{cache=\"{cache}\"}} {bytes}");

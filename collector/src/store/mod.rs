@@ -508,8 +508,8 @@ fn quarantine(
 }
 
 /// The bytes each of the process's in-memory caches of segment data holds, by
-/// name: segments' trace-id tables (at most 256 MiB) and service-health rollups
-/// (at most 128 MiB). `/metrics` shows them.
+/// name: segments' trace-id tables (at most `traceids::TABLES_BUDGET`) and
+/// service-health rollups (at most [`red::ROLLUP_BUDGET`]). `/metrics` shows them.
 pub fn cache_bytes() -> [(&'static str, u64); 2] {
     [
         ("trace_ids", traceids::held_bytes() as u64),
